@@ -1,0 +1,253 @@
+//! Test fixture for ocwrap's tests and benchmarks: a small "server" whose tree and
+//! behaviour are chosen by flags, and which says on stdout, one line each, what it
+//! did, so a test can wait on events instead of sleeping.
+//!
+//! ```text
+//! ocwrap-fixture tree [--children N] [--escape] [--transient] [--ignore-term]
+//!                     [--signals] [--read-stdin] [--exit CODE]
+//!     prints `server <pid> ppid <ppid> pgid <pgid>`, then `child <pid>` for each
+//!     grandchild, `escapee <pid>` for a descendant that setsid+double-forked out of
+//!     the group, `transient <pid>` for one that does so and exits at once,
+//!     `stdin <line>|eof`, and `ready`. With --signals it prints `signal <NAME>` for
+//!     each signal it gets and exits 128+n on SIGINT/SIGTERM/SIGHUP/SIGQUIT (unless
+//!     --ignore-term, which makes the whole tree ignore SIGTERM). With --exit it exits
+//!     with CODE after `ready`, leaving its grandchildren behind.
+//! ocwrap-fixture spawn COMMAND [ARGS...]
+//!     prints `spawner <pid>`, runs COMMAND with the same stdio and exits with its code.
+//! ocwrap-fixture sleep
+//!     prints `sleeper <pid>` and blocks forever (an owner, a decoy).
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, ExitCode, Stdio};
+
+use signal_hook::iterator::Signals;
+
+const TERMINATING: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+const RECORDED: [i32; 8] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((mode, rest)) = args.split_first() else {
+        return usage();
+    };
+    let has = |flag: &str| rest.iter().any(|a| a == flag);
+    let value = |flag: &str| {
+        rest.iter()
+            .position(|a| a == flag)
+            .and_then(|i| rest.get(i + 1))
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    match mode.as_str() {
+        "tree" => tree(&Options {
+            children: value("--children").unwrap_or(0),
+            escape: has("--escape"),
+            transient: has("--transient"),
+            ignore_term: has("--ignore-term"),
+            signals: has("--signals"),
+            read_stdin: has("--read-stdin"),
+            exit: value("--exit"),
+        }),
+        "spawn" if !rest.is_empty() => spawn(rest),
+        "sleep" => {
+            ignore_term_if(has("--ignore-term"));
+            say(format_args!("sleeper {}", std::process::id()));
+            block()
+        }
+        "grandchild" => {
+            ignore_term_if(has("--ignore-term"));
+            say(format_args!("{} {}", label(rest), std::process::id()));
+            block()
+        }
+        "announce" => {
+            say(format_args!("{} {}", label(rest), std::process::id()));
+            ExitCode::SUCCESS
+        }
+        "escape-middle" => escape_middle(rest),
+        _ => usage(),
+    }
+}
+
+struct Options {
+    children: u32,
+    escape: bool,
+    transient: bool,
+    ignore_term: bool,
+    signals: bool,
+    read_stdin: bool,
+    exit: Option<u32>,
+}
+
+fn tree(opts: &Options) -> ExitCode {
+    say(format_args!(
+        "server {} ppid {} pgid {}",
+        std::process::id(),
+        std::os::unix::process::parent_id(),
+        ocwrap::sys::proc_info(ocwrap::process::Pid::current())
+            .and_then(|p| p.pgid)
+            .map_or(0, |p| p.get())
+    ));
+    if opts.signals || opts.ignore_term {
+        record_signals(opts.ignore_term);
+    }
+    let term_flag: &[&str] = if opts.ignore_term {
+        &["--ignore-term"]
+    } else {
+        &[]
+    };
+    for _ in 0..opts.children {
+        relay(self_command(&["grandchild", "child"], term_flag), 1);
+    }
+    if opts.escape {
+        relay(self_command(&["escape-middle", "escapee"], term_flag), 1);
+    }
+    if opts.transient {
+        relay(
+            self_command(&["escape-middle", "transient", "--exit-now"], term_flag),
+            1,
+        );
+    }
+    if opts.read_stdin {
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) | Err(_) => say("stdin eof"),
+            Ok(_) => say(format_args!("stdin {}", line.trim_end())),
+        }
+    }
+    say("ready");
+    match opts.exit {
+        Some(code) => ExitCode::from(code as u8),
+        None => block(),
+    }
+}
+
+/// The middle of a double fork: a new session, one child that inherits our stdout,
+/// and an immediate exit so the child is orphaned (and reparents to a subreaper).
+fn escape_middle(rest: &[String]) -> ExitCode {
+    if let Err(e) = ocwrap::sys::new_session() {
+        say(format_args!("setsid failed: {e}"));
+        return ExitCode::FAILURE;
+    }
+    let label = label(rest);
+    let ignore = rest.iter().any(|a| a == "--ignore-term");
+    let mode = if rest.iter().any(|a| a == "--exit-now") {
+        "announce"
+    } else {
+        "grandchild"
+    };
+    let mut args = vec![mode, label];
+    if ignore {
+        args.push("--ignore-term");
+    }
+    let spawned = Command::new(std::env::current_exe().unwrap_or_else(|_| "ocwrap-fixture".into()))
+        .args(&args)
+        .stdin(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(format_args!("spawn failed: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn self_command(args: &[&str], extra: &[&str]) -> Command {
+    let mut command =
+        Command::new(std::env::current_exe().unwrap_or_else(|_| "ocwrap-fixture".into()));
+    command
+        .args(args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    command
+}
+
+/// Starts `command` and copies its first `lines` lines to our stdout, so that our
+/// `ready` comes after every descendant has announced itself.
+fn relay(mut command: Command, lines: usize) {
+    let Ok(mut child) = command.spawn() else {
+        say("spawn failed");
+        return;
+    };
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .take(lines)
+            .map_while(Result::ok)
+        {
+            say(line);
+        }
+    }
+}
+
+fn spawn(command: &[String]) -> ExitCode {
+    say(format_args!("spawner {}", std::process::id()));
+    match Command::new(&command[0]).args(&command[1..]).status() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),
+        Err(e) => {
+            say(format_args!("spawn failed: {e}"));
+            ExitCode::from(127)
+        }
+    }
+}
+
+/// Prints each signal received; exits 128+n on a terminating one unless it is
+/// SIGTERM and `ignore_term` is set.
+fn record_signals(ignore_term: bool) {
+    let Ok(mut signals) = Signals::new(RECORDED) else {
+        say("cannot install signal handlers");
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            say(format_args!(
+                "signal {}",
+                ocwrap::signals::name(signal).trim_start_matches("SIG")
+            ));
+            if TERMINATING.contains(&signal) && !(ignore_term && signal == libc::SIGTERM) {
+                std::process::exit(128 + signal);
+            }
+        }
+    });
+}
+
+/// Catches SIGTERM and carries on, as a server with a slow or broken shutdown does.
+fn ignore_term_if(ignore: bool) {
+    if ignore {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if signal_hook::flag::register(libc::SIGTERM, flag).is_err() {
+            say("cannot install a SIGTERM handler");
+        }
+    }
+}
+
+fn label(rest: &[String]) -> &str {
+    rest.first().map_or("child", String::as_str)
+}
+
+fn block() -> ExitCode {
+    loop {
+        std::thread::park();
+    }
+}
+
+fn say(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: ocwrap-fixture tree|spawn|sleep … (see the source header)");
+    ExitCode::from(2)
+}

@@ -1,0 +1,128 @@
+//! The command line as parsed by clap: one definition for parsing, `--help` and
+//! the `OCWRAP_*` environment forms. Nothing here is validated beyond single
+//! values; `config` turns these raw flags into a checked [`crate::config::RunConfig`]
+//! before anything has side effects.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+use crate::process::Pid;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ocwrap",
+    version,
+    about = "Own a local server's whole process tree and tie its life to the sessions that need it",
+    long_about = "Own a local server's whole process tree and tie its life to the sessions that need it.\n\n\
+        `ocwrap -- COMMAND` is the same as `ocwrap run -- COMMAND`: start COMMAND in its own \
+        process group, watch its owners, and tear the whole tree down when the last owner is \
+        gone, on a terminating signal, or when the server exits by itself.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Supervise COMMAND in the foreground (the default when no subcommand is given)
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OwnerMode {
+    /// The process that started ocwrap
+    Parent,
+    /// No owner: run until stopped or signalled
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StdinMode {
+    /// The server reads ocwrap's own stdin
+    Inherit,
+    /// The server's stdin is /dev/null
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchMethodArg {
+    /// pidfd where the kernel has it, else poll
+    Auto,
+    /// pidfd_open + poll: no wake-ups while idle (Linux ≥ 5.3)
+    Pidfd,
+    /// Check every owner's start time every 200 ms (the portable method)
+    Poll,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// An owner to watch (repeatable); the server lives while any owner does
+    #[arg(
+        long = "owner-pid",
+        value_name = "PID",
+        env = "OCWRAP_OWNER_PID",
+        value_delimiter = ','
+    )]
+    pub owner_pids: Vec<Pid>,
+
+    /// Watch the nearest ancestor whose executable or argv[0] basename is NAME
+    #[arg(long, value_name = "NAME", env = "OCWRAP_OWNER_ANCESTOR")]
+    pub owner_ancestor: Option<String>,
+
+    /// `parent`: ocwrap's parent is an owner (the default when no other owner is
+    /// given); `none`: no owner, run until stopped
+    #[arg(long, value_name = "WHO", env = "OCWRAP_OWNER")]
+    pub owner: Option<OwnerMode>,
+
+    /// How long the tree gets between SIGTERM and SIGKILL
+    #[arg(long, value_name = "DUR", default_value = "5s", env = "OCWRAP_GRACE", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Keep running this long after the last owner is gone
+    #[arg(long, value_name = "DUR", default_value = "0s", env = "OCWRAP_LINGER", value_parser = parse_duration)]
+    pub linger: Duration,
+
+    /// Append the server's stdout and stderr to FILE instead of sharing ocwrap's
+    #[arg(long, value_name = "FILE", env = "OCWRAP_LOG")]
+    pub log: Option<PathBuf>,
+
+    /// Start the server in a new session (setsid) instead of a new process group
+    #[arg(long, env = "OCWRAP_SESSION")]
+    pub session: bool,
+
+    /// The server's stdin
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "null",
+        env = "OCWRAP_STDIN"
+    )]
+    pub stdin: StdinMode,
+
+    /// How owners are watched
+    #[arg(
+        long,
+        value_name = "METHOD",
+        default_value = "auto",
+        env = "OCWRAP_WATCH_METHOD"
+    )]
+    pub watch_method: WatchMethodArg,
+
+    /// Say each decision on stderr
+    #[arg(short, long, env = "OCWRAP_VERBOSE")]
+    pub verbose: bool,
+
+    /// The server command and its arguments (after `--`)
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}

@@ -1,0 +1,128 @@
+//! The errors ocwrap reports about itself, each with the exit code it ends with.
+//!
+//! Messages are lowercase without a trailing period; an underlying OS error is kept
+//! as the `source`, not pasted into the text, and `main` prints the chain on one line.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::exit;
+use crate::process::Pid;
+
+#[derive(Debug)]
+pub enum Error {
+    /// The command line is wrong; clap has the formatted message.
+    Usage(Box<clap::Error>),
+    /// COMMAND does not exist (exit 127).
+    CommandNotFound {
+        program: OsString,
+        source: io::Error,
+    },
+    /// COMMAND exists but cannot be executed (exit 126).
+    CommandNotExecutable {
+        program: OsString,
+        source: io::Error,
+    },
+    /// Starting COMMAND failed for another reason.
+    Spawn {
+        program: OsString,
+        source: io::Error,
+    },
+    /// An owner given by PID is not running now.
+    OwnerNotRunning(Pid),
+    /// ocwrap's parent is outside its PID namespace (getppid() is 0).
+    ParentUnknown,
+    /// No ancestor of ocwrap has the name given to `--owner-ancestor`.
+    AncestorNotFound(String),
+    /// `--watch-method pidfd` on a kernel without pidfds.
+    PidfdUnavailable(io::Error),
+    /// The `--log` file cannot be opened.
+    Log { path: PathBuf, source: io::Error },
+    /// A system call the supervisor depends on failed.
+    Os {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(e) => u8::try_from(e.exit_code()).unwrap_or(exit::USAGE),
+            Error::CommandNotFound { .. } => exit::NOT_FOUND,
+            Error::CommandNotExecutable { .. } => exit::NOT_EXECUTABLE,
+            _ => exit::INTERNAL,
+        }
+    }
+
+    pub fn os(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Os { what, source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(e) => write!(f, "{}", e.kind()),
+            Error::CommandNotFound { program, .. } => {
+                write!(f, "command not found: {}", program.to_string_lossy())
+            }
+            Error::CommandNotExecutable { program, .. } => {
+                write!(f, "command not executable: {}", program.to_string_lossy())
+            }
+            Error::Spawn { program, .. } => {
+                write!(f, "cannot start {}", program.to_string_lossy())
+            }
+            Error::OwnerNotRunning(pid) => write!(f, "owner pid {pid} is not running"),
+            Error::ParentUnknown => write!(
+                f,
+                "the parent process is outside this PID namespace; name an owner with --owner-pid or use --owner none"
+            ),
+            Error::AncestorNotFound(name) => {
+                write!(
+                    f,
+                    "no ancestor process is named '{name}' (--owner-ancestor)"
+                )
+            }
+            Error::PidfdUnavailable(_) => {
+                write!(
+                    f,
+                    "pidfd watching is not available here (try --watch-method poll)"
+                )
+            }
+            Error::Log { path, .. } => write!(f, "cannot open log file {}", path.display()),
+            Error::Os { what, .. } => write!(f, "{what} failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::CommandNotFound { source, .. }
+            | Error::CommandNotExecutable { source, .. }
+            | Error::Spawn { source, .. }
+            | Error::Log { source, .. }
+            | Error::Os { source, .. }
+            | Error::PidfdUnavailable(source) => Some(source),
+            Error::Usage(_)
+            | Error::OwnerNotRunning(_)
+            | Error::ParentUnknown
+            | Error::AncestorNotFound(_) => None,
+        }
+    }
+}
+
+/// The error and its causes on one line: `a: b: c`.
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        line.push_str(": ");
+        line.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    line
+}

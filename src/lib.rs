@@ -1,0 +1,57 @@
+//! ocwrap: a launcher that owns a local server's whole process tree and ties its
+//! life to the sessions (owners) that need it.
+//!
+//! Layout: `cli` and `config` (the command line and its validation), `spawn`
+//! (starting the server), `owner` and `watch` (leases and how they are watched),
+//! `tree` and `teardown` (what belongs to the server and how it is ended),
+//! `signals` (the forwarding policy), `supervisor` (the event loop tying them
+//! together), and `sys` (every `unsafe` block and platform call).
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod duration;
+pub mod error;
+pub mod exit;
+pub mod owner;
+pub mod process;
+pub mod signals;
+pub mod spawn;
+pub mod supervisor;
+pub mod sys;
+pub mod teardown;
+pub mod tree;
+pub mod watch;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::RunConfig;
+use crate::error::Error;
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn run() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report(Error::Usage(Box::new(e))),
+    };
+    let args = match cli.command {
+        Some(Command::Run(args)) => args,
+        None => cli.run,
+    };
+    match RunConfig::from_args(args).and_then(supervisor::run) {
+        Ok(code) => code,
+        Err(e) => report(e),
+    }
+}
+
+fn report(error: Error) -> u8 {
+    match &error {
+        // clap formats usage errors, --help and --version itself.
+        Error::Usage(e) => {
+            let _ = e.print();
+        }
+        _ => diag::say(error::one_line(&error)),
+    }
+    error.exit_code()
+}

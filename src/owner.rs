@@ -1,0 +1,164 @@
+//! Owners and their leases: who the server lives for, and how we tell that an owner
+//! is gone (SPEC §3 rule 3).
+//!
+//! An owner is a PID *plus its start time*. It is gone when its process exits, when
+//! it is a zombie (`kill(pid, 0)` would still succeed), or when its PID now belongs to
+//! a process with another start time (PID reuse). How we are woken to look is the
+//! business of [`crate::watch`]; this module only decides.
+
+use crate::config::OwnerSpec;
+use crate::error::Error;
+use crate::process::{Pid, ProcInfo, StartTime};
+use crate::sys;
+
+/// One process the server lives for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Owner {
+    pub pid: Pid,
+    pub start: StartTime,
+}
+
+impl Owner {
+    /// The owner `pid` as it is now, or `None` when no live process has that PID.
+    pub fn observe(pid: Pid) -> Option<Owner> {
+        sys::proc_info(pid)
+            .filter(ProcInfo::is_live)
+            .map(|info| Owner {
+                pid,
+                start: info.start,
+            })
+    }
+
+    /// Whether `info` (what the PID shows now, if anything) is still this owner.
+    pub fn matches(&self, info: Option<&ProcInfo>) -> bool {
+        info.is_some_and(|i| i.pid == self.pid && i.start == self.start && i.is_live())
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.matches(sys::proc_info(self.pid).as_ref())
+    }
+}
+
+/// Resolves the owners of the command line into leases, before anything starts.
+pub fn resolve(spec: &OwnerSpec) -> Result<Vec<Owner>, Error> {
+    let mut owners: Vec<Owner> = Vec::new();
+    let mut add = |owner: Owner| {
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    };
+    if spec.parent {
+        // The parent is read first thing: if it died before ocwrap got here, the
+        // reported parent is already a reaper and the watch would wait forever. That
+        // window is the caller's to close (with --owner-pid); see README.
+        let parent = Pid::parent().ok_or(Error::ParentUnknown)?;
+        add(Owner::observe(parent).ok_or(Error::OwnerNotRunning(parent))?);
+    }
+    for &pid in &spec.pids {
+        add(Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?);
+    }
+    if let Some(name) = &spec.ancestor {
+        let pid = nearest_ancestor(name).ok_or_else(|| Error::AncestorNotFound(name.clone()))?;
+        add(Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?);
+    }
+    Ok(owners)
+}
+
+/// The nearest ancestor of this process (its parent first) whose executable or
+/// argv[0] basename is `name`. Init is never chosen: it cannot die.
+pub fn nearest_ancestor(name: &str) -> Option<Pid> {
+    let mut current = Pid::parent()?;
+    let mut seen = Vec::new();
+    while !current.is_init() && !seen.contains(&current) {
+        if sys::process_names(current).iter().any(|n| n == name) {
+            return Some(current);
+        }
+        seen.push(current);
+        current = sys::proc_info(current)?.ppid?;
+    }
+    None
+}
+
+/// The live leases, minus the ones found gone by [`Leases::sweep`].
+#[derive(Debug, Default)]
+pub struct Leases {
+    owners: Vec<Owner>,
+}
+
+impl Leases {
+    pub fn new(owners: Vec<Owner>) -> Leases {
+        Leases { owners }
+    }
+
+    pub fn owners(&self) -> &[Owner] {
+        &self.owners
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
+    /// Drops every lease whose owner `probe` no longer shows alive; returns those.
+    pub fn sweep(&mut self, probe: impl Fn(Pid) -> Option<ProcInfo>) -> Vec<Owner> {
+        let (alive, gone): (Vec<Owner>, Vec<Owner>) = self
+            .owners
+            .iter()
+            .partition(|owner| owner.matches(probe(owner.pid).as_ref()));
+        self.owners = alive;
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::RunState;
+
+    fn owner(pid: i32, start: u64) -> Owner {
+        Owner {
+            pid: Pid::new(pid).unwrap(),
+            start: StartTime(start),
+        }
+    }
+
+    fn shown(pid: i32, start: u64, state: RunState) -> ProcInfo {
+        ProcInfo {
+            pid: Pid::new(pid).unwrap(),
+            ppid: Pid::new(1),
+            pgid: Pid::new(pid),
+            start: StartTime(start),
+            state,
+        }
+    }
+
+    #[test]
+    fn a_reused_pid_with_another_start_time_is_gone() {
+        let mut leases = Leases::new(vec![owner(100, 5000), owner(200, 6000)]);
+        let gone = leases.sweep(|pid| match pid.get() {
+            100 => Some(shown(100, 9999, RunState::Live)), // recycled PID
+            200 => Some(shown(200, 6000, RunState::Live)),
+            _ => None,
+        });
+        assert_eq!(gone, [owner(100, 5000)]);
+        assert_eq!(leases.owners(), [owner(200, 6000)]);
+    }
+
+    #[test]
+    fn a_zombie_or_missing_owner_is_gone() {
+        let mut leases = Leases::new(vec![owner(100, 5000), owner(200, 6000)]);
+        let gone = leases.sweep(|pid| match pid.get() {
+            100 => Some(shown(100, 5000, RunState::Dead)),
+            _ => None,
+        });
+        assert_eq!(gone.len(), 2);
+        assert!(leases.is_empty());
+    }
+
+    #[test]
+    fn a_live_owner_keeps_its_lease() {
+        let me = Owner::observe(Pid::current()).unwrap();
+        let mut leases = Leases::new(vec![me]);
+        assert!(leases.sweep(sys::proc_info).is_empty());
+        assert_eq!(leases.owners(), [me]);
+    }
+}

@@ -1,0 +1,382 @@
+//! Linux implementation of the platform seam.
+//!
+//! Process facts come from `/proc`; process identity is pinned with pidfds
+//! (`pidfd_open(2)`, Linux ≥ 5.3) so that a signal can never reach a recycled PID;
+//! children are set up between fork and exec with `PR_SET_PDEATHSIG`. Every `unsafe`
+//! block carries a `// SAFETY:` comment saying why the call is sound.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use crate::process::{Pid, ProcInfo, RunState, StartTime, Target};
+
+/// Makes this process a child subreaper: orphans below it (a server's grandchildren,
+/// or a descendant that `setsid`+double-forked out of the group) reparent to it
+/// instead of to init, so it can find them, tear them down and reap them.
+pub fn become_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument and
+    // touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Arranges for the spawned command to die with this process and to start with the
+/// signal dispositions a fresh program expects.
+///
+/// Between fork and exec the child asks for SIGKILL on its parent's death, then
+/// compares `getppid()` with `supervisor` (our PID saved before the fork): if we died
+/// before the prctl took effect, the child was already reparented and the death
+/// signal will never come, so it refuses to exec. Comparing with 1 would be wrong
+/// under a subreaper or in a PID namespace. SIGTTIN/SIGTTOU are reset because
+/// ignored dispositions survive exec and the supervisor ignores both.
+pub fn die_with_supervisor(command: &mut Command, supervisor: Pid) {
+    let expected_parent = supervisor.get();
+    let hook = move || -> io::Result<()> {
+        // SAFETY: prctl, getppid and signal are async-signal-safe; between fork and
+        // exec we touch no allocator, no lock and no memory shared with the parent.
+        unsafe {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != expected_parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            libc::signal(libc::SIGTTIN, libc::SIG_DFL);
+            libc::signal(libc::SIGTTOU, libc::SIG_DFL);
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls (see there).
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Sets a signal to be ignored (SIGTTIN/SIGTTOU: a supervisor in a background
+/// process group must not be stopped by the terminal).
+pub fn ignore_signal(signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: installing SIG_IGN involves no handler code and no memory of ours.
+    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Points each of fds 0, 1 and 2 that is closed at `/dev/null`. A supervisor started
+/// with a closed stdio slot would otherwise hand that number to the next file it
+/// opens, and its diagnostics (or the server's inherited stdio) would land there.
+pub fn ensure_stdio_open() -> io::Result<()> {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+        if closed {
+            let null = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            // The lowest free number is reused first, so a closed slot ≤ 2 gets it.
+            let raw = null.as_raw_fd();
+            if raw == fd {
+                std::mem::forget(null);
+            } else {
+                // SAFETY: dup2 onto a closed descriptor number we do not own elsewhere.
+                if unsafe { libc::dup2(raw, fd) } == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a write of at most `PIPE_BUF` bytes to `fd` would complete without
+/// blocking right now. Diagnostics use it so that a stderr pipe nobody reads can
+/// never stall the supervisor.
+pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & libc::POLLOUT != 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) == 0
+}
+
+/// Sets or clears `O_NONBLOCK` on a descriptor (tests fill pipes with it).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller borrows.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        if flags == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if libc::fcntl(raw, libc::F_SETFL, flags) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Starts a new session with this process as its leader (test fixture: the middle
+/// process of a double fork).
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments and touches no memory of ours.
+    if unsafe { libc::setsid() } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
+/// [`Target::for_kill`]) with `EPERM`.
+pub fn signal(target: Target, signal: libc::c_int) -> io::Result<()> {
+    let Some(raw) = target.for_kill() else {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    };
+    // SAFETY: kill takes plain integers; `raw` is never 0, -1 or ±1 (see for_kill).
+    if unsafe { libc::kill(raw, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A pidfd: a handle on one process that stays valid, and keeps naming that same
+/// process, even after its PID is recycled.
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    pub fn open(pid: Pid) -> io::Result<PidFd> {
+        // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.get(), 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(raw as RawFd) }))
+    }
+
+    /// Sends a signal through the pidfd: it reaches the process the pidfd was opened
+    /// on, or nobody (`ESRCH`), never a newcomer with the same PID.
+    pub fn send_signal(&self, signal: libc::c_int) -> io::Result<()> {
+        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+impl AsFd for PidFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Whether this kernel has pidfds (Linux ≥ 5.3) and lets us use them.
+pub fn pidfd_supported() -> bool {
+    PidFd::open(Pid::current()).is_ok()
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes (`None`: forever).
+/// Returns which were readable (or hung up); an interrupting signal returns early
+/// with none marked, which callers treat as a wake-up like any other.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = match timeout {
+        None => -1,
+        // Round up so a 0.4 ms wait does not become a busy 0 ms loop.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs for the call.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, millis) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(err);
+    }
+    Ok(pfds.iter().map(|p| p.revents != 0).collect())
+}
+
+/// Whether our child `pid` has exited, without reaping it (`WNOWAIT`): the server's
+/// leader is left a zombie until teardown ends so that its PID, which is also its
+/// process group's ID, cannot be recycled while we still signal that group.
+pub fn has_exited(pid: Pid) -> io::Result<bool> {
+    // SAFETY: siginfo_t is plain data; zeroed is a valid "nothing happened" value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid writes into `info`, which lives for the call.
+    let rc = unsafe { libc::waitid(libc::P_PID, pid.get() as libc::id_t, &mut info, flags) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after a successful waitid the kernel filled si_pid (0: not exited yet).
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// Reaps our child `pid` if it has exited, returning its status.
+pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one int into `status`, which lives for the call.
+    let rc = unsafe { libc::waitpid(pid.get(), &mut status, libc::WNOHANG) };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        _ => Ok(Some(ExitStatus::from_raw(status))),
+    }
+}
+
+/// One process from `/proc/PID/stat`, or `None` when there is no such process.
+pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
+    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &text)
+}
+
+/// Every process visible in `/proc` right now (a snapshot: processes come and go
+/// while it is taken, and callers re-check what they act on).
+pub fn all_processes() -> Vec<ProcInfo> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(Pid::new)
+        .filter_map(proc_info)
+        .collect()
+}
+
+/// Parses `/proc/PID/stat`. The command name (field 2) may contain spaces and
+/// parentheses, so fields are counted from the last `)`.
+fn parse_stat(pid: Pid, text: &[u8]) -> Option<ProcInfo> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // fields[0] is field 3 (state), so field N is fields[N - 3].
+    let state = match fields.first()? {
+        &"Z" | &"X" | &"x" => RunState::Dead,
+        _ => RunState::Live,
+    };
+    let number = |n: usize| fields.get(n - 3)?.parse::<i64>().ok();
+    Some(ProcInfo {
+        pid,
+        ppid: Pid::new(number(4)? as i32),
+        pgid: Pid::new(number(5)? as i32),
+        start: StartTime(u64::try_from(number(22)?).ok()?),
+        state,
+    })
+}
+
+/// The names a process is known by: its executable's basename and its argv[0]'s
+/// basename (either may be unreadable, e.g. for another user's process).
+pub fn process_names(pid: Pid) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) {
+        let exe = exe.to_string_lossy();
+        // A replaced binary reads as "/path/name (deleted)".
+        let exe = exe.trim_end_matches(" (deleted)");
+        if let Some(base) = Path::new(exe).file_name() {
+            names.push(base.to_string_lossy().into_owned());
+        }
+    }
+    if let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) {
+        let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+        if let Some(base) = Path::new(OsStr::from_bytes(argv0)).file_name() {
+            names.push(base.to_string_lossy().into_owned());
+        }
+    }
+    names
+}
+
+/// Voluntary context switches of every thread of `pid` (from
+/// `/proc/PID/task/*/status`): how often it went to sleep, i.e. woke up.
+pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {
+    let mut total = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let status = fs::read_to_string(task?.path().join("status"))?;
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = b"4242 (a (weird) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        let info = parse_stat(Pid::new(4242).unwrap(), line).unwrap();
+        assert_eq!(info.ppid, Pid::new(17));
+        assert_eq!(info.pgid, Pid::new(4242));
+        assert_eq!(info.start, StartTime(987654));
+        assert_eq!(info.state, RunState::Live);
+    }
+
+    #[test]
+    fn zombies_read_as_dead() {
+        let line = b"7 (z) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0 0";
+        assert_eq!(
+            parse_stat(Pid::new(7).unwrap(), line).unwrap().state,
+            RunState::Dead
+        );
+    }
+
+    #[test]
+    fn this_process_is_visible_with_a_start_time() {
+        let me = proc_info(Pid::current()).unwrap();
+        assert!(me.is_live());
+        assert_eq!(me.ppid, Pid::parent());
+    }
+}

@@ -1,0 +1,258 @@
+//! Teardown: the one bounded state machine that ends a server's tree (SPEC §3 rule 4).
+//!
+//! `Running` → (`begin`) SIGTERM + SIGCONT to the whole tree → `Terminating` until
+//! the tree is empty or the grace ends → SIGKILL → `Killing` until the tree is empty
+//! (SIGKILL is re-sent to stragglers that forked late) or [`KILL_WAIT`] passes →
+//! `Finished`. A second terminating signal during the grace (`escalate`) skips
+//! straight to SIGKILL. The machine does not know what a process is: it acts on a
+//! [`Tree`], so it is tested below with a fake one and no real processes.
+
+use std::time::{Duration, Instant};
+
+/// How long the tree may take to vanish after SIGKILL. Only a process stuck in
+/// uninterruptible sleep (a dead NFS mount, a device) survives that long; we then
+/// give up on it rather than hang, and say so.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the tree is looked at while tearing down. Deaths below our direct
+/// children send us no SIGCHLD, so a short timer is the only way to see them.
+pub const RECHECK: Duration = Duration::from_millis(10);
+
+/// What teardown acts on: every live process of the server's tree.
+pub trait Tree {
+    /// Sends `signal` to every live process of the tree.
+    fn signal_all(&mut self, signal: libc::c_int);
+    /// Whether no live process of the tree is left.
+    fn is_empty(&mut self) -> bool;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing has asked for teardown yet.
+    Running,
+    /// SIGTERM and SIGCONT sent; waiting for the tree to empty until `deadline`.
+    Terminating { deadline: Instant },
+    /// SIGKILL sent; waiting for the tree to empty until `deadline`.
+    Killing { deadline: Instant },
+    /// Done: `clean` is false when some process outlived [`KILL_WAIT`].
+    Finished { clean: bool },
+}
+
+#[derive(Debug)]
+pub struct Teardown {
+    grace: Duration,
+    phase: Phase,
+}
+
+impl Teardown {
+    pub fn new(grace: Duration) -> Teardown {
+        Teardown {
+            grace,
+            phase: Phase::Running,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn has_begun(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    /// Starts teardown; does nothing if it has already started.
+    pub fn begin(&mut self, now: Instant, tree: &mut impl Tree) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        if tree.is_empty() {
+            self.phase = Phase::Finished { clean: true };
+            return;
+        }
+        tree.signal_all(libc::SIGTERM);
+        // A stopped process cannot act on SIGTERM until it is continued.
+        tree.signal_all(libc::SIGCONT);
+        self.phase = Phase::Terminating {
+            deadline: now + self.grace,
+        };
+        self.advance(now, tree);
+    }
+
+    /// A second terminating signal: SIGKILL now, whatever the grace says.
+    pub fn escalate(&mut self, now: Instant, tree: &mut impl Tree) {
+        match self.phase {
+            Phase::Running => {
+                self.begin(now, tree);
+                self.escalate(now, tree);
+            }
+            Phase::Terminating { .. } => self.kill(now, tree),
+            Phase::Killing { .. } | Phase::Finished { .. } => {}
+        }
+    }
+
+    /// Moves on if the tree emptied or a deadline passed.
+    pub fn advance(&mut self, now: Instant, tree: &mut impl Tree) {
+        match self.phase {
+            Phase::Running | Phase::Finished { .. } => {}
+            Phase::Terminating { deadline } => {
+                if tree.is_empty() {
+                    self.phase = Phase::Finished { clean: true };
+                } else if now >= deadline {
+                    self.kill(now, tree);
+                }
+            }
+            Phase::Killing { deadline } => {
+                if tree.is_empty() {
+                    self.phase = Phase::Finished { clean: true };
+                } else if now >= deadline {
+                    self.phase = Phase::Finished { clean: false };
+                } else {
+                    tree.signal_all(libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// How long the supervisor may sleep before calling [`Teardown::advance`].
+    pub fn next_check(&self, now: Instant) -> Option<Duration> {
+        match self.phase {
+            Phase::Running | Phase::Finished { .. } => None,
+            Phase::Terminating { deadline } | Phase::Killing { deadline } => {
+                Some(RECHECK.min(deadline.saturating_duration_since(now)))
+            }
+        }
+    }
+
+    fn kill(&mut self, now: Instant, tree: &mut impl Tree) {
+        tree.signal_all(libc::SIGKILL);
+        self.phase = Phase::Killing {
+            deadline: now + KILL_WAIT,
+        };
+        self.advance(now, tree);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree of `alive` processes that die of the signals in `fatal`.
+    struct FakeTree {
+        alive: usize,
+        fatal: Vec<libc::c_int>,
+        received: Vec<libc::c_int>,
+    }
+
+    impl FakeTree {
+        fn new(alive: usize, fatal: &[libc::c_int]) -> FakeTree {
+            FakeTree {
+                alive,
+                fatal: fatal.to_vec(),
+                received: Vec::new(),
+            }
+        }
+    }
+
+    impl Tree for FakeTree {
+        fn signal_all(&mut self, signal: libc::c_int) {
+            self.received.push(signal);
+            if self.fatal.contains(&signal) {
+                self.alive = 0;
+            }
+        }
+        fn is_empty(&mut self) -> bool {
+            self.alive == 0
+        }
+    }
+
+    const GRACE: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_tree_that_honours_sigterm_never_sees_sigkill() {
+        let now = Instant::now();
+        let mut tree = FakeTree::new(3, &[libc::SIGTERM, libc::SIGKILL]);
+        let mut teardown = Teardown::new(GRACE);
+        teardown.begin(now, &mut tree);
+        assert_eq!(teardown.phase(), Phase::Finished { clean: true });
+        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT]);
+    }
+
+    #[test]
+    fn sigterm_ignored_means_sigkill_when_the_grace_ends_and_not_before() {
+        let now = Instant::now();
+        let mut tree = FakeTree::new(2, &[libc::SIGKILL]);
+        let mut teardown = Teardown::new(GRACE);
+        teardown.begin(now, &mut tree);
+        teardown.advance(now + GRACE - Duration::from_millis(1), &mut tree);
+        assert_eq!(
+            teardown.phase(),
+            Phase::Terminating {
+                deadline: now + GRACE
+            }
+        );
+        assert!(!tree.received.contains(&libc::SIGKILL));
+        teardown.advance(now + GRACE, &mut tree);
+        assert_eq!(teardown.phase(), Phase::Finished { clean: true });
+        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL]);
+    }
+
+    #[test]
+    fn a_second_signal_during_the_grace_kills_at_once() {
+        let now = Instant::now();
+        let mut tree = FakeTree::new(1, &[libc::SIGKILL]);
+        let mut teardown = Teardown::new(Duration::from_secs(3600));
+        teardown.begin(now, &mut tree);
+        teardown.escalate(now, &mut tree);
+        assert_eq!(teardown.phase(), Phase::Finished { clean: true });
+        assert_eq!(tree.received.last(), Some(&libc::SIGKILL));
+    }
+
+    #[test]
+    fn an_empty_tree_is_finished_without_a_signal() {
+        let mut tree = FakeTree::new(0, &[]);
+        let mut teardown = Teardown::new(GRACE);
+        teardown.begin(Instant::now(), &mut tree);
+        assert_eq!(teardown.phase(), Phase::Finished { clean: true });
+        assert!(tree.received.is_empty());
+    }
+
+    #[test]
+    fn an_unkillable_tree_is_given_up_after_kill_wait() {
+        let now = Instant::now();
+        let mut tree = FakeTree::new(1, &[]);
+        let mut teardown = Teardown::new(Duration::ZERO);
+        teardown.begin(now, &mut tree);
+        assert!(matches!(teardown.phase(), Phase::Killing { .. }));
+        teardown.advance(now + KILL_WAIT / 2, &mut tree);
+        assert!(matches!(teardown.phase(), Phase::Killing { .. }));
+        teardown.advance(now + KILL_WAIT, &mut tree);
+        assert_eq!(teardown.phase(), Phase::Finished { clean: false });
+        assert!(
+            tree.received
+                .iter()
+                .filter(|&&s| s == libc::SIGKILL)
+                .count()
+                >= 2
+        );
+    }
+
+    #[test]
+    fn begin_twice_changes_nothing() {
+        let now = Instant::now();
+        let mut tree = FakeTree::new(1, &[]);
+        let mut teardown = Teardown::new(GRACE);
+        teardown.begin(now, &mut tree);
+        teardown.begin(now, &mut tree);
+        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT]);
+    }
+
+    #[test]
+    fn next_check_never_sleeps_past_the_deadline() {
+        let now = Instant::now();
+        let mut tree = FakeTree::new(1, &[]);
+        let mut teardown = Teardown::new(Duration::from_millis(3));
+        assert_eq!(teardown.next_check(now), None);
+        teardown.begin(now, &mut tree);
+        assert_eq!(teardown.next_check(now), Some(Duration::from_millis(3)));
+    }
+}

@@ -1,0 +1,104 @@
+//! The server's process tree as ocwrap sees it, and the only code that signals it
+//! (SPEC §3 rules 1, 5 and 7).
+//!
+//! The tree is the server's process group plus every descendant of the supervisor.
+//! The supervisor is a child subreaper, so a descendant that `setsid`+double-forked
+//! out of the group reparents to it and stays in that tree. Kill-only-what-we-started
+//! holds because:
+//! - the group is signalled only while its leader is our unreaped child: the leader
+//!   is left a zombie until teardown ends (see [`ServerTree::leader_exited`]), so its
+//!   PID, which is the group's ID, cannot be recycled in between;
+//! - a descendant outside the group is signalled through a pidfd opened after the
+//!   scan that found it, and only if the pidfd's process still has the start time
+//!   seen in that scan.
+
+use std::process::ExitStatus;
+
+use crate::diag;
+use crate::process::{self, Pid, ProcInfo, RunState, Target};
+use crate::sys::{self, PidFd};
+use crate::teardown::Tree;
+
+#[derive(Debug)]
+pub struct ServerTree {
+    supervisor: Pid,
+    leader: Pid,
+}
+
+impl ServerTree {
+    /// `leader` must be our child and the leader of its own group or session.
+    pub fn new(leader: Pid) -> ServerTree {
+        ServerTree {
+            supervisor: Pid::current(),
+            leader,
+        }
+    }
+
+    pub fn leader(&self) -> Pid {
+        self.leader
+    }
+
+    /// Forwards a signal to the server's group (SPEC §3 rule 6).
+    pub fn forward(&self, signal: libc::c_int) {
+        if let Err(e) = sys::signal(Target::ProcessGroup(self.leader), signal) {
+            diag::note(format_args!(
+                "forwarding signal {signal} to group {}: {e}",
+                self.leader
+            ));
+        }
+    }
+
+    /// Whether the server (the group leader) has exited. It is deliberately not
+    /// reaped here: see the module header.
+    pub fn leader_exited(&self) -> bool {
+        sys::has_exited(self.leader).unwrap_or(true)
+    }
+
+    /// Reaps the leader at the end of teardown, returning its wait status.
+    pub fn reap_leader(&self) -> Option<ExitStatus> {
+        sys::reap(self.leader).ok().flatten()
+    }
+
+    /// Reaps every exited child except the leader: orphans that reparented to us as
+    /// subreaper, and children of ours that died. Nothing stays `<defunct>`.
+    pub fn reap_orphans(&self) {
+        for child in sys::all_processes() {
+            if child.ppid == Some(self.supervisor)
+                && child.state == RunState::Dead
+                && child.pid != self.leader
+            {
+                let _ = sys::reap(child.pid);
+            }
+        }
+    }
+
+    fn live_members(&self) -> Vec<ProcInfo> {
+        process::descendants(&sys::all_processes(), self.supervisor)
+            .into_iter()
+            .filter(ProcInfo::is_live)
+            .collect()
+    }
+}
+
+impl Tree for ServerTree {
+    fn signal_all(&mut self, signal: libc::c_int) {
+        // Safe while the leader is unreaped, which lasts until teardown ends.
+        let _ = sys::signal(Target::ProcessGroup(self.leader), signal);
+        for member in self.live_members() {
+            if member.pgid == Some(self.leader) {
+                continue;
+            }
+            let Ok(pidfd) = PidFd::open(member.pid) else {
+                continue;
+            };
+            let same = sys::proc_info(member.pid).is_some_and(|now| now.start == member.start);
+            if same {
+                let _ = pidfd.send_signal(signal);
+            }
+        }
+    }
+
+    fn is_empty(&mut self) -> bool {
+        self.live_members().is_empty()
+    }
+}
