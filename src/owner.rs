@@ -126,6 +126,7 @@ mod tests {
             pid: Pid::new(pid).unwrap(),
             ppid: Pid::new(1),
             pgid: Pid::new(pid),
+            sid: Pid::new(pid),
             start: StartTime(start),
             state,
         }

@@ -102,6 +102,7 @@ pub struct ProcInfo {
     pub pid: Pid,
     pub ppid: Option<Pid>,
     pub pgid: Option<Pid>,
+    pub sid: Option<Pid>,
     pub start: StartTime,
     pub state: RunState,
 }
@@ -138,6 +139,7 @@ mod tests {
             pid: Pid(pid),
             ppid: Pid::new(ppid),
             pgid: Pid::new(pid),
+            sid: Pid::new(pid),
             start: StartTime(pid as u64),
             state: RunState::Live,
         }

@@ -5,15 +5,17 @@
 //! ```text
 //! ocwrap-fixture tree [--children N] [--escape] [--transient] [--ignore-term]
 //!                     [--signals] [--read-stdin] [--exit CODE]
-//!     prints `server <pid> ppid <ppid> pgid <pgid>`, then `child <pid>` for each
+//!     prints `server <pid> ppid <ppid> pgid <pgid> sid <sid>`, then `child <pid>` for each
 //!     grandchild, `escapee <pid>` for a descendant that setsid+double-forked out of
 //!     the group, `transient <pid>` for one that does so and exits at once,
 //!     `stdin <line>|eof`, and `ready`. With --signals it prints `signal <NAME>` for
 //!     each signal it gets and exits 128+n on SIGINT/SIGTERM/SIGHUP/SIGQUIT (unless
-//!     --ignore-term, which makes the whole tree ignore SIGTERM). With --exit it exits
+//!     --ignore-term, which makes the whole tree ignore SIGTERM); its grandchildren
+//!     then survive SIGUSR1/SIGUSR2. With --exit it exits
 //!     with CODE after `ready`, leaving its grandchildren behind.
-//! ocwrap-fixture spawn COMMAND [ARGS...]
-//!     prints `spawner <pid>`, runs COMMAND with the same stdio and exits with its code.
+//! ocwrap-fixture spawn [--as ARGV0] COMMAND [ARGS...]
+//!     prints `spawner <pid>`, runs COMMAND (with argv[0] set to ARGV0) with the same
+//!     stdio, and exits with its code: a stand-in for a session that owns a server.
 //! ocwrap-fixture sleep
 //!     prints `sleeper <pid>` and blocks forever (an owner, a decoy).
 //! ```
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         }
         "grandchild" => {
             ignore_term_if(has("--ignore-term"));
+            survive_usr_if(has("--survive-usr"));
             say(format_args!("{} {}", label(rest), std::process::id()));
             block()
         }
@@ -88,31 +91,34 @@ struct Options {
 }
 
 fn tree(opts: &Options) -> ExitCode {
+    let me = ocwrap::sys::proc_info(ocwrap::process::Pid::current());
+    let id = |p: Option<ocwrap::process::Pid>| p.map_or(0, |p| p.get());
     say(format_args!(
-        "server {} ppid {} pgid {}",
+        "server {} ppid {} pgid {} sid {}",
         std::process::id(),
         std::os::unix::process::parent_id(),
-        ocwrap::sys::proc_info(ocwrap::process::Pid::current())
-            .and_then(|p| p.pgid)
-            .map_or(0, |p| p.get())
+        id(me.and_then(|p| p.pgid)),
+        id(me.and_then(|p| p.sid)),
     ));
     if opts.signals || opts.ignore_term {
         record_signals(opts.ignore_term);
     }
-    let term_flag: &[&str] = if opts.ignore_term {
-        &["--ignore-term"]
-    } else {
-        &[]
-    };
+    let mut flags: Vec<&str> = Vec::new();
+    if opts.ignore_term {
+        flags.push("--ignore-term");
+    }
+    if opts.signals {
+        flags.push("--survive-usr");
+    }
     for _ in 0..opts.children {
-        relay(self_command(&["grandchild", "child"], term_flag), 1);
+        relay(self_command(&["grandchild", "child"], &flags), 1);
     }
     if opts.escape {
-        relay(self_command(&["escape-middle", "escapee"], term_flag), 1);
+        relay(self_command(&["escape-middle", "escapee"], &flags), 1);
     }
     if opts.transient {
         relay(
-            self_command(&["escape-middle", "transient", "--exit-now"], term_flag),
+            self_command(&["escape-middle", "transient", "--exit-now"], &flags),
             1,
         );
     }
@@ -138,16 +144,16 @@ fn escape_middle(rest: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let label = label(rest);
-    let ignore = rest.iter().any(|a| a == "--ignore-term");
     let mode = if rest.iter().any(|a| a == "--exit-now") {
         "announce"
     } else {
         "grandchild"
     };
-    let mut args = vec![mode, label];
-    if ignore {
-        args.push("--ignore-term");
-    }
+    let passed_on = rest
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a == "--ignore-term" || *a == "--survive-usr");
+    let args: Vec<&str> = [mode, label].into_iter().chain(passed_on).collect();
     let spawned = Command::new(std::env::current_exe().unwrap_or_else(|_| "ocwrap-fixture".into()))
         .args(&args)
         .stdin(Stdio::null())
@@ -190,9 +196,21 @@ fn relay(mut command: Command, lines: usize) {
     }
 }
 
-fn spawn(command: &[String]) -> ExitCode {
+fn spawn(rest: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
     say(format_args!("spawner {}", std::process::id()));
-    match Command::new(&command[0]).args(&command[1..]).status() {
+    let (arg0, command) = match rest {
+        [flag, name, command @ ..] if flag == "--as" && !command.is_empty() => {
+            (Some(name), command)
+        }
+        _ => (None, rest),
+    };
+    let mut child = Command::new(&command[0]);
+    child.args(&command[1..]);
+    if let Some(name) = arg0 {
+        child.arg0(name);
+    }
+    match child.status() {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),
         Err(e) => {
             say(format_args!("spawn failed: {e}"));
@@ -227,6 +245,19 @@ fn ignore_term_if(ignore: bool) {
         let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if signal_hook::flag::register(libc::SIGTERM, flag).is_err() {
             say("cannot install a SIGTERM handler");
+        }
+    }
+}
+
+/// Catches SIGUSR1 and SIGUSR2 (whose default is to terminate), so that a tree whose
+/// server records forwarded signals is not killed by them.
+fn survive_usr_if(survive: bool) {
+    if survive {
+        for signal in [libc::SIGUSR1, libc::SIGUSR2] {
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            if signal_hook::flag::register(signal, flag).is_err() {
+                say("cannot install a SIGUSR handler");
+            }
         }
     }
 }

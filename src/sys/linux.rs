@@ -185,6 +185,10 @@ impl PidFd {
         Ok(PidFd(unsafe { OwnedFd::from_raw_fd(raw as RawFd) }))
     }
 
+    pub fn try_clone(&self) -> io::Result<PidFd> {
+        Ok(PidFd(self.0.try_clone()?))
+    }
+
     /// Sends a signal through the pidfd: it reaches the process the pidfd was opened
     /// on, or nobody (`ESRCH`), never a newcomer with the same PID.
     pub fn send_signal(&self, signal: libc::c_int) -> io::Result<()> {
@@ -309,6 +313,7 @@ fn parse_stat(pid: Pid, text: &[u8]) -> Option<ProcInfo> {
         pid,
         ppid: Pid::new(number(4)? as i32),
         pgid: Pid::new(number(5)? as i32),
+        sid: Pid::new(number(6)? as i32),
         start: StartTime(u64::try_from(number(22)?).ok()?),
         state,
     })

@@ -1,0 +1,415 @@
+//! Test support: launch ocwrap (or the fixture) with a small builder, read what the
+//! fixture says line by line, and wait for processes to appear or vanish — always
+//! on an event (a line, a pidfd) with a deadline and a message, never on a sleep.
+//!
+//! Every process a test learns about is pinned with a pidfd when it is learned, so
+//! checks and the clean-up on drop can never hit a recycled PID.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ocwrap::process::Pid;
+use ocwrap::sys::{self, PidFd};
+
+/// How long any expected event may take. Generous: CI machines are shared.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn ocwrap_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ocwrap")
+}
+
+pub fn fixture_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ocwrap-fixture")
+}
+
+/// A process pinned by a pidfd.
+#[derive(Debug)]
+pub struct Proc {
+    pub pid: Pid,
+    fd: Option<PidFd>,
+}
+
+impl Proc {
+    /// Pins `pid`. If it has already exited, the pidfd cannot be opened and the
+    /// process counts as gone.
+    pub fn pin(pid: Pid) -> Proc {
+        Proc {
+            pid,
+            fd: PidFd::open(pid).ok(),
+        }
+    }
+
+    fn exited_within(&self, wait: Duration) -> bool {
+        match &self.fd {
+            None => true,
+            Some(fd) => sys::poll_readable(&[fd.as_fd()], Some(wait))
+                .expect("poll on a pidfd")
+                .first()
+                .copied()
+                .unwrap_or(false),
+        }
+    }
+
+    fn duplicate(&self) -> Proc {
+        Proc {
+            pid: self.pid,
+            fd: self.fd.as_ref().and_then(|fd| fd.try_clone().ok()),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.exited_within(Duration::ZERO)
+    }
+
+    /// Waits until the process has exited; panics after [`DEADLINE`].
+    pub fn wait_gone(&self, what: &str) {
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if self.exited_within(DEADLINE - start.elapsed()) {
+                return;
+            }
+        }
+        panic!("{what} (pid {}) still runs after {DEADLINE:?}", self.pid);
+    }
+
+    /// Asserts that the process does *not* exit during `window`.
+    pub fn assert_survives(&self, window: Duration, what: &str) {
+        assert!(
+            !self.exited_within(window),
+            "{what} (pid {}) exited within {window:?}, but should still run",
+            self.pid
+        );
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(fd) = &self.fd {
+            let _ = fd.send_signal(signal);
+        }
+    }
+}
+
+/// Builds an ocwrap (or fixture) command line.
+pub struct Launch {
+    command: Command,
+    stderr_set: bool,
+}
+
+impl Launch {
+    /// `ocwrap ARGS…`; add the server with [`Launch::server`].
+    pub fn ocwrap() -> Launch {
+        Launch {
+            command: Command::new(ocwrap_bin()),
+            stderr_set: false,
+        }
+    }
+
+    /// Any program, e.g. the fixture in `spawn` mode standing in for a session.
+    pub fn program(program: impl AsRef<OsStr>) -> Launch {
+        Launch {
+            command: Command::new(program),
+            stderr_set: false,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Launch {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Launch {
+        self.command.args(args);
+        self
+    }
+
+    /// `-- ocwrap-fixture FIXTURE-ARGS…`
+    pub fn server(self, fixture_args: &[&str]) -> Launch {
+        self.arg("--").arg(fixture_bin()).args(fixture_args)
+    }
+
+    pub fn arg0(mut self, name: &str) -> Launch {
+        self.command.arg0(name);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Launch {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn stdin(mut self, stdin: impl Into<Stdio>) -> Launch {
+        self.command.stdin(stdin);
+        self
+    }
+
+    pub fn stderr(mut self, stderr: impl Into<Stdio>) -> Launch {
+        self.command.stderr(stderr);
+        self.stderr_set = true;
+        self
+    }
+
+    /// Starts it with stdout (and, unless set, stderr) read on background threads.
+    pub fn spawn(mut self) -> Running {
+        self.command.stdout(Stdio::piped());
+        if !self.stderr_set {
+            self.command.stderr(Stdio::piped());
+        }
+        let mut child = self.command.spawn().expect("spawn the command under test");
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (eof_tx, stderr_eof) = channel();
+        if let Some(mut err) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = err.read(&mut chunk) {
+                    sink.lock()
+                        .expect("stderr buffer")
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+                let _ = eof_tx.send(());
+            });
+        }
+        let pinned = Proc::pin(Pid::from_u32(child.id()).expect("child pid"));
+        Running {
+            child,
+            pinned,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            stderr_eof,
+            tracked: Vec::new(),
+        }
+    }
+}
+
+/// A launched process, what it has printed so far, and the processes it named.
+pub struct Running {
+    pub child: Child,
+    pub pinned: Proc,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    stderr_eof: Receiver<()>,
+    /// Every process the output announced, pinned when it was announced.
+    tracked: Vec<Proc>,
+}
+
+impl Running {
+    /// Waits for a line starting with `prefix` and returns it.
+    pub fn expect_line(&mut self, prefix: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.track(&line);
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no line starting with {prefix:?} within {DEADLINE:?}; saw {:?}; stderr {:?}",
+                    self.seen,
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "output ended before a line starting with {prefix:?}; saw {:?}; stderr {:?}",
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Pins every process a fixture line announces, for [`Running::proc`] and for
+    /// the clean-up on drop. Pinned at once, so a later PID reuse cannot matter.
+    fn track(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(&label) = words.first().filter(|w| ANNOUNCED.contains(w)) else {
+            return;
+        };
+        let pids: Vec<Pid> = words
+            .windows(2)
+            .filter(|pair| pair[0] == label || pair[0] == "ppid")
+            .filter_map(|pair| pair[1].parse::<Pid>().ok())
+            .collect();
+        for pid in pids {
+            if !self.tracked.iter().any(|p| p.pid == pid) {
+                self.tracked.push(Proc::pin(pid));
+            }
+        }
+    }
+
+    /// The process announced by the line `LABEL <pid> …`.
+    pub fn proc(&mut self, label: &str) -> Proc {
+        let line = self.expect_line(&format!("{label} "));
+        self.pinned_as(field(&line, label))
+    }
+
+    /// Every process announced so far by a `LABEL <pid>` line.
+    pub fn all(&mut self, label: &str) -> Vec<Proc> {
+        let prefix = format!("{label} ");
+        let pids: Vec<Pid> = self
+            .seen
+            .iter()
+            .filter(|l| l.starts_with(&prefix))
+            .map(|l| field(l, label))
+            .collect();
+        pids.into_iter().map(|pid| self.pinned_as(pid)).collect()
+    }
+
+    /// The `server <pid> ppid <ppid> …` line: (server, its parent = the supervisor).
+    pub fn server_and_supervisor(&mut self) -> (Proc, Proc) {
+        let line = self.expect_line("server ");
+        (
+            self.pinned_as(field(&line, "server")),
+            self.pinned_as(field(&line, "ppid")),
+        )
+    }
+
+    /// A second handle on a tracked process: a pidfd duplicated from the one opened
+    /// when the process was announced.
+    fn pinned_as(&self, pid: Pid) -> Proc {
+        self.tracked
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(Proc::duplicate)
+            .unwrap_or_else(|| panic!("pid {pid} was never announced"))
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr buffer").clone()
+    }
+
+    /// Waits for the launched process to exit; panics after [`DEADLINE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.pinned.wait_gone("the launched process");
+        let status = self.child.wait().expect("wait for the launched process");
+        // Let the reader threads drain what was written before the exit. A
+        // descendant that outlives the process may hold the pipes open, so this is
+        // bounded rather than a wait for end-of-file.
+        let drained_until = Instant::now() + Duration::from_secs(2);
+        let left = || drained_until.saturating_duration_since(Instant::now());
+        while let Ok(line) = self.lines.recv_timeout(left()) {
+            self.track(&line);
+            self.seen.push(line);
+        }
+        let _ = self.stderr_eof.recv_timeout(left());
+        status
+    }
+
+    /// Waits for exit and returns the code, failing on death by signal.
+    pub fn exit_code(&mut self) -> i32 {
+        let status = self.wait_exit();
+        status
+            .code()
+            .unwrap_or_else(|| panic!("ended by a signal: {status:?}; stderr {:?}", self.stderr()))
+    }
+}
+
+/// The labels of fixture lines that announce a process.
+const ANNOUNCED: [&str; 6] = [
+    "server",
+    "child",
+    "escapee",
+    "transient",
+    "spawner",
+    "sleeper",
+];
+
+impl Drop for Running {
+    /// SIGKILLs whatever this test started and left running: the launched process
+    /// and every process its output announced, through the pidfds pinned then.
+    fn drop(&mut self) {
+        for proc in &self.tracked {
+            proc.signal(libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number after `label` in a `label <n> …` line.
+pub fn field(line: &str, label: &str) -> Pid {
+    let mut words = line.split_whitespace();
+    words
+        .by_ref()
+        .find(|w| *w == label)
+        .and_then(|_| words.next())
+        .and_then(|n| n.parse::<Pid>().ok())
+        .unwrap_or_else(|| panic!("no '{label} <pid>' in {line:?}"))
+}
+
+/// A long-lived process that stands for a session: the fixture in `sleep` mode.
+pub fn owner() -> Running {
+    let mut owner = Launch::program(fixture_bin()).arg("sleep").spawn();
+    owner.expect_line("sleeper ");
+    owner
+}
+
+/// Kills a launched process with SIGKILL and reaps it.
+pub fn kill_and_reap(running: &mut Running) {
+    running.pinned.signal(libc::SIGKILL);
+    running.wait_exit();
+}
+
+/// A private directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ocwrap-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let mut f = std::fs::File::create(&path).expect("create temp file");
+        f.write_all(contents.as_bytes()).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Zombie children of `parent` right now.
+pub fn zombie_children(parent: Pid) -> Vec<Pid> {
+    sys::all_processes()
+        .into_iter()
+        .filter(|p| p.ppid == Some(parent) && !p.is_live())
+        .map(|p| p.pid)
+        .collect()
+}
