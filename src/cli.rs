@@ -36,6 +36,103 @@ pub struct Cli {
 pub enum Command {
     /// Supervise COMMAND in the foreground (the default when no subcommand is given)
     Run(RunArgs),
+    /// Show what ocwrap supervises now (stale and corrupt records are flagged)
+    Status(StatusArgs),
+    /// Tear down what ocwrap started
+    Stop(StopArgs),
+    /// Drop a lease (all leases without --owner-pid); returns without waiting
+    Release(ReleaseArgs),
+    /// Remove stale records; kill only verified leftovers of dead supervisors
+    Gc(GcArgs),
+}
+
+/// Which supervisor a command is about: `--name N` or `--port P` (name `port-P`).
+#[derive(Debug, Clone, Args)]
+pub struct Selector {
+    /// The supervisor's name
+    #[arg(long, value_name = "N", conflicts_with = "port")]
+    pub name: Option<String>,
+
+    /// The supervisor of this port (its name is `port-P`)
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+}
+
+impl Selector {
+    pub fn stem(&self) -> Option<String> {
+        match (&self.name, self.port) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(port)) => Some(format!("port-{port}")),
+            (None, None) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub select: Selector,
+
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port", "all"]))]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub select: Selector,
+
+    /// Every live supervisor of this user
+    #[arg(long)]
+    pub all: bool,
+
+    /// Return only once the whole tree is gone
+    #[arg(long)]
+    pub wait: bool,
+
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port"]))]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub select: Selector,
+
+    /// The owner whose lease to drop (default: every lease)
+    #[arg(long, value_name = "PID")]
+    pub owner_pid: Option<Pid>,
+
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Say what would be done; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +215,26 @@ pub struct RunArgs {
     )]
     pub watch_method: WatchMethodArg,
 
+    /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port
+    #[arg(long, value_name = "N", env = "OCWRAP_NAME")]
+    pub name: Option<String>,
+
+    /// TCP port the server listens on: readiness and the default name
+    #[arg(long, value_name = "P", env = "OCWRAP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Where to probe the port; must be a loopback address
+    #[arg(
+        long,
+        value_name = "H",
+        default_value = "127.0.0.1",
+        env = "OCWRAP_HOST"
+    )]
+    pub host: String,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
     /// Say each decision on stderr
     #[arg(short, long, env = "OCWRAP_VERBOSE")]
     pub verbose: bool,
@@ -125,4 +242,11 @@ pub struct RunArgs {
     /// The server command and its arguments (after `--`)
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Records, locks, sockets and logs [default: $XDG_RUNTIME_DIR/ocwrap, else $TMPDIR/ocwrap-UID]
+    #[arg(long, value_name = "DIR", env = "OCWRAP_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }

@@ -41,6 +41,11 @@ pub struct RunConfig {
     pub stdin: StdinMode,
     pub watch_method: WatchMethodArg,
     pub verbose: bool,
+    /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
+    pub name: Option<String>,
+    pub port: Option<u16>,
+    pub host: String,
+    pub state_dir: Option<PathBuf>,
     pub program: OsString,
     pub args: Vec<OsString>,
 }
@@ -58,6 +63,28 @@ impl RunConfig {
                 format!("--owner-ancestor takes a process name, not '{name}'"),
             ));
         }
+        let name = match (&raw.name, raw.port) {
+            (Some(name), _) if !crate::state::valid_name(name) => {
+                return Err(usage(
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "--name must match [A-Za-z0-9._-]{{1,64}} and not start with '.', not '{name}'"
+                    ),
+                ));
+            }
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(port)) => Some(format!("port-{port}")),
+            (None, None) => None,
+        };
+        if !is_loopback(&raw.host) {
+            return Err(usage(
+                ErrorKind::InvalidValue,
+                format!(
+                    "--host must be a loopback address (127.0.0.0/8, ::1, localhost), not '{}'",
+                    raw.host
+                ),
+            ));
+        }
         let mut command = raw.command.into_iter();
         let program = command
             .next()
@@ -72,6 +99,10 @@ impl RunConfig {
             stdin: raw.stdin,
             watch_method: raw.watch_method,
             verbose: raw.verbose,
+            name,
+            port: raw.port,
+            host: raw.host,
+            state_dir: raw.state.state_dir,
             program,
             args: command.collect(),
         })
@@ -94,7 +125,15 @@ fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {
     }
 }
 
-fn usage(kind: ErrorKind, message: String) -> Error {
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+pub fn usage(kind: ErrorKind, message: String) -> Error {
     Error::Usage(Box::new(Cli::command().error(kind, message)))
 }
 
@@ -150,6 +189,9 @@ mod tests {
             ][..],
             &["ocwrap", "--owner-ancestor", "a/b", "--", "true"],
             &["ocwrap", "--", ""],
+            &["ocwrap", "--name", "../x", "--", "true"],
+            &["ocwrap", "--host", "10.0.0.1", "--", "true"],
+            &["ocwrap", "--port", "0", "--", "true"],
             &["ocwrap", "--grace", "soon", "--", "true"],
             &["ocwrap", "--owner-pid", "0", "--", "true"],
             &["ocwrap", "true"],
@@ -158,6 +200,22 @@ mod tests {
             let err = parse(args).expect_err(&format!("{args:?} should fail"));
             assert_eq!(err.exit_code(), crate::exit::USAGE, "{args:?}");
         }
+    }
+
+    #[test]
+    fn the_port_names_the_lock_unless_a_name_is_given() {
+        assert_eq!(
+            parse(&["ocwrap", "--port", "4096", "--", "x"])
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("port-4096")
+        );
+        let c = parse(&["ocwrap", "--port", "4096", "--name", "oc", "--", "x"]).unwrap();
+        assert_eq!(c.name.as_deref(), Some("oc"));
+        assert_eq!(parse(&["ocwrap", "--", "x"]).unwrap().name, None);
+        assert!(parse(&["ocwrap", "--host", "::1", "--", "x"]).is_ok());
+        assert!(parse(&["ocwrap", "--host", "localhost", "--", "x"]).is_ok());
     }
 
     #[test]

@@ -40,6 +40,19 @@ pub enum Error {
     PidfdUnavailable(io::Error),
     /// The `--log` file cannot be opened.
     Log { path: PathBuf, source: io::Error },
+    /// The state directory cannot be created or read.
+    StateDir { path: PathBuf, source: io::Error },
+    /// The state directory exists but is not safe to trust.
+    UnsafeStateDir {
+        path: PathBuf,
+        problem: &'static str,
+    },
+    /// A live supervisor holds the name.
+    AlreadyRunning { name: String, pid: Option<Pid> },
+    /// No live supervisor holds the name.
+    NotRunning(String),
+    /// A live supervisor refused a control request or could not be reached.
+    Control { name: String, message: String },
     /// A system call the supervisor depends on failed.
     Os {
         what: &'static str,
@@ -53,6 +66,7 @@ impl Error {
             Error::Usage(e) => u8::try_from(e.exit_code()).unwrap_or(exit::USAGE),
             Error::CommandNotFound { .. } => exit::NOT_FOUND,
             Error::CommandNotExecutable { .. } => exit::NOT_EXECUTABLE,
+            Error::NotRunning(_) | Error::Control { .. } => exit::FAILURE,
             _ => exit::INTERNAL,
         }
     }
@@ -93,6 +107,24 @@ impl fmt::Display for Error {
                 )
             }
             Error::Log { path, .. } => write!(f, "cannot open log file {}", path.display()),
+            Error::StateDir { path, .. } => write!(f, "state dir {}", path.display()),
+            Error::UnsafeStateDir { path, problem } => {
+                write!(f, "refusing state dir {}: it {problem}", path.display())
+            }
+            Error::AlreadyRunning {
+                name,
+                pid: Some(pid),
+            } => {
+                write!(
+                    f,
+                    "{name}: already running (pid {pid}); use 'ocwrap up' to share it"
+                )
+            }
+            Error::AlreadyRunning { name, pid: None } => {
+                write!(f, "{name}: already running; use 'ocwrap up' to share it")
+            }
+            Error::NotRunning(name) => write!(f, "{name}: not running"),
+            Error::Control { name, message } => write!(f, "{name}: {message}"),
             Error::Os { what, .. } => write!(f, "{what} failed"),
         }
     }
@@ -106,8 +138,13 @@ impl std::error::Error for Error {
             | Error::Spawn { source, .. }
             | Error::Log { source, .. }
             | Error::Os { source, .. }
+            | Error::StateDir { source, .. }
             | Error::PidfdUnavailable(source) => Some(source),
             Error::Usage(_)
+            | Error::UnsafeStateDir { .. }
+            | Error::AlreadyRunning { .. }
+            | Error::NotRunning(_)
+            | Error::Control { .. }
             | Error::OwnerNotRunning(_)
             | Error::ParentUnknown
             | Error::AncestorNotFound(_) => None,

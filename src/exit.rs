@@ -6,6 +6,8 @@ use std::process::ExitStatus;
 
 /// `run`: torn down by our own rule; other commands: success.
 pub const SUCCESS: u8 = 0;
+/// Other commands: failure (`stop`/`release` of a name nobody runs, `up` not ready).
+pub const FAILURE: u8 = 1;
 /// The command line could not be parsed or validated (clap uses 2 as well).
 pub const USAGE: u8 = 2;
 /// ocwrap itself failed: state, owners, lock, internal error.

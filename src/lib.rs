@@ -8,15 +8,20 @@
 //! together), and `sys` (every `unsafe` block and platform call).
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod control;
 pub mod diag;
 pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod owner;
 pub mod process;
+pub mod ready;
+pub mod record;
 pub mod signals;
 pub mod spawn;
+pub mod state;
 pub mod supervisor;
 pub mod sys;
 pub mod teardown;
@@ -35,11 +40,15 @@ pub fn run() -> u8 {
         Ok(cli) => cli,
         Err(e) => return report(Error::Usage(Box::new(e))),
     };
-    let args = match cli.command {
-        Some(Command::Run(args)) => args,
-        None => cli.run,
+    let outcome = match cli.command {
+        Some(Command::Run(args)) => RunConfig::from_args(args).and_then(supervisor::run),
+        None => RunConfig::from_args(cli.run).and_then(supervisor::run),
+        Some(Command::Status(args)) => commands::status::run(args),
+        Some(Command::Stop(args)) => commands::stop::run(args),
+        Some(Command::Release(args)) => commands::release::run(args),
+        Some(Command::Gc(args)) => commands::gc::run(args),
     };
-    match RunConfig::from_args(args).and_then(supervisor::run) {
+    match outcome {
         Ok(code) => code,
         Err(e) => report(e),
     }

@@ -12,7 +12,7 @@ use crate::process::{Pid, ProcInfo, StartTime};
 use crate::sys;
 
 /// One process the server lives for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
     pub pid: Pid,
     pub start: StartTime,
@@ -96,6 +96,26 @@ impl Leases {
 
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()
+    }
+
+    /// Adds a lease; false if this owner already had one.
+    pub fn add(&mut self, owner: Owner) -> bool {
+        let new = !self.owners.contains(&owner);
+        if new {
+            self.owners.push(owner);
+        }
+        new
+    }
+
+    /// Drops the lease of `pid`, if it has one.
+    pub fn remove(&mut self, pid: Pid) -> Option<Owner> {
+        let at = self.owners.iter().position(|o| o.pid == pid)?;
+        Some(self.owners.remove(at))
+    }
+
+    /// Drops every lease.
+    pub fn clear(&mut self) -> Vec<Owner> {
+        std::mem::take(&mut self.owners)
     }
 
     /// Drops every lease whose owner `probe` no longer shows alive; returns those.

@@ -8,9 +8,25 @@
 use std::fmt;
 
 /// A process ID that names a real process: never 0 and never negative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "i32", into = "i32")]
 pub struct Pid(i32);
+
+impl TryFrom<i32> for Pid {
+    type Error = String;
+
+    fn try_from(raw: i32) -> Result<Pid, String> {
+        Pid::new(raw).ok_or_else(|| format!("{raw} is not a process ID"))
+    }
+}
+
+impl From<Pid> for i32 {
+    fn from(pid: Pid) -> i32 {
+        pid.0
+    }
+}
 
 impl Pid {
     /// Accepts only positive values; 0 and negatives mean "group" or "all" to `kill(2)`.
@@ -63,7 +79,9 @@ impl std::str::FromStr for Pid {
 /// When a process started, in the kernel's own unit (Linux: clock ticks since boot,
 /// field 22 of `/proc/PID/stat`). A PID plus its start time names one process for
 /// good: a recycled PID comes back with a different start time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct StartTime(pub u64);
 

@@ -33,7 +33,8 @@ impl CommandWrapper for DieWithSupervisor {
 }
 
 /// Starts the server and returns its PID, which is also its process group's ID.
-pub fn spawn_server(config: &RunConfig) -> Result<Pid, Error> {
+/// `marker` (`KEY=value`) goes into its environment, inherited by its whole tree.
+pub fn spawn_server(config: &RunConfig, marker: &str) -> Result<Pid, Error> {
     let log = match &config.log {
         Some(path) => Some(open_log(path).map_err(|source| Error::Log {
             path: path.clone(),
@@ -43,6 +44,9 @@ pub fn spawn_server(config: &RunConfig) -> Result<Pid, Error> {
     };
     let mut command = CommandWrap::with_new(&config.program, |c| {
         c.args(&config.args);
+        if let Some((key, value)) = marker.split_once('=') {
+            c.env(key, value);
+        }
         c.stdin(match config.stdin {
             StdinMode::Inherit => Stdio::inherit(),
             StdinMode::Null => Stdio::null(),

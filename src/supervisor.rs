@@ -1,22 +1,29 @@
 //! The foreground supervisor behind `ocwrap run`: one event loop that waits on
-//! signals and owners, and drives [`Teardown`] when a rule says the tree must go.
+//! signals, owners, control requests and readiness, and drives [`Teardown`] when a
+//! rule says the tree must go.
 //!
-//! The loop sleeps in `poll(2)` on the signal self-pipe and the owners' pidfds; its
-//! timeout is the nearest of the owner poll interval (poll method only), the end of
-//! `--linger`, and the teardown recheck. With pidfds and nothing happening it has no
-//! timeout at all, so an idle supervisor costs no wake-ups.
+//! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
+//! control socket and (while starting) the readiness probe; its timeout is the
+//! nearest of the owner poll interval (poll method only), the end of `--linger`, and
+//! the teardown recheck. With pidfds and nothing happening it has no timeout at all,
+//! so an idle supervisor costs no wake-ups.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RunConfig;
+use crate::control::{Connection, ControlSocket, Reply, Request};
 use crate::diag;
 use crate::error::Error;
 use crate::exit;
-use crate::owner::{self, Leases};
+use crate::owner::{self, Leases, Owner};
+use crate::process::Pid;
+use crate::ready::{Probe, ReadyWatch};
+use crate::record::{self, Lock, Record, RecordState, ServerId, SupervisorId};
 use crate::signals::{self, Signals};
 use crate::spawn;
+use crate::state::StateDir;
 use crate::sys;
 use crate::teardown::{Phase, Teardown};
 use crate::tree::ServerTree;
@@ -27,16 +34,93 @@ use crate::watch::{OwnerWatch, WatchMethod};
 enum Cause {
     /// The last lease is gone (after `--linger`): our own rule, exit 0.
     OwnersGone,
+    /// `ocwrap stop`: our own rule, exit 0.
+    Stop,
     /// A terminating signal to ocwrap: exit with the server's status.
     Signal(libc::c_int),
     /// The server exited by itself: exit with its status.
     ServerExited,
 }
 
+/// What a supervisor holds in the state dir: its lock, its control socket and its
+/// record. Removed together when it ends (the lock last).
+struct Registration {
+    state: StateDir,
+    stem: String,
+    lock: Lock,
+    control: ControlSocket,
+}
+
+impl Registration {
+    fn take(state: StateDir, stem: String) -> Result<Registration, Error> {
+        let lock = Lock::try_acquire(&state, &stem)
+            .map_err(Error::os("locking the name"))?
+            .ok_or_else(|| already_running(&state, &stem))?;
+        let control = ControlSocket::bind(&state.socket_path(&stem))
+            .map_err(Error::os("binding the control socket"))?;
+        Ok(Registration {
+            state,
+            stem,
+            lock,
+            control,
+        })
+    }
+
+    fn save(&self, record: &Record) {
+        if let Err(e) = record::write(&self.state.record_path(&self.stem), record) {
+            diag::say(format_args!(
+                "cannot write the record for {}: {e}",
+                self.stem
+            ));
+        }
+    }
+
+    fn remove(self) {
+        let _ = std::fs::remove_file(self.state.record_path(&self.stem));
+        self.control.remove();
+        self.lock.remove();
+    }
+}
+
+fn already_running(state: &StateDir, stem: &str) -> Error {
+    let pid = record::read(&state.record_path(stem))
+        .ok()
+        .map(|r| r.supervisor.pid);
+    Error::AlreadyRunning {
+        name: stem.to_string(),
+        pid,
+    }
+}
+
 /// Runs `ocwrap run` to the end and returns the exit code.
 pub fn run(config: RunConfig) -> Result<u8, Error> {
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
+    let state = StateDir::open(config.state_dir.as_deref())?;
+    let stem = config
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("pid-{}", Pid::current()));
+    let registration = Registration::take(state, stem)?;
+    match start(&config, &registration) {
+        Ok(parts) => Ok(Supervisor::new(&config, registration, parts).run()),
+        Err(e) => {
+            registration.remove();
+            Err(e)
+        }
+    }
+}
+
+/// What exists once the server has started.
+struct Started {
+    signals: Signals,
+    owners: Vec<Owner>,
+    watch: OwnerWatch,
+    record: Record,
+    ready: Option<ReadyWatch>,
+}
+
+fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Error> {
     sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
     let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
     let method = WatchMethod::choose(config.watch_method)?;
@@ -49,7 +133,11 @@ pub fn run(config: RunConfig) -> Result<u8, Error> {
         ));
         watch.add(*owner);
     }
-    let leader = spawn::spawn_server(&config)?;
+    let me = Pid::current();
+    let my_start = sys::proc_info(me)
+        .map(|i| i.start)
+        .ok_or_else(|| Error::os("reading /proc/self/stat")(std::io::Error::other("no entry")))?;
+    let leader = spawn::spawn_server(config, &record::tree_marker(me, my_start))?;
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -59,28 +147,78 @@ pub fn run(config: RunConfig) -> Result<u8, Error> {
             "process group"
         },
     ));
-    let supervisor = Supervisor {
-        linger: config.linger,
-        owned: !owners.is_empty(),
-        leases: Leases::new(owners),
-        watch,
-        signals,
-        tree: ServerTree::new(leader),
-        teardown: Teardown::new(config.grace),
-        linger_until: None,
-        cause: None,
-        server_exited: false,
+    // The leader is our unreaped child, so its /proc entry exists even if it exited.
+    let server_start = sys::proc_info(leader).map_or(my_start, |i| i.start);
+    let ready = match config.port {
+        Some(port) => Some(
+            ReadyWatch::start(Probe::tcp(&config.host, port))
+                .map_err(Error::os("starting the readiness probe"))?,
+        ),
+        None => None,
     };
-    Ok(supervisor.run())
+    let record = Record {
+        version: record::RECORD_VERSION,
+        name: config.name.clone(),
+        supervisor: SupervisorId {
+            pid: me,
+            start: my_start,
+        },
+        server: ServerId {
+            pid: leader,
+            pgid: leader,
+            start: server_start,
+        },
+        command: std::iter::once(&config.program)
+            .chain(&config.args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd: std::env::current_dir()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        port: config.port,
+        url: config
+            .port
+            .map(|port| format!("http://{}:{port}", url_host(&config.host))),
+        owners: owners.clone(),
+        started_at: record::rfc3339(SystemTime::now()),
+        state: if ready.is_some() {
+            RecordState::Starting
+        } else {
+            RecordState::Ready
+        },
+        log: config
+            .log
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    };
+    registration.save(&record);
+    Ok(Started {
+        signals,
+        owners,
+        watch,
+        record,
+        ready,
+    })
+}
+
+fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
 }
 
 struct Supervisor {
+    registration: Registration,
+    record: Record,
     linger: Duration,
-    /// Whether the server had owners at all (`--owner none`: it runs until stopped).
+    /// Whether the server has ever had an owner (`--owner none`: runs until stopped).
     owned: bool,
     leases: Leases,
     watch: OwnerWatch,
     signals: Signals,
+    ready: Option<ReadyWatch>,
     tree: ServerTree,
     teardown: Teardown,
     linger_until: Option<Instant>,
@@ -89,6 +227,24 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    fn new(config: &RunConfig, registration: Registration, started: Started) -> Supervisor {
+        Supervisor {
+            tree: ServerTree::new(started.record.server.pid),
+            registration,
+            record: started.record,
+            linger: config.linger,
+            owned: !started.owners.is_empty(),
+            leases: Leases::new(started.owners),
+            watch: started.watch,
+            signals: started.signals,
+            ready: started.ready,
+            teardown: Teardown::new(config.grace),
+            linger_until: None,
+            cause: None,
+            server_exited: false,
+        }
+    }
+
     fn run(mut self) -> u8 {
         loop {
             let now = Instant::now();
@@ -98,15 +254,22 @@ impl Supervisor {
             if let Phase::Finished { clean } = self.teardown.phase() {
                 return self.finish(clean);
             }
-            self.wait(now);
+            let ready_now = self.wait(now);
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
+            }
+            if ready_now {
+                self.on_ready();
+            }
+            for connection in self.registration.control.accept_pending() {
+                self.on_request(connection, Instant::now());
             }
         }
     }
 
-    /// Sleeps until a signal, an owner's exit, or the next timer.
-    fn wait(&self, now: Instant) {
+    /// Sleeps until a signal, an owner's exit, a request, readiness, or the next
+    /// timer. Returns whether the readiness probe reported.
+    fn wait(&self, now: Instant) -> bool {
         let timeout = [
             self.watch.next_check(),
             self.linger_until.map(|t| t.saturating_duration_since(now)),
@@ -115,14 +278,18 @@ impl Supervisor {
         .into_iter()
         .flatten()
         .min();
-        let fds: Vec<BorrowedFd<'_>> = std::iter::once(self.signals.fd())
-            .chain(self.watch.fds())
-            .collect();
-        if let Err(e) = sys::poll_readable(&fds, timeout) {
-            // poll fails only for bad arguments or lack of memory; fall back to a
-            // bounded sleep so the loop stays alive and keeps checking.
-            diag::say(format_args!("poll failed: {e}"));
-            std::thread::sleep(Duration::from_millis(50));
+        let mut fds: Vec<BorrowedFd<'_>> = vec![self.signals.fd(), self.registration.control.fd()];
+        fds.extend(self.ready.as_ref().map(ReadyWatch::fd));
+        fds.extend(self.watch.fds());
+        match sys::poll_readable(&fds, timeout) {
+            Ok(readable) => self.ready.is_some() && readable.get(2).copied().unwrap_or(false),
+            Err(e) => {
+                // poll fails only for bad arguments or lack of memory; a bounded
+                // pause keeps the loop alive and checking.
+                diag::say(format_args!("poll failed: {e}"));
+                std::thread::sleep(Duration::from_millis(50));
+                false
+            }
         }
     }
 
@@ -155,6 +322,80 @@ impl Supervisor {
         self.start_teardown(Cause::Signal(signal), now);
     }
 
+    fn on_ready(&mut self) {
+        self.ready = None;
+        if self.record.state == RecordState::Starting {
+            diag::note("server is ready");
+            self.record.state = RecordState::Ready;
+            self.registration.save(&self.record);
+        }
+    }
+
+    fn on_request(&mut self, connection: Connection, now: Instant) {
+        let reply = match &connection.request {
+            Err(refusal) => Reply::error(refusal.clone()),
+            Ok(request) => self.handle(request.clone()),
+        };
+        diag::note(format_args!(
+            "control {:?}: ok={}",
+            connection.request, reply.ok
+        ));
+        let stop = reply.ok && connection.request == Ok(Request::Stop);
+        connection.reply(&reply);
+        if stop {
+            self.start_teardown(Cause::Stop, now);
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Status => {}
+            Request::Stop => self.record.state = RecordState::Stopping,
+            Request::Attach { .. } | Request::Release { .. } if self.teardown.has_begun() => {
+                return Reply::error("stopping: the server is being torn down");
+            }
+            Request::Attach { owners } => {
+                let mut found = Vec::new();
+                for &pid in &owners {
+                    match Owner::observe(pid) {
+                        Some(owner) => found.push(owner),
+                        None => return Reply::error(format!("owner pid {pid} is not running")),
+                    }
+                }
+                for owner in found {
+                    if self.leases.add(owner) {
+                        diag::note(format_args!("attached owner pid {}", owner.pid));
+                        self.watch.add(owner);
+                    }
+                }
+                self.owned = true;
+                self.linger_until = None;
+                self.save_owners();
+            }
+            Request::Release { owner: Some(pid) } => match self.leases.remove(pid) {
+                Some(owner) => {
+                    diag::note(format_args!("released owner pid {pid}"));
+                    self.watch.remove(&[owner]);
+                    self.save_owners();
+                }
+                None => return Reply::error(format!("pid {pid} is not an owner")),
+            },
+            Request::Release { owner: None } => {
+                let gone = self.leases.clear();
+                diag::note(format_args!("released all {} owners", gone.len()));
+                self.watch.remove(&gone);
+                self.owned = true;
+                self.save_owners();
+            }
+        }
+        Reply::ok(self.record.clone())
+    }
+
+    fn save_owners(&mut self) {
+        self.record.owners = self.leases.owners().to_vec();
+        self.registration.save(&self.record);
+    }
+
     fn check_server(&mut self, now: Instant) {
         self.tree.reap_orphans();
         if !self.server_exited && self.tree.leader_exited() {
@@ -172,7 +413,10 @@ impl Supervisor {
         for owner in &gone {
             diag::note(format_args!("owner pid {} is gone", owner.pid));
         }
-        self.watch.remove(&gone);
+        if !gone.is_empty() {
+            self.watch.remove(&gone);
+            self.save_owners();
+        }
         if !self.leases.is_empty() {
             return;
         }
@@ -194,23 +438,28 @@ impl Supervisor {
     fn start_teardown(&mut self, cause: Cause, now: Instant) {
         if self.cause.is_none() {
             self.cause = Some(cause);
+            self.ready = None;
+            self.record.state = RecordState::Stopping;
+            self.registration.save(&self.record);
         }
         self.teardown.begin(now, &mut self.tree);
     }
 
-    /// Reaps the leader and everything left, and turns the cause into an exit code.
+    /// Reaps the leader and everything left, removes the record, socket and lock,
+    /// and turns the cause into an exit code.
     fn finish(self, clean: bool) -> u8 {
         if !clean {
             diag::say("some processes of the server's tree survived SIGKILL; giving up on them");
         }
         let status: Option<ExitStatus> = self.tree.reap_leader();
         self.tree.reap_orphans();
+        self.registration.remove();
         diag::note(format_args!(
             "server status: {status:?}; cause: {:?}",
             self.cause
         ));
         match (self.cause, status) {
-            (Some(Cause::OwnersGone), _) => exit::SUCCESS,
+            (Some(Cause::OwnersGone | Cause::Stop), _) => exit::SUCCESS,
             (_, Some(status)) => exit::from_status(status),
             (_, None) => exit::INTERNAL,
         }

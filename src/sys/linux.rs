@@ -340,6 +340,46 @@ pub fn process_names(pid: Pid) -> Vec<String> {
     names
 }
 
+/// The effective user ID of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// The user ID of the process at the other end of a Unix socket, as the kernel
+/// recorded it at `connect(2)` (`SO_PEERCRED`): it cannot be forged by the peer.
+pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> io::Result<u32> {
+    // SAFETY: ucred is plain data; zeroed is a valid value to be overwritten.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cred.uid)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether the initial environment of `pid` (`/proc/PID/environ`, as it was at
+/// exec) holds exactly the entry `entry` (`KEY=value`).
+pub fn environ_has(pid: Pid, entry: &str) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+        .unwrap_or(false)
+}
+
+/// `O_NOFOLLOW`, for opening records and locks without following a planted symlink.
+pub const NO_FOLLOW: i32 = libc::O_NOFOLLOW;
+
 /// Voluntary context switches of every thread of `pid` (from
 /// `/proc/PID/task/*/status`): how often it went to sleep, i.e. woke up.
 pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {

@@ -1,0 +1,130 @@
+//! `ocwrap status`: what ocwrap supervises now, as a table or as JSON.
+//!
+//! JSON (one object): `{"supervisors":[{"name":…,"live":…,"problem":…,
+//! "record":{…}|null}]}`: `name` is the record's stem (`pid-N` for an unnamed
+//! supervisor), `problem` is null for a healthy live supervisor.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::{Entry, checked_stem, print_json, print_line, survey};
+use crate::cli::StatusArgs;
+use crate::error::Error;
+use crate::exit;
+use crate::record::{self, Record};
+use crate::state::StateDir;
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    supervisors: Vec<EntryJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    name: &'a str,
+    live: bool,
+    problem: Option<String>,
+    record: Option<&'a Record>,
+}
+
+pub fn run(args: StatusArgs) -> Result<u8, Error> {
+    let only = args.select.stem().map(checked_stem).transpose()?;
+    let state = StateDir::open(args.state.state_dir.as_deref())?;
+    let entries = survey(&state, only.as_deref());
+    if args.json {
+        let supervisors = entries
+            .iter()
+            .map(|e| EntryJson {
+                name: &e.stem,
+                live: e.live,
+                problem: e.problem(),
+                record: e.record(),
+            })
+            .collect();
+        print_json(&StatusJson { supervisors });
+    } else {
+        print_table(&entries);
+    }
+    match only {
+        Some(stem) if !entries.iter().any(|e| e.live) => Err(Error::NotRunning(stem)),
+        _ => Ok(exit::SUCCESS),
+    }
+}
+
+fn print_table(entries: &[Entry]) {
+    if entries.is_empty() {
+        print_line("nothing supervised");
+        return;
+    }
+    let rows: Vec<[String; 7]> = entries.iter().map(row).collect();
+    let header = ["NAME", "PID", "PORT", "STATE", "OWNERS", "UPTIME", "NOTE"].map(String::from);
+    let mut widths = [0; 7];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        print_line(cells.join("  ").trim_end());
+    }
+}
+
+fn row(entry: &Entry) -> [String; 7] {
+    let dash = || "-".to_string();
+    let note = entry.problem().unwrap_or_default();
+    match entry.record() {
+        Some(r) => [
+            entry.stem.clone(),
+            r.server.pid.to_string(),
+            r.port.map_or_else(dash, |p| p.to_string()),
+            if entry.live {
+                format!("{:?}", r.state).to_lowercase()
+            } else {
+                "dead".into()
+            },
+            if r.owners.is_empty() {
+                dash()
+            } else {
+                r.owners
+                    .iter()
+                    .map(|o| o.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+            uptime(&r.started_at),
+            note,
+        ],
+        None => [
+            entry.stem.clone(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            note,
+        ],
+    }
+}
+
+fn uptime(started_at: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match record::parse_rfc3339(started_at) {
+        Some(then) if now >= then => {
+            let s = now - then;
+            match s {
+                0..60 => format!("{s}s"),
+                60..3600 => format!("{}m{}s", s / 60, s % 60),
+                _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
+            }
+        }
+        _ => "-".into(),
+    }
+}

@@ -1,0 +1,125 @@
+//! `ocwrap stop`: ask live supervisors to tear down what they started.
+//!
+//! Only live supervisors (lock held) are asked, over their control sockets; a stale
+//! record is left to `gc`. With `--wait`, returns once each supervisor has released
+//! its lock, which it does only after its whole tree is gone and its record removed.
+//!
+//! JSON (one object): `{"status":"stopped"|"not_running","stopped":[{"name":…,
+//! "supervisor_pid":…,"server_pid":…}],"not_running":[name…],"errors":[{"name":…,
+//! "error":…}]}`.
+
+use serde::Serialize;
+
+use super::{checked_stem, print_json, print_line, survey};
+use crate::cli::StopArgs;
+use crate::control::{self, Request};
+use crate::error::Error;
+use crate::exit;
+use crate::process::Pid;
+use crate::record;
+use crate::state::StateDir;
+
+#[derive(Serialize, Default)]
+struct StopJson {
+    status: &'static str,
+    stopped: Vec<Stopped>,
+    not_running: Vec<String>,
+    errors: Vec<Failure>,
+}
+
+#[derive(Serialize)]
+struct Stopped {
+    name: String,
+    supervisor_pid: Pid,
+    server_pid: Pid,
+}
+
+#[derive(Serialize)]
+struct Failure {
+    name: String,
+    error: String,
+}
+
+pub fn run(args: StopArgs) -> Result<u8, Error> {
+    let only = args.select.stem().map(checked_stem).transpose()?;
+    let state = StateDir::open(args.state.state_dir.as_deref())?;
+    let targets: Vec<String> = match &only {
+        Some(stem) => vec![stem.clone()],
+        None => survey(&state, None)
+            .into_iter()
+            .filter(|e| e.live)
+            .map(|e| e.stem)
+            .collect(),
+    };
+    let mut out = StopJson::default();
+    for stem in targets {
+        if !record::is_held(&state, &stem) {
+            out.not_running.push(stem);
+            continue;
+        }
+        match control::request(&state.socket_path(&stem), &Request::Stop) {
+            Ok(reply) if reply.ok => {
+                let waited = if args.wait {
+                    record::wait_until_free(&state, &stem)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = waited {
+                    out.errors.push(Failure {
+                        name: stem,
+                        error: format!("waiting: {e}"),
+                    });
+                    continue;
+                }
+                if let Some(r) = reply.record {
+                    out.stopped.push(Stopped {
+                        name: stem,
+                        supervisor_pid: r.supervisor.pid,
+                        server_pid: r.server.pid,
+                    });
+                }
+            }
+            Ok(reply) => out.errors.push(Failure {
+                name: stem,
+                error: reply.error.unwrap_or_default(),
+            }),
+            // The supervisor may have exited between the lock check and the request.
+            Err(_) if !record::is_held(&state, &stem) => out.not_running.push(stem),
+            Err(e) => out.errors.push(Failure {
+                name: stem,
+                error: format!("control socket: {e}"),
+            }),
+        }
+    }
+    let failed = !out.errors.is_empty() || (only.is_some() && out.stopped.is_empty());
+    out.status = if out.stopped.is_empty() && !out.not_running.is_empty() {
+        "not_running"
+    } else {
+        "stopped"
+    };
+    if args.json {
+        print_json(&out);
+    } else {
+        report(&out, args.wait);
+    }
+    Ok(if failed { exit::FAILURE } else { exit::SUCCESS })
+}
+
+fn report(out: &StopJson, waited: bool) {
+    let verb = if waited { "stopped" } else { "stopping" };
+    for s in &out.stopped {
+        print_line(&format!(
+            "{verb} {} (supervisor pid {}, server pid {})",
+            s.name, s.supervisor_pid, s.server_pid
+        ));
+    }
+    for name in &out.not_running {
+        crate::diag::say(format_args!("{name}: not running"));
+    }
+    for f in &out.errors {
+        crate::diag::say(format_args!("{}: {}", f.name, f.error));
+    }
+    if out.stopped.is_empty() && out.not_running.is_empty() && out.errors.is_empty() {
+        print_line("nothing to stop");
+    }
+}

@@ -1,0 +1,151 @@
+//! The state directory: where records, locks, control sockets and logs live
+//! (SPEC §4), and the checks that make it safe to trust.
+//!
+//! The directory is created `0700`. An existing one is refused (exit 125) if it is a
+//! symlink, belongs to another user, or is group- or world-writable: any of those
+//! would let someone else plant records, locks or sockets that ocwrap then acts on.
+
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::sys;
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// `--state-dir`, else `$XDG_RUNTIME_DIR/ocwrap`, else `$TMPDIR/ocwrap-<uid>`.
+    pub fn default_path() -> PathBuf {
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            Some(runtime) => PathBuf::from(runtime).join("ocwrap"),
+            None => std::env::temp_dir().join(format!("ocwrap-{}", sys::effective_uid())),
+        }
+    }
+
+    /// Opens (creating if needed) and checks the state directory.
+    pub fn open(path: Option<&Path>) -> Result<StateDir, Error> {
+        let path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(StateDir::default_path);
+        let unsafe_dir = |problem: &'static str| Error::UnsafeStateDir {
+            path: path.clone(),
+            problem,
+        };
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs::create_dir_all(parent).map_err(|source| Error::StateDir {
+                        path: path.clone(),
+                        source,
+                    })?;
+                }
+                match DirBuilder::new().mode(0o700).create(&path) {
+                    Ok(()) => {}
+                    // Another ocwrap created it first: fine, it is checked below.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(Error::StateDir {
+                            path: path.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(source) => {
+                return Err(Error::StateDir {
+                    path: path.clone(),
+                    source,
+                });
+            }
+            Ok(_) => {}
+        }
+        // Checked after creation too: what matters is what is there now.
+        let meta = fs::symlink_metadata(&path).map_err(|source| Error::StateDir {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.file_type().is_symlink() {
+            return Err(unsafe_dir("is a symlink"));
+        }
+        if !meta.is_dir() {
+            return Err(unsafe_dir("is not a directory"));
+        }
+        if meta.uid() != sys::effective_uid() {
+            return Err(unsafe_dir("is owned by another user"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(unsafe_dir("is group- or world-writable"));
+        }
+        Ok(StateDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn lock_path(&self, stem: &str) -> PathBuf {
+        self.path.join(format!("{stem}.lock"))
+    }
+
+    pub fn record_path(&self, stem: &str) -> PathBuf {
+        self.path.join(format!("{stem}.json"))
+    }
+
+    pub fn socket_path(&self, stem: &str) -> PathBuf {
+        self.path.join(format!("{stem}.sock"))
+    }
+
+    pub fn log_path(&self, stem: &str) -> PathBuf {
+        self.path.join(format!("{stem}.log"))
+    }
+
+    /// The stems of every `*.json` and `*.lock` here (records and locks of live,
+    /// dead and half-started supervisors alike), sorted, without duplicates.
+    pub fn stems(&self) -> Vec<String> {
+        let mut stems: Vec<String> = fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name
+                    .strip_suffix(".json")
+                    .or_else(|| name.strip_suffix(".lock"))?;
+                (!stem.starts_with('.')).then(|| stem.to_string())
+            })
+            .collect();
+        stems.sort();
+        stems.dedup();
+        stems
+    }
+}
+
+/// Whether `name` is a valid `--name`: `[A-Za-z0-9._-]{1,64}`, and not `.`/`..`-like.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_spec_pattern() {
+        assert!(valid_name("port-4096"));
+        assert!(valid_name("a.b_c-D9"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(&"x".repeat(65)));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(".."));
+        assert!(!valid_name("white space"));
+    }
+}
