@@ -18,6 +18,11 @@
 //!     stdio, and exits with its code: a stand-in for a session that owns a server.
 //! ocwrap-fixture sleep
 //!     prints `sleeper <pid>` and blocks forever (an owner, a decoy).
+//! ocwrap-fixture connect SOCKET LINE
+//!     sends LINE to a Unix socket and prints `reply <answer>`.
+//!
+//! `tree --listen PORT` also listens on 127.0.0.1:PORT (printing `listening PORT`)
+//! and answers any HTTP request with 200; with `--mute` it accepts and never answers.
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -58,7 +63,10 @@ fn main() -> ExitCode {
             signals: has("--signals"),
             read_stdin: has("--read-stdin"),
             exit: value("--exit"),
+            listen: value("--listen").and_then(|p| u16::try_from(p).ok()),
+            mute: has("--mute"),
         }),
+        "connect" if rest.len() == 2 => connect(&rest[0], &rest[1]),
         "spawn" if !rest.is_empty() => spawn(rest),
         "sleep" => {
             ignore_term_if(has("--ignore-term"));
@@ -88,6 +96,8 @@ struct Options {
     signals: bool,
     read_stdin: bool,
     exit: Option<u32>,
+    listen: Option<u16>,
+    mute: bool,
 }
 
 fn tree(opts: &Options) -> ExitCode {
@@ -128,6 +138,9 @@ fn tree(opts: &Options) -> ExitCode {
             Ok(0) | Err(_) => say("stdin eof"),
             Ok(_) => say(format_args!("stdin {}", line.trim_end())),
         }
+    }
+    if let Some(port) = opts.listen {
+        listen(port, opts.mute);
     }
     say("ready");
     match opts.exit {
@@ -194,6 +207,61 @@ fn relay(mut command: Command, lines: usize) {
             say(line);
         }
     }
+}
+
+/// Listens on 127.0.0.1:`port` and answers every request `HTTP/1.1 200 OK`, or,
+/// when `mute`, accepts connections and never answers (a hung server).
+fn listen(port: u16, mute: bool) {
+    let listener = match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            say(format_args!("listen failed: {e}"));
+            std::process::exit(98);
+        }
+    };
+    say(format_args!("listening {port}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            if mute {
+                held.push(stream);
+                continue;
+            }
+            std::thread::spawn(move || answer(stream));
+        }
+    });
+}
+
+fn answer(mut stream: std::net::TcpStream) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+        if line == "\r\n" || line == "\n" {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\nconnection: close\r\n\r\n{\"healthy\":true}");
+            return;
+        }
+        line.clear();
+    }
+}
+
+/// Sends one line to a Unix socket and prints the one-line answer (a control
+/// client that tests can run as another user).
+fn connect(path: &str, message: &str) -> ExitCode {
+    let mut stream = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => {
+            say(format_args!("connect failed: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = stream.write_all(format!("{message}\n").as_bytes());
+    let mut reply = String::new();
+    let _ = BufReader::new(stream).read_line(&mut reply);
+    say(format_args!("reply {}", reply.trim_end()));
+    ExitCode::SUCCESS
 }
 
 fn spawn(rest: &[String]) -> ExitCode {

@@ -146,6 +146,12 @@ impl Launch {
         self
     }
 
+    /// Runs as another user (the test must be root).
+    pub fn uid(mut self, uid: u32) -> Launch {
+        self.command.uid(uid).gid(uid);
+        self
+    }
+
     pub fn stdin(mut self, stdin: impl Into<Stdio>) -> Launch {
         self.command.stdin(stdin);
         self
@@ -403,6 +409,37 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Waits until `condition` holds, re-checking it every 10 ms; panics with `what`
+/// after [`DEADLINE`]. For conditions with no event to wait on (a file's contents).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs an ocwrap command to its end: (exit code, stdout, stderr).
+pub fn ocwrap_once(args: &[&str]) -> (i32, String, String) {
+    let mut run = Launch::ocwrap().args(args).spawn();
+    let code = run.exit_code();
+    (code, run.seen.join("\n"), run.stderr())
+}
+
+/// `ocwrap status --json` in `state_dir`, parsed.
+pub fn status_json(state_dir: &Path) -> serde_json::Value {
+    let dir = state_dir.to_str().expect("utf-8 path");
+    let (_, out, err) = ocwrap_once(&["status", "--json", "--state-dir", dir]);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {out:?} {err:?}"))
 }
 
 /// Zombie children of `parent` right now.

@@ -1,0 +1,4 @@
+//! Integration tests, one module per area of the SPEC.
+
+mod records;
+mod run;

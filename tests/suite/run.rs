@@ -1,0 +1,651 @@
+//! `ocwrap run` against the built binary: real processes, real signals, and
+//! assertions on what happened to them (SPEC §3 and §6).
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{
+    Launch, Proc, Running, TempDir, field, fixture_bin, kill_and_reap, ocwrap_bin, owner,
+    zombie_children,
+};
+use ocwrap::sys;
+
+/// A tree with two grandchildren and one `setsid`+double-fork escapee.
+const TREE: &[&str] = &["tree", "--children", "2", "--escape"];
+
+/// Waits for the fixture's `ready` and returns every process of its tree.
+fn tree_procs(run: &mut Running) -> Vec<Proc> {
+    run.expect_line("ready");
+    let (server, _) = run.server_and_supervisor();
+    let mut procs = vec![server];
+    procs.extend(run.all("child"));
+    procs.extend(run.all("escapee"));
+    procs
+}
+
+fn assert_all_gone(procs: &[Proc]) {
+    for p in procs {
+        p.wait_gone("a process of the server's tree");
+    }
+}
+
+fn assert_no_panic(run: &Running) {
+    assert!(
+        !run.stderr().contains("panicked"),
+        "panic output: {}",
+        run.stderr()
+    );
+}
+
+// 1. Exit codes.
+
+#[test]
+fn server_exit_code_is_passed_through() {
+    let mut run = Launch::ocwrap().args(["--", "sh", "-c", "exit 7"]).spawn();
+    assert_eq!(run.exit_code(), 7);
+    assert_no_panic(&run);
+}
+
+#[test]
+fn server_death_by_signal_gives_128_plus_n() {
+    for (signal, code) in [("TERM", 143), ("KILL", 137), ("SEGV", 139)] {
+        let script = format!("kill -{signal} $$");
+        let mut run = Launch::ocwrap().args(["--", "sh", "-c", &script]).spawn();
+        assert_eq!(run.exit_code(), code, "server killed by SIG{signal}");
+        assert_no_panic(&run);
+    }
+}
+
+#[test]
+fn missing_command_exits_127_with_one_line_naming_it() {
+    let mut run = Launch::ocwrap()
+        .args(["--", "/nonexistent/ocwrap-no-such-server"])
+        .spawn();
+    assert_eq!(run.exit_code(), 127);
+    let err = run.stderr();
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(
+        err.contains("/nonexistent/ocwrap-no-such-server"),
+        "{err:?}"
+    );
+    assert!(err.starts_with("ocwrap: "), "{err:?}");
+}
+
+#[test]
+fn non_executable_command_exits_126_with_one_line_naming_it() {
+    let dir = TempDir::new();
+    let file = dir.file("not-executable", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut run = Launch::ocwrap().arg("--").arg(&file).spawn();
+    assert_eq!(run.exit_code(), 126);
+    let err = run.stderr();
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(&*file.to_string_lossy()), "{err:?}");
+    let mut dir_run = Launch::ocwrap().arg("--").arg(dir.path()).spawn();
+    assert_eq!(dir_run.exit_code(), 126, "a directory is not executable");
+}
+
+#[test]
+fn bad_values_are_usage_errors_with_exit_2() {
+    for args in [
+        &["--grace", "soon", "--", "true"][..],
+        &["--linger", "-1s", "--", "true"],
+        &["--owner-pid", "0", "--", "true"],
+        &["--owner-pid", "abc", "--", "true"],
+        &["--owner", "nobody", "--", "true"],
+        &["--owner", "none", "--owner-pid", "1", "--", "true"],
+        &["--stdin", "maybe", "--", "true"],
+        &["--watch-method", "inotify", "--", "true"],
+        &["true"],
+        &[],
+    ] {
+        let mut run = Launch::ocwrap().args(args).spawn();
+        assert_eq!(run.exit_code(), 2, "{args:?}: {}", run.stderr());
+        assert!(!run.stderr().is_empty(), "{args:?} says why");
+        assert_no_panic(&run);
+    }
+}
+
+#[test]
+fn environment_forms_are_validated_too() {
+    let mut run = Launch::ocwrap()
+        .env("OCWRAP_GRACE", "soon")
+        .args(["--", "true"])
+        .spawn();
+    assert_eq!(run.exit_code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("soon"));
+}
+
+#[test]
+fn owner_that_is_not_running_exits_125_and_starts_nothing() {
+    let mut gone = owner();
+    let pid = gone.pinned.pid;
+    kill_and_reap(&mut gone);
+    let mut run = Launch::ocwrap()
+        .args(["--owner-pid", &pid.to_string()])
+        .server(TREE)
+        .spawn();
+    assert_eq!(run.exit_code(), 125);
+    assert!(
+        run.stderr()
+            .contains(&format!("owner pid {pid} is not running")),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
+}
+
+#[test]
+fn unwritable_log_exits_125_and_starts_nothing() {
+    let mut run = Launch::ocwrap()
+        .args(["--log", "/nonexistent/dir/server.log"])
+        .server(TREE)
+        .spawn();
+    assert_eq!(run.exit_code(), 125);
+    assert!(
+        run.stderr().contains("/nonexistent/dir/server.log"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
+}
+
+// 2. An owner given by --owner-pid dies.
+
+fn owner_sigkill_tears_down_everything(watch_method: &str) {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args([
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+            "--watch-method",
+            watch_method,
+        ])
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    assert_eq!(
+        procs.len(),
+        4,
+        "server, two grandchildren, one escapee: {:?}",
+        run.seen
+    );
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(
+        run.exit_code(),
+        0,
+        "torn down by our own rule: {}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn owner_pid_sigkill_tears_down_the_whole_tree_with_pidfd() {
+    owner_sigkill_tears_down_everything("pidfd");
+}
+
+#[test]
+fn owner_pid_sigkill_tears_down_the_whole_tree_with_poll() {
+    owner_sigkill_tears_down_everything("poll");
+}
+
+#[test]
+fn owner_pid_from_the_environment_is_watched() {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .env("OCWRAP_OWNER_PID", session.pinned.pid.to_string())
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn the_escapee_really_left_the_group_and_the_server_leads_its_own() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none"])
+        .server(TREE)
+        .spawn();
+    run.expect_line("ready");
+    let line = run.expect_line("server ");
+    let (server, supervisor) = run.server_and_supervisor();
+    assert_eq!(
+        field(&line, "pgid"),
+        server.pid,
+        "the server leads its own group"
+    );
+    let escapee = run.proc("escapee");
+    let info = sys::proc_info(escapee.pid).expect("escapee is running");
+    assert_ne!(info.pgid, Some(server.pid), "the escapee left the group");
+    assert_eq!(
+        info.ppid,
+        Some(supervisor.pid),
+        "the escapee reparented to ocwrap (subreaper)"
+    );
+    supervisor.signal(libc::SIGTERM);
+    server.wait_gone("server");
+    escapee.wait_gone("escapee");
+}
+
+#[test]
+fn session_flag_puts_the_server_in_a_new_session() {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["--session", "--owner-pid", &session.pinned.pid.to_string()])
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    let line = run.expect_line("server ");
+    assert_eq!(
+        field(&line, "sid"),
+        procs[0].pid,
+        "the server leads its own session"
+    );
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0);
+}
+
+// 3. With no owner option, ocwrap's parent is the owner.
+
+#[test]
+fn parent_sigkill_tears_down_the_whole_tree() {
+    let mut parent = Launch::program(fixture_bin())
+        .args(["spawn", ocwrap_bin(), "--", fixture_bin()])
+        .args(TREE)
+        .spawn();
+    let procs = tree_procs(&mut parent);
+    let (_, supervisor) = parent.server_and_supervisor();
+    kill_and_reap(&mut parent);
+    assert_all_gone(&procs);
+    supervisor.wait_gone("ocwrap");
+}
+
+// 4. ocwrap itself is SIGKILLed.
+
+#[test]
+fn sigkill_of_ocwrap_kills_its_direct_child() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none"])
+        .server(TREE)
+        .spawn();
+    run.expect_line("ready");
+    let (server, supervisor) = run.server_and_supervisor();
+    supervisor.signal(libc::SIGKILL);
+    server.wait_gone("the server after ocwrap was SIGKILLed");
+}
+
+// 5. Grace and escalation.
+
+#[test]
+fn a_server_ignoring_sigterm_is_killed_once_the_grace_has_passed() {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args([
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+            "--grace",
+            "5s",
+        ])
+        .server(&[
+            "tree",
+            "--children",
+            "1",
+            "--escape",
+            "--ignore-term",
+            "--signals",
+        ])
+        .spawn();
+    let procs = tree_procs(&mut run);
+    kill_and_reap(&mut session);
+    run.expect_line("signal TERM");
+    // Direction-safe: a slow machine can only make the kill come later than 5 s.
+    procs[0].assert_survives(
+        Duration::from_secs(1),
+        "a server ignoring SIGTERM, inside --grace",
+    );
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn a_second_sigterm_during_the_grace_kills_at_once() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none", "--grace", "1h"])
+        .server(&[
+            "tree",
+            "--children",
+            "1",
+            "--escape",
+            "--ignore-term",
+            "--signals",
+        ])
+        .spawn();
+    let procs = tree_procs(&mut run);
+    run.pinned.signal(libc::SIGTERM);
+    run.expect_line("signal TERM");
+    run.pinned.signal(libc::SIGTERM);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 137, "the server died of SIGKILL");
+}
+
+// 6. Signal forwarding.
+
+#[test]
+fn usr1_usr2_winch_reach_the_server_and_it_keeps_running() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none"])
+        .server(&["tree", "--children", "1", "--signals"])
+        .spawn();
+    let procs = tree_procs(&mut run);
+    for (signal, name) in [
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGUSR2, "USR2"),
+        (libc::SIGWINCH, "WINCH"),
+    ] {
+        run.pinned.signal(signal);
+        run.expect_line(&format!("signal {name}"));
+    }
+    for p in &procs {
+        assert!(
+            p.is_running(),
+            "pid {} should still run after forwarded non-terminating signals",
+            p.pid
+        );
+    }
+    assert!(run.pinned.is_running(), "ocwrap keeps running");
+}
+
+#[test]
+fn terminating_signals_reach_the_server_and_start_teardown() {
+    for (signal, name) in [
+        (libc::SIGINT, "INT"),
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGQUIT, "QUIT"),
+    ] {
+        let mut run = Launch::ocwrap()
+            .args(["--owner", "none"])
+            .server(&["tree", "--children", "1", "--escape", "--signals"])
+            .spawn();
+        let procs = tree_procs(&mut run);
+        run.pinned.signal(signal);
+        run.expect_line(&format!("signal {name}"));
+        assert_all_gone(&procs);
+        // The fixture exits 128+n for the first terminating signal it handles: the
+        // forwarded one, or the SIGTERM of teardown right behind it.
+        let code = run.exit_code();
+        assert!(
+            code == 128 + signal || code == 128 + libc::SIGTERM,
+            "SIG{name}: exit {code}"
+        );
+    }
+}
+
+// 7. The server exits by itself and leaves descendants behind.
+
+#[test]
+fn server_exit_tears_down_leftovers_and_passes_its_status() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none"])
+        .server(&["tree", "--children", "2", "--escape", "--exit", "7"])
+        .spawn();
+    let procs = tree_procs(&mut run);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 7);
+}
+
+// 8. Reaping.
+
+#[test]
+fn orphans_are_reaped_while_ocwrap_runs() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none"])
+        .server(&["tree", "--children", "1", "--transient"])
+        .spawn();
+    run.expect_line("ready");
+    let (_, supervisor) = run.server_and_supervisor();
+    let transient = run.proc("transient");
+    transient.wait_gone("the transient escapee");
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    loop {
+        let zombies = zombie_children(supervisor.pid);
+        if zombies.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zombie children of ocwrap remain: {zombies:?}"
+        );
+        // Waiting for ocwrap's reaper: wake when ocwrap would exit, else re-look.
+        supervisor.assert_survives(Duration::from_millis(20), "ocwrap");
+    }
+    assert!(supervisor.is_running(), "ocwrap is still running");
+}
+
+// 9. Own stdio.
+
+/// A pipe whose buffer is full and that nobody reads: (read end, write end).
+fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    let (reader, mut writer) = std::io::pipe().expect("pipe");
+    sys::set_nonblocking(writer.as_fd(), true).expect("O_NONBLOCK");
+    let chunk = [b'x'; 4096];
+    while writer.write(&chunk).is_ok() {}
+    sys::set_nonblocking(writer.as_fd(), false).expect("clear O_NONBLOCK");
+    (reader, writer)
+}
+
+#[test]
+fn a_full_stderr_pipe_nobody_reads_neither_blocks_nor_kills_ocwrap() {
+    let (_reader, writer) = full_pipe();
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["-v", "--owner-pid", &session.pinned.pid.to_string()])
+        .stderr(writer)
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    run.pinned.signal(libc::SIGWINCH); // one more message to write, harmless to the tree
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn a_broken_stderr_pipe_does_not_kill_ocwrap() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["-v", "--owner-pid", &session.pinned.pid.to_string()])
+        .stderr(writer)
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0, "ocwrap must not die of SIGPIPE");
+}
+
+#[test]
+fn closed_stdin_and_stderr_descriptors_are_survived() {
+    let mut session = owner();
+    let script = r#"exec "$0" "$@" <&- 2>&-"#;
+    let mut run = Launch::program("sh")
+        .args([
+            "-c",
+            script,
+            ocwrap_bin(),
+            "-v",
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+            "--",
+            fixture_bin(),
+        ])
+        .args(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn server_stdin_is_dev_null_unless_inherited() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none"])
+        .stdin(Stdio::piped())
+        .server(&["tree", "--read-stdin", "--exit", "0"])
+        .spawn();
+    run.expect_line("stdin eof");
+    assert_eq!(run.exit_code(), 0);
+
+    let (reader, mut writer) = std::io::pipe().expect("pipe");
+    writer.write_all(b"hello\n").expect("write stdin");
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none", "--stdin", "inherit"])
+        .stdin(reader)
+        .server(&["tree", "--read-stdin", "--exit", "0"])
+        .spawn();
+    run.expect_line("stdin hello");
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn log_file_receives_the_servers_output() {
+    let dir = TempDir::new();
+    let log = dir.path().join("server.log");
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none", "--log"])
+        .arg(&log)
+        .server(&["tree", "--exit", "3"])
+        .spawn();
+    assert_eq!(run.exit_code(), 3);
+    let text = std::fs::read_to_string(&log).expect("read the log");
+    assert!(
+        text.contains("ready") && text.contains("server "),
+        "log: {text:?}"
+    );
+    assert!(
+        run.seen.is_empty(),
+        "nothing on ocwrap's stdout: {:?}",
+        run.seen
+    );
+    let mode = std::fs::metadata(&log)
+        .expect("stat log")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+// 10. --owner-ancestor.
+
+#[test]
+fn owner_ancestor_picks_the_nearest_match() {
+    // outer "claude" → inner "claude" → ocwrap --owner-ancestor claude
+    let mut outer = Launch::program(fixture_bin())
+        .arg0("claude")
+        .args([
+            "spawn",
+            "--as",
+            "claude",
+            fixture_bin(),
+            "spawn",
+            ocwrap_bin(),
+            "-v",
+            "--owner-ancestor",
+            "claude",
+            "--",
+            fixture_bin(),
+        ])
+        .args(TREE)
+        .spawn();
+    let procs = tree_procs(&mut outer);
+    let spawners = outer.all("spawner");
+    assert_eq!(spawners.len(), 2, "{:?}", outer.seen);
+    let inner = spawners
+        .iter()
+        .find(|p| p.pid != outer.pinned.pid)
+        .expect("inner spawner");
+    inner.signal(libc::SIGKILL);
+    assert_all_gone(&procs);
+    assert!(
+        outer
+            .stderr()
+            .contains(&format!("owner pid {} ", inner.pid)),
+        "the nearest 'claude' (pid {}) is the owner: {}",
+        inner.pid,
+        outer.stderr()
+    );
+}
+
+#[test]
+fn owner_ancestor_not_found_exits_125_and_starts_nothing() {
+    let mut run = Launch::ocwrap()
+        .args(["--owner-ancestor", "no-such-ancestor-xyz"])
+        .server(TREE)
+        .spawn();
+    assert_eq!(run.exit_code(), 125);
+    assert!(
+        run.stderr().contains("no-such-ancestor-xyz"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
+}
+
+// Linger.
+
+#[test]
+fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args([
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+            "--linger",
+            "4s",
+        ])
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    kill_and_reap(&mut session);
+    procs[0].assert_survives(Duration::from_secs(1), "the server during --linger");
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0);
+}
+
+// 11. Idle cost.
+
+#[test]
+fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args([
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+            "--watch-method",
+            "pidfd",
+        ])
+        .server(TREE)
+        .spawn();
+    let procs = tree_procs(&mut run);
+    let supervisor = run.pinned.pid;
+    let before = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
+    run.pinned
+        .assert_survives(Duration::from_secs(5), "an idle ocwrap");
+    let after = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
+    assert_eq!(
+        after, before,
+        "voluntary context switches over 5 s of idling"
+    );
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+}
