@@ -36,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Supervise COMMAND in the foreground (the default when no subcommand is given)
     Run(RunArgs),
+    /// Start-or-attach in the background, wait until ready, and report
+    Up(UpArgs),
     /// Show what ocwrap supervises now (stale and corrupt records are flagged)
     Status(StatusArgs),
     /// Tear down what ocwrap started
@@ -232,6 +234,10 @@ pub struct RunArgs {
     )]
     pub host: String,
 
+    /// HTTP GET path for readiness (2xx = ready) instead of a TCP connect
+    #[arg(long, value_name = "PATH", env = "OCWRAP_HEALTH", requires = "port")]
+    pub health: Option<String>,
+
     #[command(flatten)]
     pub state: StateArgs,
 
@@ -249,4 +255,18 @@ pub struct StateArgs {
     /// Records, locks, sockets and logs [default: $XDG_RUNTIME_DIR/ocwrap, else $TMPDIR/ocwrap-UID]
     #[arg(long, value_name = "DIR", env = "OCWRAP_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Give up waiting for readiness after this long
+    #[arg(long, value_name = "DUR", default_value = "30s", env = "OCWRAP_READY_TIMEOUT", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+
+    /// One JSON object on stdout
+    #[arg(long, env = "OCWRAP_JSON")]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }

@@ -45,6 +45,7 @@ pub struct RunConfig {
     pub name: Option<String>,
     pub port: Option<u16>,
     pub host: String,
+    pub health: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub program: OsString,
     pub args: Vec<OsString>,
@@ -76,6 +77,16 @@ impl RunConfig {
             (None, Some(port)) => Some(format!("port-{port}")),
             (None, None) => None,
         };
+        if let Some(path) = raw
+            .health
+            .as_ref()
+            .filter(|p| !p.starts_with('/') || p.chars().any(char::is_whitespace))
+        {
+            return Err(usage(
+                ErrorKind::InvalidValue,
+                format!("--health takes an absolute URL path like /health, not '{path}'"),
+            ));
+        }
         if !is_loopback(&raw.host) {
             return Err(usage(
                 ErrorKind::InvalidValue,
@@ -102,6 +113,7 @@ impl RunConfig {
             name,
             port: raw.port,
             host: raw.host,
+            health: raw.health,
             state_dir: raw.state.state_dir,
             program,
             args: command.collect(),

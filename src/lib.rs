@@ -43,6 +43,7 @@ pub fn run() -> u8 {
     let outcome = match cli.command {
         Some(Command::Run(args)) => RunConfig::from_args(args).and_then(supervisor::run),
         None => RunConfig::from_args(cli.run).and_then(supervisor::run),
+        Some(Command::Up(args)) => commands::up::run(args),
         Some(Command::Status(args)) => commands::status::run(args),
         Some(Command::Stop(args)) => commands::stop::run(args),
         Some(Command::Release(args)) => commands::release::run(args),

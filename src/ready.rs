@@ -1,12 +1,14 @@
 //! Readiness: when a supervised server counts as ready (record state `ready`).
 //!
 //! Without `--port` the server is ready once it has been exec'd. With `--port`, once
-//! a TCP connection to it succeeds. Probing runs on its own thread so the
+//! a TCP connection to it succeeds, or, with `--health PATH`, once `GET PATH` answers
+//! 2xx. Every attempt has its own short timeout, so a server that accepts
+//! connections but never answers cannot hang a probe. Probing runs on its own thread so the
 //! supervisor's loop never blocks on a slow server; the thread reports by making a
 //! socket readable, which the loop polls with everything else, and it stops by
 //! itself once the server is ready or the supervisor drops the watch.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -23,22 +25,61 @@ pub const INTERVAL: Duration = Duration::from_millis(50);
 #[derive(Clone, Debug)]
 pub struct Probe {
     addrs: Vec<SocketAddr>,
+    host_header: String,
+    health: Option<String>,
 }
 
 impl Probe {
-    pub fn tcp(host: &str, port: u16) -> Probe {
-        let addrs = (host.trim_matches(['[', ']']), port)
+    pub fn new(host: &str, port: u16, health: Option<&str>) -> Probe {
+        let bare = host.trim_matches(['[', ']']);
+        let addrs = (bare, port)
             .to_socket_addrs()
             .map(Iterator::collect)
             .unwrap_or_default();
-        Probe { addrs }
+        Probe {
+            addrs,
+            host_header: format!("{host}:{port}"),
+            health: health.map(str::to_string),
+        }
     }
 
-    /// One attempt: does anything accept a connection on the port now?
+    /// One attempt: does the port accept a connection now (and, with a health
+    /// path, answer it with 2xx)?
     pub fn check(&self) -> bool {
-        self.addrs
-            .iter()
-            .any(|addr| TcpStream::connect_timeout(addr, ATTEMPT_TIMEOUT).is_ok())
+        self.addrs.iter().any(
+            |addr| match TcpStream::connect_timeout(addr, ATTEMPT_TIMEOUT) {
+                Ok(stream) => self
+                    .health
+                    .as_deref()
+                    .is_none_or(|path| self.healthy(stream, path)),
+                Err(_) => false,
+            },
+        )
+    }
+
+    fn healthy(&self, mut stream: TcpStream, path: &str) -> bool {
+        let _ = stream.set_read_timeout(Some(ATTEMPT_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(ATTEMPT_TIMEOUT));
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.host_header
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut status = String::new();
+        if BufReader::new(stream)
+            .take(512)
+            .read_line(&mut status)
+            .is_err()
+        {
+            return false;
+        }
+        // "HTTP/1.1 200 OK"
+        status
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|code| code.len() == 3 && code.starts_with('2'))
     }
 }
 

@@ -173,9 +173,9 @@ impl Lock {
         Lock::take(dir.lock_path(stem), false)
     }
 
-    /// Waits until the lock is free (its supervisor has exited), then takes it.
-    pub fn acquire(dir: &StateDir, stem: &str) -> io::Result<Lock> {
-        Lock::take(dir.lock_path(stem), true)?.ok_or_else(|| io::Error::other("lock not taken"))
+    /// Waits until the lock file at `path` is free, then takes it.
+    pub fn acquire_file(path: PathBuf) -> io::Result<Lock> {
+        Lock::take(path, true)?.ok_or_else(|| io::Error::other("lock not taken"))
     }
 
     /// Lock files are unlinked by whoever holds them when a supervisor ends (so the

@@ -151,7 +151,7 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
     let server_start = sys::proc_info(leader).map_or(my_start, |i| i.start);
     let ready = match config.port {
         Some(port) => Some(
-            ReadyWatch::start(Probe::tcp(&config.host, port))
+            ReadyWatch::start(Probe::new(&config.host, port, config.health.as_deref()))
                 .map_err(Error::os("starting the readiness probe"))?,
         ),
         None => None,
@@ -342,7 +342,10 @@ impl Supervisor {
         ));
         let stop = reply.ok && connection.request == Ok(Request::Stop);
         connection.reply(&reply);
-        if stop {
+        if stop && self.teardown.has_begun() {
+            // A second stop is impatience, like a second signal: SIGKILL now.
+            self.teardown.escalate(now, &mut self.tree);
+        } else if stop {
             self.start_teardown(Cause::Stop, now);
         }
     }

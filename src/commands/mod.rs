@@ -1,5 +1,5 @@
 //! The commands that act on running (or dead) supervisors through the state dir:
-//! `status`, `stop`, `release` and `gc`. Each reads records and locks, talks to live
+//! `up`, `status`, `stop`, `release` and `gc`. Each reads records and locks, talks to live
 //! supervisors over their control sockets, and never signals a process on a
 //! record's word alone.
 
@@ -7,6 +7,7 @@ pub mod gc;
 pub mod release;
 pub mod status;
 pub mod stop;
+pub mod up;
 
 use std::io::Write;
 
