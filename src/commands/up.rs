@@ -128,12 +128,13 @@ fn bring_up(
                 None => continue,
             }
         }
-        if let Some(port) = config.port {
-            if Probe::new(&config.host, port, config.health.as_deref()).check() {
-                drop(turn);
-                let url = format!("http://{}:{port}", config.host);
-                return Ok(Outcome::External { url, port });
-            }
+        let answering = config
+            .port
+            .filter(|&port| Probe::new(&config.host, port, config.health.as_deref()).check());
+        if let Some(port) = answering {
+            drop(turn);
+            let url = format!("http://{}:{port}", config.host);
+            return Ok(Outcome::External { url, port });
         }
         let log = log_path(config, state, stem);
         let mut supervisor = spawn_supervisor(config, state, stem, owners, &log)?;
@@ -358,10 +359,11 @@ fn wait_started(
         if let Ok(Some(status)) = supervisor.try_wait() {
             return Err(exited_early(status.code(), log));
         }
-        if let Ok(r) = record::read(&state.record_path(stem)) {
-            if r.state == RecordState::Ready {
-                return Ok(r);
-            }
+        if let Some(r) = record::read(&state.record_path(stem))
+            .ok()
+            .filter(|r| r.state == RecordState::Ready)
+        {
+            return Ok(r);
         }
         if Instant::now() >= deadline {
             stop(state, stem, supervisor.as_mut());
