@@ -146,6 +146,13 @@ impl Launch {
         self
     }
 
+    /// Starts it as the leader of a new process group (a stand-in for an agent's
+    /// shell command, whose whole group gets killed on timeout).
+    pub fn own_group(mut self) -> Launch {
+        self.command.process_group(0);
+        self
+    }
+
     /// Runs as another user (the test must be root).
     pub fn uid(mut self, uid: u32) -> Launch {
         self.command.uid(uid).gid(uid);
@@ -261,7 +268,8 @@ impl Running {
             .filter(|pair| pair[0] == label || pair[0] == "ppid")
             .filter_map(|pair| pair[1].parse::<Pid>().ok())
             .collect();
-        for pid in pids {
+        // A fixture started by the test itself names the test as its parent.
+        for pid in pids.into_iter().filter(|&pid| pid != Pid::current()) {
             if !self.tracked.iter().any(|p| p.pid == pid) {
                 self.tracked.push(Proc::pin(pid));
             }
