@@ -13,11 +13,15 @@
 //!   seen in that scan.
 
 use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
 use crate::diag;
 use crate::process::{self, Pid, ProcInfo, RunState, Target};
 use crate::sys::{self, PidFd};
 use crate::teardown::Tree;
+
+/// How long the end of teardown waits for the leader to become reapable.
+const REAP_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct ServerTree {
@@ -55,8 +59,21 @@ impl ServerTree {
     }
 
     /// Reaps the leader at the end of teardown, returning its wait status.
+    ///
+    /// A multi-threaded leader (node, for one) shows as a zombie while its other
+    /// threads are still exiting, and cannot be reaped until they are done; so this
+    /// waits for it, for at most [`REAP_WAIT`].
     pub fn reap_leader(&self) -> Option<ExitStatus> {
-        sys::reap(self.leader).ok().flatten()
+        let deadline = Instant::now() + REAP_WAIT;
+        loop {
+            match sys::reap(self.leader) {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// Reaps every exited child except the leader: orphans that reparented to us as
