@@ -22,7 +22,9 @@
 //!     sends LINE to a Unix socket and prints `reply <answer>`.
 //!
 //! `tree --listen PORT` also listens on 127.0.0.1:PORT (printing `listening PORT`)
-//! and answers any HTTP request with 200; with `--mute` it accepts and never answers.
+//! and answers any HTTP request with 200; with `--mute` it accepts and never answers;
+//! `--listen-after MS` waits that long first, and the line ends with `at <ns since
+//! the epoch>` when the port started accepting (for the readiness benchmark).
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             exit: value("--exit"),
             listen: value("--listen").and_then(|p| u16::try_from(p).ok()),
             mute: has("--mute"),
+            listen_after: value("--listen-after").map(|ms| std::time::Duration::from_millis(u64::from(ms))),
         }),
         "connect" if rest.len() == 2 => connect(&rest[0], &rest[1]),
         "spawn" if !rest.is_empty() => spawn(rest),
@@ -98,6 +101,7 @@ struct Options {
     exit: Option<u32>,
     listen: Option<u16>,
     mute: bool,
+    listen_after: Option<std::time::Duration>,
 }
 
 fn tree(opts: &Options) -> ExitCode {
@@ -140,6 +144,9 @@ fn tree(opts: &Options) -> ExitCode {
         }
     }
     if let Some(port) = opts.listen {
+        if let Some(delay) = opts.listen_after {
+            std::thread::sleep(delay);
+        }
         listen(port, opts.mute);
     }
     say("ready");
@@ -219,7 +226,8 @@ fn listen(port: u16, mute: bool) {
             std::process::exit(98);
         }
     };
-    say(format_args!("listening {port}"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    say(format_args!("listening {port} at {}", now.as_nanos()));
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for stream in listener.incoming().map_while(Result::ok) {
