@@ -82,7 +82,7 @@ fn classify(config: &RunConfig, source: io::Error) -> Error {
 }
 
 /// The log file twice: one handle for the server's stdout, one for its stderr.
-fn open_log(path: &std::path::Path) -> io::Result<(File, File)> {
+pub fn open_log(path: &std::path::Path) -> io::Result<(File, File)> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)

@@ -224,6 +224,9 @@ struct Supervisor {
     linger_until: Option<Instant>,
     cause: Option<Cause>,
     server_exited: bool,
+    /// A SIGCHLD arrived since the children were last looked at. Reaping scans
+    /// /proc, so it is done on that event (and during teardown), not on every wake.
+    child_event: bool,
 }
 
 impl Supervisor {
@@ -242,13 +245,16 @@ impl Supervisor {
             linger_until: None,
             cause: None,
             server_exited: false,
+            child_event: true,
         }
     }
 
     fn run(mut self) -> u8 {
         loop {
             let now = Instant::now();
-            self.check_server(now);
+            if std::mem::take(&mut self.child_event) || self.teardown.has_begun() {
+                self.check_server(now);
+            }
             self.check_owners(now);
             self.teardown.advance(now, &mut self.tree);
             if let Phase::Finished { clean } = self.teardown.phase() {
@@ -295,6 +301,7 @@ impl Supervisor {
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
         if signal == libc::SIGCHLD {
+            self.child_event = true;
             return;
         }
         if !signals::is_terminating(signal) {

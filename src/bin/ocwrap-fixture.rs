@@ -67,7 +67,8 @@ fn main() -> ExitCode {
             exit: value("--exit"),
             listen: value("--listen").and_then(|p| u16::try_from(p).ok()),
             mute: has("--mute"),
-            listen_after: value("--listen-after").map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+            listen_after: value("--listen-after")
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
         }),
         "connect" if rest.len() == 2 => connect(&rest[0], &rest[1]),
         "spawn" if !rest.is_empty() => spawn(rest),
@@ -226,7 +227,9 @@ fn listen(port: u16, mute: bool) {
             std::process::exit(98);
         }
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     say(format_args!("listening {port} at {}", now.as_nanos()));
     std::thread::spawn(move || {
         let mut held = Vec::new();

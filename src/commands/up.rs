@@ -12,9 +12,8 @@
 //! decision, and hold it until the supervisor they started holds the name's own
 //! lock, so exactly one starts and the others find it live and attach.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -33,6 +32,7 @@ use crate::owner::{self, Owner};
 use crate::process::Pid;
 use crate::ready::Probe;
 use crate::record::{self, Lock, Record, RecordState};
+use crate::spawn;
 use crate::state::StateDir;
 
 /// A log over this size at start is moved to `<log>.1` first.
@@ -239,12 +239,7 @@ fn spawn_supervisor(
             rotated.push(".1");
             fs::rename(log, rotated)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(log)?;
-        Ok((file.try_clone()?, file))
+        spawn::open_log(log)
     };
     let (out, err) = open_log().map_err(|source| {
         Failure::from_error(Error::Log {

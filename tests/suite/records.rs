@@ -96,15 +96,6 @@ fn raw_request(socket: &Path, bytes: &[u8]) -> Value {
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
 }
 
-fn tree_of(run: &mut Running) -> Vec<Proc> {
-    run.expect_line("ready");
-    let (server, _) = run.server_and_supervisor();
-    let mut procs = vec![server];
-    procs.extend(run.all("child"));
-    procs.extend(run.all("escapee"));
-    procs
-}
-
 const TREE: &[&str] = &["tree", "--children", "1", "--escape"];
 
 // 1. The lock.
@@ -113,7 +104,7 @@ const TREE: &[&str] = &["tree", "--children", "1", "--escape"];
 fn a_second_run_for_a_held_name_exits_125_and_leaves_the_first_alone() {
     let state = State::new();
     let mut first = state.run(&["--name", "x", "--owner", "none"], TREE);
-    let procs = tree_of(&mut first);
+    let procs = first.tree();
     let (_, supervisor) = first.server_and_supervisor();
     eventually("the record of x", || state.has_record("x"));
     let mut second = state.run(&["--name", "x", "--owner", "none"], TREE);
@@ -377,7 +368,7 @@ fn stop_wait_returns_after_the_tree_is_gone() {
         &["--name", "x", "--owner", "none"],
         &["tree", "--children", "1", "--escape", "--ignore-term"],
     );
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the record of x", || state.has_record("x"));
     let (code, out, err) = state.cmd(
         "stop",
@@ -409,8 +400,8 @@ fn stop_all_stops_every_live_supervisor() {
     let state = State::new();
     let mut a = state.run(&["--name", "a", "--owner", "none"], TREE);
     let mut b = state.run(&["--owner", "none"], TREE);
-    let mut procs = tree_of(&mut a);
-    procs.extend(tree_of(&mut b));
+    let mut procs = a.tree();
+    procs.extend(b.tree());
     eventually("two records", || {
         state
             .dir
@@ -464,7 +455,7 @@ fn release_drops_one_lease_then_the_last_tears_down_after_linger() {
         ],
         TREE,
     );
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the record of x", || state.has_record("x"));
     let (code, out, err) = state.cmd("release", &["--name", "x", "--owner-pid", &pa, "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -509,7 +500,7 @@ fn release_of_a_pid_that_is_not_an_owner_is_an_error_and_changes_nothing() {
         &["--name", "x", "--owner-pid", &a.pinned.pid.to_string()],
         TREE,
     );
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the record of x", || state.has_record("x"));
     let (code, out, _) = state.cmd("release", &["--name", "x", "--owner-pid", "1", "--json"]);
     assert_eq!(code, 1);
@@ -539,7 +530,7 @@ fn an_attached_lease_is_shown_and_watched_like_the_others() {
         &["--name", "x", "--owner-pid", &a.pinned.pid.to_string()],
         TREE,
     );
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the record of x", || state.has_record("x"));
     let request = format!("{{\"op\":\"attach\",\"owners\":[{}]}}\n", c.pinned.pid);
     let reply = raw_request(&state.socket("x"), request.as_bytes());
@@ -566,7 +557,7 @@ fn an_attached_lease_is_shown_and_watched_like_the_others() {
 fn bad_control_messages_get_an_error_reply_and_the_supervisor_keeps_running() {
     let state = State::new();
     let mut run = state.run(&["--name", "x", "--owner", "none"], TREE);
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the socket of x", || state.socket("x").exists());
     let mut oversize = vec![b' '; 70 * 1024];
     oversize.extend_from_slice(b"{\"op\":\"status\"}\n");
@@ -601,7 +592,7 @@ fn a_peer_of_another_user_is_refused() {
     );
     let state = State::new();
     let mut run = state.run(&["--name", "x", "--owner", "none"], TREE);
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the socket of x", || state.socket("x").exists());
     // The 0700 state dir already keeps nobody out; to reach the peer check itself,
     // expose the socket through a hard link in an open directory.
@@ -637,7 +628,7 @@ fn gc_kills_the_leftovers_of_a_sigkilled_supervisor_and_removes_its_record() {
         &["--name", "x", "--owner", "none"],
         &["tree", "--children", "2", "--escape"],
     );
-    let procs = tree_of(&mut run);
+    let procs = run.tree();
     eventually("the record of x", || state.has_record("x"));
     let mut decoy = owner();
     let (server, supervisor) = run.server_and_supervisor();

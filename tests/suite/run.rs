@@ -16,20 +16,23 @@ use ocwrap::sys;
 /// A tree with two grandchildren and one `setsid`+double-fork escapee.
 const TREE: &[&str] = &["tree", "--children", "2", "--escape"];
 
-/// Waits for the fixture's `ready` and returns every process of its tree.
-fn tree_procs(run: &mut Running) -> Vec<Proc> {
-    run.expect_line("ready");
-    let (server, _) = run.server_and_supervisor();
-    let mut procs = vec![server];
-    procs.extend(run.all("child"));
-    procs.extend(run.all("escapee"));
-    procs
-}
-
 fn assert_all_gone(procs: &[Proc]) {
     for p in procs {
         p.wait_gone("a process of the server's tree");
     }
+}
+
+/// Runs `ocwrap ARGS… -- fixture tree …` and checks it fails with 125, says
+/// `needle`, and starts nothing.
+fn assert_refused_before_start(args: &[&str], needle: &str) {
+    let mut run = Launch::ocwrap().args(args).server(TREE).spawn();
+    assert_eq!(run.exit_code(), 125);
+    assert!(
+        run.stderr().contains(needle),
+        "{needle:?} in {:?}",
+        run.stderr()
+    );
+    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
 }
 
 fn assert_no_panic(run: &Running) {
@@ -124,33 +127,18 @@ fn owner_that_is_not_running_exits_125_and_starts_nothing() {
     let mut gone = owner();
     let pid = gone.pinned.pid;
     kill_and_reap(&mut gone);
-    let mut run = Launch::ocwrap()
-        .args(["--owner-pid", &pid.to_string()])
-        .server(TREE)
-        .spawn();
-    assert_eq!(run.exit_code(), 125);
-    assert!(
-        run.stderr()
-            .contains(&format!("owner pid {pid} is not running")),
-        "{}",
-        run.stderr()
+    assert_refused_before_start(
+        &["--owner-pid", &pid.to_string()],
+        &format!("owner pid {pid} is not running"),
     );
-    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
 }
 
 #[test]
 fn unwritable_log_exits_125_and_starts_nothing() {
-    let mut run = Launch::ocwrap()
-        .args(["--log", "/nonexistent/dir/server.log"])
-        .server(TREE)
-        .spawn();
-    assert_eq!(run.exit_code(), 125);
-    assert!(
-        run.stderr().contains("/nonexistent/dir/server.log"),
-        "{}",
-        run.stderr()
+    assert_refused_before_start(
+        &["--log", "/nonexistent/dir/server.log"],
+        "/nonexistent/dir/server.log",
     );
-    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
 }
 
 // 2. An owner given by --owner-pid dies.
@@ -166,7 +154,7 @@ fn owner_sigkill_tears_down_everything(watch_method: &str) {
         ])
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     assert_eq!(
         procs.len(),
         4,
@@ -200,7 +188,7 @@ fn owner_pid_from_the_environment_is_watched() {
         .env("OCWRAP_OWNER_PID", session.pinned.pid.to_string())
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
     assert_eq!(run.exit_code(), 0);
@@ -240,7 +228,7 @@ fn session_flag_puts_the_server_in_a_new_session() {
         .args(["--session", "--owner-pid", &session.pinned.pid.to_string()])
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     let line = run.expect_line("server ");
     assert_eq!(
         field(&line, "sid"),
@@ -260,7 +248,7 @@ fn parent_sigkill_tears_down_the_whole_tree() {
         .args(["spawn", ocwrap_bin(), "--", fixture_bin()])
         .args(TREE)
         .spawn();
-    let procs = tree_procs(&mut parent);
+    let procs = parent.tree();
     let (_, supervisor) = parent.server_and_supervisor();
     kill_and_reap(&mut parent);
     assert_all_gone(&procs);
@@ -302,7 +290,7 @@ fn a_server_ignoring_sigterm_is_killed_once_the_grace_has_passed() {
             "--signals",
         ])
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     kill_and_reap(&mut session);
     run.expect_line("signal TERM");
     // Direction-safe: a slow machine can only make the kill come later than 5 s.
@@ -327,7 +315,7 @@ fn a_second_sigterm_during_the_grace_kills_at_once() {
             "--signals",
         ])
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     run.pinned.signal(libc::SIGTERM);
     run.expect_line("signal TERM");
     run.pinned.signal(libc::SIGTERM);
@@ -343,7 +331,7 @@ fn usr1_usr2_winch_reach_the_server_and_it_keeps_running() {
         .args(["--owner", "none"])
         .server(&["tree", "--children", "1", "--signals"])
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     for (signal, name) in [
         (libc::SIGUSR1, "USR1"),
         (libc::SIGUSR2, "USR2"),
@@ -374,7 +362,7 @@ fn terminating_signals_reach_the_server_and_start_teardown() {
             .args(["--owner", "none"])
             .server(&["tree", "--children", "1", "--escape", "--signals"])
             .spawn();
-        let procs = tree_procs(&mut run);
+        let procs = run.tree();
         run.pinned.signal(signal);
         run.expect_line(&format!("signal {name}"));
         assert_all_gone(&procs);
@@ -396,7 +384,7 @@ fn server_exit_tears_down_leftovers_and_passes_its_status() {
         .args(["--owner", "none"])
         .server(&["tree", "--children", "2", "--escape", "--exit", "7"])
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     assert_all_gone(&procs);
     assert_eq!(run.exit_code(), 7);
 }
@@ -450,7 +438,7 @@ fn a_full_stderr_pipe_nobody_reads_neither_blocks_nor_kills_ocwrap() {
         .stderr(writer)
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     run.pinned.signal(libc::SIGWINCH); // one more message to write, harmless to the tree
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
@@ -467,7 +455,7 @@ fn a_broken_stderr_pipe_does_not_kill_ocwrap() {
         .stderr(writer)
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
     assert_eq!(run.exit_code(), 0, "ocwrap must not die of SIGPIPE");
@@ -490,7 +478,7 @@ fn closed_stdin_and_stderr_descriptors_are_survived() {
         ])
         .args(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
     assert_eq!(run.exit_code(), 0);
@@ -567,7 +555,7 @@ fn owner_ancestor_picks_the_nearest_match() {
         ])
         .args(TREE)
         .spawn();
-    let procs = tree_procs(&mut outer);
+    let procs = outer.tree();
     let spawners = outer.all("spawner");
     assert_eq!(spawners.len(), 2, "{:?}", outer.seen);
     let inner = spawners
@@ -588,17 +576,10 @@ fn owner_ancestor_picks_the_nearest_match() {
 
 #[test]
 fn owner_ancestor_not_found_exits_125_and_starts_nothing() {
-    let mut run = Launch::ocwrap()
-        .args(["--owner-ancestor", "no-such-ancestor-xyz"])
-        .server(TREE)
-        .spawn();
-    assert_eq!(run.exit_code(), 125);
-    assert!(
-        run.stderr().contains("no-such-ancestor-xyz"),
-        "{}",
-        run.stderr()
+    assert_refused_before_start(
+        &["--owner-ancestor", "no-such-ancestor-xyz"],
+        "no-such-ancestor-xyz",
     );
-    assert!(run.seen.is_empty(), "nothing may start: {:?}", run.seen);
 }
 
 // Linger.
@@ -615,7 +596,7 @@ fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
         ])
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     kill_and_reap(&mut session);
     procs[0].assert_survives(Duration::from_secs(1), "the server during --linger");
     assert_all_gone(&procs);
@@ -636,7 +617,7 @@ fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
         ])
         .server(TREE)
         .spawn();
-    let procs = tree_procs(&mut run);
+    let procs = run.tree();
     let supervisor = run.pinned.pid;
     let before = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
     run.pinned

@@ -294,6 +294,17 @@ impl Running {
         pids.into_iter().map(|pid| self.pinned_as(pid)).collect()
     }
 
+    /// Waits for the fixture's `ready` and returns every process of its tree:
+    /// the server, its grandchildren and its escapees.
+    pub fn tree(&mut self) -> Vec<Proc> {
+        self.expect_line("ready");
+        let (server, _) = self.server_and_supervisor();
+        let mut procs = vec![server];
+        procs.extend(self.all("child"));
+        procs.extend(self.all("escapee"));
+        procs
+    }
+
     /// The `server <pid> ppid <ppid> …` line: (server, its parent = the supervisor).
     pub fn server_and_supervisor(&mut self) -> (Proc, Proc) {
         let line = self.expect_line("server ");
