@@ -185,10 +185,10 @@ def b3(window=30):
         "tini": ["tini", "-s", "--"],
         "dumb-init": ["dumb-init"],
     }
-    procs = {}
+    procs, grandchildren = {}, []
     for name, prefix in holders.items():
         p = subprocess.Popen([*prefix, FIXTURE, "tree", "--children", "1"], stdout=subprocess.PIPE, text=True)
-        read_until(p, "ready")
+        grandchildren += [os.pidfd_open(pid) for pid in pid_after(read_until(p, "ready"), "child")]
         procs[name] = p
     before = {n: proc_figures(p.pid) for n, p in procs.items()}
     time.sleep(window)  # the measurement window itself
@@ -204,6 +204,13 @@ def b3(window=30):
     for p in procs.values():
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
+    # tini and dumb-init leave the grandchild behind when the server dies; end it.
+    for fd in grandchildren:
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.close(fd)
 
 
 def up_once(delay_ms):
