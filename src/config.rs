@@ -64,19 +64,7 @@ impl RunConfig {
                 format!("--owner-ancestor takes a process name, not '{name}'"),
             ));
         }
-        let name = match (&raw.name, raw.port) {
-            (Some(name), _) if !crate::state::valid_name(name) => {
-                return Err(usage(
-                    ErrorKind::InvalidValue,
-                    format!(
-                        "--name must match [A-Za-z0-9._-]{{1,64}} and not start with '.', not '{name}'"
-                    ),
-                ));
-            }
-            (Some(name), _) => Some(name.clone()),
-            (None, Some(port)) => Some(format!("port-{port}")),
-            (None, None) => None,
-        };
+        let name = record_name(&raw)?;
         if let Some(path) = raw
             .health
             .as_ref()
@@ -118,6 +106,21 @@ impl RunConfig {
             program,
             args: command.collect(),
         })
+    }
+}
+
+/// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
+fn record_name(raw: &RunArgs) -> Result<Option<String>, Error> {
+    match (&raw.name, raw.port) {
+        (Some(name), _) if !crate::state::valid_name(name) => Err(usage(
+            ErrorKind::InvalidValue,
+            format!(
+                "--name must match [A-Za-z0-9._-]{{1,64}} and not start with '.', not '{name}'"
+            ),
+        )),
+        (Some(name), _) => Ok(Some(name.clone())),
+        (None, Some(port)) => Ok(Some(format!("port-{port}"))),
+        (None, None) => Ok(None),
     }
 }
 

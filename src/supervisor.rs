@@ -156,41 +156,16 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         ),
         None => None,
     };
-    let record = Record {
-        version: record::RECORD_VERSION,
-        name: config.name.clone(),
-        supervisor: SupervisorId {
-            pid: me,
-            start: my_start,
-        },
-        server: ServerId {
-            pid: leader,
-            pgid: leader,
-            start: server_start,
-        },
-        command: std::iter::once(&config.program)
-            .chain(&config.args)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        cwd: std::env::current_dir()
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        port: config.port,
-        url: config
-            .port
-            .map(|port| format!("http://{}:{port}", url_host(&config.host))),
-        owners: owners.clone(),
-        started_at: record::rfc3339(SystemTime::now()),
-        state: if ready.is_some() {
-            RecordState::Starting
-        } else {
-            RecordState::Ready
-        },
-        log: config
-            .log
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
+    let supervisor = SupervisorId {
+        pid: me,
+        start: my_start,
     };
+    let server = ServerId {
+        pid: leader,
+        pgid: leader,
+        start: server_start,
+    };
+    let record = new_record(config, supervisor, server, &owners, ready.is_some());
     registration.save(&record);
     Ok(Started {
         signals,
@@ -199,6 +174,45 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         record,
         ready,
     })
+}
+
+/// The record of a supervisor that has just started its server.
+fn new_record(
+    config: &RunConfig,
+    supervisor: SupervisorId,
+    server: ServerId,
+    owners: &[Owner],
+    probing: bool,
+) -> Record {
+    let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    Record {
+        version: record::RECORD_VERSION,
+        name: config.name.clone(),
+        supervisor,
+        server,
+        command: std::iter::once(&config.program)
+            .chain(&config.args)
+            .map(|a| text(a))
+            .collect(),
+        cwd: std::env::current_dir()
+            .map(|d| text(d.as_os_str()))
+            .unwrap_or_default(),
+        port: config.port,
+        url: config.port.map(|port| url(&config.host, port)),
+        owners: owners.to_vec(),
+        started_at: record::rfc3339(SystemTime::now()),
+        state: if probing {
+            RecordState::Starting
+        } else {
+            RecordState::Ready
+        },
+        log: config.log.as_ref().map(|p| text(p.as_os_str())),
+    }
+}
+
+/// `http://HOST:PORT`, with an IPv6 host in brackets.
+pub fn url(host: &str, port: u16) -> String {
+    format!("http://{}:{port}", url_host(host))
 }
 
 fn url_host(host: &str) -> String {

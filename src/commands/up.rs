@@ -133,7 +133,7 @@ fn bring_up(
             .filter(|&port| Probe::new(&config.host, port, config.health.as_deref()).check());
         if let Some(port) = answering {
             drop(turn);
-            let url = format!("http://{}:{port}", config.host);
+            let url = crate::supervisor::url(&config.host, port);
             return Ok(Outcome::External { url, port });
         }
         let log = log_path(config, state, stem);
@@ -157,12 +157,12 @@ fn attach(
     let request = Request::Attach {
         owners: owners.iter().map(|o| o.pid).collect(),
     };
-    let attached = loop {
+    loop {
         if !record::is_held(state, stem) {
             return Ok(None);
         }
         match control::request(&state.socket_path(stem), &request) {
-            Ok(reply) if reply.ok => break reply,
+            Ok(reply) if reply.ok => break,
             Ok(reply)
                 if record::is_held(state, stem)
                     && reply
@@ -190,18 +190,22 @@ fn attach(
             ));
         }
         std::thread::sleep(LOOK_EVERY);
-    };
+    }
     diag::note(format_args!("attached to {stem}"));
+    wait_ready_attached(state, stem, deadline)
+}
+
+/// Waits until the supervisor we attached to reports ready; `Ok(None)` when it
+/// is stopping or gone instead.
+fn wait_ready_attached(
+    state: &StateDir,
+    stem: &str,
+    deadline: Instant,
+) -> Result<Option<Record>, Failure> {
     loop {
         match record::read(&state.record_path(stem)) {
-            Ok(r) if r.state == RecordState::Ready => {
-                // The record written after our attach has our owners.
-                let owners = attached
-                    .record
-                    .map(|a| a.owners)
-                    .unwrap_or(r.owners.clone());
-                return Ok(Some(Record { owners, ..r }));
-            }
+            // Written after our attach was accepted, so it lists our owners.
+            Ok(r) if r.state == RecordState::Ready => return Ok(Some(r)),
             Ok(r) if r.state == RecordState::Stopping => {
                 let _ = record::wait_until_free(state, stem);
                 return Ok(None);
