@@ -16,6 +16,31 @@ use ocwrap::sys;
 /// A tree with two grandchildren and one `setsid`+double-fork escapee.
 const TREE: &[&str] = &["tree", "--children", "2", "--escape"];
 
+/// An owner, and `ocwrap --owner-pid OWNER EXTRA… -- fixture FIXTURE…` once its
+/// tree is ready: (owner, ocwrap, the tree).
+fn owned(extra: &[&str], fixture: &[&str]) -> (Running, Running, Vec<Proc>) {
+    let session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["--owner-pid", &session.pinned.pid.to_string()])
+        .args(extra)
+        .server(fixture)
+        .spawn();
+    let procs = run.tree();
+    (session, run, procs)
+}
+
+/// Kills the owner; the whole tree must go and ocwrap exit 0 (its own rule).
+fn owner_dies_tree_goes(session: &mut Running, run: &mut Running, procs: &[Proc]) {
+    kill_and_reap(session);
+    assert_all_gone(procs);
+    assert_eq!(
+        run.exit_code(),
+        0,
+        "torn down by our own rule: {}",
+        run.stderr()
+    );
+}
+
 fn assert_all_gone(procs: &[Proc]) {
     for p in procs {
         p.wait_gone("a process of the server's tree");
@@ -144,17 +169,7 @@ fn unwritable_log_exits_125_and_starts_nothing() {
 // 2. An owner given by --owner-pid dies.
 
 fn owner_sigkill_tears_down_everything(watch_method: &str) {
-    let mut session = owner();
-    let mut run = Launch::ocwrap()
-        .args([
-            "--owner-pid",
-            &session.pinned.pid.to_string(),
-            "--watch-method",
-            watch_method,
-        ])
-        .server(TREE)
-        .spawn();
-    let procs = run.tree();
+    let (mut session, mut run, procs) = owned(&["--watch-method", watch_method], TREE);
     assert_eq!(
         procs.len(),
         4,
@@ -189,9 +204,7 @@ fn owner_pid_from_the_environment_is_watched() {
         .server(TREE)
         .spawn();
     let procs = run.tree();
-    kill_and_reap(&mut session);
-    assert_all_gone(&procs);
-    assert_eq!(run.exit_code(), 0);
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 #[test]
@@ -223,21 +236,14 @@ fn the_escapee_really_left_the_group_and_the_server_leads_its_own() {
 
 #[test]
 fn session_flag_puts_the_server_in_a_new_session() {
-    let mut session = owner();
-    let mut run = Launch::ocwrap()
-        .args(["--session", "--owner-pid", &session.pinned.pid.to_string()])
-        .server(TREE)
-        .spawn();
-    let procs = run.tree();
+    let (mut session, mut run, procs) = owned(&["--session"], TREE);
     let line = run.expect_line("server ");
     assert_eq!(
         field(&line, "sid"),
         procs[0].pid,
         "the server leads its own session"
     );
-    kill_and_reap(&mut session);
-    assert_all_gone(&procs);
-    assert_eq!(run.exit_code(), 0);
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 // 3. With no owner option, ocwrap's parent is the owner.
@@ -273,24 +279,15 @@ fn sigkill_of_ocwrap_kills_its_direct_child() {
 
 #[test]
 fn a_server_ignoring_sigterm_is_killed_once_the_grace_has_passed() {
-    let mut session = owner();
-    let mut run = Launch::ocwrap()
-        .args([
-            "--owner-pid",
-            &session.pinned.pid.to_string(),
-            "--grace",
-            "5s",
-        ])
-        .server(&[
-            "tree",
-            "--children",
-            "1",
-            "--escape",
-            "--ignore-term",
-            "--signals",
-        ])
-        .spawn();
-    let procs = run.tree();
+    let fixture = [
+        "tree",
+        "--children",
+        "1",
+        "--escape",
+        "--ignore-term",
+        "--signals",
+    ];
+    let (mut session, mut run, procs) = owned(&["--grace", "5s"], &fixture);
     kill_and_reap(&mut session);
     run.expect_line("signal TERM");
     // Direction-safe: a slow machine can only make the kill come later than 5 s.
@@ -440,9 +437,7 @@ fn a_full_stderr_pipe_nobody_reads_neither_blocks_nor_kills_ocwrap() {
         .spawn();
     let procs = run.tree();
     run.pinned.signal(libc::SIGWINCH); // one more message to write, harmless to the tree
-    kill_and_reap(&mut session);
-    assert_all_gone(&procs);
-    assert_eq!(run.exit_code(), 0);
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 #[test]
@@ -456,9 +451,7 @@ fn a_broken_stderr_pipe_does_not_kill_ocwrap() {
         .server(TREE)
         .spawn();
     let procs = run.tree();
-    kill_and_reap(&mut session);
-    assert_all_gone(&procs);
-    assert_eq!(run.exit_code(), 0, "ocwrap must not die of SIGPIPE");
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 #[test]
@@ -479,9 +472,7 @@ fn closed_stdin_and_stderr_descriptors_are_survived() {
         .args(TREE)
         .spawn();
     let procs = run.tree();
-    kill_and_reap(&mut session);
-    assert_all_gone(&procs);
-    assert_eq!(run.exit_code(), 0);
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 #[test]
@@ -586,17 +577,7 @@ fn owner_ancestor_not_found_exits_125_and_starts_nothing() {
 
 #[test]
 fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
-    let mut session = owner();
-    let mut run = Launch::ocwrap()
-        .args([
-            "--owner-pid",
-            &session.pinned.pid.to_string(),
-            "--linger",
-            "4s",
-        ])
-        .server(TREE)
-        .spawn();
-    let procs = run.tree();
+    let (mut session, mut run, procs) = owned(&["--linger", "4s"], TREE);
     kill_and_reap(&mut session);
     procs[0].assert_survives(Duration::from_secs(1), "the server during --linger");
     assert_all_gone(&procs);
@@ -607,17 +588,7 @@ fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
 
 #[test]
 fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
-    let mut session = owner();
-    let mut run = Launch::ocwrap()
-        .args([
-            "--owner-pid",
-            &session.pinned.pid.to_string(),
-            "--watch-method",
-            "pidfd",
-        ])
-        .server(TREE)
-        .spawn();
-    let procs = run.tree();
+    let (mut session, run, procs) = owned(&["--watch-method", "pidfd"], TREE);
     let supervisor = run.pinned.pid;
     let before = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
     run.pinned
