@@ -382,11 +382,11 @@ fn wait_started(
 fn stop(state: &StateDir, stem: &str, supervisor: &mut dyn ChildWrapper) {
     let socket = state.socket_path(stem);
     let _ = control::request(&socket, &Request::Stop);
-    if wait_exit(supervisor, Duration::from_millis(300)) {
+    if wait_exit(supervisor, Duration::from_millis(250)) {
         return;
     }
     let _ = control::request(&socket, &Request::Stop);
-    if wait_exit(supervisor, Duration::from_millis(500)) {
+    if wait_exit(supervisor, Duration::from_millis(250)) {
         return;
     }
     let _ = supervisor.start_kill();
