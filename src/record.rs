@@ -70,7 +70,7 @@ impl Record {
     }
 }
 
-pub const MARKER_KEY: &str = "OCWRAP_TREE";
+const MARKER_KEY: &str = "OCWRAP_TREE";
 
 pub fn tree_marker(supervisor: Pid, start: StartTime) -> String {
     format!("{MARKER_KEY}={supervisor}.{}", start.0)

@@ -237,7 +237,6 @@ struct Supervisor {
     teardown: Teardown,
     linger_until: Option<Instant>,
     cause: Option<Cause>,
-    server_exited: bool,
     /// A SIGCHLD arrived since the children were last looked at. Reaping scans
     /// /proc, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
@@ -258,7 +257,6 @@ impl Supervisor {
             teardown: Teardown::new(config.grace),
             linger_until: None,
             cause: None,
-            server_exited: false,
             child_event: true,
         }
     }
@@ -299,10 +297,13 @@ impl Supervisor {
         .flatten()
         .min();
         let mut fds: Vec<BorrowedFd<'_>> = vec![self.signals.fd(), self.registration.control.fd()];
-        fds.extend(self.ready.as_ref().map(ReadyWatch::fd));
+        let ready_at = self.ready.as_ref().map(|ready| {
+            fds.push(ready.fd());
+            fds.len() - 1
+        });
         fds.extend(self.watch.fds());
         match sys::poll_readable(&fds, timeout) {
-            Ok(readable) => self.ready.is_some() && readable.get(2).copied().unwrap_or(false),
+            Ok(readable) => ready_at.is_some_and(|at| readable[at]),
             Err(e) => {
                 // poll fails only for bad arguments or lack of memory; a bounded
                 // pause keeps the loop alive and checking.
@@ -355,26 +356,23 @@ impl Supervisor {
     fn on_request(&mut self, connection: Connection, now: Instant) {
         let reply = match &connection.request {
             Err(refusal) => Reply::error(refusal.clone()),
-            Ok(request) => self.handle(request.clone()),
+            Ok(request) => self.handle(request.clone(), now),
         };
         diag::note(format_args!(
             "control {:?}: ok={}",
             connection.request, reply.ok
         ));
-        let stop = reply.ok && connection.request == Ok(Request::Stop);
         connection.reply(&reply);
-        if stop && self.teardown.has_begun() {
-            // A second stop is impatience, like a second signal: SIGKILL now.
-            self.teardown.escalate(now, &mut self.tree);
-        } else if stop {
-            self.start_teardown(Cause::Stop, now);
-        }
     }
 
-    fn handle(&mut self, request: Request) -> Reply {
+    fn handle(&mut self, request: Request, now: Instant) -> Reply {
         match request {
             Request::Status => {}
-            Request::Stop => self.record.state = RecordState::Stopping,
+            // A second stop is impatience, like a second signal: SIGKILL now.
+            Request::Stop if self.teardown.has_begun() => {
+                self.teardown.escalate(now, &mut self.tree)
+            }
+            Request::Stop => self.start_teardown(Cause::Stop, now),
             Request::Attach { .. } | Request::Release { .. } if self.teardown.has_begun() => {
                 return Reply::error("stopping: the server is being torn down");
             }
@@ -399,20 +397,24 @@ impl Supervisor {
             Request::Release { owner: Some(pid) } => match self.leases.remove(pid) {
                 Some(owner) => {
                     diag::note(format_args!("released owner pid {pid}"));
-                    self.watch.remove(&[owner]);
-                    self.save_owners();
+                    self.leases_gone(&[owner]);
                 }
                 None => return Reply::error(format!("pid {pid} is not an owner")),
             },
             Request::Release { owner: None } => {
                 let gone = self.leases.clear();
                 diag::note(format_args!("released all {} owners", gone.len()));
-                self.watch.remove(&gone);
                 self.owned = true;
-                self.save_owners();
+                self.leases_gone(&gone);
             }
         }
         Reply::ok(self.record.clone())
+    }
+
+    /// After leases were dropped: stop watching those owners, record who is left.
+    fn leases_gone(&mut self, gone: &[Owner]) {
+        self.watch.remove(gone);
+        self.save_owners();
     }
 
     fn save_owners(&mut self) {
@@ -422,8 +424,7 @@ impl Supervisor {
 
     fn check_server(&mut self, now: Instant) {
         self.tree.reap_orphans();
-        if !self.server_exited && self.tree.leader_exited() {
-            self.server_exited = true;
+        if !self.teardown.has_begun() && self.tree.leader_exited() {
             diag::note(format_args!("server pid {} exited", self.tree.leader()));
             self.start_teardown(Cause::ServerExited, now);
         }
@@ -438,8 +439,7 @@ impl Supervisor {
             diag::note(format_args!("owner pid {} is gone", owner.pid));
         }
         if !gone.is_empty() {
-            self.watch.remove(&gone);
-            self.save_owners();
+            self.leases_gone(&gone);
         }
         if !self.leases.is_empty() {
             return;

@@ -23,6 +23,18 @@ use crate::teardown::Tree;
 /// How long the end of teardown waits for the leader to become reapable.
 const REAP_WAIT: Duration = Duration::from_secs(5);
 
+/// Sends `signal` to the process `seen` describes, only if it is still that process:
+/// a pidfd pins whatever holds the PID now, and its start time must equal the one
+/// seen. A PID recycled since `seen` was taken is left alone.
+pub fn signal_if_still(seen: &ProcInfo, signal: libc::c_int) {
+    let Ok(pidfd) = PidFd::open(seen.pid) else {
+        return;
+    };
+    if sys::proc_info(seen.pid).is_some_and(|now| now.start == seen.start) {
+        let _ = pidfd.send_signal(signal);
+    }
+}
+
 #[derive(Debug)]
 pub struct ServerTree {
     supervisor: Pid,
@@ -105,13 +117,7 @@ impl Tree for ServerTree {
             if member.pgid == Some(self.leader) {
                 continue;
             }
-            let Ok(pidfd) = PidFd::open(member.pid) else {
-                continue;
-            };
-            let same = sys::proc_info(member.pid).is_some_and(|now| now.start == member.start);
-            if same {
-                let _ = pidfd.send_signal(signal);
-            }
+            signal_if_still(&member, signal);
         }
     }
 

@@ -56,10 +56,6 @@ impl OwnerWatch {
         }
     }
 
-    pub fn method(&self) -> WatchMethod {
-        self.method
-    }
-
     /// Starts watching `owner`. The pidfd is opened first and the start time checked
     /// after: if it still matches, the pidfd is known to name the owner itself and
     /// not a process that recycled its PID in between.

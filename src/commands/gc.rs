@@ -25,8 +25,9 @@ use crate::exit;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::record::{Lock, Record};
 use crate::state::StateDir;
-use crate::sys::{self, PidFd};
+use crate::sys;
 use crate::teardown::{Phase, Teardown, Tree};
+use crate::tree::signal_if_still;
 
 /// How long leftovers get between SIGTERM and SIGKILL.
 const GC_GRACE: Duration = Duration::from_secs(2);
@@ -157,13 +158,7 @@ impl Leftovers {
 impl Tree for Leftovers {
     fn signal_all(&mut self, signal: libc::c_int) {
         for member in self.members() {
-            // Pin the process, then check it is still the one verified above.
-            let Ok(pidfd) = PidFd::open(member.pid) else {
-                continue;
-            };
-            if sys::proc_info(member.pid).is_some_and(|now| now.start == member.start) {
-                let _ = pidfd.send_signal(signal);
-            }
+            signal_if_still(&member, signal);
         }
     }
 

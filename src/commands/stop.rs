@@ -53,43 +53,7 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
     };
     let mut out = StopJson::default();
     for stem in targets {
-        if !record::is_held(&state, &stem) {
-            out.not_running.push(stem);
-            continue;
-        }
-        match control::request(&state.socket_path(&stem), &Request::Stop) {
-            Ok(reply) if reply.ok => {
-                let waited = if args.wait {
-                    record::wait_until_free(&state, &stem)
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = waited {
-                    out.errors.push(Failure {
-                        name: stem,
-                        error: format!("waiting: {e}"),
-                    });
-                    continue;
-                }
-                if let Some(r) = reply.record {
-                    out.stopped.push(Stopped {
-                        name: stem,
-                        supervisor_pid: r.supervisor.pid,
-                        server_pid: r.server.pid,
-                    });
-                }
-            }
-            Ok(reply) => out.errors.push(Failure {
-                name: stem,
-                error: reply.error.unwrap_or_default(),
-            }),
-            // The supervisor may have exited between the lock check and the request.
-            Err(_) if !record::is_held(&state, &stem) => out.not_running.push(stem),
-            Err(e) => out.errors.push(Failure {
-                name: stem,
-                error: format!("control socket: {e}"),
-            }),
-        }
+        stop_one(&state, stem, args.wait, &mut out);
     }
     let failed = !out.errors.is_empty() || (only.is_some() && out.stopped.is_empty());
     out.status = if out.stopped.is_empty() && !out.not_running.is_empty() {
@@ -103,6 +67,42 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
         report(&out, args.wait);
     }
     Ok(if failed { exit::FAILURE } else { exit::SUCCESS })
+}
+
+/// Asks one supervisor to stop (and with `wait`, waits for its lock to go), and
+/// files the outcome under stopped, not running, or errors.
+fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
+    if !record::is_held(state, &stem) {
+        out.not_running.push(stem);
+        return;
+    }
+    let error = |name: String, error: String| Failure { name, error };
+    match control::request(&state.socket_path(&stem), &Request::Stop) {
+        Ok(reply) if reply.ok => {
+            let waited = if wait {
+                record::wait_until_free(state, &stem)
+            } else {
+                Ok(())
+            };
+            match (waited, reply.record) {
+                (Err(e), _) => out.errors.push(error(stem, format!("waiting: {e}"))),
+                (Ok(()), Some(r)) => out.stopped.push(Stopped {
+                    name: stem,
+                    supervisor_pid: r.supervisor.pid,
+                    server_pid: r.server.pid,
+                }),
+                (Ok(()), None) => out
+                    .errors
+                    .push(error(stem, "stop reply without a record".into())),
+            }
+        }
+        Ok(reply) => out
+            .errors
+            .push(error(stem, reply.error.unwrap_or_default())),
+        // The supervisor may have exited between the lock check and the request.
+        Err(_) if !record::is_held(state, &stem) => out.not_running.push(stem),
+        Err(e) => out.errors.push(error(stem, format!("control socket: {e}"))),
+    }
 }
 
 fn report(out: &StopJson, waited: bool) {

@@ -157,39 +157,41 @@ fn attach(
     let request = Request::Attach {
         owners: owners.iter().map(|o| o.pid).collect(),
     };
-    loop {
+    // Some(true): attached; Some(false): decide again; None: not listening yet.
+    let attached = look_until(deadline, || {
         if !record::is_held(state, stem) {
-            return Ok(None);
+            return Some(Ok(false));
         }
         match control::request(&state.socket_path(stem), &request) {
-            Ok(reply) if reply.ok => break,
+            Ok(reply) if reply.ok => Some(Ok(true)),
             Ok(reply)
-                if record::is_held(state, stem)
-                    && reply
-                        .error
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with("stopping")) =>
+                if reply
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("stopping")) =>
             {
                 // Let it finish, then start a new one.
                 let _ = record::wait_until_free(state, stem);
-                return Ok(None);
+                Some(Ok(false))
             }
-            Ok(reply) => {
-                return Err(failure(
-                    reply.error.unwrap_or_else(|| "attach refused".into()),
-                    None,
-                ));
-            }
+            Ok(reply) => Some(Err(failure(
+                reply.error.unwrap_or_else(|| "attach refused".into()),
+                None,
+            ))),
             // Locked but not listening yet: it is starting up.
-            Err(_) => {}
+            Err(_) => None,
         }
-        if Instant::now() >= deadline {
+    });
+    match attached {
+        Some(Ok(true)) => {}
+        Some(Ok(false)) => return Ok(None),
+        Some(Err(f)) => return Err(f),
+        None => {
             return Err(failure(
                 format!("{stem}: could not attach before the ready timeout"),
                 None,
             ));
         }
-        std::thread::sleep(LOOK_EVERY);
     }
     diag::note(format_args!("attached to {stem}"));
     wait_ready_attached(state, stem, deadline)
@@ -202,25 +204,17 @@ fn wait_ready_attached(
     stem: &str,
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
-    loop {
-        match record::read(&state.record_path(stem)) {
-            // Written after our attach was accepted, so it lists our owners.
-            Ok(r) if r.state == RecordState::Ready => return Ok(Some(r)),
-            Ok(r) if r.state == RecordState::Stopping => {
-                let _ = record::wait_until_free(state, stem);
-                return Ok(None);
-            }
-            _ if !record::is_held(state, stem) => return Ok(None),
-            _ => {}
+    let outcome = look_until(deadline, || match record::read(&state.record_path(stem)) {
+        // Written after our attach was accepted, so it lists our owners.
+        Ok(r) if r.state == RecordState::Ready => Some(Some(r)),
+        Ok(r) if r.state == RecordState::Stopping => {
+            let _ = record::wait_until_free(state, stem);
+            Some(None)
         }
-        if Instant::now() >= deadline {
-            return Err(failure(
-                format!("{stem}: not ready before the ready timeout"),
-                None,
-            ));
-        }
-        std::thread::sleep(LOOK_EVERY);
-    }
+        _ if !record::is_held(state, stem) => Some(None),
+        _ => None,
+    });
+    outcome.ok_or_else(|| failure(format!("{stem}: not ready before the ready timeout"), None))
 }
 
 fn log_path(config: &RunConfig, state: &StateDir, stem: &str) -> PathBuf {
@@ -330,18 +324,16 @@ fn wait_for_lock(
     supervisor: &mut dyn ChildWrapper,
     deadline: Instant,
 ) -> Result<(), Option<i32>> {
-    loop {
+    let outcome = look_until(deadline, || {
         if record::is_held(state, stem) {
-            return Ok(());
+            return Some(Ok(()));
         }
-        if let Ok(Some(status)) = supervisor.try_wait() {
-            return Err(status.code());
+        match supervisor.try_wait() {
+            Ok(Some(status)) => Some(Err(status.code())),
+            _ => None,
         }
-        if Instant::now() >= deadline {
-            return Err(None);
-        }
-        std::thread::sleep(LOOK_EVERY);
-    }
+    });
+    outcome.unwrap_or(Err(None))
 }
 
 /// Waits until the supervisor we started reports the server ready. On failure,
@@ -354,26 +346,23 @@ fn wait_started(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Record, Failure> {
-    loop {
+    let outcome = look_until(deadline, || {
         if let Ok(Some(status)) = supervisor.try_wait() {
-            return Err(exited_early(status.code(), log));
+            return Some(Err(exited_early(status.code(), log)));
         }
-        if let Some(r) = record::read(&state.record_path(stem))
+        record::read(&state.record_path(stem))
             .ok()
             .filter(|r| r.state == RecordState::Ready)
-        {
-            return Ok(r);
-        }
-        if Instant::now() >= deadline {
-            stop(state, stem, supervisor.as_mut());
-            // exit_status stays null: the server did not exit, we stopped it.
-            return Err(failure(
-                format!("{stem}: not ready within {timeout:?}"),
-                Some(log),
-            ));
-        }
-        std::thread::sleep(LOOK_EVERY);
-    }
+            .map(Ok)
+    });
+    outcome.unwrap_or_else(|| {
+        stop(state, stem, supervisor.as_mut());
+        // exit_status stays null: the server did not exit, we stopped it.
+        Err(failure(
+            format!("{stem}: not ready within {timeout:?}"),
+            Some(log),
+        ))
+    })
 }
 
 /// Stops a supervisor that never became ready: `stop`, and a second `stop` (which
@@ -394,13 +383,22 @@ fn stop(state: &StateDir, stem: &str, supervisor: &mut dyn ChildWrapper) {
 }
 
 fn wait_exit(supervisor: &mut dyn ChildWrapper, within: Duration) -> bool {
-    let until = Instant::now() + within;
+    look_until(Instant::now() + within, || {
+        matches!(supervisor.try_wait(), Ok(Some(_))).then_some(())
+    })
+    .is_some()
+}
+
+/// Asks `look` every [`LOOK_EVERY`] until it answers, or `None` once `deadline` has
+/// passed. `up` waits on a record file and on a child's exit, and neither can wake
+/// a short-lived command that owns no event loop, so it looks.
+fn look_until<T>(deadline: Instant, mut look: impl FnMut() -> Option<T>) -> Option<T> {
     loop {
-        if matches!(supervisor.try_wait(), Ok(Some(_))) {
-            return true;
+        if let Some(answer) = look() {
+            return Some(answer);
         }
-        if Instant::now() >= until {
-            return false;
+        if Instant::now() >= deadline {
+            return None;
         }
         std::thread::sleep(LOOK_EVERY);
     }
