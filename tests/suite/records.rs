@@ -69,6 +69,16 @@ impl State {
             .cloned()
     }
 
+    /// Asks the supervisor of `stem` for its status over the control socket. The
+    /// socket is bound before the server is spawned, and requests are answered by
+    /// the event loop, which starts only once the first record is written: so when
+    /// this returns, the record is there. An event to wait on, not a poll.
+    fn served(&self, stem: &str) -> Value {
+        let reply = raw_request(&self.socket(stem), b"{\"op\":\"status\"}\n");
+        assert_eq!(reply["ok"], true, "{stem} answers its status: {reply}");
+        reply
+    }
+
     fn socket(&self, stem: &str) -> PathBuf {
         self.dir.join(format!("{stem}.sock"))
     }
@@ -106,7 +116,7 @@ fn a_second_run_for_a_held_name_exits_125_and_leaves_the_first_alone() {
     let mut first = state.run(&["--name", "x", "--owner", "none"], TREE);
     let procs = first.tree();
     let (_, supervisor) = first.server_and_supervisor();
-    eventually("the record of x", || state.has_record("x"));
+    state.served("x");
     let mut second = state.run(&["--name", "x", "--owner", "none"], TREE);
     assert_eq!(second.exit_code(), 125);
     let expected = format!(
@@ -196,7 +206,8 @@ fn the_record_has_every_field_with_true_values() {
     assert_eq!(mode(&state.dir), 0o700);
     kill_and_reap(&mut session);
     server.wait_gone("server");
-    eventually("the record is removed at exit", || !state.has_record(&stem));
+    assert_eq!(run.exit_code(), 0);
+    assert!(!state.has_record(&stem), "the record is removed at exit");
 }
 
 #[test]
@@ -205,7 +216,7 @@ fn an_unnamed_supervisor_writes_a_pid_record() {
     let mut run = state.run(&["--owner", "none"], TREE);
     let (_, supervisor) = run.server_and_supervisor();
     let stem = format!("pid-{}", supervisor.pid);
-    eventually("the pid record", || state.has_record(&stem));
+    state.served(&stem);
     assert_eq!(state.record(&stem)["name"], Value::Null);
     supervisor.signal(libc::SIGTERM);
     assert_eq!(run.exit_code(), 143);
@@ -369,7 +380,7 @@ fn stop_wait_returns_after_the_tree_is_gone() {
         &["tree", "--children", "1", "--escape", "--ignore-term"],
     );
     let procs = run.tree();
-    eventually("the record of x", || state.has_record("x"));
+    state.served("x");
     let (code, out, err) = state.cmd(
         "stop",
         &["--name", "x", "--wait", "--grace-is-not-an-option"],
@@ -402,21 +413,8 @@ fn stop_all_stops_every_live_supervisor() {
     let mut b = state.run(&["--owner", "none"], TREE);
     let mut procs = a.tree();
     procs.extend(b.tree());
-    eventually("two records", || {
-        state
-            .dir
-            .read_dir()
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "json")
-            })
-            .count()
-            == 2
-    });
+    state.served("a");
+    state.served(&format!("pid-{}", b.server_and_supervisor().1.pid));
     let (code, out, err) = state.cmd("stop", &["--all", "--wait"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -456,7 +454,7 @@ fn release_drops_one_lease_then_the_last_tears_down_after_linger() {
         TREE,
     );
     let procs = run.tree();
-    eventually("the record of x", || state.has_record("x"));
+    state.served("x");
     let (code, out, err) = state.cmd("release", &["--name", "x", "--owner-pid", &pa, "--json"]);
     assert_eq!(code, 0, "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();
@@ -501,7 +499,7 @@ fn release_of_a_pid_that_is_not_an_owner_is_an_error_and_changes_nothing() {
         TREE,
     );
     let procs = run.tree();
-    eventually("the record of x", || state.has_record("x"));
+    state.served("x");
     let (code, out, _) = state.cmd("release", &["--name", "x", "--owner-pid", "1", "--json"]);
     assert_eq!(code, 1);
     let json: Value = serde_json::from_str(&out).unwrap();
@@ -531,7 +529,7 @@ fn an_attached_lease_is_shown_and_watched_like_the_others() {
         TREE,
     );
     let procs = run.tree();
-    eventually("the record of x", || state.has_record("x"));
+    state.served("x");
     let request = format!("{{\"op\":\"attach\",\"owners\":[{}]}}\n", c.pinned.pid);
     let reply = raw_request(&state.socket("x"), request.as_bytes());
     assert_eq!(reply["ok"], true, "{reply}");
@@ -558,7 +556,6 @@ fn bad_control_messages_get_an_error_reply_and_the_supervisor_keeps_running() {
     let state = State::new();
     let mut run = state.run(&["--name", "x", "--owner", "none"], TREE);
     let procs = run.tree();
-    eventually("the socket of x", || state.socket("x").exists());
     let mut oversize = vec![b' '; 70 * 1024];
     oversize.extend_from_slice(b"{\"op\":\"status\"}\n");
     for (what, bytes) in [
@@ -593,7 +590,6 @@ fn a_peer_of_another_user_is_refused() {
     let state = State::new();
     let mut run = state.run(&["--name", "x", "--owner", "none"], TREE);
     let procs = run.tree();
-    eventually("the socket of x", || state.socket("x").exists());
     // The 0700 state dir already keeps nobody out; to reach the peer check itself,
     // expose the socket through a hard link in an open directory.
     let open_dir = TempDir::new();
@@ -629,7 +625,7 @@ fn gc_kills_the_leftovers_of_a_sigkilled_supervisor_and_removes_its_record() {
         &["tree", "--children", "2", "--escape"],
     );
     let procs = run.tree();
-    eventually("the record of x", || state.has_record("x"));
+    state.served("x");
     let mut decoy = owner();
     let (server, supervisor) = run.server_and_supervisor();
     supervisor.signal(libc::SIGKILL);

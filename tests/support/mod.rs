@@ -437,7 +437,9 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until `condition` holds, re-checking it every 10 ms; panics with `what`
-/// after [`DEADLINE`]. For conditions with no event to wait on (a file's contents).
+/// after [`DEADLINE`]. Only for state that no outside event announces (a record's
+/// `state` field, ocwrap's internal reaping); everything else waits on a pidfd, an
+/// output line or a control-socket reply.
 pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !condition() {
