@@ -1,31 +1,43 @@
-//! The control socket `<stem>.sock` (SPEC §4): how `up`, `release`, `status` and
-//! `stop` talk to a running supervisor.
+//! The control socket `<stem>.sock`: how `up`, `release`, `status` and `stop` talk
+//! to a running supervisor (docs/DESIGN.md, "Control protocol").
 //!
 //! One request per connection: a JSON object on one line (`{"op":"attach",
 //! "owners":[123]}`, `{"op":"release","owner":123}` or `{"op":"release"}` for all,
 //! `{"op":"status"}`, `{"op":"stop"}`), answered by one line (`{"ok":true,
-//! "record":{…}}` or `{"ok":false,"error":"…"}`). The socket lives in the `0700`
-//! state dir; a peer of another user is refused all the same (`SO_PEERCRED`), and a
-//! message over 64 KiB is refused unread. A connection gets [`IO_TIMEOUT`] to say
-//! its piece, so a stuck client cannot stall the supervisor for long.
+//! "record":{…}}` or `{"ok":false,"kind":"…","error":"…"}`). The socket lives in
+//! the `0700` state dir; a peer of another user is refused all the same
+//! (`SO_PEERCRED`), and a message over 64 KiB is refused.
+//!
+//! The supervisor's side never blocks: every connection is a non-blocking member
+//! of the event loop's poll set ([`Clients`]), read and written only as far as the
+//! kernel allows at that moment, with one deadline for the whole exchange counted
+//! from `accept`. A client that sends nothing, or a byte at a time, costs the loop
+//! a few system calls per wake and is dropped at its deadline; past
+//! [`MAX_CLIENTS`] connections, newcomers get a `busy` refusal at once.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::process::Pid;
-use crate::record::Record;
-use crate::sys;
+use crate::record::{self, Record};
+use crate::sys::{self, FileId, Interest};
 
 /// Longest request accepted, newline included.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
-/// How long either side waits for the other to read or write.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one connection may take, from `accept` to the last byte of the reply.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Connections served at once; more are refused with [`Refusal::Busy`].
+pub const MAX_CLIENTS: usize = 64;
+
+/// How long a client waits for the supervisor to read its request or to answer.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
@@ -43,9 +55,40 @@ pub enum Request {
     Stop,
 }
 
+/// Why a request was refused: what a client branches on (the `error` text is for
+/// people).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The server is being torn down; start a new one once this one is gone.
+    Stopping,
+    /// `release` of a PID that holds no lease.
+    NotOwner,
+    /// `attach` of a PID that is not running.
+    OwnerNotRunning,
+    /// `attach` of a PID that can never exit (init, a kernel thread, the supervisor).
+    ImmortalOwner,
+    /// `attach` with an empty owner list.
+    NoOwners,
+    /// More leases than a supervisor keeps.
+    TooManyOwners,
+    /// Not one JSON request on one line.
+    BadRequest,
+    /// Over [`MAX_MESSAGE`].
+    TooLarge,
+    /// The request was not complete within [`REQUEST_DEADLINE`].
+    Timeout,
+    /// Too many connections at once; try again.
+    Busy,
+    /// The peer runs as another user.
+    ForeignPeer,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Refusal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,17 +99,25 @@ impl Reply {
     pub fn ok(record: Record) -> Reply {
         Reply {
             ok: true,
+            kind: None,
             error: None,
             record: Some(record),
         }
     }
 
-    pub fn error(message: impl Into<String>) -> Reply {
+    pub fn refused(kind: Refusal, message: impl Into<String>) -> Reply {
         Reply {
             ok: false,
+            kind: Some(kind),
             error: Some(message.into()),
             record: None,
         }
+    }
+
+    fn line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+        line.push(b'\n');
+        line
     }
 }
 
@@ -75,17 +126,12 @@ impl Reply {
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
-}
-
-/// One accepted connection whose request has been read (or refused).
-pub struct Connection {
-    stream: UnixStream,
-    pub request: Result<Request, String>,
+    id: FileId,
 }
 
 impl ControlSocket {
-    /// Binds `path`, replacing a socket left by a dead supervisor of the same name
-    /// (the caller holds the name's lock, so no live one can own it).
+    /// Binds `path`, replacing whatever a dead supervisor of the same name left
+    /// there (the caller holds the name's lock, so no live one can own it).
     pub fn bind(path: &Path) -> io::Result<ControlSocket> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -93,9 +139,11 @@ impl ControlSocket {
         }
         let listener = UnixListener::bind(path)?;
         listener.set_nonblocking(true)?;
+        let id = FileId::at(path).ok_or_else(|| io::Error::other("socket vanished after bind"))?;
         Ok(ControlSocket {
             listener,
             path: path.to_path_buf(),
+            id,
         })
     }
 
@@ -103,56 +151,221 @@ impl ControlSocket {
         self.listener.as_fd()
     }
 
-    /// Accepts every pending connection and reads its request.
-    pub fn accept_pending(&self) -> Vec<Connection> {
-        let mut connections = Vec::new();
-        while let Ok((stream, _)) = self.listener.accept() {
-            let request = read_request(&stream);
-            connections.push(Connection { stream, request });
-        }
-        connections
+    /// Whether the socket's path still names the socket we bound.
+    pub fn is_in_place(&self) -> bool {
+        FileId::at(&self.path) == Some(self.id)
     }
 
+    /// Removes the socket file, if it is still ours.
     pub fn remove(self) {
-        let _ = std::fs::remove_file(&self.path);
+        record::remove_if_same(&self.path, self.id);
     }
 }
 
-impl Connection {
-    pub fn reply(mut self, reply: &Reply) {
-        if let Ok(mut line) = serde_json::to_vec(reply) {
-            line.push(b'\n');
-            let _ = self.stream.write_all(&line);
+/// Which connection a request came in on, to answer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientId(u64);
+
+/// The open control connections of a supervisor.
+#[derive(Debug, Default)]
+pub struct Clients {
+    open: Vec<Client>,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Client {
+    id: ClientId,
+    stream: UnixStream,
+    deadline: Instant,
+    phase: Phase,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Collecting the request line.
+    Reading(Vec<u8>),
+    /// The request went to the supervisor; its reply is awaited.
+    Handling,
+    /// Sending the reply; `sent` bytes of `line` are out.
+    Writing { line: Vec<u8>, sent: usize },
+    /// Done: dropped at the next service.
+    Closed,
+}
+
+impl Clients {
+    /// Descriptors to wait on: readable while reading, writable while writing.
+    pub fn fds(&self) -> impl Iterator<Item = (BorrowedFd<'_>, Interest)> {
+        self.open.iter().filter_map(|c| match c.phase {
+            Phase::Reading(_) => Some((c.stream.as_fd(), Interest::Read)),
+            Phase::Writing { .. } => Some((c.stream.as_fd(), Interest::Write)),
+            Phase::Handling | Phase::Closed => None,
+        })
+    }
+
+    /// The earliest connection deadline, for the loop's timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.open.iter().map(|c| c.deadline).min()
+    }
+
+    /// Accepts every pending connection, reads and writes what can be read and
+    /// written now, drops connections past their deadline, and returns the
+    /// requests that are complete. Never blocks.
+    pub fn service(&mut self, socket: &ControlSocket, now: Instant) -> Vec<(ClientId, Request)> {
+        self.accept(socket, now);
+        let mut complete = Vec::new();
+        for client in &mut self.open {
+            if now >= client.deadline && !matches!(client.phase, Phase::Handling) {
+                client.expire();
+                continue;
+            }
+            match &mut client.phase {
+                Phase::Reading(buffer) => {
+                    if let Some(outcome) = read_some(&client.stream, buffer) {
+                        match outcome {
+                            Ok(request) => {
+                                client.phase = Phase::Handling;
+                                complete.push((client.id, request));
+                            }
+                            Err(reply) => client.answer(&reply),
+                        }
+                    }
+                }
+                Phase::Writing { .. } => client.flush(),
+                Phase::Handling | Phase::Closed => {}
+            }
+        }
+        self.open.retain(|c| !matches!(c.phase, Phase::Closed));
+        complete
+    }
+
+    /// Answers the request that came in on `id`.
+    pub fn reply(&mut self, id: ClientId, reply: &Reply) {
+        if let Some(client) = self.open.iter_mut().find(|c| c.id == id) {
+            client.answer(reply);
+        }
+        self.open.retain(|c| !matches!(c.phase, Phase::Closed));
+    }
+
+    fn accept(&mut self, socket: &ControlSocket, now: Instant) {
+        while let Ok((stream, _)) = socket.listener.accept() {
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut client = Client {
+                id: ClientId(self.next),
+                stream,
+                deadline: now + REQUEST_DEADLINE,
+                phase: Phase::Reading(Vec::new()),
+            };
+            self.next += 1;
+            if let Some(refusal) = refusal_at_accept(&client.stream, self.open.len()) {
+                // Answered at once into an empty socket buffer, then dropped.
+                client.answer(&refusal);
+                continue;
+            }
+            self.open.push(client);
         }
     }
 }
 
-fn read_request(stream: &UnixStream) -> Result<Request, String> {
+impl Client {
+    fn answer(&mut self, reply: &Reply) {
+        self.phase = Phase::Writing {
+            line: reply.line(),
+            sent: 0,
+        };
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let Phase::Writing { line, sent } = &mut self.phase else {
+            return;
+        };
+        while *sent < line.len() {
+            match (&self.stream).write(&line[*sent..]) {
+                Ok(0) => break,
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.phase = Phase::Closed;
+    }
+
+    fn expire(&mut self) {
+        if let Phase::Reading(_) = self.phase {
+            let reply = Reply::refused(
+                Refusal::Timeout,
+                format!("request not complete within {REQUEST_DEADLINE:?}"),
+            );
+            // Best effort: whatever fits in the socket buffer now.
+            let _ = (&self.stream).write(&reply.line());
+        }
+        self.phase = Phase::Closed;
+    }
+}
+
+fn refusal_at_accept(stream: &UnixStream, open: usize) -> Option<Reply> {
     match sys::peer_uid(stream) {
         Ok(uid) if uid == sys::effective_uid() => {}
         Ok(uid) => {
-            return Err(format!(
-                "refused: peer uid {uid} is not this supervisor's user"
+            return Some(Reply::refused(
+                Refusal::ForeignPeer,
+                format!("refused: peer uid {uid} is not this supervisor's user"),
             ));
         }
-        Err(e) => return Err(format!("refused: cannot identify the peer: {e}")),
+        Err(e) => {
+            return Some(Reply::refused(
+                Refusal::ForeignPeer,
+                format!("refused: cannot identify the peer: {e}"),
+            ));
+        }
     }
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut line = Vec::new();
-    let mut reader = BufReader::new(stream).take(MAX_MESSAGE as u64 + 1);
-    reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| format!("cannot read the request: {e}"))?;
-    if line.len() > MAX_MESSAGE {
-        return Err(format!("message over {} KiB refused", MAX_MESSAGE / 1024));
-    }
-    serde_json::from_slice(&line).map_err(|e| format!("bad request: {e}"))
+    (open >= MAX_CLIENTS).then(|| {
+        Reply::refused(
+            Refusal::Busy,
+            format!("busy: {MAX_CLIENTS} control connections are open; try again"),
+        )
+    })
+}
+
+/// Reads what the peer has sent so far. `None`: the request is not complete yet;
+/// `Some(Ok)`: a request; `Some(Err)`: the reply that refuses it.
+fn read_some(stream: &UnixStream, buffer: &mut Vec<u8>) -> Option<Result<Request, Reply>> {
+    let mut chunk = [0u8; 4096];
+    let ended = loop {
+        match (&*stream).read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => {
+                buffer.extend_from_slice(&chunk[..n]);
+                if buffer.contains(&b'\n') || buffer.len() > MAX_MESSAGE {
+                    break false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break true,
+        }
+    };
+    let line_end = buffer.iter().position(|&b| b == b'\n');
+    let line = match line_end {
+        Some(end) if end < MAX_MESSAGE => &buffer[..end],
+        _ if buffer.len() >= MAX_MESSAGE => {
+            return Some(Err(Reply::refused(
+                Refusal::TooLarge,
+                format!("message over {} KiB refused", MAX_MESSAGE / 1024),
+            )));
+        }
+        // A request without a newline counts once the peer has finished sending.
+        None if ended => buffer.as_slice(),
+        _ => return None,
+    };
+    Some(
+        serde_json::from_slice(line)
+            .map_err(|e| Reply::refused(Refusal::BadRequest, format!("bad request: {e}"))),
+    )
 }
 
 /// Sends one request to the supervisor behind `path` and returns its reply.
@@ -163,11 +376,11 @@ pub fn request(path: &Path, request: &Request) -> io::Result<Reply> {
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line)?;
-    let mut answer = String::new();
+    let mut answer = Vec::new();
     BufReader::new(stream)
-        .take(16 * MAX_MESSAGE as u64)
-        .read_line(&mut answer)?;
-    serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        .take(record::MAX_RECORD + MAX_MESSAGE as u64)
+        .read_until(b'\n', &mut answer)?;
+    serde_json::from_slice(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
@@ -191,5 +404,60 @@ mod tests {
             serde_json::to_string(&Request::Stop).unwrap(),
             r#"{"op":"stop"}"#
         );
+    }
+
+    #[test]
+    fn refusals_carry_a_kind() {
+        let line = Reply::refused(Refusal::Stopping, "stopping").line();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "{\"ok\":false,\"kind\":\"stopping\",\"error\":\"stopping\"}\n"
+        );
+    }
+
+    /// A pair of connected sockets: the supervisor's end (non-blocking) and a client.
+    fn pair() -> (UnixStream, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (ours, theirs)
+    }
+
+    #[test]
+    fn a_request_is_complete_at_its_newline_or_at_end_of_file() {
+        let (ours, mut theirs) = pair();
+        let mut buffer = Vec::new();
+        theirs.write_all(b"{\"op\":\"st").unwrap();
+        assert!(read_some(&ours, &mut buffer).is_none(), "half a request");
+        theirs.write_all(b"atus\"}\n").unwrap();
+        assert_eq!(read_some(&ours, &mut buffer), Some(Ok(Request::Status)));
+
+        let (ours, mut theirs) = pair();
+        let mut buffer = Vec::new();
+        theirs.write_all(b"{\"op\":\"stop\"}").unwrap();
+        theirs.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_some(&ours, &mut buffer), Some(Ok(Request::Stop)));
+    }
+
+    #[test]
+    fn an_oversize_or_malformed_request_is_refused_with_its_kind() {
+        let (ours, theirs) = pair();
+        let writer = std::thread::spawn(move || {
+            let _ = (&theirs).write_all(&vec![b' '; MAX_MESSAGE + 10]);
+            theirs
+        });
+        let mut buffer = Vec::new();
+        let outcome = loop {
+            if let Some(outcome) = read_some(&ours, &mut buffer) {
+                break outcome;
+            }
+        };
+        assert_eq!(outcome.unwrap_err().kind, Some(Refusal::TooLarge));
+        drop(ours);
+        let _ = writer.join();
+
+        let (ours, mut theirs) = pair();
+        theirs.write_all(b"{ not json\n").unwrap();
+        let outcome = read_some(&ours, &mut Vec::new()).unwrap();
+        assert_eq!(outcome.unwrap_err().kind, Some(Refusal::BadRequest));
     }
 }

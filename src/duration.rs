@@ -25,6 +25,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| invalid(text))
 }
 
+/// `now + d`, never overflowing: a deadline too far to represent is as good as
+/// never.
+pub fn deadline_after(now: std::time::Instant, d: Duration) -> std::time::Instant {
+    now.checked_add(d).unwrap_or_else(|| now + MAX_DURATION)
+}
+
+/// The longest DUR accepted.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn invalid(text: &str) -> String {
     format!("'{text}' is not a duration: use e.g. 250ms, 5s, 2m, 1h or bare seconds")
 }

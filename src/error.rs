@@ -47,6 +47,8 @@ pub enum Error {
         path: PathBuf,
         problem: &'static str,
     },
+    /// The control socket's path is longer than a socket address can hold.
+    SocketPathTooLong { path: PathBuf, limit: usize },
     /// A live supervisor holds the name.
     AlreadyRunning { name: String, pid: Option<Pid> },
     /// No live supervisor holds the name.
@@ -111,6 +113,11 @@ impl fmt::Display for Error {
             Error::UnsafeStateDir { path, problem } => {
                 write!(f, "refusing state dir {}: it {problem}", path.display())
             }
+            Error::SocketPathTooLong { path, limit } => write!(
+                f,
+                "the control socket path {} is longer than {limit} bytes; use a shorter --state-dir",
+                path.display()
+            ),
             Error::AlreadyRunning {
                 name,
                 pid: Some(pid),
@@ -142,6 +149,7 @@ impl std::error::Error for Error {
             | Error::PidfdUnavailable(source) => Some(source),
             Error::Usage(_)
             | Error::UnsafeStateDir { .. }
+            | Error::SocketPathTooLong { .. }
             | Error::AlreadyRunning { .. }
             | Error::NotRunning(_)
             | Error::Control { .. }

@@ -19,6 +19,7 @@ pub mod owner;
 pub mod process;
 pub mod ready;
 pub mod record;
+pub mod registration;
 pub mod signals;
 pub mod spawn;
 pub mod state;

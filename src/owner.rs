@@ -79,6 +79,18 @@ pub fn nearest_ancestor(name: &str) -> Option<Pid> {
     None
 }
 
+/// Why `pid` can never exit as an owner would (so a lease on it would keep the
+/// server forever), or `None` when it can.
+pub fn immortal(pid: Pid) -> Option<&'static str> {
+    if pid.is_init() {
+        Some("init")
+    } else if pid == Pid::current() {
+        Some("this ocwrap itself")
+    } else {
+        None
+    }
+}
+
 /// The live leases, minus the ones found gone by [`Leases::sweep`].
 #[derive(Debug, Default)]
 pub struct Leases {

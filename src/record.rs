@@ -1,28 +1,40 @@
-//! Supervisor records and locks (SPEC §4).
+//! Supervisor records and locks: the files a supervisor keeps in the state dir
+//! (docs/DESIGN.md, "Records and locks").
 //!
 //! `<stem>.lock` is held with an exclusive `flock` for the supervisor's whole life;
-//! the kernel drops it when the supervisor dies, however it dies, so "lock free"
-//! is the one trustworthy sign of a dead supervisor. `<stem>.json` describes what it
-//! supervises; it is written atomically (a private temp file renamed over it, `0600`)
-//! and read without following symlinks. A record is information, never authority:
-//! nothing is signalled because a record says so without checking the process.
+//! the kernel drops it when the supervisor dies, however it dies, so "lock free" is
+//! the one trustworthy sign that no supervisor holds the name. The holder writes its
+//! own identity (PID and start time) into the lock file before it starts anything,
+//! so even a supervisor killed before its first record names itself. `<stem>.json`
+//! describes what it supervises; it is written atomically (a private temp file
+//! renamed over it, `0600`) and bounded in size. Every state-dir entry is opened
+//! without following symlinks and without blocking, and read only when it is a
+//! regular file of a bounded size. A record is information, never authority: nothing
+//! is signalled because a record says so without checking the process.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File, TryLockError};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::owner::Owner;
 use crate::process::{Pid, StartTime};
-use crate::state::StateDir;
-use crate::sys;
+use crate::sys::{self, FileId};
 
 pub const RECORD_VERSION: u32 = 1;
 
-/// Records larger than this are not read (a real one is a few hundred bytes).
-const MAX_RECORD: u64 = 1 << 20;
+/// Records larger than this are not read. A writer never comes near it: the
+/// command is cut to [`MAX_COMMAND`] and leases are capped, so a real record stays
+/// under ~64 KiB, and there is no size at which a writer succeeds and a reader fails.
+pub const MAX_RECORD: u64 = 1 << 20;
+
+/// Bytes of the server's argv kept in the record; the rest is summarised.
+const MAX_COMMAND: usize = 16 * 1024;
+
+/// A lock file is a PID and a start time; anything longer is not ours.
+const MAX_LOCK_CONTENT: u64 = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +48,15 @@ pub enum RecordState {
 pub struct SupervisorId {
     pub pid: Pid,
     pub start: StartTime,
+}
+
+impl SupervisorId {
+    /// The environment entry every process of this supervisor's server tree
+    /// inherits. The sweep and `gc` use it to recognise the leftovers of a dead
+    /// supervisor, whose start times are not in any record (grandchildren, escapees).
+    pub fn tree_marker(&self) -> String {
+        format!("{MARKER_KEY}={}.{}", self.pid, self.start.0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,27 +82,35 @@ pub struct Record {
     pub log: Option<String>,
 }
 
-impl Record {
-    /// The environment entry every process of this supervisor's server tree
-    /// inherits. `gc` uses it to recognise leftovers of a dead supervisor whose
-    /// own start times are not in the record (grandchildren, escapees).
-    pub fn tree_marker(&self) -> String {
-        tree_marker(self.supervisor.pid, self.supervisor.start)
-    }
-}
-
 const MARKER_KEY: &str = "OCWRAP_TREE";
 
-pub fn tree_marker(supervisor: Pid, start: StartTime) -> String {
-    format!("{MARKER_KEY}={supervisor}.{}", start.0)
+/// The server's argv as recorded: whole while it fits in [`MAX_COMMAND`] bytes,
+/// else the arguments that fit and a last entry saying what was left out.
+pub fn bounded_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let argv: Vec<&str> = argv.into_iter().collect();
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for (at, arg) in argv.iter().enumerate() {
+        if used + arg.len() > MAX_COMMAND {
+            let rest: usize = argv[at..].iter().map(|a| a.len()).sum();
+            kept.push(format!(
+                "… {} more argument(s), {rest} bytes, not recorded",
+                argv.len() - at
+            ));
+            break;
+        }
+        used += arg.len();
+        kept.push((*arg).to_string());
+    }
+    kept
 }
 
-/// Why a record file could not be used.
+/// Why a state-dir file could not be used.
 #[derive(Debug)]
 pub enum Unreadable {
-    /// The path is a symlink (or another non-regular file): never followed.
+    /// A symlink, FIFO, directory…: never followed, never read.
     NotRegular,
-    /// Too large to be a record.
+    /// Too large to be what it claims to be.
     TooLarge,
     /// Not a record: bad JSON, missing fields, wrong version.
     Corrupt(String),
@@ -91,7 +120,7 @@ pub enum Unreadable {
 impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Unreadable::NotRegular => write!(f, "not a regular file (symlink?)"),
+            Unreadable::NotRegular => write!(f, "not a regular file"),
             Unreadable::TooLarge => write!(f, "too large to be a record"),
             Unreadable::Corrupt(why) => write!(f, "corrupt: {why}"),
             Unreadable::Io(e) => write!(f, "unreadable: {e}"),
@@ -99,30 +128,39 @@ impl std::fmt::Display for Unreadable {
     }
 }
 
-/// Reads a record without following symlinks.
-pub fn read(path: &Path) -> Result<Record, Unreadable> {
-    let file = OpenOptions::new()
+/// Opens a state-dir entry for reading: no symlink followed, no blocking open (a
+/// planted FIFO), and only a regular file of at most `limit` bytes is returned.
+fn open_entry(path: &Path, limit: u64, write: bool, create: bool) -> Result<File, Unreadable> {
+    let file = sys::state_entry_options()
         .read(true)
-        .custom_flags(sys::NO_FOLLOW)
+        .write(write)
+        .create(create)
+        .truncate(false)
         .open(path);
     let file = match file {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Unreadable::NotRegular),
+        Err(e) if sys::is_symlink_refusal(&e) => return Err(Unreadable::NotRegular),
         Err(e) => return Err(Unreadable::Io(e)),
     };
     let meta = file.metadata().map_err(Unreadable::Io)?;
     if !meta.is_file() {
         return Err(Unreadable::NotRegular);
     }
-    if meta.len() > MAX_RECORD {
+    if meta.len() > limit {
         return Err(Unreadable::TooLarge);
     }
-    let mut text = String::new();
+    Ok(file)
+}
+
+/// Reads a record: a regular file of at most [`MAX_RECORD`] bytes.
+pub fn read(path: &Path) -> Result<Record, Unreadable> {
+    let file = open_entry(path, MAX_RECORD, false, false)?;
+    let mut text = Vec::new();
     file.take(MAX_RECORD)
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(Unreadable::Io)?;
     let record: Record =
-        serde_json::from_str(&text).map_err(|e| Unreadable::Corrupt(e.to_string()))?;
+        serde_json::from_slice(&text).map_err(|e| Unreadable::Corrupt(e.to_string()))?;
     if record.version != RECORD_VERSION {
         return Err(Unreadable::Corrupt(format!(
             "unknown version {}",
@@ -135,9 +173,13 @@ pub fn read(path: &Path) -> Result<Record, Unreadable> {
 /// Writes `record` to `path` atomically: a new `0600` temp file in the same
 /// directory (created exclusively, so a planted file or symlink cannot be written
 /// through), then a rename over the target (which replaces, never follows, a link).
-pub fn write(path: &Path, record: &Record) -> io::Result<()> {
+/// Returns the identity of the file now at `path`.
+pub fn write(path: &Path, record: &Record) -> io::Result<FileId> {
     let mut text = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
     text.push(b'\n');
+    if text.len() as u64 > MAX_RECORD {
+        return Err(io::Error::other("record larger than the reader's limit"));
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -145,14 +187,14 @@ pub fn write(path: &Path, record: &Record) -> io::Result<()> {
     let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&temp);
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let mut file = sys::state_entry_options()
             .write(true)
             .create_new(true)
-            .mode(0o600)
-            .custom_flags(sys::NO_FOLLOW)
             .open(&temp)?;
         file.write_all(&text)?;
-        fs::rename(&temp, path)
+        let id = FileId::of(&file.metadata()?);
+        fs::rename(&temp, path)?;
+        Ok(id)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -160,22 +202,52 @@ pub fn write(path: &Path, record: &Record) -> io::Result<()> {
     result
 }
 
-/// An exclusive lock on `<stem>.lock`, held until dropped.
+/// An exclusive lock on a lock file, held until dropped.
 #[derive(Debug)]
 pub struct Lock {
     file: File,
     path: PathBuf,
+    id: FileId,
 }
 
 impl Lock {
-    /// Takes the lock without waiting; `Ok(None)` when another process holds it.
-    pub fn try_acquire(dir: &StateDir, stem: &str) -> io::Result<Option<Lock>> {
-        Lock::take(dir.lock_path(stem), false)
+    /// Takes the lock at `path`, creating the file, without waiting; `Ok(None)`
+    /// when another process holds it.
+    pub fn try_acquire(path: PathBuf) -> io::Result<Option<Lock>> {
+        Lock::take(path, true)
     }
 
-    /// Waits until the lock file at `path` is free, then takes it.
-    pub fn acquire_file(path: PathBuf) -> io::Result<Lock> {
-        Lock::take(path, true)?.ok_or_else(|| io::Error::other("lock not taken"))
+    /// Takes the lock of an existing lock file without waiting and without
+    /// creating one: what a sweeper does, so that it never makes a lock file that
+    /// a new supervisor then finds held. `Ok(None)`: held, or no longer there.
+    pub fn try_existing(path: PathBuf) -> io::Result<Option<Lock>> {
+        Lock::take(path, false)
+    }
+
+    /// Waits until the lock file at `path` is free and takes it, or gives up at
+    /// `deadline` (`Ok(None)`). `flock` has no timeout, so the blocking call runs
+    /// on a thread that is abandoned (and ends with the process) past the deadline.
+    pub fn acquire_until(path: PathBuf, deadline: Instant) -> io::Result<Option<Lock>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("lock-wait".into())
+            .spawn(move || {
+                let _ = tx.send(Lock::wait_for(path));
+            })?;
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(taken) => taken.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn wait_for(path: PathBuf) -> io::Result<Lock> {
+        loop {
+            let file = open_lock(&path, true)?;
+            file.lock()?;
+            if let Some(lock) = Lock::confirm(file, &path)? {
+                return Ok(lock);
+            }
+        }
     }
 
     /// Lock files are unlinked by whoever holds them when a supervisor ends (so the
@@ -183,64 +255,117 @@ impl Lock {
     /// the old file just before it is unlinked and lock an inode nobody else will
     /// ever look at. So after locking, the path must still name the inode we locked;
     /// if not, we try again on the new file.
-    fn take(path: PathBuf, wait: bool) -> io::Result<Option<Lock>> {
+    fn take(path: PathBuf, create: bool) -> io::Result<Option<Lock>> {
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(sys::NO_FOLLOW)
-                .open(&path)?;
-            if wait {
-                file.lock()?;
-            } else {
-                match file.try_lock() {
-                    Ok(()) => {}
-                    Err(TryLockError::WouldBlock) => return Ok(None),
-                    Err(TryLockError::Error(e)) => return Err(e),
-                }
+            let file = match open_lock(&path, create) {
+                Ok(file) => file,
+                Err(e) if !create && e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e),
             }
-            let locked = file.metadata()?;
-            match fs::symlink_metadata(&path) {
-                Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {
-                    return Ok(Some(Lock { file, path }));
-                }
-                _ => continue,
+            match Lock::confirm(file, &path)? {
+                Some(lock) => return Ok(Some(lock)),
+                None if create => continue,
+                None => return Ok(None),
             }
         }
     }
 
-    /// Removes the lock file while still holding the lock, then releases it.
+    fn confirm(file: File, path: &Path) -> io::Result<Option<Lock>> {
+        let id = FileId::of(&file.metadata()?);
+        Ok((FileId::at(path) == Some(id)).then(|| Lock {
+            file,
+            path: path.to_path_buf(),
+            id,
+        }))
+    }
+
+    /// Writes the holder's identity into the lock file, replacing what a dead
+    /// holder left there.
+    pub fn claim(&mut self, holder: SupervisorId) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file
+            .write_all(format!("{} {}\n", holder.pid, holder.start.0).as_bytes())
+    }
+
+    /// Whether the lock's path still names the file we hold.
+    pub fn is_in_place(&self) -> bool {
+        FileId::at(&self.path) == Some(self.id)
+    }
+
+    /// Removes the lock file while still holding the lock, then releases it. A
+    /// file that is no longer ours (the state dir was wiped and someone else took
+    /// the name) is left alone.
     pub fn remove(self) {
-        let _ = fs::remove_file(&self.path);
+        remove_if_same(&self.path, self.id);
         drop(self.file);
     }
 }
 
-/// Whether a live supervisor holds `<stem>.lock`. Looks without creating anything.
-pub fn is_held(dir: &StateDir, stem: &str) -> bool {
-    match open_existing_lock(dir, stem) {
-        Some(file) => matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
-        None => false,
+/// Removes `path` only if it still names the file `id`. (A check and then an
+/// unlink: another process could replace the file between the two, but only one
+/// that ignores the lock protocol; every ocwrap takes the name's lock first.)
+pub fn remove_if_same(path: &Path, id: FileId) {
+    if FileId::at(path) == Some(id) {
+        let _ = fs::remove_file(path);
     }
 }
 
-/// Waits until no supervisor holds `<stem>.lock` (returns at once if none does).
-pub fn wait_until_free(dir: &StateDir, stem: &str) -> io::Result<()> {
-    match open_existing_lock(dir, stem) {
-        Some(file) => file.lock_shared(),
-        None => Ok(()),
+fn open_lock(path: &Path, create: bool) -> io::Result<File> {
+    match open_entry(path, MAX_LOCK_CONTENT, true, create) {
+        Ok(file) => Ok(file),
+        Err(Unreadable::Io(e)) => Err(e),
+        Err(why) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {why}", path.display()),
+        )),
     }
 }
 
-fn open_existing_lock(dir: &StateDir, stem: &str) -> Option<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(sys::NO_FOLLOW)
-        .open(dir.lock_path(stem))
-        .ok()
+/// Whether a live supervisor holds the lock at `path`. Looks without creating
+/// anything and never blocks (a FIFO planted there reads as not held).
+pub fn is_held(path: &Path) -> bool {
+    match open_entry(path, MAX_LOCK_CONTENT, false, false) {
+        Ok(file) => matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+/// Waits until nobody holds the lock at `path`, or until `deadline`; true when it
+/// is free (or gone).
+pub fn wait_until_free(path: &Path, deadline: Instant) -> bool {
+    let Ok(file) = open_entry(path, MAX_LOCK_CONTENT, false, false) else {
+        return true;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("lock-wait".into())
+        .spawn(move || {
+            let _ = tx.send(file.lock_shared().is_ok());
+        });
+    spawned.is_ok()
+        && rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(false)
+}
+
+/// The identity a holder wrote into the lock file at `path` (see [`Lock::claim`]).
+pub fn claimed_by(path: &Path) -> Option<SupervisorId> {
+    let file = open_entry(path, MAX_LOCK_CONTENT, false, false).ok()?;
+    let mut text = String::new();
+    file.take(MAX_LOCK_CONTENT).read_to_string(&mut text).ok()?;
+    let mut words = text.split_whitespace();
+    let pid = words.next()?.parse::<Pid>().ok()?;
+    let start = StartTime(words.next()?.parse().ok()?);
+    words
+        .next()
+        .is_none()
+        .then_some(SupervisorId { pid, start })
 }
 
 /// RFC 3339 UTC time of `at`, e.g. `2026-11-23T23:57:48Z`.

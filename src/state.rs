@@ -100,6 +100,23 @@ impl StateDir {
         self.path.join(format!("{stem}.sock"))
     }
 
+    /// `up`'s turn lock for a name: concurrent `up`s decide one at a time.
+    pub fn turn_path(&self, stem: &str) -> PathBuf {
+        self.path.join(format!("{stem}.up"))
+    }
+
+    /// The control socket's path, if it fits in a Unix socket address.
+    pub fn checked_socket_path(&self, stem: &str) -> Result<PathBuf, Error> {
+        let path = self.socket_path(stem);
+        if path.as_os_str().len() > sys::MAX_SOCKET_PATH {
+            return Err(Error::SocketPathTooLong {
+                path,
+                limit: sys::MAX_SOCKET_PATH,
+            });
+        }
+        Ok(path)
+    }
+
     pub fn log_path(&self, stem: &str) -> PathBuf {
         self.path.join(format!("{stem}.log"))
     }

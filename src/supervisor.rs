@@ -1,35 +1,45 @@
 //! The foreground supervisor behind `ocwrap run`: one event loop that waits on
-//! signals, owners, control requests and readiness, and drives [`Teardown`] when a
-//! rule says the tree must go.
+//! signals, owners, control connections, the state dir and readiness, and drives
+//! [`Teardown`] when a rule says the tree must go (docs/DESIGN.md, "Lifecycle").
 //!
 //! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
-//! control socket and (while starting) the readiness probe; its timeout is the
-//! nearest of the owner poll interval (poll method only), the end of `--linger`, and
-//! the teardown recheck. With pidfds and nothing happening it has no timeout at all,
-//! so an idle supervisor costs no wake-ups.
+//! control socket and its open connections, the state-dir watch and (while
+//! starting) the readiness probe; its timeout is the nearest of the owner poll
+//! interval (poll method only), the end of `--linger`, the teardown recheck and the
+//! control connections' deadlines. With pidfds and nothing happening it has no
+//! timeout at all, so an idle supervisor costs no wake-ups. Nothing in the loop
+//! blocks: a control client is served only as far as its socket allows at that
+//! moment, so no client can delay the reaction to an owner's death, a signal or
+//! `stop`.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RunConfig;
-use crate::control::{Connection, ControlSocket, Reply, Request};
+use crate::control::{ClientId, Clients, Refusal, Reply, Request};
 use crate::diag;
 use crate::error::Error;
 use crate::exit;
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
 use crate::ready::{Probe, ReadyWatch};
-use crate::record::{self, Lock, Record, RecordState, ServerId, SupervisorId};
+use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
+use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
 use crate::state::StateDir;
-use crate::sys;
+use crate::sys::{self, Interest};
 use crate::teardown::{Phase, Teardown};
 use crate::tree::ServerTree;
 use crate::watch::{OwnerWatch, WatchMethod};
 
-/// Why the tree is being torn down; it decides ocwrap's exit code (SPEC §6).
+/// The most leases one supervisor keeps: each costs a pidfd and a place in the
+/// record, so the number is bounded like every other input.
+pub const MAX_LEASES: usize = 256;
+
+/// Why the tree is being torn down; it decides ocwrap's exit code (docs/DESIGN.md,
+/// "Exit codes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cause {
     /// The last lease is gone (after `--linger`): our own rule, exit 0.
@@ -42,67 +52,23 @@ enum Cause {
     ServerExited,
 }
 
-/// What a supervisor holds in the state dir: its lock, its control socket and its
-/// record. Removed together when it ends (the lock last).
-struct Registration {
-    state: StateDir,
-    stem: String,
-    lock: Lock,
-    control: ControlSocket,
-}
-
-impl Registration {
-    fn take(state: StateDir, stem: String) -> Result<Registration, Error> {
-        let lock = Lock::try_acquire(&state, &stem)
-            .map_err(Error::os("locking the name"))?
-            .ok_or_else(|| already_running(&state, &stem))?;
-        let control = ControlSocket::bind(&state.socket_path(&stem))
-            .map_err(Error::os("binding the control socket"))?;
-        Ok(Registration {
-            state,
-            stem,
-            lock,
-            control,
-        })
-    }
-
-    fn save(&self, record: &Record) {
-        if let Err(e) = record::write(&self.state.record_path(&self.stem), record) {
-            diag::say(format_args!(
-                "cannot write the record for {}: {e}",
-                self.stem
-            ));
-        }
-    }
-
-    fn remove(self) {
-        let _ = std::fs::remove_file(self.state.record_path(&self.stem));
-        self.control.remove();
-        self.lock.remove();
-    }
-}
-
-fn already_running(state: &StateDir, stem: &str) -> Error {
-    let pid = record::read(&state.record_path(stem))
-        .ok()
-        .map(|r| r.supervisor.pid);
-    Error::AlreadyRunning {
-        name: stem.to_string(),
-        pid,
-    }
-}
-
 /// Runs `ocwrap run` to the end and returns the exit code.
 pub fn run(config: RunConfig) -> Result<u8, Error> {
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
     let state = StateDir::open(config.state_dir.as_deref())?;
-    let stem = config
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("pid-{}", Pid::current()));
-    let registration = Registration::take(state, stem)?;
-    match start(&config, &registration) {
+    registration::sweep(&state);
+    let me = Pid::current();
+    let stem = config.name.clone().unwrap_or_else(|| format!("pid-{me}"));
+    state.checked_socket_path(&stem)?;
+    let me = SupervisorId {
+        pid: me,
+        start: sys::proc_info(me).map(|i| i.start).ok_or_else(|| {
+            Error::os("reading our own start time")(std::io::Error::other("no entry"))
+        })?,
+    };
+    let mut registration = Registration::take(state, stem, me)?;
+    match start(&config, me, &mut registration) {
         Ok(parts) => Ok(Supervisor::new(&config, registration, parts).run()),
         Err(e) => {
             registration.remove();
@@ -120,7 +86,11 @@ struct Started {
     ready: Option<ReadyWatch>,
 }
 
-fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Error> {
+fn start(
+    config: &RunConfig,
+    me: SupervisorId,
+    registration: &mut Registration,
+) -> Result<Started, Error> {
     sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
     let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
     let method = WatchMethod::choose(config.watch_method)?;
@@ -133,11 +103,7 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         ));
         watch.add(*owner);
     }
-    let me = Pid::current();
-    let my_start = sys::proc_info(me)
-        .map(|i| i.start)
-        .ok_or_else(|| Error::os("reading /proc/self/stat")(std::io::Error::other("no entry")))?;
-    let leader = spawn::spawn_server(config, &record::tree_marker(me, my_start))?;
+    let leader = spawn::spawn_server(config, &me.tree_marker())?;
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -148,7 +114,7 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         },
     ));
     // The leader is our unreaped child, so its /proc entry exists even if it exited.
-    let server_start = sys::proc_info(leader).map_or(my_start, |i| i.start);
+    let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
     let ready = match config.port {
         Some(port) => Some(
             ReadyWatch::start(Probe::new(&config.host, port, config.health.as_deref()))
@@ -156,16 +122,12 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         ),
         None => None,
     };
-    let supervisor = SupervisorId {
-        pid: me,
-        start: my_start,
-    };
     let server = ServerId {
         pid: leader,
         pgid: leader,
         start: server_start,
     };
-    let record = new_record(config, supervisor, server, &owners, ready.is_some());
+    let record = new_record(config, me, server, &owners, ready.is_some());
     registration.save(&record);
     Ok(Started {
         signals,
@@ -190,10 +152,13 @@ fn new_record(
         name: config.name.clone(),
         supervisor,
         server,
-        command: std::iter::once(&config.program)
-            .chain(&config.args)
-            .map(|a| text(a))
-            .collect(),
+        command: {
+            let argv: Vec<String> = std::iter::once(&config.program)
+                .chain(&config.args)
+                .map(|a| text(a))
+                .collect();
+            record::bounded_command(argv.iter().map(String::as_str))
+        },
         cwd: std::env::current_dir()
             .map(|d| text(d.as_os_str()))
             .unwrap_or_default(),
@@ -225,9 +190,11 @@ fn url_host(host: &str) -> String {
 
 struct Supervisor {
     registration: Registration,
+    clients: Clients,
     record: Record,
     linger: Duration,
-    /// Whether the server has ever had an owner (`--owner none`: runs until stopped).
+    /// Whether the lease rule applies: the server was started with owners. One
+    /// started with `--owner none` runs until stopped, whatever leases it gets.
     owned: bool,
     leases: Leases,
     watch: OwnerWatch,
@@ -242,11 +209,19 @@ struct Supervisor {
     child_event: bool,
 }
 
+/// Which of the loop's sources were ready after a `poll`.
+#[derive(Default)]
+struct Woken {
+    ready: bool,
+    state_dir: bool,
+}
+
 impl Supervisor {
     fn new(config: &RunConfig, registration: Registration, started: Started) -> Supervisor {
         Supervisor {
             tree: ServerTree::new(started.record.server.pid),
             registration,
+            clients: Clients::default(),
             record: started.record,
             linger: config.linger,
             owned: !started.owners.is_empty(),
@@ -272,44 +247,58 @@ impl Supervisor {
             if let Phase::Finished { clean } = self.teardown.phase() {
                 return self.finish(clean);
             }
-            let ready_now = self.wait(now);
+            let woken = self.wait(now);
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
-            if ready_now {
+            if woken.ready {
                 self.on_ready();
             }
-            for connection in self.registration.control.accept_pending() {
-                self.on_request(connection, Instant::now());
+            if woken.state_dir {
+                self.registration.on_dir_events(&self.record);
+            }
+            let requests = self
+                .clients
+                .service(self.registration.socket(), Instant::now());
+            for (client, request) in requests {
+                self.on_request(client, request, Instant::now());
             }
         }
     }
 
-    /// Sleeps until a signal, an owner's exit, a request, readiness, or the next
-    /// timer. Returns whether the readiness probe reported.
-    fn wait(&self, now: Instant) -> bool {
+    /// Sleeps until a signal, an owner's exit, a control connection, a change in
+    /// the state dir, readiness, or the next timer.
+    fn wait(&self, now: Instant) -> Woken {
         let timeout = [
             self.watch.next_check(),
             self.linger_until.map(|t| t.saturating_duration_since(now)),
             self.teardown.next_check(now),
+            self.clients
+                .next_deadline()
+                .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
         .flatten()
         .min();
-        let mut fds: Vec<BorrowedFd<'_>> = vec![self.signals.fd(), self.registration.control.fd()];
-        let ready_at = self.ready.as_ref().map(|ready| {
-            fds.push(ready.fd());
-            fds.len() - 1
-        });
-        fds.extend(self.watch.fds());
-        match sys::poll_readable(&fds, timeout) {
-            Ok(readable) => ready_at.is_some_and(|at| readable[at]),
+        let mut fds: Vec<(BorrowedFd<'_>, Interest)> = vec![
+            (self.signals.fd(), Interest::Read),
+            (self.registration.socket().fd(), Interest::Read),
+        ];
+        let ready_at = push_read(&mut fds, self.ready.as_ref().map(ReadyWatch::fd));
+        let dir_at = push_read(&mut fds, self.registration.watch_fd());
+        fds.extend(self.watch.fds().map(|fd| (fd, Interest::Read)));
+        fds.extend(self.clients.fds());
+        match sys::poll(&fds, timeout) {
+            Ok(woke) => Woken {
+                ready: ready_at.is_some_and(|i| woke[i]),
+                state_dir: dir_at.is_some_and(|i| woke[i]),
+            },
             Err(e) => {
                 // poll fails only for bad arguments or lack of memory; a bounded
                 // pause keeps the loop alive and checking.
                 diag::say(format_args!("poll failed: {e}"));
                 std::thread::sleep(Duration::from_millis(50));
-                false
+                Woken::default()
             }
         }
     }
@@ -353,16 +342,13 @@ impl Supervisor {
         }
     }
 
-    fn on_request(&mut self, connection: Connection, now: Instant) {
-        let reply = match &connection.request {
-            Err(refusal) => Reply::error(refusal.clone()),
-            Ok(request) => self.handle(request.clone(), now),
-        };
-        diag::note(format_args!(
-            "control {:?}: ok={}",
-            connection.request, reply.ok
-        ));
-        connection.reply(&reply);
+    fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
+        diag::note(format_args!("control {request:?}"));
+        let reply = self.handle(request, now);
+        if let Some(error) = &reply.error {
+            diag::note(format_args!("control refused: {error}"));
+        }
+        self.clients.reply(client, &reply);
     }
 
     fn handle(&mut self, request: Request, now: Instant) -> Reply {
@@ -374,47 +360,94 @@ impl Supervisor {
             }
             Request::Stop => self.start_teardown(Cause::Stop, now),
             Request::Attach { .. } | Request::Release { .. } if self.teardown.has_begun() => {
-                return Reply::error("stopping: the server is being torn down");
+                return Reply::refused(
+                    Refusal::Stopping,
+                    "stopping: the server is being torn down",
+                );
             }
             Request::Attach { owners } => {
-                let mut found = Vec::new();
-                for &pid in &owners {
-                    match Owner::observe(pid) {
-                        Some(owner) => found.push(owner),
-                        None => return Reply::error(format!("owner pid {pid} is not running")),
-                    }
+                if let Err((kind, message)) = self.attach(&owners) {
+                    return Reply::refused(kind, message);
                 }
-                for owner in found {
-                    if self.leases.add(owner) {
-                        diag::note(format_args!("attached owner pid {}", owner.pid));
-                        self.watch.add(owner);
-                    }
-                }
-                self.owned = true;
-                self.linger_until = None;
-                self.save_owners();
             }
             Request::Release { owner: Some(pid) } => match self.leases.remove(pid) {
                 Some(owner) => {
                     diag::note(format_args!("released owner pid {pid}"));
                     self.leases_gone(&[owner]);
                 }
-                None => return Reply::error(format!("pid {pid} is not an owner")),
+                None => {
+                    return Reply::refused(Refusal::NotOwner, format!("pid {pid} is not an owner"));
+                }
             },
             Request::Release { owner: None } => {
                 let gone = self.leases.clear();
                 diag::note(format_args!("released all {} owners", gone.len()));
-                self.owned = true;
                 self.leases_gone(&gone);
             }
         }
         Reply::ok(self.record.clone())
     }
 
+    /// Adds leases for `pids`: all of them or, with a refusal, none. A lease an
+    /// owner already holds is not written again.
+    fn attach(&mut self, pids: &[Pid]) -> Result<(), (Refusal, String)> {
+        if pids.is_empty() {
+            return Err((
+                Refusal::NoOwners,
+                "attach needs at least one owner pid".into(),
+            ));
+        }
+        let too_many = || {
+            (
+                Refusal::TooManyOwners,
+                format!("a supervisor keeps at most {MAX_LEASES} leases"),
+            )
+        };
+        if pids.len() > MAX_LEASES {
+            return Err(too_many());
+        }
+        let mut found = Vec::new();
+        for &pid in pids {
+            if let Some(why) = owner::immortal(pid) {
+                return Err((
+                    Refusal::ImmortalOwner,
+                    format!("owner pid {pid} can never exit ({why})"),
+                ));
+            }
+            match Owner::observe(pid) {
+                Some(owner) if !found.contains(&owner) => found.push(owner),
+                Some(_) => {}
+                None => {
+                    return Err((
+                        Refusal::OwnerNotRunning,
+                        format!("owner pid {pid} is not running"),
+                    ));
+                }
+            }
+        }
+        found.retain(|owner| !self.leases.owners().contains(owner));
+        if self.leases.owners().len() + found.len() > MAX_LEASES {
+            return Err(too_many());
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        for owner in found {
+            diag::note(format_args!("attached owner pid {}", owner.pid));
+            self.leases.add(owner);
+            self.watch.add(owner);
+        }
+        self.linger_until = None;
+        self.save_owners();
+        Ok(())
+    }
+
     /// After leases were dropped: stop watching those owners, record who is left.
     fn leases_gone(&mut self, gone: &[Owner]) {
         self.watch.remove(gone);
-        self.save_owners();
+        if !gone.is_empty() {
+            self.save_owners();
+        }
     }
 
     fn save_owners(&mut self) {
@@ -431,17 +464,15 @@ impl Supervisor {
     }
 
     fn check_owners(&mut self, now: Instant) {
-        if !self.owned || self.teardown.has_begun() {
+        if self.teardown.has_begun() {
             return;
         }
         let gone = self.leases.sweep(sys::proc_info);
         for owner in &gone {
             diag::note(format_args!("owner pid {} is gone", owner.pid));
         }
-        if !gone.is_empty() {
-            self.leases_gone(&gone);
-        }
-        if !self.leases.is_empty() {
+        self.leases_gone(&gone);
+        if !self.owned || !self.leases.is_empty() {
             return;
         }
         let deadline = *self.linger_until.get_or_insert_with(|| {
@@ -451,7 +482,7 @@ impl Supervisor {
                     self.linger
                 ));
             }
-            now + self.linger
+            crate::duration::deadline_after(now, self.linger)
         });
         if now >= deadline {
             diag::note("no owner left: tearing down");
@@ -459,14 +490,20 @@ impl Supervisor {
         }
     }
 
+    /// Signals first, writes after: the tree gets its SIGTERM before the record
+    /// says `stopping`, so no file system delay stands between the decision and
+    /// the signal.
     fn start_teardown(&mut self, cause: Cause, now: Instant) {
-        if self.cause.is_none() {
+        let first = self.cause.is_none();
+        if first {
             self.cause = Some(cause);
             self.ready = None;
+        }
+        self.teardown.begin(now, &mut self.tree);
+        if first {
             self.record.state = RecordState::Stopping;
             self.registration.save(&self.record);
         }
-        self.teardown.begin(now, &mut self.tree);
     }
 
     /// Reaps the leader and everything left, removes the record, socket and lock,
@@ -488,4 +525,14 @@ impl Supervisor {
             (_, None) => exit::INTERNAL,
         }
     }
+}
+
+/// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
+fn push_read<'a>(
+    fds: &mut Vec<(BorrowedFd<'a>, Interest)>,
+    fd: Option<BorrowedFd<'a>>,
+) -> Option<usize> {
+    let fd = fd?;
+    fds.push((fd, Interest::Read));
+    Some(fds.len() - 1)
 }

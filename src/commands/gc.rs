@@ -1,36 +1,27 @@
-//! `ocwrap gc`: clean up after supervisors that died without cleaning up (SIGKILL,
-//! OOM, power loss): remove their records, sockets and locks, and tear down the
-//! leftovers of their server trees.
+//! `ocwrap gc`: the explicit, `--dry-run`-able form of the sweep that every command
+//! runs first (see [`crate::registration`]), plus the removal of what no sweep
+//! touches because nothing in it can be verified.
 //!
-//! A record whose lock is free belongs to a dead supervisor. Its server died with it
-//! (parent-death signal), but grandchildren and escapees may live on. gc signals a
-//! process only when all of these hold: it is alive, it started no earlier than the
-//! recorded server, and its environment carries the exact tree marker of that dead
-//! supervisor (`OCWRAP_TREE=<supervisor pid>.<start time>`, inherited by the whole
-//! tree). A record's PIDs alone prove nothing: after reuse they name strangers, and
-//! a grandchild's start time was never recorded. A corrupt or symlinked record
-//! names nobody we can verify, so it is removed and nothing is signalled.
+//! - A registration whose supervisor is verifiably dead (lock free, the supervisor
+//!   it names gone): its verified leftovers are torn down and its files removed.
+//! - A corrupt, symlinked or otherwise non-regular record or lock: removed; nothing
+//!   is signalled for it.
+//! - A record copied under another name (it names a running supervisor that holds
+//!   another name): removed; nothing is signalled.
+//! - Anything a live supervisor holds: listed, never touched.
 //!
 //! JSON (one object): `{"dry_run":…,"cleaned":[{"name":…,"problem":…,
 //! "killed":[PID…]}],"live":[name…]}`.
 
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
 
-use super::{Entry, print_json, print_line, survey};
+use super::{print_json, print_line};
 use crate::cli::GcArgs;
 use crate::error::Error;
 use crate::exit;
-use crate::process::{Pid, ProcInfo, StartTime};
-use crate::record::{Lock, Record};
+use crate::process::Pid;
+use crate::registration::{self, Fate, Found, Removed};
 use crate::state::StateDir;
-use crate::sys;
-use crate::teardown::{Phase, Teardown, Tree};
-use crate::tree::signal_if_still;
-
-/// How long leftovers get between SIGTERM and SIGKILL.
-const GC_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Serialize)]
 struct GcJson {
@@ -46,24 +37,45 @@ struct Cleaned {
     killed: Vec<Pid>,
 }
 
+impl From<Removed> for Cleaned {
+    fn from(r: Removed) -> Cleaned {
+        Cleaned {
+            name: r.stem,
+            problem: r.problem,
+            killed: r.killed,
+        }
+    }
+}
+
 pub fn run(args: GcArgs) -> Result<u8, Error> {
+    // No implicit sweep first: gc is the sweep, and --dry-run must change nothing.
     let state = StateDir::open(args.state.state_dir.as_deref())?;
     let mut out = GcJson {
         dry_run: args.dry_run,
         cleaned: Vec::new(),
         live: Vec::new(),
     };
-    for entry in survey(&state, None) {
-        if entry.live {
-            out.live.push(entry.stem);
-            continue;
+    for found in registration::survey(&state, None) {
+        match found.fate() {
+            Fate::Live => out.live.push(found.stem),
+            _ if args.dry_run => out.cleaned.extend(plan(&found)),
+            Fate::Dead(_) => out
+                .cleaned
+                .extend(registration::remove_dead(&state, &found.stem).map(Cleaned::from)),
+            Fate::Unverifiable => out.cleaned.extend(
+                registration::remove_untrusted(&state, &found.stem, |f| {
+                    f.fate_of_contents() == Fate::Unverifiable
+                })
+                .map(Cleaned::from),
+            ),
+            Fate::NamesRunning(_) if is_copy(&found) => out.cleaned.extend(
+                registration::remove_untrusted(&state, &found.stem, |f| {
+                    matches!(f.fate_of_contents(), Fate::NamesRunning(_)) && is_copy(f)
+                })
+                .map(Cleaned::from),
+            ),
+            Fate::NamesRunning(_) => {}
         }
-        let cleaned = if args.dry_run {
-            Some(plan(&entry))
-        } else {
-            clean(&state, &entry)
-        };
-        out.cleaned.extend(cleaned);
     }
     if args.json {
         print_json(&out);
@@ -73,98 +85,31 @@ pub fn run(args: GcArgs) -> Result<u8, Error> {
     Ok(exit::SUCCESS)
 }
 
-/// What `clean` would do, touching nothing.
-fn plan(entry: &Entry) -> Cleaned {
-    let killed = entry
-        .record()
-        .map(|r| Leftovers::of(r).members().iter().map(|p| p.pid).collect())
-        .unwrap_or_default();
-    Cleaned {
-        name: entry.stem.clone(),
-        problem: entry.problem(),
-        killed,
-    }
-}
-
-/// Takes the dead supervisor's lock (so no new supervisor of that name starts
-/// meanwhile), tears down verified leftovers, and removes what it left behind.
-/// `None` when a new supervisor took the name in the meantime.
-fn clean(state: &StateDir, entry: &Entry) -> Option<Cleaned> {
-    let lock = Lock::try_acquire(state, &entry.stem).ok()??;
-    let killed = match entry.record() {
-        Some(record) => tear_down(Leftovers::of(record)),
-        None => Vec::new(),
-    };
-    // Removes a symlinked record itself, never what it points to.
-    let _ = std::fs::remove_file(state.record_path(&entry.stem));
-    let _ = std::fs::remove_file(state.socket_path(&entry.stem));
-    lock.remove();
-    Some(Cleaned {
-        name: entry.stem.clone(),
-        problem: entry.problem(),
-        killed,
+/// A record under a stem that is not its own: a copy of a running supervisor's
+/// record. (A supervisor whose own registration was disturbed keeps its stem and
+/// re-registers; it is left alone.)
+fn is_copy(found: &Found) -> bool {
+    found.record().is_some_and(|r| {
+        let own = r
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("pid-{}", r.supervisor.pid));
+        own != found.stem && found.stem != format!("pid-{}", r.supervisor.pid)
     })
 }
 
-/// Runs the same teardown machine as a supervisor over the leftovers; returns the
-/// PIDs that were there to signal.
-fn tear_down(mut leftovers: Leftovers) -> Vec<Pid> {
-    let pids: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
-    if pids.is_empty() {
-        return pids;
-    }
-    let mut teardown = Teardown::new(GC_GRACE);
-    teardown.begin(Instant::now(), &mut leftovers);
-    while !matches!(teardown.phase(), Phase::Finished { .. }) {
-        if let Some(pause) = teardown.next_check(Instant::now()) {
-            std::thread::sleep(pause);
-        }
-        teardown.advance(Instant::now(), &mut leftovers);
-    }
-    pids
-}
-
-/// The verified leftovers of one dead supervisor's tree (see the module header).
-struct Leftovers {
-    marker: String,
-    born_after: StartTime,
-    me: Pid,
-}
-
-impl Leftovers {
-    fn of(record: &Record) -> Leftovers {
-        Leftovers {
-            marker: record.tree_marker(),
-            born_after: record.server.start,
-            me: Pid::current(),
-        }
-    }
-
-    fn is_member(&self, p: &ProcInfo) -> bool {
-        p.is_live()
-            && p.pid != self.me
-            && p.start >= self.born_after
-            && sys::environ_has(p.pid, &self.marker)
-    }
-
-    fn members(&self) -> Vec<ProcInfo> {
-        sys::all_processes()
-            .into_iter()
-            .filter(|p| self.is_member(p))
-            .collect()
-    }
-}
-
-impl Tree for Leftovers {
-    fn signal_all(&mut self, signal: libc::c_int) {
-        for member in self.members() {
-            signal_if_still(&member, signal);
-        }
-    }
-
-    fn is_empty(&mut self) -> bool {
-        self.members().is_empty()
-    }
+/// What gc would do with one entry, touching nothing.
+fn plan(found: &Found) -> Option<Cleaned> {
+    let acts = match found.fate() {
+        Fate::Dead(_) | Fate::Unverifiable => true,
+        Fate::NamesRunning(_) => is_copy(found),
+        Fate::Live => false,
+    };
+    acts.then(|| Cleaned {
+        name: found.stem.clone(),
+        problem: found.problem(),
+        killed: registration::leftovers_of(found),
+    })
 }
 
 fn report(out: &GcJson) {

@@ -1,7 +1,7 @@
 //! The commands that act on running (or dead) supervisors through the state dir:
-//! `up`, `status`, `stop`, `release` and `gc`. Each reads records and locks, talks to live
-//! supervisors over their control sockets, and never signals a process on a
-//! record's word alone.
+//! `up`, `status`, `stop`, `release` and `gc`. Each sweeps the registrations of
+//! dead supervisors first, reads records and locks, talks to live supervisors over
+//! their control sockets, and never signals a process on a record's word alone.
 
 pub mod gc;
 pub mod release;
@@ -10,57 +10,20 @@ pub mod stop;
 pub mod up;
 
 use std::io::Write;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::record::{self, Record, Unreadable};
+use crate::registration;
 use crate::state::StateDir;
 
-/// One stem of the state dir as found now.
-pub struct Entry {
-    pub stem: String,
-    /// A live supervisor holds the lock.
-    pub live: bool,
-    /// The record, or why it cannot be used; `None` when there is no record file.
-    pub record: Option<Result<Record, Unreadable>>,
-}
-
-impl Entry {
-    /// What is wrong with this entry, if anything, in a few words.
-    pub fn problem(&self) -> Option<String> {
-        match (&self.record, self.live) {
-            (Some(Err(why)), _) => Some(format!("record {why}")),
-            (Some(Ok(_)), false) => Some("stale: its supervisor is gone".into()),
-            (None, false) => Some("stale: lock without a record".into()),
-            (None, true) => Some("starting: no record yet".into()),
-            (Some(Ok(_)), true) => None,
-        }
-    }
-
-    pub fn record(&self) -> Option<&Record> {
-        self.record.as_ref().and_then(|r| r.as_ref().ok())
-    }
-}
-
-/// Every stem of the state dir (or just `only`), as it is now.
-pub fn survey(state: &StateDir, only: Option<&str>) -> Vec<Entry> {
-    state
-        .stems()
-        .into_iter()
-        .filter(|stem| only.is_none_or(|o| o == stem))
-        .map(|stem| {
-            let path = state.record_path(&stem);
-            let record = std::fs::symlink_metadata(&path)
-                .ok()
-                .map(|_| record::read(&path));
-            Entry {
-                live: record::is_held(state, &stem),
-                stem,
-                record,
-            }
-        })
-        .collect()
+/// Opens the state dir as every command does: checked, then swept of the
+/// registrations of dead supervisors (and their leftovers).
+pub fn open_state(path: Option<&Path>) -> Result<StateDir, Error> {
+    let state = StateDir::open(path)?;
+    registration::sweep(&state);
+    Ok(state)
 }
 
 /// The stem to act on, or a clear error when the name is not a valid one.

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::{checked_stem, print_json, print_line};
+use super::{checked_stem, open_state, print_json, print_line};
 use crate::cli::ReleaseArgs;
 use crate::control::{self, Request};
 use crate::error::Error;
@@ -35,7 +35,7 @@ enum ReleaseJson {
 
 pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
     let stem = checked_stem(args.select.stem().unwrap_or_default())?;
-    let state = StateDir::open(args.state.state_dir.as_deref())?;
+    let state = open_state(args.state.state_dir.as_deref())?;
     let outcome = release(&state, &stem, args.owner_pid);
     match (outcome, args.json) {
         (Ok(owners), true) => {
@@ -72,7 +72,7 @@ pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
 }
 
 fn release(state: &StateDir, stem: &str, owner: Option<Pid>) -> Result<Vec<Owner>, Error> {
-    if !record::is_held(state, stem) {
+    if !record::is_held(&state.lock_path(stem)) {
         return Err(Error::NotRunning(stem.to_string()));
     }
     let control_error = |message: String| Error::Control {

@@ -8,12 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{Entry, checked_stem, print_json, print_line, survey};
+use super::{checked_stem, open_state, print_json, print_line};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::exit;
 use crate::record::{self, Record};
-use crate::state::StateDir;
+use crate::registration::{Found, survey};
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
@@ -30,7 +30,7 @@ struct EntryJson<'a> {
 
 pub fn run(args: StatusArgs) -> Result<u8, Error> {
     let only = args.select.stem().map(checked_stem).transpose()?;
-    let state = StateDir::open(args.state.state_dir.as_deref())?;
+    let state = open_state(args.state.state_dir.as_deref())?;
     let entries = survey(&state, only.as_deref());
     if args.json {
         let supervisors = entries
@@ -52,7 +52,7 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
     }
 }
 
-fn print_table(entries: &[Entry]) {
+fn print_table(entries: &[Found]) {
     if entries.is_empty() {
         print_line("nothing supervised");
         return;
@@ -75,7 +75,7 @@ fn print_table(entries: &[Entry]) {
     }
 }
 
-fn row(entry: &Entry) -> [String; 7] {
+fn row(entry: &Found) -> [String; 7] {
     let dash = || "-".to_string();
     let note = entry.problem().unwrap_or_default();
     match entry.record() {

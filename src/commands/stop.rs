@@ -10,13 +10,14 @@
 
 use serde::Serialize;
 
-use super::{checked_stem, print_json, print_line, survey};
+use super::{checked_stem, open_state, print_json, print_line};
 use crate::cli::StopArgs;
 use crate::control::{self, Request};
 use crate::error::Error;
 use crate::exit;
 use crate::process::Pid;
 use crate::record;
+use crate::registration::survey;
 use crate::state::StateDir;
 
 #[derive(Serialize, Default)]
@@ -42,7 +43,7 @@ struct Failure {
 
 pub fn run(args: StopArgs) -> Result<u8, Error> {
     let only = args.select.stem().map(checked_stem).transpose()?;
-    let state = StateDir::open(args.state.state_dir.as_deref())?;
+    let state = open_state(args.state.state_dir.as_deref())?;
     let targets: Vec<String> = match &only {
         Some(stem) => vec![stem.clone()],
         None => survey(&state, None)
@@ -72,26 +73,31 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
 /// Asks one supervisor to stop (and with `wait`, waits for its lock to go), and
 /// files the outcome under stopped, not running, or errors.
 fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
-    if !record::is_held(state, &stem) {
+    let lock = state.lock_path(&stem);
+    if !record::is_held(&lock) {
         out.not_running.push(stem);
         return;
     }
     let error = |name: String, error: String| Failure { name, error };
     match control::request(&state.socket_path(&stem), &Request::Stop) {
         Ok(reply) if reply.ok => {
-            let waited = if wait {
-                record::wait_until_free(state, &stem)
-            } else {
-                Ok(())
-            };
+            // The supervisor bounds its own teardown (grace, then the kill wait);
+            // this waits for it, as `wait(1)` waits for a child.
+            let forever = crate::duration::deadline_after(
+                std::time::Instant::now(),
+                crate::duration::MAX_DURATION,
+            );
+            let waited = !wait || record::wait_until_free(&lock, forever);
             match (waited, reply.record) {
-                (Err(e), _) => out.errors.push(error(stem, format!("waiting: {e}"))),
-                (Ok(()), Some(r)) => out.stopped.push(Stopped {
+                (false, _) => out
+                    .errors
+                    .push(error(stem, "the supervisor still runs".into())),
+                (true, Some(r)) => out.stopped.push(Stopped {
                     name: stem,
                     supervisor_pid: r.supervisor.pid,
                     server_pid: r.server.pid,
                 }),
-                (Ok(()), None) => out
+                (true, None) => out
                     .errors
                     .push(error(stem, "stop reply without a record".into())),
             }
@@ -100,7 +106,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
             .errors
             .push(error(stem, reply.error.unwrap_or_default())),
         // The supervisor may have exited between the lock check and the request.
-        Err(_) if !record::is_held(state, &stem) => out.not_running.push(stem),
+        Err(_) if !record::is_held(&lock) => out.not_running.push(stem),
         Err(e) => out.errors.push(error(stem, format!("control socket: {e}"))),
     }
 }

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use process_wrap::std::{ChildWrapper, CommandWrap, ProcessSession};
 use serde::Serialize;
 
-use super::print_json;
+use super::{open_state, print_json};
 use crate::cli::{UpArgs, WatchMethodArg};
 use crate::config::{self, RunConfig};
-use crate::control::{self, Request};
+use crate::control::{self, Refusal, Request};
 use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
@@ -97,7 +97,10 @@ pub fn run(args: UpArgs) -> Result<u8, Error> {
                 "up needs --port or --name".into(),
             ));
         }
-        let state = StateDir::open(config.state_dir.as_deref())?;
+        let state = open_state(config.state_dir.as_deref())?;
+        if let Some(stem) = &config.name {
+            state.checked_socket_path(stem)?;
+        }
         let owners = owner::resolve(&config.owners)?;
         Ok(bring_up(&config, &state, &owners, args.ready_timeout))
     });
@@ -116,12 +119,21 @@ fn bring_up(
     timeout: Duration,
 ) -> Result<Outcome, Failure> {
     let stem = config.name.as_deref().unwrap_or_default();
-    let deadline = Instant::now() + timeout;
+    let lock = state.lock_path(stem);
+    let deadline = crate::duration::deadline_after(Instant::now(), timeout);
     loop {
-        let turn = Lock::acquire_file(state.path().join(format!("{stem}.up")))
-            .map_err(|e| Failure::from_error(Error::os("waiting for our turn")(e)))?;
-        if record::is_held(state, stem) {
-            drop(turn);
+        let turn = Lock::acquire_until(state.turn_path(stem), deadline)
+            .map_err(|e| Failure::from_error(Error::os("waiting for our turn")(e)))?
+            .ok_or_else(|| {
+                failure(
+                    format!("{stem}: another ocwrap up held the turn past the ready timeout"),
+                    None,
+                )
+            })?;
+        if record::is_held(&lock) {
+            // Removing the turn file while holding it keeps the directory tidy;
+            // a waiter that locked the old file sees that and locks the new one.
+            turn.remove();
             match attach(state, stem, owners, deadline)? {
                 Some(record) => return Ok(Outcome::Attached(record)),
                 // The supervisor was stopping or went away: decide again.
@@ -132,47 +144,48 @@ fn bring_up(
             .port
             .filter(|&port| Probe::new(&config.host, port, config.health.as_deref()).check());
         if let Some(port) = answering {
-            drop(turn);
+            turn.remove();
             let url = crate::supervisor::url(&config.host, port);
             return Ok(Outcome::External { url, port });
         }
         let log = log_path(config, state, stem);
         let mut supervisor = spawn_supervisor(config, state, stem, owners, &log)?;
         let taken = wait_for_lock(state, stem, supervisor.as_mut(), deadline);
-        drop(turn);
-        taken.map_err(|status| exited_early(status, &log))?;
+        turn.remove();
+        taken.map_err(|status| supervisor_failed(status, &log))?;
         return wait_started(state, stem, supervisor, &log, deadline, timeout)
             .map(Outcome::Started);
     }
 }
 
 /// Attaches `owners` to the live supervisor of `stem` and waits until it is ready.
-/// `Ok(None)`: it was stopping or went away, so the caller should decide again.
+/// Without owners (`--owner none`) there is no lease to add: it only asks for the
+/// supervisor's status. `Ok(None)`: it was stopping or went away, so the caller
+/// should decide again.
 fn attach(
     state: &StateDir,
     stem: &str,
     owners: &[Owner],
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
-    let request = Request::Attach {
-        owners: owners.iter().map(|o| o.pid).collect(),
+    let request = if owners.is_empty() {
+        Request::Status
+    } else {
+        Request::Attach {
+            owners: owners.iter().map(|o| o.pid).collect(),
+        }
     };
+    let lock = state.lock_path(stem);
     // Some(true): attached; Some(false): decide again; None: not listening yet.
     let attached = look_until(deadline, || {
-        if !record::is_held(state, stem) {
+        if !record::is_held(&lock) {
             return Some(Ok(false));
         }
         match control::request(&state.socket_path(stem), &request) {
             Ok(reply) if reply.ok => Some(Ok(true)),
-            Ok(reply)
-                if reply
-                    .error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("stopping")) =>
-            {
+            Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
                 // Let it finish, then start a new one.
-                let _ = record::wait_until_free(state, stem);
-                Some(Ok(false))
+                Some(Ok(record::wait_until_free(&lock, deadline)).map(|_| false))
             }
             Ok(reply) => Some(Err(failure(
                 reply.error.unwrap_or_else(|| "attach refused".into()),
@@ -204,14 +217,15 @@ fn wait_ready_attached(
     stem: &str,
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
+    let lock = state.lock_path(stem);
     let outcome = look_until(deadline, || match record::read(&state.record_path(stem)) {
         // Written after our attach was accepted, so it lists our owners.
         Ok(r) if r.state == RecordState::Ready => Some(Some(r)),
         Ok(r) if r.state == RecordState::Stopping => {
-            let _ = record::wait_until_free(state, stem);
+            record::wait_until_free(&lock, deadline);
             Some(None)
         }
-        _ if !record::is_held(state, stem) => Some(None),
+        _ if !record::is_held(&lock) => Some(None),
         _ => None,
     });
     outcome.ok_or_else(|| failure(format!("{stem}: not ready before the ready timeout"), None))
@@ -232,7 +246,7 @@ fn spawn_supervisor(
     log: &Path,
 ) -> Result<Box<dyn ChildWrapper>, Failure> {
     let open_log = || -> std::io::Result<(File, File)> {
-        if fs::metadata(log).is_ok_and(|m| m.len() > LOG_ROTATE_AT) {
+        if fs::metadata(log).is_ok_and(|m| m.is_file() && m.len() > LOG_ROTATE_AT) {
             let mut rotated = log.as_os_str().to_owned();
             rotated.push(".1");
             fs::rename(log, rotated)?;
@@ -324,8 +338,9 @@ fn wait_for_lock(
     supervisor: &mut dyn ChildWrapper,
     deadline: Instant,
 ) -> Result<(), Option<i32>> {
+    let lock = state.lock_path(stem);
     let outcome = look_until(deadline, || {
-        if record::is_held(state, stem) {
+        if record::is_held(&lock) {
             return Some(Ok(()));
         }
         match supervisor.try_wait() {
@@ -407,11 +422,24 @@ fn look_until<T>(deadline: Instant, mut look: impl FnMut() -> Option<T>) -> Opti
 fn exited_early(status: Option<i32>, log: &Path) -> Failure {
     let what = match status {
         Some(code) => format!("the server exited before it was ready (exit status {code})"),
-        None => "the supervisor did not start in time".to_string(),
+        None => "the supervisor ended before the server was ready".to_string(),
     };
     let mut f = failure(what, Some(log));
     f.exit_status = status;
     f
+}
+
+/// The supervisor we started ended (or timed out) before it held the name: its
+/// own failure (state dir, socket, name taken), reported as such. Its message is
+/// in the log, since its stderr goes there.
+fn supervisor_failed(status: Option<i32>, log: &Path) -> Failure {
+    let what = match status {
+        Some(code) => {
+            format!("the supervisor failed before starting the server (exit status {code})")
+        }
+        None => "the supervisor did not take the name before the ready timeout".to_string(),
+    };
+    failure(what, Some(log))
 }
 
 fn failure(error: String, log: Option<&Path>) -> Failure {
@@ -423,14 +451,20 @@ fn failure(error: String, log: Option<&Path>) -> Failure {
     }
 }
 
-/// The last lines of the log (at most the last 64 KiB are read).
+/// The last lines of the log: only from a regular file, and only its last 64 KiB
+/// (a log named `/dev/full` or a FIFO yields nothing rather than an endless read).
 fn log_tail(log: &Path) -> Option<String> {
+    const TAIL_BYTES: u64 = 64 * 1024;
     let mut file = File::open(log).ok()?;
-    let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(TAIL_BYTES)))
         .ok()?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).ok()?;
+    let mut bytes = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     Some(lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n"))
 }

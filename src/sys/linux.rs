@@ -225,11 +225,32 @@ pub fn pidfd_supported() -> bool {
 /// Returns which were readable (or hung up); an interrupting signal returns early
 /// with none marked, which callers treat as a wake-up like any other.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let fds: Vec<(BorrowedFd<'_>, Interest)> = fds.iter().map(|&fd| (fd, Interest::Read)).collect();
+    poll(&fds, timeout)
+}
+
+/// What a descriptor in a [`poll`] set is waited on for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+/// Waits until one of `fds` is ready for what it is waited on for (or hung up, or
+/// in error), or `timeout` passes (`None`: forever). Returns which were ready; an
+/// interrupting signal returns early with none marked.
+pub fn poll(
+    fds: &[(BorrowedFd<'_>, Interest)],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd {
+        .map(|(fd, interest)| libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events: match interest {
+                Interest::Read => libc::POLLIN,
+                Interest::Write => libc::POLLOUT,
+            },
             revents: 0,
         })
         .collect();
@@ -377,8 +398,157 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// `O_NOFOLLOW`, for opening records and locks without following a planted symlink.
-pub const NO_FOLLOW: i32 = libc::O_NOFOLLOW;
+/// Flags for opening state-dir entries: never through a planted symlink
+/// (`O_NOFOLLOW`), and never blocking in `open` itself (`O_NONBLOCK`: a FIFO planted
+/// under a record's or a lock's name would otherwise block until a writer comes).
+/// Callers check that what they opened is a regular file before reading it.
+pub const STATE_ENTRY_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+
+/// Options for opening a state-dir entry with [`STATE_ENTRY_FLAGS`], created `0600`.
+pub fn state_entry_options() -> fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = fs::OpenOptions::new();
+    options.custom_flags(STATE_ENTRY_FLAGS).mode(0o600);
+    options
+}
+
+/// Whether an `open` failed because the last component was a symlink and
+/// `O_NOFOLLOW` refused it.
+pub fn is_symlink_refusal(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Longest path a Unix socket address can hold (`sun_path` less its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Which file a path named when it was looked at: (device, inode). A file replaced
+/// under the same name has another identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// What `path` names now, without following a symlink; `None` if nothing.
+    pub fn at(path: &Path) -> Option<FileId> {
+        fs::symlink_metadata(path).ok().map(|m| FileId::of(&m))
+    }
+}
+
+/// The owner uid of a file.
+pub fn file_owner(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid()
+}
+
+/// Permission bits of a file, for the group/world-writable check.
+pub fn file_mode(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mode()
+}
+
+/// A change that a [`DirWatch`] saw in its directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirEvent {
+    /// An entry was removed or renamed away.
+    Removed(std::ffi::OsString),
+    /// The directory itself was removed or renamed, or events were lost: anything
+    /// may have changed.
+    Lost,
+}
+
+/// Watches a directory for entries that go away and for its own removal (inotify).
+/// Readable when something happened; quiet (no wake-ups) otherwise.
+#[derive(Debug)]
+pub struct DirWatch {
+    fd: OwnedFd,
+}
+
+impl DirWatch {
+    pub fn new(dir: &Path) -> io::Result<DirWatch> {
+        // SAFETY: inotify_init1 takes flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        let watch = DirWatch {
+            fd: unsafe { OwnedFd::from_raw_fd(raw) },
+        };
+        watch.add(dir)?;
+        Ok(watch)
+    }
+
+    /// Watches `dir` (again: after the old directory was removed and a new one made).
+    pub fn add(&self, dir: &Path) -> io::Result<()> {
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mask = libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF
+            | libc::IN_ONLYDIR
+            | libc::IN_DONT_FOLLOW;
+        // SAFETY: a valid inotify descriptor and a NUL-terminated path that lives
+        // for the call.
+        if unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), path.as_ptr(), mask) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Every event queued now, without blocking.
+    pub fn drain(&self) -> Vec<DirEvent> {
+        let mut events = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: read into a buffer we own, at most its length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return events;
+            }
+            parse_inotify(&buf[..n as usize], &mut events);
+        }
+    }
+}
+
+/// Decodes a buffer of `struct inotify_event` records (header, then a
+/// NUL-padded name of `len` bytes).
+fn parse_inotify(mut buf: &[u8], events: &mut Vec<DirEvent>) {
+    const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+    while buf.len() >= HEADER {
+        let word = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        let mask = word(4);
+        let len = word(12) as usize;
+        let Some(name) = buf.get(HEADER..HEADER + len) else {
+            events.push(DirEvent::Lost);
+            return;
+        };
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        if mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 && !name.is_empty() {
+            events.push(DirEvent::Removed(OsStr::from_bytes(name).to_owned()));
+        } else if mask
+            & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED | libc::IN_Q_OVERFLOW)
+            != 0
+        {
+            events.push(DirEvent::Lost);
+        }
+        buf = &buf[HEADER + len..];
+    }
+}
 
 /// Voluntary context switches of every thread of `pid` (from
 /// `/proc/PID/task/*/status`): how often it went to sleep, i.e. woke up.

@@ -79,8 +79,9 @@ impl Up {
 
     fn lock_held(&self) -> bool {
         record::is_held(
-            &StateDir::open(Some(&self.dir)).unwrap(),
-            &format!("port-{}", self.port),
+            &StateDir::open(Some(&self.dir))
+                .unwrap()
+                .lock_path(&format!("port-{}", self.port)),
         )
     }
 

@@ -1,0 +1,541 @@
+//! A supervisor's registration in the state dir — its lock, control socket and
+//! record — kept true while it lives, and removed after it dies (docs/DESIGN.md,
+//! "Registrations").
+//!
+//! A live supervisor holds a [`Registration`]. It acts only on files that are still
+//! its own (same device and inode as when it made them), and it watches the
+//! directory: when the dir is wiped or replaced, or one of its files is removed, it
+//! makes the dir again and re-registers, so that `up` finds it instead of starting
+//! a duplicate and `stop` can still reach it.
+//!
+//! A dead supervisor leaves its registration behind (SIGKILL, OOM). [`sweep`] runs
+//! first in every command that opens the state dir and removes the registrations
+//! whose supervisor is *verifiably* dead: the lock is free **and** the supervisor
+//! named by the lock file or the record is gone (no such PID, a zombie, or the PID
+//! now has another start time). Before the files go, the leftovers of that
+//! supervisor's tree are torn down: only processes that carry its exact tree
+//! marker in their environment and started after it. A free lock alone proves
+//! nothing: a record copied under another name, or the registration of a
+//! supervisor whose state dir was just wiped, names a supervisor that is alive.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use crate::control::ControlSocket;
+use crate::diag;
+use crate::error::Error;
+use crate::process::{Pid, ProcInfo, StartTime};
+use crate::record::{self, Lock, Record, SupervisorId, Unreadable};
+use crate::state::StateDir;
+use crate::sys::{self, DirEvent, DirWatch, FileId};
+use crate::teardown::{Phase, Teardown, Tree};
+use crate::tree::signal_if_still;
+
+/// How long `run` waits for a name whose lock is held by a sweeper (cleaning up a
+/// dead supervisor of that name) rather than by a live supervisor: longer than a
+/// sweep's own bound (the kill wait).
+const SWEEPER_WAIT: Duration = Duration::from_secs(7);
+
+/// How often a waiting `run` looks again at who holds the name.
+const HOLDER_RECHECK: Duration = Duration::from_millis(50);
+
+/// Whether the supervisor `id` is running: its PID shows a live process with the
+/// same start time.
+pub fn is_running(id: SupervisorId) -> bool {
+    sys::proc_info(id.pid).is_some_and(|p| p.is_live() && p.start == id.start)
+}
+
+/// What a live supervisor holds in the state dir.
+#[derive(Debug)]
+pub struct Registration {
+    state: StateDir,
+    stem: String,
+    me: SupervisorId,
+    lock: Lock,
+    socket: ControlSocket,
+    /// The record file we wrote last, if any.
+    record: Option<FileId>,
+    watch: Option<DirWatch>,
+}
+
+impl Registration {
+    /// Takes the name `stem`, says who holds it, and binds the control socket.
+    pub fn take(state: StateDir, stem: String, me: SupervisorId) -> Result<Registration, Error> {
+        let mut lock = take_name(&state, &stem)?;
+        lock.claim(me).map_err(Error::os("writing the lock file"))?;
+        let socket = match ControlSocket::bind(&state.socket_path(&stem)) {
+            Ok(socket) => socket,
+            Err(e) => {
+                lock.remove();
+                return Err(Error::os("binding the control socket")(e));
+            }
+        };
+        let watch = DirWatch::new(state.path())
+            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
+            .ok();
+        Ok(Registration {
+            state,
+            stem,
+            me,
+            lock,
+            socket,
+            record: None,
+            watch,
+        })
+    }
+
+    pub fn stem(&self) -> &str {
+        &self.stem
+    }
+
+    pub fn socket(&self) -> &ControlSocket {
+        &self.socket
+    }
+
+    /// Readable when something happened in the state dir.
+    pub fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.watch.as_ref().map(DirWatch::fd)
+    }
+
+    /// Writes the record, re-registering first if the registration was disturbed.
+    pub fn save(&mut self, record: &Record) {
+        if !self.is_intact() {
+            self.repair(record);
+            return;
+        }
+        self.write(record);
+    }
+
+    /// Reads what the directory watch saw; re-registers if it concerned us.
+    pub fn on_dir_events(&mut self, record: &Record) {
+        let Some(watch) = &self.watch else {
+            return;
+        };
+        let ours = [
+            self.state.lock_path(&self.stem),
+            self.state.socket_path(&self.stem),
+            self.state.record_path(&self.stem),
+        ]
+        .map(|p| p.file_name().map(|n| n.to_owned()));
+        let concerns_us = watch.drain().iter().any(|event| match event {
+            DirEvent::Lost => true,
+            DirEvent::Removed(name) => ours.iter().any(|o| o.as_deref() == Some(name.as_os_str())),
+        });
+        if concerns_us && !self.is_intact() {
+            self.repair(record);
+        }
+    }
+
+    fn is_intact(&self) -> bool {
+        self.lock.is_in_place()
+            && self.socket.is_in_place()
+            && self
+                .record
+                .is_none_or(|id| FileId::at(&self.state.record_path(&self.stem)) == Some(id))
+    }
+
+    fn write(&mut self, record: &Record) {
+        match record::write(&self.state.record_path(&self.stem), record) {
+            Ok(id) => self.record = Some(id),
+            Err(e) => diag::say(format_args!(
+                "cannot write the record for {}: {e}",
+                self.stem
+            )),
+        }
+    }
+
+    /// Makes the registration whole again after the state dir was wiped, replaced,
+    /// or had our files removed: the dir, the lock (or, if someone else took the
+    /// name meanwhile, the unnamed `pid-N` registration), the socket, the record.
+    fn repair(&mut self, record: &Record) {
+        diag::note(format_args!(
+            "registration of {} disturbed: re-registering",
+            self.stem
+        ));
+        let state = match StateDir::open(Some(self.state.path())) {
+            Ok(state) => state,
+            Err(e) => {
+                diag::say(format_args!(
+                    "cannot re-register {}: {}",
+                    self.stem,
+                    crate::error::one_line(&e)
+                ));
+                return;
+            }
+        };
+        if let Some(watch) = &self.watch {
+            let _ = watch.add(state.path());
+        }
+        if !self.lock.is_in_place() {
+            match self.retake(&state) {
+                Ok(()) => {}
+                Err(e) => {
+                    diag::say(format_args!("cannot re-register {}: {e}", self.stem));
+                    return;
+                }
+            }
+        }
+        if !self.socket.is_in_place() {
+            match ControlSocket::bind(&state.socket_path(&self.stem)) {
+                Ok(socket) => self.socket = socket,
+                Err(e) => diag::say(format_args!("cannot rebind the control socket: {e}")),
+            }
+        }
+        self.state = state;
+        self.write(record);
+    }
+
+    /// Takes our name's lock again; if another supervisor took the name while our
+    /// registration was gone, registers as `pid-<our pid>` instead.
+    fn retake(&mut self, state: &StateDir) -> io::Result<()> {
+        let mut taken = Lock::try_acquire(state.lock_path(&self.stem))?;
+        if taken.is_none() {
+            let fallback = format!("pid-{}", self.me.pid);
+            diag::say(format_args!(
+                "the name {} was taken while our registration was gone; registering as {fallback}",
+                self.stem
+            ));
+            taken = Lock::try_acquire(state.lock_path(&fallback))?;
+            self.stem = fallback;
+        }
+        let mut lock = taken.ok_or_else(|| io::Error::other("no name left to register under"))?;
+        lock.claim(self.me)?;
+        self.lock = lock;
+        Ok(())
+    }
+
+    /// Removes the record, the socket and the lock (last), each only if it is
+    /// still ours.
+    pub fn remove(self) {
+        if let Some(id) = self.record {
+            record::remove_if_same(&self.state.record_path(&self.stem), id);
+        }
+        self.socket.remove();
+        self.lock.remove();
+    }
+}
+
+/// Takes the lock of `stem`. Held by a live supervisor: `AlreadyRunning`. Held by
+/// someone whose claim names no running supervisor (a sweeper removing a dead
+/// supervisor's registration, or a newcomer in the instant before it writes its
+/// claim): wait for it, up to [`SWEEPER_WAIT`].
+fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
+    let path = state.lock_path(stem);
+    let give_up = Instant::now() + SWEEPER_WAIT;
+    loop {
+        if let Some(lock) =
+            Lock::try_acquire(path.clone()).map_err(Error::os("locking the name"))?
+        {
+            return Ok(lock);
+        }
+        let holder = record::claimed_by(&path).filter(|id| is_running(*id));
+        if holder.is_some() || Instant::now() >= give_up {
+            return Err(Error::AlreadyRunning {
+                name: stem.to_string(),
+                pid: holder.map(|id| id.pid),
+            });
+        }
+        record::wait_until_free(&path, Instant::now() + HOLDER_RECHECK);
+    }
+}
+
+/// One stem of the state dir as found now.
+#[derive(Debug)]
+pub struct Found {
+    pub stem: String,
+    /// A live process holds the lock.
+    pub live: bool,
+    /// The record, or why it cannot be used; `None` when there is no record file.
+    pub record: Option<Result<Record, Unreadable>>,
+    /// What is at the lock's path, and the identity written into it.
+    pub lock_file: LockFile,
+    pub claimed: Option<SupervisorId>,
+}
+
+/// What is at a lock's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockFile {
+    Absent,
+    Regular,
+    /// A symlink, FIFO, directory…: junk that only `gc` removes.
+    NotRegular,
+}
+
+impl LockFile {
+    fn at(path: &std::path::Path) -> LockFile {
+        match std::fs::symlink_metadata(path) {
+            Err(_) => LockFile::Absent,
+            Ok(m) if m.is_file() => LockFile::Regular,
+            Ok(_) => LockFile::NotRegular,
+        }
+    }
+}
+
+/// What should become of a registration that no live process holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// A live supervisor holds it.
+    Live,
+    /// Its supervisor is verifiably dead: tear down these supervisors' leftovers
+    /// and remove the files.
+    Dead(Vec<SupervisorId>),
+    /// It names a supervisor that is running (a copy, or one re-registering):
+    /// never touched by a sweep.
+    NamesRunning(Pid),
+    /// Nothing in it can be verified (corrupt, not a regular file): only `gc`
+    /// removes it, and nothing is signalled for it.
+    Unverifiable,
+}
+
+impl Found {
+    pub fn look(state: &StateDir, stem: &str) -> Found {
+        let lock_path = state.lock_path(stem);
+        let record_path = state.record_path(stem);
+        Found {
+            stem: stem.to_string(),
+            live: record::is_held(&lock_path),
+            record: FileId::at(&record_path).map(|_| record::read(&record_path)),
+            lock_file: LockFile::at(&lock_path),
+            claimed: record::claimed_by(&lock_path),
+        }
+    }
+
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_ref().and_then(|r| r.as_ref().ok())
+    }
+
+    /// The fate of this registration from what its files say, leaving aside
+    /// whether its lock is held (a sweeper looks again while holding it).
+    pub fn fate_of_contents(&self) -> Fate {
+        let mut ids: Vec<SupervisorId> = self.claimed.into_iter().collect();
+        if let Some(r) = self.record().filter(|r| !ids.contains(&r.supervisor)) {
+            ids.push(r.supervisor);
+        }
+        if let Some(running) = ids.iter().find(|id| is_running(**id)) {
+            return Fate::NamesRunning(running.pid);
+        }
+        if self.lock_file == LockFile::NotRegular {
+            return Fate::Unverifiable;
+        }
+        if !ids.is_empty() {
+            // The claim in the lock file was written by the supervisor itself, so
+            // it identifies it even beside a record that cannot be read.
+            return Fate::Dead(ids);
+        }
+        match (&self.record, self.lock_file) {
+            // Only an empty lock file: its holder died before it started anything,
+            // so there is nothing to tear down.
+            (None, LockFile::Regular) => Fate::Dead(ids),
+            _ => Fate::Unverifiable,
+        }
+    }
+
+    pub fn fate(&self) -> Fate {
+        if self.live {
+            Fate::Live
+        } else {
+            self.fate_of_contents()
+        }
+    }
+
+    /// What is wrong with this entry, if anything, in a few words.
+    pub fn problem(&self) -> Option<String> {
+        match (&self.record, self.fate()) {
+            (_, Fate::Live) if self.record.is_none() => Some("starting: no record yet".into()),
+            (Some(Err(why)), _) => Some(format!("record {why}")),
+            (_, Fate::Live) => None,
+            (_, Fate::NamesRunning(pid)) => Some(format!(
+                "names supervisor pid {pid}, which runs but does not hold this name"
+            )),
+            (None, _) => Some("stale: lock without a record".into()),
+            (Some(Ok(_)), _) => Some("stale: its supervisor is gone".into()),
+        }
+    }
+}
+
+/// Every stem of the state dir (or just `only`), as it is now.
+pub fn survey(state: &StateDir, only: Option<&str>) -> Vec<Found> {
+    state
+        .stems()
+        .into_iter()
+        .filter(|stem| only.is_none_or(|o| o == stem))
+        .map(|stem| Found::look(state, &stem))
+        .collect()
+}
+
+/// A registration removed by [`sweep`] or `gc`.
+#[derive(Debug)]
+pub struct Removed {
+    pub stem: String,
+    pub problem: Option<String>,
+    /// The leftover processes that were torn down.
+    pub killed: Vec<Pid>,
+}
+
+/// Removes the registration of every verifiably dead supervisor, tearing down its
+/// leftovers first. Costs a lock probe per registration while nothing is dead.
+pub fn sweep(state: &StateDir) -> Vec<Removed> {
+    let removed: Vec<Removed> = state
+        .stems()
+        .into_iter()
+        .filter(|stem| !record::is_held(&state.lock_path(stem)))
+        .filter(|stem| matches!(Found::look(state, stem).fate(), Fate::Dead(_)))
+        .filter_map(|stem| remove_dead(state, &stem))
+        .collect();
+    for r in removed.iter().filter(|r| !r.killed.is_empty()) {
+        diag::say(format_args!(
+            "{}: its supervisor died; tore down {} leftover process(es)",
+            r.stem,
+            r.killed.len()
+        ));
+    }
+    removed
+}
+
+/// Takes the lock of a registration that looked dead, looks again under the lock
+/// (it may have changed), tears down the dead supervisors' leftovers and removes
+/// the files. `None` when someone else holds the lock or it is not dead after all.
+pub fn remove_dead(state: &StateDir, stem: &str) -> Option<Removed> {
+    let lock_path = state.lock_path(stem);
+    let lock = if LockFile::at(&lock_path) == LockFile::Regular {
+        Lock::try_existing(lock_path).ok()??
+    } else {
+        Lock::try_acquire(lock_path).ok()??
+    };
+    let found = Found::look(state, stem);
+    let Fate::Dead(ids) = found.fate_of_contents() else {
+        drop(lock);
+        return None;
+    };
+    let killed = ids
+        .iter()
+        .flat_map(|id| tear_down(Leftovers::of(*id)))
+        .collect();
+    Some(remove_files(state, found, lock, killed))
+}
+
+/// Removes a registration whose files cannot be trusted (corrupt, not regular, or
+/// a copy of another supervisor's record), if `still_so` holds for what is found
+/// under its lock: the files go, nothing is signalled. For `gc` only.
+pub fn remove_untrusted(
+    state: &StateDir,
+    stem: &str,
+    still_so: impl Fn(&Found) -> bool,
+) -> Option<Removed> {
+    let lock_path = state.lock_path(stem);
+    // A lock path that is not a regular file cannot be locked; it is junk itself.
+    let lock = match Lock::try_acquire(lock_path.clone()) {
+        Ok(Some(lock)) => Some(lock),
+        Ok(None) => return None,
+        Err(_) => None,
+    };
+    let found = Found::look(state, stem);
+    if !still_so(&found) {
+        // A lock file without a claim is ours (just made) or abandoned: not kept.
+        if let Some(lock) = lock.filter(|_| found.claimed.is_none()) {
+            lock.remove();
+        }
+        return None;
+    }
+    if lock.is_none() {
+        let _ = std::fs::remove_file(&lock_path);
+    }
+    let removed = Removed {
+        stem: stem.to_string(),
+        problem: found.problem(),
+        killed: Vec::new(),
+    };
+    let _ = std::fs::remove_file(state.record_path(stem));
+    let _ = std::fs::remove_file(state.socket_path(stem));
+    if let Some(lock) = lock {
+        lock.remove();
+    }
+    Some(removed)
+}
+
+fn remove_files(state: &StateDir, found: Found, lock: Lock, killed: Vec<Pid>) -> Removed {
+    // Removes a symlinked record itself, never what it points to.
+    let _ = std::fs::remove_file(state.record_path(&found.stem));
+    let _ = std::fs::remove_file(state.socket_path(&found.stem));
+    lock.remove();
+    Removed {
+        problem: found.problem(),
+        stem: found.stem,
+        killed,
+    }
+}
+
+/// The PIDs a sweep would tear down for a dead registration (for `gc --dry-run`).
+pub fn leftovers_of(found: &Found) -> Vec<Pid> {
+    match found.fate() {
+        Fate::Dead(ids) => ids
+            .into_iter()
+            .flat_map(|id| Leftovers::of(id).members())
+            .map(|p| p.pid)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Tears the leftovers down: SIGTERM and SIGKILL at once (their server already
+/// died of SIGKILL, by its parent-death signal), then waits until they are gone,
+/// at most the teardown's kill wait. Returns the PIDs that were there.
+fn tear_down(mut leftovers: Leftovers) -> Vec<Pid> {
+    let pids: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
+    if pids.is_empty() {
+        return pids;
+    }
+    let mut teardown = Teardown::new(Duration::ZERO);
+    teardown.begin(Instant::now(), &mut leftovers);
+    while !matches!(teardown.phase(), Phase::Finished { .. }) {
+        if let Some(pause) = teardown.next_check(Instant::now()) {
+            std::thread::sleep(pause);
+        }
+        teardown.advance(Instant::now(), &mut leftovers);
+    }
+    pids
+}
+
+/// The verified leftovers of one dead supervisor's tree (see the module header).
+struct Leftovers {
+    marker: String,
+    born_after: StartTime,
+    me: Pid,
+}
+
+impl Leftovers {
+    fn of(dead: SupervisorId) -> Leftovers {
+        Leftovers {
+            marker: dead.tree_marker(),
+            born_after: dead.start,
+            me: Pid::current(),
+        }
+    }
+
+    fn is_member(&self, p: &ProcInfo) -> bool {
+        p.is_live()
+            && p.pid != self.me
+            && p.start >= self.born_after
+            && sys::environ_has(p.pid, &self.marker)
+    }
+
+    fn members(&self) -> Vec<ProcInfo> {
+        sys::all_processes()
+            .into_iter()
+            .filter(|p| self.is_member(p))
+            .collect()
+    }
+}
+
+impl Tree for Leftovers {
+    fn signal_all(&mut self, signal: libc::c_int) {
+        for member in self.members() {
+            signal_if_still(&member, signal);
+        }
+    }
+
+    fn is_empty(&mut self) -> bool {
+        self.members().is_empty()
+    }
+}
