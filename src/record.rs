@@ -108,8 +108,8 @@ pub fn bounded_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> Vec<Strin
 /// Why a state-dir file could not be used.
 #[derive(Debug)]
 pub enum Unreadable {
-    /// A symlink, FIFO, directory…: never followed, never read.
-    NotRegular,
+    /// A symlink, FIFO, directory…: never followed, never read. Says which.
+    NotRegular(&'static str),
     /// Too large to be what it claims to be.
     TooLarge,
     /// Not a record: bad JSON, missing fields, wrong version.
@@ -120,7 +120,7 @@ pub enum Unreadable {
 impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Unreadable::NotRegular => write!(f, "not a regular file"),
+            Unreadable::NotRegular(what) => write!(f, "not a regular file but {what}"),
             Unreadable::TooLarge => write!(f, "too large to be a record"),
             Unreadable::Corrupt(why) => write!(f, "corrupt: {why}"),
             Unreadable::Io(e) => write!(f, "unreadable: {e}"),
@@ -139,12 +139,12 @@ fn open_entry(path: &Path, limit: u64, write: bool, create: bool) -> Result<File
         .open(path);
     let file = match file {
         Ok(f) => f,
-        Err(e) if sys::is_symlink_refusal(&e) => return Err(Unreadable::NotRegular),
+        Err(e) if sys::is_symlink_refusal(&e) => return Err(Unreadable::NotRegular("a symlink")),
         Err(e) => return Err(Unreadable::Io(e)),
     };
     let meta = file.metadata().map_err(Unreadable::Io)?;
     if !meta.is_file() {
-        return Err(Unreadable::NotRegular);
+        return Err(Unreadable::NotRegular(sys::file_kind(&meta)));
     }
     if meta.len() > limit {
         return Err(Unreadable::TooLarge);

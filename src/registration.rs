@@ -4,9 +4,13 @@
 //!
 //! A live supervisor holds a [`Registration`]. It acts only on files that are still
 //! its own (same device and inode as when it made them), and it watches the
-//! directory: when the dir is wiped or replaced, or one of its files is removed, it
-//! makes the dir again and re-registers, so that `up` finds it instead of starting
-//! a duplicate and `stop` can still reach it.
+//! directory and each of its files (not the directory's contents: other
+//! supervisors' activity there must not wake it). When the dir is wiped or
+//! replaced, or one of its files is removed, it makes the dir again and
+//! re-registers, so that `up` finds it instead of starting a duplicate and `stop`
+//! can still reach it. It does so [`REPAIR_DELAY`] after the last disturbance, so
+//! that a cleaner busy removing the directory finishes first instead of finding
+//! it refilled under its feet.
 //!
 //! A dead supervisor leaves its registration behind (SIGKILL, OOM). [`sweep`] runs
 //! first in every command that opens the state dir and removes the registrations
@@ -28,7 +32,7 @@ use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::record::{self, Lock, Record, SupervisorId, Unreadable};
 use crate::state::StateDir;
-use crate::sys::{self, DirEvent, DirWatch, FileId};
+use crate::sys::{self, FileId, FileWatch};
 use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::signal_if_still;
 
@@ -36,6 +40,9 @@ use crate::tree::signal_if_still;
 /// dead supervisor of that name) rather than by a live supervisor: longer than a
 /// sweep's own bound (the kill wait).
 const SWEEPER_WAIT: Duration = Duration::from_secs(7);
+
+/// How long after the last disturbance of its files a supervisor re-registers.
+pub const REPAIR_DELAY: Duration = Duration::from_millis(50);
 
 /// How often a waiting `run` looks again at who holds the name.
 const HOLDER_RECHECK: Duration = Duration::from_millis(50);
@@ -56,7 +63,9 @@ pub struct Registration {
     socket: ControlSocket,
     /// The record file we wrote last, if any.
     record: Option<FileId>,
-    watch: Option<DirWatch>,
+    watch: Option<FileWatch>,
+    /// When to look whether the registration needs repair (after a disturbance).
+    repair_at: Option<Instant>,
 }
 
 impl Registration {
@@ -71,10 +80,10 @@ impl Registration {
                 return Err(Error::os("binding the control socket")(e));
             }
         };
-        let watch = DirWatch::new(state.path())
+        let watch = FileWatch::new()
             .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
             .ok();
-        Ok(Registration {
+        let registration = Registration {
             state,
             stem,
             me,
@@ -82,7 +91,19 @@ impl Registration {
             socket,
             record: None,
             watch,
-        })
+            repair_at: None,
+        };
+        registration.watch_all();
+        Ok(registration)
+    }
+
+    /// Watches the dir, the lock and the socket (the record is watched when written).
+    fn watch_all(&self) {
+        if let Some(watch) = &self.watch {
+            let _ = watch.watch_dir(self.state.path());
+            let _ = watch.watch_file(&self.state.lock_path(&self.stem));
+            let _ = watch.watch_file(&self.state.socket_path(&self.stem));
+        }
     }
 
     pub fn stem(&self) -> &str {
@@ -93,9 +114,9 @@ impl Registration {
         &self.socket
     }
 
-    /// Readable when something happened in the state dir.
+    /// Readable when one of our files or the state dir was disturbed.
     pub fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.watch.as_ref().map(DirWatch::fd)
+        self.watch.as_ref().map(FileWatch::fd)
     }
 
     /// Writes the record, re-registering first if the registration was disturbed.
@@ -107,28 +128,31 @@ impl Registration {
         self.write(record);
     }
 
-    /// Reads what the directory watch saw; re-registers if it concerned us.
-    pub fn on_dir_events(&mut self, record: &Record) {
-        let Some(watch) = &self.watch else {
-            return;
-        };
-        let ours = [
-            self.state.lock_path(&self.stem),
-            self.state.socket_path(&self.stem),
-            self.state.record_path(&self.stem),
-        ]
-        .map(|p| p.file_name().map(|n| n.to_owned()));
-        let concerns_us = watch.drain().iter().any(|event| match event {
-            DirEvent::Lost => true,
-            DirEvent::Removed(name) => ours.iter().any(|o| o.as_deref() == Some(name.as_os_str())),
-        });
-        if concerns_us && !self.is_intact() {
-            self.repair(record);
+    /// After the watch woke the loop: consume its events and plan a look.
+    pub fn on_disturbance(&mut self, now: Instant) {
+        if self.watch.as_ref().is_some_and(FileWatch::drain) {
+            self.repair_at = Some(now + REPAIR_DELAY);
+        }
+    }
+
+    /// How long the loop may sleep before [`Registration::check`] is due.
+    pub fn next_check(&self, now: Instant) -> Option<Duration> {
+        self.repair_at.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Re-registers if a disturbance left the registration broken.
+    pub fn check(&mut self, now: Instant, record: &Record) {
+        if self.repair_at.is_some_and(|t| now >= t) {
+            self.repair_at = None;
+            if !self.is_intact() {
+                self.repair(record);
+            }
         }
     }
 
     fn is_intact(&self) -> bool {
-        self.lock.is_in_place()
+        self.state.is_in_place()
+            && self.lock.is_in_place()
             && self.socket.is_in_place()
             && self
                 .record
@@ -137,7 +161,12 @@ impl Registration {
 
     fn write(&mut self, record: &Record) {
         match record::write(&self.state.record_path(&self.stem), record) {
-            Ok(id) => self.record = Some(id),
+            Ok(id) => {
+                self.record = Some(id);
+                if let Some(watch) = &self.watch {
+                    let _ = watch.watch_file(&self.state.record_path(&self.stem));
+                }
+            }
             Err(e) => diag::say(format_args!(
                 "cannot write the record for {}: {e}",
                 self.stem
@@ -164,9 +193,6 @@ impl Registration {
                 return;
             }
         };
-        if let Some(watch) = &self.watch {
-            let _ = watch.add(state.path());
-        }
         if !self.lock.is_in_place() {
             match self.retake(&state) {
                 Ok(()) => {}
@@ -183,6 +209,7 @@ impl Registration {
             }
         }
         self.state = state;
+        self.watch_all();
         self.write(record);
     }
 

@@ -16,6 +16,8 @@ use crate::sys;
 #[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,
+    /// The directory this handle was opened on; a wiped and re-made one differs.
+    id: Option<sys::FileId>,
 }
 
 impl StateDir {
@@ -81,7 +83,13 @@ impl StateDir {
         if meta.mode() & 0o022 != 0 {
             return Err(unsafe_dir("is group- or world-writable"));
         }
-        Ok(StateDir { path })
+        let id = Some(sys::FileId::of(&meta));
+        Ok(StateDir { path, id })
+    }
+
+    /// Whether the path still names the directory this handle was opened on.
+    pub fn is_in_place(&self) -> bool {
+        sys::FileId::at(&self.path) == self.id
     }
 
     pub fn path(&self) -> &Path {

@@ -255,8 +255,9 @@ impl Supervisor {
                 self.on_ready();
             }
             if woken.state_dir {
-                self.registration.on_dir_events(&self.record);
+                self.registration.on_disturbance(Instant::now());
             }
+            self.registration.check(Instant::now(), &self.record);
             let requests = self
                 .clients
                 .service(self.registration.socket(), Instant::now());
@@ -276,6 +277,7 @@ impl Supervisor {
             self.clients
                 .next_deadline()
                 .map(|t| t.saturating_duration_since(now)),
+            self.registration.next_check(now),
         ]
         .into_iter()
         .flatten()

@@ -429,14 +429,16 @@ fn exited_early(status: Option<i32>, log: &Path) -> Failure {
     f
 }
 
-/// The supervisor we started ended (or timed out) before it held the name: its
-/// own failure (state dir, socket, name taken), reported as such. Its message is
-/// in the log, since its stderr goes there.
+/// The supervisor we started ended (or timed out) before we saw it hold the name.
+/// Exit 125 (or 2) is its own failure (state dir, socket, name taken), reported as
+/// such, with its message from the log (its stderr goes there); any other status
+/// is the server's, which started and exited before we looked.
 fn supervisor_failed(status: Option<i32>, log: &Path) -> Failure {
     let what = match status {
-        Some(code) => {
+        Some(code) if code == i32::from(exit::INTERNAL) || code == i32::from(exit::USAGE) => {
             format!("the supervisor failed before starting the server (exit status {code})")
         }
+        Some(_) => return exited_early(status, log),
         None => "the supervisor did not take the name before the ready timeout".to_string(),
     };
     failure(what, Some(log))

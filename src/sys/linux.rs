@@ -444,6 +444,21 @@ impl FileId {
     }
 }
 
+/// What kind of file `meta` describes, in words ("a FIFO", "a directory", …).
+pub fn file_kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    match () {
+        _ if t.is_file() => "a regular file",
+        _ if t.is_dir() => "a directory",
+        _ if t.is_symlink() => "a symlink",
+        _ if t.is_fifo() => "a FIFO",
+        _ if t.is_socket() => "a socket",
+        _ if t.is_block_device() || t.is_char_device() => "a device",
+        _ => "an unknown kind of file",
+    }
+}
+
 /// The owner uid of a file.
 pub fn file_owner(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::MetadataExt;
@@ -456,51 +471,58 @@ pub fn file_mode(meta: &fs::Metadata) -> u32 {
     meta.mode()
 }
 
-/// A change that a [`DirWatch`] saw in its directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DirEvent {
-    /// An entry was removed or renamed away.
-    Removed(std::ffi::OsString),
-    /// The directory itself was removed or renamed, or events were lost: anything
-    /// may have changed.
-    Lost,
-}
-
-/// Watches a directory for entries that go away and for its own removal (inotify).
-/// Readable when something happened; quiet (no wake-ups) otherwise.
+/// Watches files and directories for being removed, renamed or replaced
+/// (inotify on each of them, not on the directory's contents, so the activity of
+/// other files in the same directory never wakes the watcher).
 #[derive(Debug)]
-pub struct DirWatch {
+pub struct FileWatch {
     fd: OwnedFd,
 }
 
-impl DirWatch {
-    pub fn new(dir: &Path) -> io::Result<DirWatch> {
+impl FileWatch {
+    pub fn new() -> io::Result<FileWatch> {
         // SAFETY: inotify_init1 takes flags and returns a new descriptor or -1.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
-        let watch = DirWatch {
+        Ok(FileWatch {
             fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        };
-        watch.add(dir)?;
-        Ok(watch)
+        })
     }
 
-    /// Watches `dir` (again: after the old directory was removed and a new one made).
-    pub fn add(&self, dir: &Path) -> io::Result<()> {
-        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+    /// Wakes the watcher when the directory `dir` itself is removed or renamed.
+    pub fn watch_dir(&self, dir: &Path) -> io::Result<()> {
+        self.add(
+            dir,
+            libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_ONLYDIR,
+        )
+    }
+
+    /// Wakes the watcher when the file at `path` is unlinked (its link count
+    /// changes: `IN_ATTRIB`), renamed, or deleted. A watch on a file that goes away
+    /// ends by itself.
+    pub fn watch_file(&self, path: &Path) -> io::Result<()> {
+        self.add(
+            path,
+            libc::IN_ATTRIB | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF,
+        )
+    }
+
+    fn add(&self, path: &Path, mask: u32) -> io::Result<()> {
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let mask = libc::IN_DELETE
-            | libc::IN_MOVED_FROM
-            | libc::IN_DELETE_SELF
-            | libc::IN_MOVE_SELF
-            | libc::IN_ONLYDIR
-            | libc::IN_DONT_FOLLOW;
         // SAFETY: a valid inotify descriptor and a NUL-terminated path that lives
         // for the call.
-        if unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), path.as_ptr(), mask) } < 0 {
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                self.fd.as_raw_fd(),
+                path.as_ptr(),
+                mask | libc::IN_DONT_FOLLOW,
+            )
+        };
+        if wd < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
@@ -510,43 +532,18 @@ impl DirWatch {
         self.fd.as_fd()
     }
 
-    /// Every event queued now, without blocking.
-    pub fn drain(&self) -> Vec<DirEvent> {
-        let mut events = Vec::new();
+    /// Consumes every queued event without blocking; whether there was any.
+    pub fn drain(&self) -> bool {
+        let mut any = false;
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: read into a buffer we own, at most its length.
             let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
-                return events;
+                return any;
             }
-            parse_inotify(&buf[..n as usize], &mut events);
+            any = true;
         }
-    }
-}
-
-/// Decodes a buffer of `struct inotify_event` records (header, then a
-/// NUL-padded name of `len` bytes).
-fn parse_inotify(mut buf: &[u8], events: &mut Vec<DirEvent>) {
-    const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
-    while buf.len() >= HEADER {
-        let word = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-        let mask = word(4);
-        let len = word(12) as usize;
-        let Some(name) = buf.get(HEADER..HEADER + len) else {
-            events.push(DirEvent::Lost);
-            return;
-        };
-        let name = name.split(|&b| b == 0).next().unwrap_or_default();
-        if mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 && !name.is_empty() {
-            events.push(DirEvent::Removed(OsStr::from_bytes(name).to_owned()));
-        } else if mask
-            & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED | libc::IN_Q_OVERFLOW)
-            != 0
-        {
-            events.push(DirEvent::Lost);
-        }
-        buf = &buf[HEADER + len..];
     }
 }
 
