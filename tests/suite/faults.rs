@@ -1,0 +1,666 @@
+//! The promise under attack and faults: leases of unowned servers, copies and
+//! wipes of the state dir, control clients that never finish, files that are not
+//! what their names say, inputs that are too large, and supervisors SIGKILLed at
+//! any moment — after which the next ordinary command leaves nothing behind.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{
+    DEADLINE, Launch, Proc, Running, TempDir, eventually, fixture_bin, free_port, kill_and_reap,
+    ocwrap_once, owner, status_json,
+};
+use ocwrap::process::Pid;
+
+const TREE: &[&str] = &["tree", "--children", "2", "--escape"];
+
+/// A private state dir inside a temp dir (ocwrap creates it).
+struct Dir {
+    _tmp: TempDir,
+    dir: PathBuf,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        let tmp = TempDir::new();
+        let dir = tmp.path().join("state");
+        Dir { _tmp: tmp, dir }
+    }
+
+    fn arg(&self) -> &str {
+        self.dir.to_str().expect("utf-8 path")
+    }
+
+    /// `ocwrap run --state-dir D ARGS… -- fixture FIXTURE…`
+    fn run(&self, args: &[&str], fixture: &[&str]) -> Running {
+        Launch::ocwrap()
+            .args(["--state-dir", self.arg()])
+            .args(args)
+            .server(fixture)
+            .spawn()
+    }
+
+    fn cmd(&self, command: &str, args: &[&str]) -> (i32, String, String) {
+        let mut all = vec![command, "--state-dir", self.arg()];
+        all.extend_from_slice(args);
+        ocwrap_once(&all)
+    }
+
+    fn socket(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.sock"))
+    }
+
+    /// Which of `<stem>.json`, `.lock` and `.sock` exist.
+    fn files(&self, stem: &str) -> Vec<String> {
+        ["json", "lock", "sock"]
+            .iter()
+            .map(|ext| format!("{stem}.{ext}"))
+            .filter(|name| std::fs::symlink_metadata(self.dir.join(name)).is_ok())
+            .collect()
+    }
+
+    /// Whether `status --json` lists `stem` as live.
+    fn is_live(&self, stem: &str) -> bool {
+        status_json(&self.dir)["supervisors"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|e| e["name"] == stem && e["live"] == true))
+    }
+}
+
+/// One request over a control socket, as raw bytes; the parsed reply line.
+fn raw_request(socket: &Path, bytes: &[u8]) -> Value {
+    let mut stream = UnixStream::connect(socket).expect("connect to the control socket");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let _ = stream.write_all(bytes);
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .expect("read the reply");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
+}
+
+/// The supervisor's record, asked over its socket: an answer means the loop runs.
+fn served(socket: &Path) -> Value {
+    let reply = raw_request(socket, b"{\"op\":\"status\"}\n");
+    assert_eq!(reply["ok"], true, "{reply}");
+    reply["record"].clone()
+}
+
+fn json_line(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+// 1. Lease semantics.
+
+#[test]
+fn a_server_started_without_owners_is_never_torn_down_by_the_lease_rule() {
+    let dir = Dir::new();
+    let up = |owner: &[&str]| {
+        let mut args = vec!["up", "--json", "--state-dir", dir.arg(), "--name", "d"];
+        args.extend_from_slice(owner);
+        args.extend(["--", fixture_bin(), "tree", "--children", "1"]);
+        let (code, out, err) = ocwrap_once(&args);
+        assert_eq!(code, 0, "{out} {err}");
+        json_line(&out)
+    };
+    let first = up(&["--owner", "none"]);
+    assert_eq!(first["status"], "started", "{first}");
+    let server = Proc::pin(Pid::new(first["pid"].as_i64().unwrap() as i32).unwrap());
+    // The second call has no lease to add: it attaches without one.
+    let second = up(&["--owner", "none"]);
+    assert_eq!(second["status"], "attached", "{second}");
+    assert_eq!(second["pid"], first["pid"]);
+    let record = served(&dir.socket("d"));
+    assert_eq!(record["state"], "ready", "not torn down: {record}");
+    assert!(server.is_running());
+
+    // A lease attached to it is recorded, and its owner's death changes nothing.
+    let mut session = owner();
+    let pid = session.pinned.pid.to_string();
+    let third = up(&["--owner-pid", &pid]);
+    assert_eq!(third["status"], "attached", "{third}");
+    assert_eq!(third["owners"][0]["pid"], session.pinned.pid.get());
+    kill_and_reap(&mut session);
+    eventually("the dead owner's lease is dropped", || {
+        served(&dir.socket("d"))["owners"] == serde_json::json!([])
+    });
+    assert_eq!(served(&dir.socket("d"))["state"], "ready");
+    assert!(server.is_running(), "the unowned server still runs");
+
+    let reply = raw_request(&dir.socket("d"), b"{\"op\":\"attach\",\"owners\":[]}\n");
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(reply["kind"], "no_owners", "{reply}");
+    let (code, _, err) = dir.cmd("stop", &["--name", "d", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    server.wait_gone("the server after stop");
+}
+
+#[test]
+fn an_owner_that_can_never_exit_is_refused_on_attach() {
+    let dir = Dir::new();
+    let mut run = dir.run(&["--name", "i", "--owner", "none"], TREE);
+    let procs = run.tree();
+    let (_, supervisor) = run.server_and_supervisor();
+    for pid in [1, supervisor.pid.get()] {
+        let line = format!("{{\"op\":\"attach\",\"owners\":[{pid}]}}\n");
+        let reply = raw_request(&dir.socket("i"), line.as_bytes());
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert_eq!(reply["kind"], "immortal_owner", "{reply}");
+    }
+    assert_eq!(served(&dir.socket("i"))["owners"], serde_json::json!([]));
+    assert!(procs.iter().all(Proc::is_running));
+}
+
+// 2. Copies and wipes: gc and the sweep act only on verifiably dead supervisors,
+// and a supervisor acts only on its own files.
+
+#[test]
+fn gc_never_acts_on_a_copy_of_a_live_record() {
+    let dir = Dir::new();
+    let mut run = dir.run(&["--name", "live1", "--owner", "none"], TREE);
+    let procs = run.tree();
+    served(&dir.socket("live1"));
+    std::fs::copy(dir.dir.join("live1.json"), dir.dir.join("copy.json")).unwrap();
+    let (code, out, err) = dir.cmd("status", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("does not hold this name"), "{out}");
+    let (code, out, err) = dir.cmd("gc", &["--json"]);
+    assert_eq!(code, 0, "{err}");
+    let gc = json_line(&out);
+    assert_eq!(gc["cleaned"][0]["name"], "copy", "{gc}");
+    assert_eq!(gc["cleaned"][0]["killed"], serde_json::json!([]), "{gc}");
+    assert_eq!(dir.files("copy"), Vec::<String>::new());
+    assert_eq!(
+        dir.files("live1"),
+        ["live1.json", "live1.lock", "live1.sock"]
+    );
+    for p in &procs {
+        assert!(p.is_running(), "pid {} of live1's tree was touched", p.pid);
+    }
+    assert!(run.pinned.is_running());
+}
+
+#[test]
+fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_duplicate() {
+    let dir = Dir::new();
+    let port = free_port();
+    let sessions: Vec<Running> = (0..3).map(|_| owner()).collect();
+    let up = |session: &Running| {
+        let (code, out, err) = ocwrap_once(&[
+            "up",
+            "--json",
+            "--state-dir",
+            dir.arg(),
+            "--port",
+            &port.to_string(),
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+            "--",
+            fixture_bin(),
+            "tree",
+            "--listen",
+            &port.to_string(),
+        ]);
+        assert_eq!(code, 0, "{out} {err}");
+        json_line(&out)
+    };
+    let first = up(&sessions[0]);
+    assert_eq!(first["status"], "started");
+    let server = Proc::pin(Pid::new(first["pid"].as_i64().unwrap() as i32).unwrap());
+    assert_eq!(up(&sessions[1])["status"], "attached");
+    let stem = format!("port-{port}");
+
+    std::fs::remove_dir_all(&dir.dir).expect("wipe the state dir");
+    eventually("the supervisor re-registers in the new state dir", || {
+        dir.files(&stem).len() == 3
+    });
+    assert!(dir.is_live(&stem));
+    let (code, out, err) = dir.cmd("gc", &["--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_line(&out)["cleaned"], serde_json::json!([]), "{out}");
+    let third = up(&sessions[2]);
+    assert_eq!(third["status"], "attached", "no duplicate: {third}");
+    assert_eq!(third["pid"], first["pid"]);
+    assert_eq!(third["owners"].as_array().unwrap().len(), 3, "{third}");
+    for mut session in sessions {
+        assert!(
+            server.is_running(),
+            "the shared server runs while an owner does"
+        );
+        kill_and_reap(&mut session);
+    }
+    server.wait_gone("the server after its last owner");
+    let supervisor = Proc::pin(Pid::new(first["supervisor_pid"].as_i64().unwrap() as i32).unwrap());
+    supervisor.wait_gone("the supervisor");
+    assert_eq!(dir.files(&stem), Vec::<String>::new());
+}
+
+#[test]
+fn a_supervisor_never_removes_files_that_are_not_its_own() {
+    let dir = Dir::new();
+    let mut a = dir.run(&["--name", "x", "--owner", "none"], TREE);
+    let a_tree = a.tree();
+    let a_pid = a.pinned.pid;
+    served(&dir.socket("x"));
+    // A cannot react while stopped: B takes the name in the wiped dir first.
+    a.pinned.signal(libc::SIGSTOP);
+    std::fs::remove_dir_all(&dir.dir).expect("wipe the state dir");
+    let mut b = dir.run(&["--name", "x", "--owner", "none"], TREE);
+    let b_tree = b.tree();
+    assert_eq!(
+        served(&dir.socket("x"))["supervisor"]["pid"],
+        b.pinned.pid.get()
+    );
+    a.pinned.signal(libc::SIGCONT);
+    let fallback = format!("pid-{a_pid}");
+    eventually("A re-registers under its pid", || dir.is_live(&fallback));
+    a.pinned.signal(libc::SIGTERM);
+    for p in &a_tree {
+        p.wait_gone("a process of A's tree");
+    }
+    a.wait_exit();
+    assert_eq!(
+        dir.files("x"),
+        ["x.json", "x.lock", "x.sock"],
+        "B's files stay"
+    );
+    assert_eq!(
+        dir.files(&fallback),
+        Vec::<String>::new(),
+        "A removed its own"
+    );
+    assert_eq!(
+        served(&dir.socket("x"))["supervisor"]["pid"],
+        b.pinned.pid.get()
+    );
+    assert!(b_tree.iter().all(Proc::is_running));
+}
+
+// 3. Control clients that never finish cannot stall the loop.
+
+/// Connects `n` clients that send nothing.
+fn silent_clients(socket: &Path, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|_| UnixStream::connect(socket).expect("connect a silent client"))
+        .collect()
+}
+
+/// A client that sends one byte every 100 ms, never a newline, until dropped.
+struct Drip {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drip {
+    fn start(socket: &Path) -> Drip {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let socket = socket.to_path_buf();
+        std::thread::spawn(move || {
+            let began = Instant::now();
+            // Reconnects when dropped at the deadline: the pressure never lets up.
+            while !stopped.load(Ordering::Relaxed) && began.elapsed() < DEADLINE {
+                let Ok(mut stream) = UnixStream::connect(&socket) else {
+                    return;
+                };
+                while !stopped.load(Ordering::Relaxed) && stream.write_all(b" ").is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Drip { stop }
+    }
+}
+
+impl Drop for Drip {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn silent_and_dripping_clients_cannot_delay_the_teardown_after_an_owner_dies() {
+    let dir = Dir::new();
+    let mut session = owner();
+    let mut run = dir.run(
+        &[
+            "--name",
+            "c",
+            "--owner-pid",
+            &session.pinned.pid.to_string(),
+        ],
+        TREE,
+    );
+    let procs = run.tree();
+    served(&dir.socket("c"));
+    let _silent = silent_clients(&dir.socket("c"), 8);
+    let _drip = Drip::start(&dir.socket("c"));
+    kill_and_reap(&mut session);
+    for p in &procs {
+        p.wait_gone("a process of the tree, with clients hanging on");
+    }
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+}
+
+#[test]
+fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
+    let dir = Dir::new();
+    let mut run = dir.run(&["--name", "b", "--owner", "none"], TREE);
+    let procs = run.tree();
+    let socket = dir.socket("b");
+    served(&socket);
+    let crowd = silent_clients(&socket, ocwrap::control::MAX_CLIENTS);
+    let reply = raw_request(&socket, b"{\"op\":\"status\"}\n");
+    assert_eq!(reply["kind"], "busy", "{reply}");
+    drop(crowd);
+    let _silent = silent_clients(&socket, 8);
+    let _drip = Drip::start(&socket);
+    let (code, _, err) = dir.cmd("stop", &["--name", "b", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    for p in &procs {
+        p.wait_gone("a process of the tree after stop");
+    }
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn a_client_that_never_reads_its_reply_is_dropped_at_its_deadline() {
+    let dir = Dir::new();
+    let mut run = dir.run(&["--name", "r", "--owner", "none"], TREE);
+    run.tree();
+    let socket = dir.socket("r");
+    served(&socket);
+    // Requests whose replies nobody reads: the supervisor's writes must not block.
+    let mut unread: Vec<UnixStream> = Vec::new();
+    for _ in 0..16 {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream.write_all(b"{\"op\":\"status\"}\n").unwrap();
+        unread.push(stream);
+    }
+    let began = Instant::now();
+    served(&socket);
+    assert!(began.elapsed() < DEADLINE);
+    let (code, _, err) = dir.cmd("stop", &["--name", "r", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(run.exit_code(), 0);
+}
+
+// 5-8. Files and inputs that are not what they claim, or too large.
+
+#[test]
+fn up_with_a_log_that_never_ends_fails_cleanly() {
+    let dir = Dir::new();
+    let port = free_port().to_string();
+    let (code, out, err) = ocwrap_once(&[
+        "up",
+        "--json",
+        "--state-dir",
+        dir.arg(),
+        "--port",
+        &port,
+        "--log",
+        "/dev/full",
+        "--",
+        fixture_bin(),
+        "tree",
+        "--exit",
+        "3",
+    ]);
+    assert_eq!(code, 1, "{out} {err}");
+    let answer = json_line(&out);
+    assert_eq!(answer["status"], "error", "{answer}");
+    assert_eq!(
+        answer["log_tail"],
+        Value::Null,
+        "nothing read from /dev/full"
+    );
+}
+
+#[test]
+fn fifos_named_like_records_or_locks_never_hang_a_command() {
+    let dir = Dir::new();
+    assert_eq!(dir.cmd("status", &[]).0, 0);
+    mkfifo(&dir.dir.join("x.json"));
+    mkfifo(&dir.dir.join("y.lock"));
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["gc", "--dry-run"],
+        &["stop", "--all"],
+        &["release", "--name", "y"],
+    ] {
+        let (code, out, err) = dir.cmd(args[0], &args[1..]);
+        assert!(code == 0 || code == 1, "{args:?}: {code} {out} {err}");
+    }
+    let (code, out, _) = dir.cmd("status", &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("FIFO"), "reported: {out}");
+    let mut run = dir.run(&["--name", "y", "--owner", "none"], TREE);
+    assert_eq!(run.exit_code(), 125);
+    assert!(
+        run.stderr().contains("not a regular file"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.seen.is_empty(), "nothing started: {:?}", run.seen);
+    let (code, _, err) = dir.cmd("gc", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.files("x").is_empty() && dir.files("y").is_empty());
+}
+
+#[test]
+fn up_gives_up_on_a_turn_held_past_its_ready_timeout() {
+    let dir = Dir::new();
+    assert_eq!(dir.cmd("status", &[]).0, 0);
+    let port = free_port();
+    let turn = std::fs::File::create(dir.dir.join(format!("port-{port}.up"))).unwrap();
+    turn.lock().expect("hold the turn");
+    let began = Instant::now();
+    let (code, out, err) = ocwrap_once(&[
+        "up",
+        "--json",
+        "--state-dir",
+        dir.arg(),
+        "--port",
+        &port.to_string(),
+        "--ready-timeout",
+        "1s",
+        "--",
+        fixture_bin(),
+        "tree",
+        "--listen",
+        &port.to_string(),
+    ]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(began.elapsed() >= Duration::from_secs(1));
+    assert!(
+        json_line(&out)["error"].as_str().unwrap().contains("turn"),
+        "{out}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing started"
+    );
+    assert!(dir.files(&format!("port-{port}")).is_empty());
+}
+
+#[test]
+fn a_huge_argv_is_recorded_cut_and_up_and_stop_still_work() {
+    let dir = Dir::new();
+    let port = free_port().to_string();
+    let filler = "x".repeat(100_000);
+    let mut args = vec![
+        "up",
+        "--json",
+        "--state-dir",
+        dir.arg(),
+        "--port",
+        &port,
+        "--",
+        fixture_bin(),
+        "tree",
+        "--listen",
+        &port,
+    ];
+    args.extend(std::iter::repeat_n(filler.as_str(), 12));
+    let (code, out, err) = ocwrap_once(&args);
+    assert_eq!(code, 0, "{err}");
+    let answer = json_line(&out);
+    assert_eq!(answer["status"], "started", "{answer}");
+    let record = served(&dir.socket(&format!("port-{port}")));
+    let command = record["command"].as_array().unwrap();
+    assert!(
+        command
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("not recorded"),
+        "the command is cut: {}",
+        command.len()
+    );
+    let (code, out, err) = dir.cmd("stop", &["--port", &port, "--json", "--wait"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(json_line(&out)["status"], "stopped");
+}
+
+#[test]
+fn a_state_dir_too_long_for_a_socket_is_a_clear_error_for_run_and_up() {
+    let tmp = TempDir::new();
+    let long = tmp.path().join("d".repeat(120));
+    let long = long.to_str().unwrap();
+    let mut run = Launch::ocwrap()
+        .args(["--state-dir", long, "--name", "n", "--owner", "none"])
+        .server(TREE)
+        .spawn();
+    assert_eq!(run.exit_code(), 125);
+    assert!(run.stderr().contains("socket path"), "{}", run.stderr());
+    assert!(run.seen.is_empty());
+    let port = free_port().to_string();
+    let (code, out, _) = ocwrap_once(&[
+        "up",
+        "--json",
+        "--state-dir",
+        long,
+        "--port",
+        &port,
+        "--",
+        fixture_bin(),
+        "tree",
+    ]);
+    assert_eq!(code, 125, "{out}");
+    let answer = json_line(&out);
+    assert!(
+        answer["error"].as_str().unwrap().contains("socket path"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["exit_status"],
+        Value::Null,
+        "not the server's failure"
+    );
+}
+
+// After ocwrap's own death: the next ordinary command sweeps.
+
+/// Starts a supervisor of `x` with an escapee, SIGKILLs it, and waits until it
+/// and its server are gone: what is left are the grandchildren and the escapee.
+/// The handle is returned to be dropped only after the check (its drop kills
+/// whatever it saw announced).
+fn sigkilled_supervisor(dir: &Dir) -> (Running, Vec<Proc>) {
+    let mut run = dir.run(&["--name", "x", "--owner", "none"], TREE);
+    let procs = run.tree();
+    served(&dir.socket("x"));
+    let (server, supervisor) = run.server_and_supervisor();
+    supervisor.signal(libc::SIGKILL);
+    supervisor.wait_gone("the SIGKILLed supervisor");
+    server.wait_gone("the server, by its parent-death signal");
+    let leftovers: Vec<Proc> = procs.into_iter().skip(1).collect();
+    assert!(
+        leftovers.iter().all(Proc::is_running),
+        "grandchildren outlive a SIGKILLed supervisor until a sweep"
+    );
+    // The test's own handle reaps the supervisor's zombie.
+    run.wait_exit();
+    (run, leftovers)
+}
+
+#[test]
+fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
+    let dir = Dir::new();
+    let port = free_port().to_string();
+    let commands: [&[&str]; 6] = [
+        &["status"],
+        &["status", "--json", "--name", "other"],
+        &["stop", "--name", "other"],
+        &["release", "--name", "other"],
+        &["gc"],
+        &[
+            "up", "--name", "other", "--owner", "none", "--port", &port, "--", "true",
+        ],
+    ];
+    for command in commands {
+        let (_run, leftovers) = sigkilled_supervisor(&dir);
+        let (code, out, err) = dir.cmd(command[0], &command[1..]);
+        assert!(code <= 1, "{command:?}: {code} {out} {err}");
+        for p in &leftovers {
+            p.wait_gone("a leftover after the next command");
+        }
+        assert_eq!(dir.files("x"), Vec::<String>::new(), "after {command:?}");
+    }
+    // And `run` of another name.
+    let (_run, leftovers) = sigkilled_supervisor(&dir);
+    let mut other = dir.run(
+        &["--name", "other", "--owner", "none"],
+        &["tree", "--exit", "0"],
+    );
+    other.exit_code();
+    for p in &leftovers {
+        p.wait_gone("a leftover after `run`");
+    }
+    assert_eq!(dir.files("x"), Vec::<String>::new());
+}
+
+#[test]
+fn a_supervisor_killed_before_its_first_record_is_swept_by_its_claim() {
+    let dir = Dir::new();
+    assert_eq!(dir.cmd("status", &[]).0, 0);
+    // A claim naming a supervisor that does not run (no record yet), the tree
+    // marker its server would have given its children, and two decoys: one with
+    // another supervisor's marker, one with none.
+    std::fs::write(dir.dir.join("k.lock"), "999999 5\n").unwrap();
+    std::fs::write(dir.dir.join("e.lock"), "").unwrap();
+    let spawn = |marker: Option<&str>| {
+        let mut launch = Launch::program(fixture_bin()).arg("sleep");
+        if let Some(m) = marker {
+            launch = launch.env("OCWRAP_TREE", m);
+        }
+        let mut p = launch.spawn();
+        p.expect_line("sleeper ");
+        p
+    };
+    let mut leftover = spawn(Some("999999.5"));
+    let mut other = spawn(Some("999999.6"));
+    let mut plain = spawn(None);
+    let (code, _, err) = dir.cmd("status", &[]);
+    assert_eq!(code, 0, "{err}");
+    leftover.pinned.wait_gone("the dead supervisor's leftover");
+    assert!(dir.files("k").is_empty() && dir.files("e").is_empty());
+    assert!(other.pinned.is_running() && plain.pinned.is_running());
+    leftover.wait_exit();
+    kill_and_reap(&mut other);
+    kill_and_reap(&mut plain);
+}
