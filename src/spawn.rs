@@ -8,6 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 
@@ -82,11 +83,15 @@ fn classify(config: &RunConfig, source: io::Error) -> Error {
 }
 
 /// The log file twice: one handle for the server's stdout, one for its stderr.
+/// Opened without blocking (a FIFO nobody reads is refused with `ENXIO` instead of
+/// hanging ocwrap), then made blocking again for the server's writes.
 pub fn open_log(path: &std::path::Path) -> io::Result<(File, File)> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
+    sys::set_nonblocking(file.as_fd(), false)?;
     Ok((file.try_clone()?, file))
 }

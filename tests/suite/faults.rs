@@ -459,6 +459,12 @@ fn fifos_named_like_records_or_locks_never_hang_a_command() {
     let (code, _, err) = dir.cmd("gc", &[]);
     assert_eq!(code, 0, "{err}");
     assert!(dir.files("x").is_empty() && dir.files("y").is_empty());
+    // A FIFO as the log: refused at once, not waited on for a reader.
+    let fifo = dir.dir.join("log.fifo");
+    mkfifo(&fifo);
+    let mut run = dir.run(&["--owner", "none", "--log", fifo.to_str().unwrap()], TREE);
+    assert_eq!(run.exit_code(), 125);
+    assert!(run.stderr().contains("log file"), "{}", run.stderr());
 }
 
 #[test]
