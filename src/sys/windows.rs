@@ -1704,6 +1704,39 @@ mod tests {
     }
 
     #[test]
+    fn a_pipe_client_is_accepted_identified_and_answered() {
+        let name = format!(r"\\.\pipe\ocwrap-test-{}", std::process::id());
+        let mut listener = PipeListener::create(&name).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut client = PipeStream::connect(&name, Duration::from_secs(5)).unwrap();
+        let woke = poll_readable(&[listener.handle()], Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(woke, [true], "no connection within 5 s");
+        let mut server = listener.accept().unwrap();
+        assert_eq!(server.peer_pid().unwrap(), Pid::current());
+        assert!(server.peer_is_current_user().unwrap());
+        assert!(client.peer_is_current_user().unwrap());
+        client
+            .write_all_until(b"{\"op\":\"status\"}\n", deadline)
+            .unwrap();
+        assert_eq!(
+            server.read_line_until(1024, deadline).unwrap(),
+            b"{\"op\":\"status\"}\n"
+        );
+        server
+            .write_all_until(b"{\"ok\":true}\n", deadline)
+            .unwrap();
+        drop(server);
+        assert_eq!(
+            client.read_line_until(1024, deadline).unwrap(),
+            b"{\"ok\":true}\n"
+        );
+        assert!(
+            client.read_line_until(1024, deadline).unwrap().is_empty(),
+            "the server closed: end of stream"
+        );
+    }
+
+    #[test]
     fn waiting_on_many_handles_reports_every_ready_one() {
         let events: Vec<OwnedHandle> = (0..150).map(|_| manual_event().unwrap()).collect();
         for i in [3usize, 70, 149] {
