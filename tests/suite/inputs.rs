@@ -1,0 +1,187 @@
+//! Bad input (issue 8): durations past the limit, boolean environment values, hosts
+//! and state-dir paths that slipped through their checks, and owners that can never
+//! exit. Each is refused before anything starts, with the right exit code and a
+//! message that names the problem; each good spelling next to it still works.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{
+    Launch, Proc, Running, TempDir, free_port, kill_and_reap, ocwrap_once, owner,
+};
+use ocwrap::process::Pid;
+
+/// 365 days in seconds: the longest DUR (`ocwrap::duration::MAX_DURATION`).
+const MAX_SECONDS: &str = "31536000";
+
+/// A state dir that does not exist yet and a port nobody listens on: after a
+/// refusal, both must still be untouched.
+struct Case {
+    _tmp: TempDir,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Case {
+    fn new() -> Case {
+        let tmp = TempDir::new();
+        let dir = tmp.path().join("state");
+        Case {
+            _tmp: tmp,
+            dir,
+            port: free_port(),
+        }
+    }
+
+    fn dir(&self) -> &str {
+        self.dir.to_str().expect("utf-8 path")
+    }
+
+    fn port(&self) -> String {
+        self.port.to_string()
+    }
+
+    /// `ocwrap [SUBCOMMAND] --state-dir D --port P EXTRA… -- fixture tree --listen P`:
+    /// a server that would answer on P and print its PID if it were ever started.
+    fn launch(&self, subcommand: Option<&str>, extra: &[&str]) -> Launch {
+        Launch::ocwrap()
+            .args(subcommand)
+            .args(["--state-dir", self.dir(), "--port", &self.port()])
+            .args(extra)
+            .server(&["tree", "--listen", &self.port()])
+    }
+
+    /// Runs it to the end and checks the exit code and that stderr says `needles`.
+    fn refused(&self, launch: Launch, code: i32, needles: &[&str]) -> Running {
+        let mut run = launch.spawn();
+        assert_eq!(run.exit_code(), code, "{}", run.stderr());
+        for needle in needles {
+            assert!(
+                run.stderr().contains(needle),
+                "{needle:?} in {:?}",
+                run.stderr()
+            );
+        }
+        assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+        self.assert_nothing_started(&run);
+        run
+    }
+
+    /// No server printed its PID, nothing listens on the port, and the state dir
+    /// holds no record, lock, socket or log (it may exist: `run` and `up` open it
+    /// before they resolve owners).
+    fn assert_nothing_started(&self, run: &Running) {
+        assert!(
+            !run.seen.iter().any(|l| l.starts_with("server ")),
+            "no server may start: {:?}",
+            run.seen
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            "nothing may listen on port {}",
+            self.port
+        );
+        let left: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .map(|e| e.expect("read the state dir").path())
+            .collect();
+        assert!(left.is_empty(), "the state dir stays empty: {left:?}");
+    }
+}
+
+// 1. Durations are bounded at parse time.
+
+#[test]
+fn a_duration_over_365_days_is_a_usage_error_naming_option_and_limit() {
+    let case = Case::new();
+    for (option, value) in [
+        ("--grace", "10000000000000000000"),
+        ("--linger", "31536001"),
+        ("--grace", "8761h"),
+        ("--linger", "525601m"),
+    ] {
+        case.refused(
+            case.launch(None, &[option, value]),
+            2,
+            &[
+                &format!("invalid value '{value}' for '{option} <DUR>'"),
+                "at most 365 days",
+            ],
+        );
+    }
+    case.refused(
+        case.launch(Some("up"), &["--ready-timeout", "99999999999h"]),
+        2,
+        &["'--ready-timeout <DUR>'", "at most 365 days"],
+    );
+    case.refused(
+        case.launch(None, &[])
+            .env("OCWRAP_GRACE", "10000000000000000000"),
+        2,
+        &["'--grace <DUR>'", "at most 365 days"],
+    );
+}
+
+#[test]
+fn the_longest_duration_is_accepted() {
+    let (code, _, err) = ocwrap_once(&[
+        "--owner",
+        "none",
+        "--grace",
+        MAX_SECONDS,
+        "--linger",
+        "8760h",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_teardown_with_the_longest_grace_does_not_panic() {
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["--owner-pid", &session.pinned.pid.to_string()])
+        .args(["--grace", MAX_SECONDS])
+        .server(&["tree", "--children", "1"])
+        .spawn();
+    let tree = run.tree();
+    kill_and_reap(&mut session);
+    for proc in &tree {
+        proc.wait_gone("a process of the server's tree");
+    }
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+}
+
+#[test]
+fn up_accepts_the_longest_ready_timeout() {
+    let case = Case::new();
+    let mut session = owner();
+    let mut up = Launch::ocwrap()
+        .args([
+            "up",
+            "--json",
+            "--state-dir",
+            case.dir(),
+            "--port",
+            &case.port(),
+        ])
+        .args(["--owner-pid", &session.pinned.pid.to_string()])
+        .args(["--ready-timeout", MAX_SECONDS, "--grace", MAX_SECONDS])
+        .server(&["tree", "--listen", &case.port()])
+        .spawn();
+    assert_eq!(up.exit_code(), 0, "{}", up.stderr());
+    let reply: Value = serde_json::from_str(&up.seen.join("\n")).expect("one JSON object");
+    assert_eq!(reply["status"], "started", "{reply}");
+    let supervisor = reply["supervisor_pid"]
+        .as_i64()
+        .and_then(|pid| Pid::new(i32::try_from(pid).ok()?))
+        .map(Proc::pin)
+        .expect("a supervisor pid");
+    kill_and_reap(&mut session);
+    supervisor.wait_gone("the supervisor after its owner died");
+}
