@@ -3,14 +3,12 @@
 //! exit. Each is refused before anything starts, with the right exit code and a
 //! message that names the problem; each good spelling next to it still works.
 
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{
-    Launch, Proc, Running, TempDir, free_port, kill_and_reap, ocwrap_once, owner,
-};
+use crate::support::{Launch, Proc, Running, TempDir, field, free_port, kill_and_reap, ocwrap_once, owner};
 use ocwrap::process::Pid;
 
 /// 365 days in seconds: the longest DUR (`ocwrap::duration::MAX_DURATION`).
@@ -184,4 +182,127 @@ fn up_accepts_the_longest_ready_timeout() {
         .expect("a supervisor pid");
     kill_and_reap(&mut session);
     supervisor.wait_gone("the supervisor after its owner died");
+}
+
+// 2. Boolean environment values.
+
+#[test]
+fn boolean_environment_values_are_read_in_every_usual_spelling() {
+    for (value, verbose) in [
+        ("1", true),
+        ("true", true),
+        ("yes", true),
+        ("on", true),
+        ("TRUE", true),
+        ("On", true),
+        ("0", false),
+        ("false", false),
+        ("no", false),
+        ("off", false),
+        ("FALSE", false),
+        ("Off", false),
+    ] {
+        let mut run = Launch::ocwrap()
+            .env("OCWRAP_VERBOSE", value)
+            .args(["--owner", "none", "--", "true"])
+            .spawn();
+        assert_eq!(
+            run.exit_code(),
+            0,
+            "OCWRAP_VERBOSE={value}: {}",
+            run.stderr()
+        );
+        assert_eq!(
+            run.stderr().contains("ocwrap: started"),
+            verbose,
+            "OCWRAP_VERBOSE={value}: {:?}",
+            run.stderr()
+        );
+    }
+}
+
+/// `OCWRAP_SESSION=VALUE ocwrap -- fixture tree --exit 0`: whether the server led
+/// its own session.
+fn server_leads_a_session(value: &str) -> bool {
+    let mut run = Launch::ocwrap()
+        .env("OCWRAP_SESSION", value)
+        .args(["--owner", "none"])
+        .server(&["tree", "--exit", "0"])
+        .spawn();
+    let line = run.expect_line("server ");
+    assert_eq!(
+        run.exit_code(),
+        0,
+        "OCWRAP_SESSION={value}: {}",
+        run.stderr()
+    );
+    field(&line, "sid") == field(&line, "server")
+}
+
+#[test]
+fn the_session_flag_reads_its_environment_form() {
+    for value in ["1", "yes", "on", "true"] {
+        assert!(server_leads_a_session(value), "OCWRAP_SESSION={value}");
+    }
+    for value in ["0", "no", "off", "false"] {
+        assert!(!server_leads_a_session(value), "OCWRAP_SESSION={value}");
+    }
+}
+
+#[test]
+fn up_json_reads_its_environment_form() {
+    let case = Case::new();
+    // Something answers on the port: `up` reports `external` and starts nothing.
+    let listener = TcpListener::bind(("127.0.0.1", case.port)).expect("bind the port");
+    for (value, json) in [("1", true), ("ON", true), ("0", false), ("no", false)] {
+        let mut up = Launch::ocwrap()
+            .env("OCWRAP_JSON", value)
+            .args(["up", "--state-dir", case.dir(), "--port", &case.port()])
+            .args(["--", "true"])
+            .spawn();
+        assert_eq!(up.exit_code(), 0, "OCWRAP_JSON={value}: {}", up.stderr());
+        let out = up.seen.join("\n");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).is_ok(),
+            json,
+            "OCWRAP_JSON={value}: {out:?}"
+        );
+        assert!(out.contains("external"), "OCWRAP_JSON={value}: {out:?}");
+    }
+    drop(listener);
+}
+
+#[test]
+fn other_boolean_environment_values_are_usage_errors() {
+    let case = Case::new();
+    let hint = "use 1/0, true/false, yes/no or on/off";
+    for (key, value) in [
+        ("OCWRAP_VERBOSE", "maybe"),
+        ("OCWRAP_VERBOSE", ""),
+        ("OCWRAP_VERBOSE", "2"),
+        ("OCWRAP_SESSION", "enabled"),
+        ("OCWRAP_SESSION", "y"),
+    ] {
+        case.refused(
+            case.launch(None, &[]).env(key, value),
+            2,
+            &[&format!("invalid value '{value}'"), hint],
+        );
+    }
+    case.refused(
+        case.launch(Some("up"), &[]).env("OCWRAP_JSON", "sure"),
+        2,
+        &["invalid value 'sure' for '--json'", hint],
+    );
+}
+
+#[test]
+fn boolean_flags_take_no_value_on_the_command_line() {
+    let case = Case::new();
+    for flag in ["--verbose=1", "--session=yes"] {
+        case.refused(case.launch(None, &[flag]), 2, &["unexpected value"]);
+    }
+    let (code, _, err) = ocwrap_once(&["-v", "--session", "--owner", "none", "--", "true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ocwrap: started"), "{err:?}");
 }
