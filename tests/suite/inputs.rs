@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{Launch, Proc, Running, TempDir, field, free_port, kill_and_reap, ocwrap_once, owner};
+use crate::support::{
+    Launch, Proc, Running, TempDir, eventually, field, free_port, kill_and_reap, ocwrap_once, owner,
+};
 use ocwrap::process::Pid;
 
 /// 365 days in seconds: the longest DUR (`ocwrap::duration::MAX_DURATION`).
@@ -305,4 +307,52 @@ fn boolean_flags_take_no_value_on_the_command_line() {
     let (code, _, err) = ocwrap_once(&["-v", "--session", "--owner", "none", "--", "true"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("ocwrap: started"), "{err:?}");
+}
+
+// 3. Host and state-dir paths.
+
+#[test]
+fn a_host_that_is_not_exactly_loopback_is_a_usage_error_naming_it() {
+    let case = Case::new();
+    for host in [
+        "[[::1]]",
+        "[::1",
+        "::1]",
+        "[127.0.0.1]",
+        "[localhost]",
+        "10.0.0.1",
+    ] {
+        for subcommand in [None, Some("up")] {
+            case.refused(
+                case.launch(subcommand, &["--host", host]),
+                2,
+                &[&format!("not '{host}'")],
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bracketed_ipv6_host_is_stored_bare_and_bracketed_once_in_the_url() {
+    let case = Case::new();
+    let mut session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["--state-dir", case.dir(), "--port", &case.port()])
+        .args(["--host", "[::1]", "--name", "v6"])
+        .args(["--owner-pid", &session.pinned.pid.to_string()])
+        .server(&["sleep"])
+        .spawn();
+    run.expect_line("sleeper ");
+    let record = case.dir.join("v6.json");
+    let mut url = Value::Null;
+    eventually("the record is written", || {
+        url = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .map_or(Value::Null, |r| r["url"].clone());
+        !url.is_null()
+    });
+    assert_eq!(url, format!("http://[::1]:{}", case.port));
+    kill_and_reap(&mut session);
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
 }
