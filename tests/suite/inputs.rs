@@ -4,7 +4,7 @@
 //! message that names the problem; each good spelling next to it still works.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -355,4 +355,68 @@ fn a_bracketed_ipv6_host_is_stored_bare_and_bracketed_once_in_the_url() {
     assert_eq!(url, format!("http://[::1]:{}", case.port));
     kill_and_reap(&mut session);
     assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+}
+
+/// A real `0700` directory and a symlink to it, in a temp dir.
+fn symlinked_dir() -> (TempDir, PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).expect("create the real dir");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    (tmp, real, link)
+}
+
+/// Every command that opens `dir` refuses it with 125 and says `problem`.
+fn assert_state_dir_refused(dir: &str, problem: &str) {
+    let mut run = Launch::ocwrap()
+        .args(["--state-dir", dir, "--name", "x"])
+        .server(&["tree"])
+        .spawn();
+    assert_eq!(run.exit_code(), 125, "{dir}: {}", run.stderr());
+    assert!(run.stderr().contains(problem), "{dir}: {:?}", run.stderr());
+    assert!(run.seen.is_empty(), "{dir}: nothing starts: {:?}", run.seen);
+    for command in [
+        &["status"][..],
+        &["gc"],
+        &["stop", "--all"],
+        &["release", "--name", "x"],
+    ] {
+        let (code, _, err) = ocwrap_once(&[command, &["--state-dir", dir]].concat());
+        assert_eq!(code, 125, "{command:?} {dir}: {err}");
+        assert!(err.contains(problem), "{command:?} {dir}: {err:?}");
+    }
+}
+
+fn assert_empty(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir).expect("read the dir").collect();
+    assert!(
+        left.is_empty(),
+        "nothing written to {}: {left:?}",
+        dir.display()
+    );
+}
+
+#[test]
+fn a_symlinked_state_dir_is_refused_however_it_is_spelled() {
+    let (_tmp, real, link) = symlinked_dir();
+    let link = link.to_str().expect("utf-8 path");
+    for spelling in ["/", "/.", "//", "/./"] {
+        assert_state_dir_refused(&format!("{link}{spelling}"), "is a symlink");
+    }
+    assert_empty(&real);
+}
+
+#[test]
+fn a_state_dir_ending_in_dot_dot_is_refused() {
+    let (_tmp, real, link) = symlinked_dir();
+    let inner = real.join("inner");
+    std::fs::create_dir(&inner).expect("create a dir inside");
+    for path in [inner.join(".."), link.join("inner/..")] {
+        assert_state_dir_refused(path.to_str().expect("utf-8 path"), "ends in '..'");
+    }
+    std::fs::remove_dir(&inner).expect("remove the inner dir");
+    assert_empty(&real);
 }
