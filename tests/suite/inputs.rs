@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, eventually, field, free_port, kill_and_reap, ocwrap_once, owner,
+    Launch, Proc, Running, TempDir, eventually, field, fixture_bin, free_port, kill_and_reap,
+    ocwrap_bin, ocwrap_once, owner,
 };
 use ocwrap::process::Pid;
+use ocwrap::sys;
 
 /// 365 days in seconds: the longest DUR (`ocwrap::duration::MAX_DURATION`).
 const MAX_SECONDS: &str = "31536000";
@@ -419,4 +421,69 @@ fn a_state_dir_ending_in_dot_dot_is_refused() {
     }
     std::fs::remove_dir(&inner).expect("remove the inner dir");
     assert_empty(&real);
+}
+
+// 4. Owners that can never die.
+
+/// A kernel thread visible in /proc (kthreadd is PID 2 on most hosts).
+fn a_kernel_thread() -> Pid {
+    sys::all_processes()
+        .into_iter()
+        .map(|p| p.pid)
+        .find(|&pid| sys::is_kernel_thread(pid))
+        .expect("this test needs a kernel thread visible in /proc (not a PID namespace)")
+}
+
+#[test]
+fn init_and_kernel_threads_are_refused_as_owners_with_exit_125() {
+    let case = Case::new();
+    let kthread = a_kernel_thread().to_string();
+    for (pid, reason) in [("1", "init"), (kthread.as_str(), "a kernel thread")] {
+        let why = format!("owner pid {pid} can never exit ({reason})");
+        case.refused(case.launch(None, &["--owner-pid", pid]), 125, &[&why]);
+        let run = case.refused(
+            case.launch(Some("up"), &["--json", "--owner-pid", pid]),
+            125,
+            &[],
+        );
+        let reply: Value = serde_json::from_str(&run.seen.join("\n")).expect("one JSON object");
+        assert_eq!(reply["status"], "error", "{reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| e.contains(&why)),
+            "{reply}"
+        );
+    }
+    // Among other, good owners too, and from the environment.
+    let session = owner();
+    let both = format!("{},1", session.pinned.pid);
+    case.refused(
+        case.launch(None, &[]).env("OCWRAP_OWNER_PID", &both),
+        125,
+        &["owner pid 1 can never exit (init)"],
+    );
+}
+
+#[test]
+fn ocwrap_itself_is_refused_as_its_own_owner() {
+    let case = Case::new();
+    // `exec` keeps the shell's PID, so `$$` is ocwrap's own PID.
+    let script = r#"exec "$0" --state-dir "$1" --port "$2" --owner-pid $$ -- "$3" tree"#;
+    let run = case.refused(
+        Launch::program("sh").args([
+            "-c",
+            script,
+            ocwrap_bin(),
+            case.dir(),
+            &case.port(),
+            fixture_bin(),
+        ]),
+        125,
+        &["can never exit (ocwrap itself)"],
+    );
+    let pid = run.pinned.pid;
+    assert!(
+        run.stderr().contains(&format!("owner pid {pid} ")),
+        "names its own pid {pid}: {:?}",
+        run.stderr()
+    );
 }
