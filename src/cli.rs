@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 use crate::process::Pid;
@@ -196,7 +196,7 @@ pub struct RunArgs {
     pub log: Option<PathBuf>,
 
     /// Start the server in a new session (setsid) instead of a new process group
-    #[arg(long, env = "OCWRAP_SESSION")]
+    #[arg(long, env = "OCWRAP_SESSION", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub session: bool,
 
     /// The server's stdin
@@ -242,7 +242,7 @@ pub struct RunArgs {
     pub state: StateArgs,
 
     /// Say each decision on stderr
-    #[arg(short, long, env = "OCWRAP_VERBOSE")]
+    #[arg(short, long, env = "OCWRAP_VERBOSE", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub verbose: bool,
 
     /// The server command and its arguments (after `--`)
@@ -264,9 +264,41 @@ pub struct UpArgs {
     pub ready_timeout: Duration,
 
     /// One JSON object on stdout
-    #[arg(long, env = "OCWRAP_JSON")]
+    #[arg(long, env = "OCWRAP_JSON", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub json: bool,
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// The value of a flag's environment form (`OCWRAP_VERBOSE=1`). On the command line
+/// such a flag takes no value, and clap hands this parser its implied `true`.
+/// Shells, CI systems and `.env` files spell booleans in all of these ways, so all of
+/// them are read, in any case; anything else is refused rather than guessed at.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "'{text}' is not a boolean: use 1/0, true/false, yes/no or on/off"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_are_read_in_every_usual_spelling() {
+        for yes in ["1", "true", "yes", "on", "TRUE", "Yes", "ON"] {
+            assert_eq!(parse_bool(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "false", "no", "off", "FALSE", "No", "Off"] {
+            assert_eq!(parse_bool(no), Ok(false), "{no}");
+        }
+        for bad in ["", "2", "y", "t", "maybe", " true", "enabled"] {
+            assert!(parse_bool(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

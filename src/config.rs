@@ -4,6 +4,7 @@
 //! environment) are usage errors here.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,15 +76,15 @@ impl RunConfig {
                 format!("--health takes an absolute URL path like /health, not '{path}'"),
             ));
         }
-        if !is_loopback(&raw.host) {
-            return Err(usage(
+        let host = loopback_host(&raw.host).ok_or_else(|| {
+            usage(
                 ErrorKind::InvalidValue,
                 format!(
-                    "--host must be a loopback address (127.0.0.0/8, ::1, localhost), not '{}'",
+                    "--host must be a loopback address (127.0.0.0/8, ::1 or [::1], localhost), not '{}'",
                     raw.host
                 ),
-            ));
-        }
+            )
+        })?;
         let mut command = raw.command.into_iter();
         let program = command
             .next()
@@ -100,7 +101,7 @@ impl RunConfig {
             verbose: raw.verbose,
             name,
             port: raw.port,
-            host: raw.host,
+            host,
             health: raw.health,
             state_dir: raw.state.state_dir,
             program,
@@ -140,12 +141,20 @@ fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// The host to probe, without brackets, when `raw` names a loopback address:
+/// `localhost`, an IPv4 literal in 127.0.0.0/8, or `::1` bare or in one pair of
+/// brackets (as it is written in a URL). The brackets go because
+/// [`crate::supervisor::url`] adds them for IPv6 itself; a host kept with them would
+/// come out doubled, or malformed when the brackets do not pair.
+fn loopback_host(raw: &str) -> Option<String> {
+    if raw == "localhost" {
+        return Some(raw.to_string());
+    }
+    let ip: IpAddr = match raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(inner) => IpAddr::V6(inner.parse().ok()?),
+        None => raw.parse().ok()?,
+    };
+    ip.is_loopback().then(|| ip.to_string())
 }
 
 pub fn usage(kind: ErrorKind, message: String) -> Error {
@@ -231,6 +240,47 @@ mod tests {
         assert_eq!(parse(&["ocwrap", "--", "x"]).unwrap().name, None);
         assert!(parse(&["ocwrap", "--host", "::1", "--", "x"]).is_ok());
         assert!(parse(&["ocwrap", "--host", "localhost", "--", "x"]).is_ok());
+    }
+
+    #[test]
+    fn loopback_hosts_are_stored_without_brackets() {
+        for (given, stored, url) in [
+            ("localhost", "localhost", "http://localhost:4096"),
+            ("127.0.0.1", "127.0.0.1", "http://127.0.0.1:4096"),
+            ("127.1.2.3", "127.1.2.3", "http://127.1.2.3:4096"),
+            ("::1", "::1", "http://[::1]:4096"),
+            ("[::1]", "::1", "http://[::1]:4096"),
+            ("0:0:0:0:0:0:0:1", "::1", "http://[::1]:4096"),
+        ] {
+            let c = parse(&["ocwrap", "--host", given, "--", "x"]).unwrap();
+            assert_eq!(c.host, stored, "{given}");
+            assert_eq!(crate::supervisor::url(&c.host, 4096), url, "{given}");
+        }
+    }
+
+    #[test]
+    fn other_hosts_are_usage_errors_naming_the_value() {
+        for bad in [
+            "[[::1]]",
+            "[::1",
+            "::1]",
+            "[]",
+            "[127.0.0.1]",
+            "[localhost]",
+            "10.0.0.1",
+            "::",
+            "::ffff:127.0.0.1",
+            "127.1",
+            "LOCALHOST ",
+            "",
+        ] {
+            let err = parse(&["ocwrap", "--host", bad, "--", "x"]).expect_err(bad);
+            assert_eq!(err.exit_code(), crate::exit::USAGE, "{bad}");
+            let Error::Usage(clap) = err else {
+                panic!("{bad}: not a usage error")
+            };
+            assert!(clap.to_string().contains(&format!("'{bad}'")), "{clap}");
+        }
     }
 
     #[test]

@@ -80,6 +80,9 @@ fn main() -> ExitCode {
         "grandchild" => {
             ignore_term_if(has("--ignore-term"));
             survive_usr_if(has("--survive-usr"));
+            if let Some(parent) = value("--after-parent") {
+                wait_for_exit(parent);
+            }
             say(format_args!("{} {}", label(rest), std::process::id()));
             block()
         }
@@ -159,6 +162,18 @@ fn tree(opts: &Options) -> ExitCode {
 
 /// The middle of a double fork: a new session, one child that inherits our stdout,
 /// and an immediate exit so the child is orphaned (and reparents to a subreaper).
+/// Waits (at most 10 s) until the process `pid` (the middle of a double fork) has
+/// exited. A pidfd turns readable only after the kernel has reparented the exiting
+/// process's children; a PID already reaped cannot be opened, and is gone too.
+fn wait_for_exit(pid: u32) {
+    use std::os::fd::AsFd;
+    let pid = ocwrap::process::Pid::from_u32(pid);
+    if let Some(pidfd) = pid.and_then(|p| ocwrap::sys::PidFd::open(p).ok()) {
+        let _ =
+            ocwrap::sys::poll_readable(&[pidfd.as_fd()], Some(std::time::Duration::from_secs(10)));
+    }
+}
+
 fn escape_middle(rest: &[String]) -> ExitCode {
     if let Err(e) = ocwrap::sys::new_session() {
         say(format_args!("setsid failed: {e}"));
@@ -174,7 +189,13 @@ fn escape_middle(rest: &[String]) -> ExitCode {
         .iter()
         .map(String::as_str)
         .filter(|a| *a == "--ignore-term" || *a == "--survive-usr");
-    let args: Vec<&str> = [mode, label].into_iter().chain(passed_on).collect();
+    // The escapee announces itself only once this middle process has exited, so
+    // that a test reading `escapee <pid>` finds it already reparented.
+    let me = std::process::id().to_string();
+    let args: Vec<&str> = [mode, label, "--after-parent", &me]
+        .into_iter()
+        .chain(passed_on)
+        .collect();
     let spawned = Command::new(std::env::current_exe().unwrap_or_else(|_| "ocwrap-fixture".into()))
         .args(&args)
         .stdin(Stdio::null())

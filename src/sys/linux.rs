@@ -562,6 +562,33 @@ pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Whether `pid` is a kernel thread (`PF_KTHREAD` in the flags, field 9 of
+/// `/proc/PID/stat`). A kernel thread never exits on a user's account, so it can
+/// never be an owner that dies. False when there is no such process.
+pub fn is_kernel_thread(pid: Pid) -> bool {
+    fs::read(format!("/proc/{pid}/stat")).is_ok_and(|text| stat_has_kthread_flag(&text))
+}
+
+/// `PF_KTHREAD` from `include/linux/sched.h`; the libc crate does not export it.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Whether the flags word (field 9) of a `/proc/PID/stat` text has `PF_KTHREAD`.
+/// Fields are counted from the last `)`, as in [`parse_stat`].
+fn stat_has_kthread_flag(text: &[u8]) -> bool {
+    let Some(close) = text.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    std::str::from_utf8(&text[close + 1..])
+        .ok()
+        .and_then(|rest| {
+            rest.split_ascii_whitespace()
+                .nth(9 - 3)?
+                .parse::<u64>()
+                .ok()
+        })
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,5 +617,15 @@ mod tests {
         let me = proc_info(Pid::current()).unwrap();
         assert!(me.is_live());
         assert_eq!(me.ppid, Pid::parent());
+    }
+
+    #[test]
+    fn kernel_threads_are_told_by_their_flags() {
+        let kthreadd = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 24 0 0";
+        assert!(stat_has_kthread_flag(kthreadd));
+        let user = b"4242 (a (b) 2129984) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20";
+        assert!(!stat_has_kthread_flag(user));
+        assert!(!stat_has_kthread_flag(b"garbage"));
+        assert!(!is_kernel_thread(Pid::current()));
     }
 }
