@@ -12,7 +12,7 @@ Environment:
     CHAOS_FROM          first iteration to run; earlier ones are drawn, not run (replay)
     CHAOS_MAX_FAILURES  stop after this many failed iterations (default 1)
     CHAOS_REACT_SLACK   seconds a supervisor may take beyond --grace to finish after
-                        its owner's death (default 1.5)
+                        its owner's death (default 10: a stall, not a slow machine)
 
 Perturbations: `silent` keeps 1-4 control clients connected to the supervisor's
 socket that never send a byte; `drip` keeps one that sends a byte (no newline)
@@ -102,7 +102,7 @@ def configure(argv):
         SEED = int(argv[3]) if len(argv) > 3 else random.SystemRandom().randrange(1 << 32)
         FIRST = int(os.environ.get("CHAOS_FROM", "0"))
         MAX_FAILURES = max(1, int(os.environ.get("CHAOS_MAX_FAILURES", "1")))
-        REACT_SLACK = float(os.environ.get("CHAOS_REACT_SLACK", "1.5"))
+        REACT_SLACK = float(os.environ.get("CHAOS_REACT_SLACK", "10"))
     except ValueError as e:
         raise Usage(str(e)) from None
     SEL_VICTIMS = choices("CHAOS_VICTIMS", VICTIMS)
