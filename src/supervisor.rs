@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::exit;
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
-use crate::ready::{Probe, ReadyWatch};
+use crate::ready::{Probe, ReadyProbe};
 use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
 use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
@@ -83,7 +83,7 @@ struct Started {
     owners: Vec<Owner>,
     watch: OwnerWatch,
     record: Record,
-    ready: Option<ReadyWatch>,
+    ready: Option<ReadyProbe>,
 }
 
 fn start(
@@ -115,13 +115,12 @@ fn start(
     ));
     // The leader is our unreaped child, so its /proc entry exists even if it exited.
     let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
-    let ready = match config.port {
-        Some(port) => Some(
-            ReadyWatch::start(Probe::new(&config.host, port, config.health.as_deref()))
-                .map_err(Error::os("starting the readiness probe"))?,
-        ),
-        None => None,
-    };
+    let ready = config.port.map(|port| {
+        ReadyProbe::new(
+            Probe::new(&config.host, port, config.health.as_deref()),
+            Instant::now(),
+        )
+    });
     let server = ServerId {
         pid: leader,
         pgid: leader,
@@ -199,7 +198,7 @@ struct Supervisor {
     leases: Leases,
     watch: OwnerWatch,
     signals: Signals,
-    ready: Option<ReadyWatch>,
+    ready: Option<ReadyProbe>,
     tree: ServerTree,
     teardown: Teardown,
     linger_until: Option<Instant>,
@@ -212,7 +211,6 @@ struct Supervisor {
 /// Which of the loop's sources were ready after a `poll`.
 #[derive(Default)]
 struct Woken {
-    ready: bool,
     state_dir: bool,
 }
 
@@ -251,7 +249,11 @@ impl Supervisor {
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
-            if woken.ready {
+            if self
+                .ready
+                .as_mut()
+                .is_some_and(|probe| probe.advance(Instant::now()))
+            {
                 self.on_ready();
             }
             if woken.state_dir {
@@ -278,6 +280,10 @@ impl Supervisor {
                 .next_deadline()
                 .map(|t| t.saturating_duration_since(now)),
             self.registration.next_check(now),
+            self.ready
+                .as_ref()
+                .and_then(ReadyProbe::next_wake)
+                .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
         .flatten()
@@ -286,13 +292,12 @@ impl Supervisor {
             (self.signals.fd(), Interest::Read),
             (self.registration.socket().fd(), Interest::Read),
         ];
-        let ready_at = push_read(&mut fds, self.ready.as_ref().map(ReadyWatch::fd));
+        fds.extend(self.ready.as_ref().and_then(ReadyProbe::fd));
         let dir_at = push_read(&mut fds, self.registration.watch_fd());
         fds.extend(self.watch.fds().map(|fd| (fd, Interest::Read)));
         fds.extend(self.clients.fds());
         match sys::poll(&fds, timeout) {
             Ok(woke) => Woken {
-                ready: ready_at.is_some_and(|i| woke[i]),
                 state_dir: dir_at.is_some_and(|i| woke[i]),
             },
             Err(e) => {
