@@ -190,6 +190,9 @@ fn url_host(host: &str) -> String {
 struct Supervisor {
     registration: Registration,
     clients: Clients,
+    /// Requests answered once the server is ready (or refused when teardown
+    /// begins first).
+    waiting: Vec<ClientId>,
     record: Record,
     linger: Duration,
     /// Whether the lease rule applies: the server was started with owners. One
@@ -220,6 +223,7 @@ impl Supervisor {
             tree: ServerTree::new(started.record.server.pid),
             registration,
             clients: Clients::default(),
+            waiting: Vec::new(),
             record: started.record,
             linger: config.linger,
             owned: !started.owners.is_empty(),
@@ -347,20 +351,33 @@ impl Supervisor {
             self.record.state = RecordState::Ready;
             self.registration.save(&self.record);
         }
+        self.answer_waiting(&Reply::ok(self.record.clone()));
+    }
+
+    /// Answers the requests held until the server is ready.
+    fn answer_waiting(&mut self, reply: &Reply) {
+        for client in std::mem::take(&mut self.waiting) {
+            self.clients.reply(client, reply);
+        }
     }
 
     fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
         diag::note(format_args!("control {request:?}"));
-        let reply = self.handle(request, now);
+        let reply = self.handle(&request, now);
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
-        self.clients.reply(client, &reply);
+        let wants_ready = reply.ok && self.record.state == RecordState::Starting;
+        if wants_ready && waits_for_ready(&request) {
+            self.waiting.push(client);
+        } else {
+            self.clients.reply(client, &reply);
+        }
     }
 
-    fn handle(&mut self, request: Request, now: Instant) -> Reply {
-        match request {
-            Request::Status => {}
+    fn handle(&mut self, request: &Request, now: Instant) -> Reply {
+        match *request {
+            Request::Status { .. } => {}
             // A second stop is impatience, like a second signal: SIGKILL now.
             Request::Stop if self.teardown.has_begun() => {
                 self.teardown.escalate(now, &mut self.tree)
@@ -372,8 +389,8 @@ impl Supervisor {
                     "stopping: the server is being torn down",
                 );
             }
-            Request::Attach { owners } => {
-                if let Err((kind, message)) = self.attach(&owners) {
+            Request::Attach { ref owners } => {
+                if let Err((kind, message)) = self.attach(owners) {
                     return Reply::refused(kind, message);
                 }
             }
@@ -508,6 +525,10 @@ impl Supervisor {
         }
         self.teardown.begin(now, &mut self.tree);
         if first {
+            self.answer_waiting(&Reply::refused(
+                Refusal::Stopping,
+                "stopping: the server is being torn down",
+            ));
             self.record.state = RecordState::Stopping;
             self.registration.save(&self.record);
         }
@@ -535,6 +556,14 @@ impl Supervisor {
 }
 
 /// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
+/// Whether a request's reply is held until the server is ready.
+fn waits_for_ready(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Attach { .. } | Request::Status { wait_ready: true }
+    )
+}
+
 fn push_read<'a>(
     fds: &mut Vec<(BorrowedFd<'a>, Interest)>,
     fd: Option<BorrowedFd<'a>>,

@@ -158,10 +158,10 @@ fn bring_up(
     }
 }
 
-/// Attaches `owners` to the live supervisor of `stem` and waits until it is ready.
-/// Without owners (`--owner none`) there is no lease to add: it only asks for the
-/// supervisor's status. `Ok(None)`: it was stopping or went away, so the caller
-/// should decide again.
+/// Attaches `owners` to the live supervisor of `stem`; its reply comes once the
+/// server is ready. Without owners (`--owner none`) there is no lease to add: it
+/// asks for the status, answered once ready. `Ok(None)`: it was stopping or went
+/// away, so the caller should decide again.
 fn attach(
     state: &StateDir,
     stem: &str,
@@ -169,66 +169,51 @@ fn attach(
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
     let request = if owners.is_empty() {
-        Request::Status
+        Request::Status { wait_ready: true }
     } else {
         Request::Attach {
             owners: owners.iter().map(|o| o.pid).collect(),
         }
     };
     let lock = state.lock_path(stem);
-    // Some(true): attached; Some(false): decide again; None: not listening yet.
-    let attached = look_until(deadline, || {
+    // Some(Some): attached; Some(None): decide again; None: ask again (busy).
+    let answer = look_until(deadline, || {
         if !record::is_held(&lock) {
-            return Some(Ok(false));
+            return Some(Ok(None));
         }
-        match control::request(&state.socket_path(stem), &request) {
-            Ok(reply) if reply.ok => Some(Ok(true)),
+        match control::request_until(&state.socket_path(stem), &request, deadline) {
+            Ok(reply) if reply.ok => Some(Ok(reply.record)),
             Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
                 // Let it finish, then start a new one.
-                Some(Ok(record::wait_until_free(&lock, deadline)).map(|_| false))
+                record::wait_until_free(&lock, deadline);
+                Some(Ok(None))
             }
+            Ok(reply) if reply.kind == Some(Refusal::Busy) => None,
             Ok(reply) => Some(Err(failure(
                 reply.error.unwrap_or_else(|| "attach refused".into()),
                 None,
             ))),
-            // Locked but not listening yet: it is starting up.
-            Err(_) => None,
-        }
-    });
-    match attached {
-        Some(Ok(true)) => {}
-        Some(Ok(false)) => return Ok(None),
-        Some(Err(f)) => return Err(f),
-        None => {
-            return Err(failure(
-                format!("{stem}: could not attach before the ready timeout"),
+            Err(_) if Instant::now() >= deadline => Some(Err(failure(
+                format!("{stem}: not ready before the ready timeout"),
                 None,
-            ));
+            ))),
+            // It went away between the lock check and the request: decide again.
+            Err(_) => Some(Ok(None)),
         }
-    }
-    diag::note(format_args!("attached to {stem}"));
-    wait_ready_attached(state, stem, deadline)
-}
-
-/// Waits until the supervisor we attached to reports ready; `Ok(None)` when it
-/// is stopping or gone instead.
-fn wait_ready_attached(
-    state: &StateDir,
-    stem: &str,
-    deadline: Instant,
-) -> Result<Option<Record>, Failure> {
-    let lock = state.lock_path(stem);
-    let outcome = look_until(deadline, || match record::read(&state.record_path(stem)) {
-        // Written after our attach was accepted, so it lists our owners.
-        Ok(r) if r.state == RecordState::Ready => Some(Some(r)),
-        Ok(r) if r.state == RecordState::Stopping => {
-            record::wait_until_free(&lock, deadline);
-            Some(None)
-        }
-        _ if !record::is_held(&lock) => Some(None),
-        _ => None,
     });
-    outcome.ok_or_else(|| failure(format!("{stem}: not ready before the ready timeout"), None))
+    match answer {
+        Some(Ok(record)) => {
+            if record.is_some() {
+                diag::note(format_args!("attached to {stem}"));
+            }
+            Ok(record)
+        }
+        Some(Err(f)) => Err(f),
+        None => Err(failure(
+            format!("{stem}: not ready before the ready timeout"),
+            None,
+        )),
+    }
 }
 
 fn log_path(config: &RunConfig, state: &StateDir, stem: &str) -> PathBuf {
