@@ -46,6 +46,9 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
+    /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
+    #[command(name = "__supervise", hide = true)]
+    Supervise,
 }
 
 /// Which supervisor a command is about: `--name N` or `--port P` (name `port-P`).
@@ -137,7 +140,7 @@ pub struct GcArgs {
     pub state: StateArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum OwnerMode {
     /// The process that started ocwrap
     Parent,
@@ -145,7 +148,7 @@ pub enum OwnerMode {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum StdinMode {
     /// The server reads ocwrap's own stdin
     Inherit,
@@ -153,7 +156,7 @@ pub enum StdinMode {
     Null,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum WatchMethodArg {
     /// pidfd where the kernel has it, else poll
     Auto,

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 use clap::error::ErrorKind;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
 
 /// Who owns the server: the leases ocwrap starts with.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OwnerSpec {
     /// ocwrap's parent is an owner.
     pub parent: bool,
@@ -32,11 +33,12 @@ impl OwnerSpec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     pub owners: OwnerSpec,
     pub grace: Duration,
     pub linger: Duration,
+    #[serde(with = "os_path")]
     pub log: Option<PathBuf>,
     pub session: bool,
     pub stdin: StdinMode,
@@ -47,8 +49,11 @@ pub struct RunConfig {
     pub port: Option<u16>,
     pub host: String,
     pub health: Option<String>,
+    #[serde(with = "os_path")]
     pub state_dir: Option<PathBuf>,
+    #[serde(with = "os_text")]
     pub program: OsString,
+    #[serde(with = "os_texts")]
     pub args: Vec<OsString>,
 }
 
@@ -159,6 +164,87 @@ fn loopback_host(raw: &str) -> Option<String> {
 
 pub fn usage(kind: ErrorKind, message: String) -> Error {
     Error::Usage(Box::new(Cli::command().error(kind, message)))
+}
+
+/// OS strings in a handed-off config (`__supervise`) travel as JSON strings when
+/// they are UTF-8, and in serde's platform form otherwise: an argument or a path
+/// need not be UTF-8, but a megabyte of argv should not become four megabytes of
+/// byte arrays.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum OsText {
+    Utf8(String),
+    Native(OsString),
+}
+
+impl From<&std::ffi::OsStr> for OsText {
+    fn from(s: &std::ffi::OsStr) -> OsText {
+        match s.to_str() {
+            Some(text) => OsText::Utf8(text.to_string()),
+            None => OsText::Native(s.to_owned()),
+        }
+    }
+}
+
+impl From<OsText> for OsString {
+    fn from(t: OsText) -> OsString {
+        match t {
+            OsText::Utf8(text) => text.into(),
+            OsText::Native(os) => os,
+        }
+    }
+}
+
+mod os_text {
+    use std::ffi::OsString;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::OsText;
+
+    pub fn serialize<S: Serializer>(s: &OsString, to: S) -> Result<S::Ok, S::Error> {
+        OsText::from(s.as_os_str()).serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<OsString, D::Error> {
+        OsText::deserialize(from).map(OsString::from)
+    }
+}
+
+mod os_texts {
+    use std::ffi::OsString;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::OsText;
+
+    pub fn serialize<S: Serializer>(all: &[OsString], to: S) -> Result<S::Ok, S::Error> {
+        let texts: Vec<OsText> = all.iter().map(|s| OsText::from(s.as_os_str())).collect();
+        texts.serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<OsString>, D::Error> {
+        Vec::<OsText>::deserialize(from).map(|all| all.into_iter().map(OsString::from).collect())
+    }
+}
+
+mod os_path {
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::OsText;
+
+    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, to: S) -> Result<S::Ok, S::Error> {
+        path.as_ref()
+            .map(|p| OsText::from(p.as_os_str()))
+            .serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<PathBuf>, D::Error> {
+        Option::<OsText>::deserialize(from).map(|p| p.map(|t| PathBuf::from(OsString::from(t))))
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::RunConfig;
 use crate::control::{ClientId, Clients, Refusal, Reply, Request};
 use crate::diag;
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::exit;
+use crate::handoff::{Event, Reporter};
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
 use crate::ready::{Probe, ReadyProbe};
@@ -52,8 +53,46 @@ enum Cause {
     ServerExited,
 }
 
+/// Who the owners are.
+enum Owners {
+    /// Resolved here from the command line (`ocwrap run`).
+    FromConfig,
+    /// As `up` resolved them, start times included (`ocwrap __supervise`).
+    Given(Vec<Owner>),
+}
+
 /// Runs `ocwrap run` to the end and returns the exit code.
 pub fn run(config: RunConfig) -> Result<u8, Error> {
+    supervise(config, Owners::FromConfig, Reporter::none())
+}
+
+/// Runs the supervisor that `up` started (`ocwrap __supervise`), with the config
+/// and owners `up` handed over, and tells `up` how it went.
+pub fn run_handed_off() -> Result<u8, Error> {
+    let (handoff, reporter) =
+        Reporter::receive().map_err(Error::os("reading the handoff from ocwrap up"))?;
+    supervise(handoff.config, Owners::Given(handoff.owners), reporter)
+}
+
+fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Result<u8, Error> {
+    let outcome = register_and_run(config, owners, &mut reporter);
+    if let Err(e) = &outcome {
+        let exit_status = Some(i32::from(e.exit_code())).filter(|&code| {
+            code == i32::from(exit::NOT_FOUND) || code == i32::from(exit::NOT_EXECUTABLE)
+        });
+        reporter.send(&Event::Failed {
+            error: error::one_line(e),
+            exit_status,
+        });
+    }
+    outcome
+}
+
+fn register_and_run(
+    config: RunConfig,
+    owners: Owners,
+    reporter: &mut Reporter,
+) -> Result<u8, Error> {
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
     let state = StateDir::open(config.state_dir.as_deref())?;
@@ -68,8 +107,12 @@ pub fn run(config: RunConfig) -> Result<u8, Error> {
         })?,
     };
     let mut registration = Registration::take(state, stem, me)?;
-    match start(&config, me, &mut registration) {
-        Ok(parts) => Ok(Supervisor::new(&config, registration, parts).run()),
+    reporter.send(&Event::Registered);
+    match start(&config, owners, me, &mut registration) {
+        Ok(parts) => {
+            let reporter = std::mem::replace(reporter, Reporter::none());
+            Ok(Supervisor::new(&config, registration, parts, reporter).run())
+        }
         Err(e) => {
             registration.remove();
             Err(e)
@@ -88,13 +131,19 @@ struct Started {
 
 fn start(
     config: &RunConfig,
+    owners: Owners,
     me: SupervisorId,
     registration: &mut Registration,
 ) -> Result<Started, Error> {
     sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
     let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
     let method = WatchMethod::choose(config.watch_method)?;
-    let owners = owner::resolve(&config.owners)?;
+    // Given owners are not looked up again: one whose PID now shows another start
+    // time is simply gone at the first check.
+    let owners = match owners {
+        Owners::FromConfig => owner::resolve(&config.owners)?,
+        Owners::Given(owners) => owners,
+    };
     let mut watch = OwnerWatch::new(method);
     for owner in &owners {
         diag::note(format_args!(
@@ -193,6 +242,8 @@ struct Supervisor {
     /// Requests answered once the server is ready (or refused when teardown
     /// begins first).
     waiting: Vec<ClientId>,
+    /// `up`, waiting for `ready` or `failed` (the foreground `run`: nobody).
+    reporter: Reporter,
     record: Record,
     linger: Duration,
     /// Whether the lease rule applies: the server was started with owners. One
@@ -218,8 +269,14 @@ struct Woken {
 }
 
 impl Supervisor {
-    fn new(config: &RunConfig, registration: Registration, started: Started) -> Supervisor {
+    fn new(
+        config: &RunConfig,
+        registration: Registration,
+        started: Started,
+        reporter: Reporter,
+    ) -> Supervisor {
         Supervisor {
+            reporter,
             tree: ServerTree::new(started.record.server.pid),
             registration,
             clients: Clients::default(),
@@ -239,6 +296,9 @@ impl Supervisor {
     }
 
     fn run(mut self) -> u8 {
+        if self.record.state == RecordState::Ready {
+            self.reporter.ready(&self.record);
+        }
         loop {
             let now = Instant::now();
             if std::mem::take(&mut self.child_event) || self.teardown.has_begun() {
@@ -352,6 +412,7 @@ impl Supervisor {
             self.registration.save(&self.record);
         }
         self.answer_waiting(&Reply::ok(self.record.clone()));
+        self.reporter.ready(&self.record);
     }
 
     /// Answers the requests held until the server is ready.
@@ -536,7 +597,7 @@ impl Supervisor {
 
     /// Reaps the leader and everything left, removes the record, socket and lock,
     /// and turns the cause into an exit code.
-    fn finish(self, clean: bool) -> u8 {
+    fn finish(mut self, clean: bool) -> u8 {
         if !clean {
             diag::say("some processes of the server's tree survived SIGKILL; giving up on them");
         }
@@ -547,15 +608,39 @@ impl Supervisor {
             "server status: {status:?}; cause: {:?}",
             self.cause
         ));
-        match (self.cause, status) {
+        let code = match (self.cause, status) {
             (Some(Cause::OwnersGone | Cause::Stop), _) => exit::SUCCESS,
             (_, Some(status)) => exit::from_status(status),
             (_, None) => exit::INTERNAL,
+        };
+        if self.reporter.is_waiting() {
+            self.reporter.send(&failure_before_ready(self.cause, code));
         }
+        code
     }
 }
 
 /// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
+/// What `up` is told when the tree ended before the server was ready.
+fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
+    let (error, exit_status) = match cause {
+        Some(Cause::ServerExited) | None => (
+            format!("the server exited before it was ready (exit status {code})"),
+            Some(i32::from(code)),
+        ),
+        Some(Cause::OwnersGone) => (
+            "every owner was gone before the server was ready".into(),
+            None,
+        ),
+        Some(Cause::Stop) => ("stopped before the server was ready".into(), None),
+        Some(Cause::Signal(signal)) => (
+            format!("{} before the server was ready", signals::name(signal)),
+            None,
+        ),
+    };
+    Event::Failed { error, exit_status }
+}
+
 /// Whether a request's reply is held until the server is ready.
 fn waits_for_ready(request: &Request) -> bool {
     matches!(
