@@ -1,6 +1,7 @@
 //! Integration tests, one module per area of the design (docs/DESIGN.md).
 
 mod faults;
+mod handoff;
 mod inputs;
 mod records;
 mod run;
