@@ -224,9 +224,21 @@ impl Clients {
     /// written now, drops connections past their deadline, and returns the
     /// requests that are complete. Never blocks.
     pub fn service(&mut self, socket: &ControlSocket, now: Instant) -> Vec<(ClientId, Request)> {
+        let mut complete = self.progress(0, now);
+        // Newcomers last: the count that decides `busy` must not include clients
+        // that have gone since the last wake.
+        let known = self.open.len();
         self.accept(socket, now);
+        complete.extend(self.progress(known, now));
+        complete
+    }
+
+    /// Reads and writes what can be read and written now on the connections from
+    /// index `from` on, drops the ones past their deadline, and returns the
+    /// requests now complete.
+    fn progress(&mut self, from: usize, now: Instant) -> Vec<(ClientId, Request)> {
         let mut complete = Vec::new();
-        for client in &mut self.open {
+        for client in &mut self.open[from..] {
             if now >= client.deadline && !matches!(client.phase, Phase::Handling) {
                 client.expire();
                 continue;
@@ -401,8 +413,23 @@ pub fn request(path: &Path, request: &Request) -> io::Result<Reply> {
 }
 
 /// Like [`request`], waiting for the reply until `deadline` (a reply held until the
-/// server is ready can take as long as the server takes).
+/// server is ready can take as long as the server takes). A `busy` supervisor is
+/// asked again after [`BUSY_PAUSE`] until the deadline.
 pub fn request_until(path: &Path, request: &Request, deadline: Instant) -> io::Result<Reply> {
+    loop {
+        let reply = request_once(path, request, deadline)?;
+        if reply.kind != Some(Refusal::Busy) || Instant::now() + BUSY_PAUSE >= deadline {
+            return Ok(reply);
+        }
+        std::thread::sleep(BUSY_PAUSE);
+    }
+}
+
+/// How soon a client asks again a supervisor that answered `busy`: there is no
+/// event that says a connection slot came free.
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
+
+fn request_once(path: &Path, request: &Request, deadline: Instant) -> io::Result<Reply> {
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));

@@ -30,7 +30,7 @@ use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
-use crate::record::{self, Lock, Record, SupervisorId, Unreadable};
+use crate::record::{self, Lock, Record, RecordState, SupervisorId, Unreadable};
 use crate::state::StateDir;
 use crate::sys::{self, FileId, FileWatch};
 use crate::teardown::{Phase, Teardown, Tree};
@@ -120,7 +120,18 @@ impl Registration {
     }
 
     /// Writes the record, re-registering first if the registration was disturbed.
+    ///
+    /// The record is first written when the server is ready: while it starts, the
+    /// lock's claim names the supervisor and the control socket answers `status`,
+    /// and a record that would only say `starting` is a write nobody needs (`up`
+    /// learns readiness from the supervisor itself). So one `up` that starts a
+    /// server costs one record write. A server torn down before it was ready never
+    /// gets a record at all.
     pub fn save(&mut self, record: &Record) {
+        let never_ready = self.record.is_none() && record.state != RecordState::Ready;
+        if never_ready {
+            return;
+        }
         if !self.is_intact() {
             self.repair(record);
             return;

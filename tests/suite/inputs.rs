@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, eventually, field, fixture_bin, free_port, kill_and_reap,
-    ocwrap_bin, ocwrap_once, owner,
+    Launch, Proc, Running, TempDir, field, fixture_bin, free_port, kill_and_reap, ocwrap_bin,
+    ocwrap_once, owner,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -345,16 +345,17 @@ fn a_bracketed_ipv6_host_is_stored_bare_and_bracketed_once_in_the_url() {
         .server(&["sleep"])
         .spawn();
     run.expect_line("sleeper ");
-    let record = case.dir.join("v6.json");
-    let mut url = Value::Null;
-    eventually("the record is written", || {
-        url = std::fs::read_to_string(&record)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-            .map_or(Value::Null, |r| r["url"].clone());
-        !url.is_null()
-    });
-    assert_eq!(url, format!("http://[::1]:{}", case.port));
+    // Nothing listens, so the server stays `starting`: ask the supervisor itself.
+    let socket = case.dir.join("v6.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    std::io::Write::write_all(&mut stream, b"{\"op\":\"status\"}\n").unwrap();
+    let mut reply = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut reply).unwrap();
+    let reply: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(
+        reply["record"]["url"],
+        format!("http://[::1]:{}", case.port)
+    );
     kill_and_reap(&mut session);
     assert_eq!(run.exit_code(), 0, "{}", run.stderr());
 }
