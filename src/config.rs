@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 use clap::error::ErrorKind;
 
-use crate::cli::{Cli, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
+use crate::cli::{Cli, ContainArg, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
 
@@ -40,6 +40,7 @@ pub struct RunConfig {
     pub session: bool,
     pub stdin: StdinMode,
     pub watch_method: WatchMethodArg,
+    pub contain: ContainArg,
     pub verbose: bool,
     /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
     pub name: Option<String>,
@@ -97,6 +98,7 @@ impl RunConfig {
             session: raw.session,
             stdin: raw.stdin,
             watch_method: raw.watch_method,
+            contain: raw.contain,
             verbose: raw.verbose,
             name,
             port: raw.port,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contain::ContainKind;
 use crate::owner::Owner;
 use crate::process::{Pid, StartTime};
 use crate::state::StateDir;
@@ -59,6 +60,12 @@ pub struct Record {
     pub started_at: String,
     pub state: RecordState,
     pub log: Option<String>,
+    /// How the server's tree is contained (`group` in records from before).
+    #[serde(default)]
+    pub contain: ContainKind,
+    /// The server's cgroup, with `cgroup` containment.
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 impl Record {

@@ -3,9 +3,9 @@
 //! rule says the tree must go.
 //!
 //! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
-//! control socket and (while starting) the readiness probe; its timeout is the
-//! nearest of the owner poll interval (poll method only), the end of `--linger`, and
-//! the teardown recheck. With pidfds and nothing happening it has no timeout at all,
+//! control socket, (while starting) the readiness probe and (while tearing down)
+//! the tree's wake-up descriptor; its timeout is the nearest of the owner poll
+//! interval (poll method only), the end of `--linger`, and the teardown deadline. With pidfds and nothing happening it has no timeout at all,
 //! so an idle supervisor costs no wake-ups.
 
 use std::os::fd::BorrowedFd;
@@ -13,6 +13,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RunConfig;
+use crate::contain::Containment;
 use crate::control::{Connection, ControlSocket, Reply, Request};
 use crate::diag;
 use crate::error::Error;
@@ -25,7 +26,7 @@ use crate::signals::{self, Signals};
 use crate::spawn;
 use crate::state::StateDir;
 use crate::sys;
-use crate::teardown::{Phase, Teardown};
+use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
 use crate::watch::{OwnerWatch, WatchMethod};
 
@@ -118,6 +119,7 @@ struct Started {
     watch: OwnerWatch,
     record: Record,
     ready: Option<ReadyWatch>,
+    containment: Containment,
 }
 
 fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Error> {
@@ -137,7 +139,8 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
     let my_start = sys::proc_info(me)
         .map(|i| i.start)
         .ok_or_else(|| Error::os("reading /proc/self/stat")(std::io::Error::other("no entry")))?;
-    let leader = spawn::spawn_server(config, &record::tree_marker(me, my_start))?;
+    let containment = Containment::choose(config.contain, me, my_start)?;
+    let leader = spawn::spawn_server(config, &record::tree_marker(me, my_start), &containment)?;
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -165,7 +168,14 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         pgid: leader,
         start: server_start,
     };
-    let record = new_record(config, supervisor, server, &owners, ready.is_some());
+    let record = new_record(
+        config,
+        supervisor,
+        server,
+        &owners,
+        ready.is_some(),
+        &containment,
+    );
     registration.save(&record);
     Ok(Started {
         signals,
@@ -173,6 +183,7 @@ fn start(config: &RunConfig, registration: &Registration) -> Result<Started, Err
         watch,
         record,
         ready,
+        containment,
     })
 }
 
@@ -183,6 +194,7 @@ fn new_record(
     server: ServerId,
     owners: &[Owner],
     probing: bool,
+    containment: &Containment,
 ) -> Record {
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     Record {
@@ -207,6 +219,8 @@ fn new_record(
             RecordState::Ready
         },
         log: config.log.as_ref().map(|p| text(p.as_os_str())),
+        contain: containment.kind(),
+        cgroup: containment.cgroup_path(),
     }
 }
 
@@ -237,15 +251,15 @@ struct Supervisor {
     teardown: Teardown,
     linger_until: Option<Instant>,
     cause: Option<Cause>,
-    /// A SIGCHLD arrived since the children were last looked at. Reaping scans
-    /// /proc, so it is done on that event (and during teardown), not on every wake.
+    /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
+    /// children, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
 }
 
 impl Supervisor {
     fn new(config: &RunConfig, registration: Registration, started: Started) -> Supervisor {
         Supervisor {
-            tree: ServerTree::new(started.record.server.pid),
+            tree: ServerTree::new(started.record.server.pid, started.containment),
             registration,
             record: started.record,
             linger: config.linger,
@@ -302,6 +316,7 @@ impl Supervisor {
             fds.len() - 1
         });
         fds.extend(self.watch.fds());
+        fds.extend(self.tree.wake_fds());
         match sys::poll_readable(&fds, timeout) {
             Ok(readable) => ready_at.is_some_and(|at| readable[at]),
             Err(e) => {
@@ -477,6 +492,7 @@ impl Supervisor {
         }
         let status: Option<ExitStatus> = self.tree.reap_leader();
         self.tree.reap_orphans();
+        self.tree.close();
         self.registration.remove();
         diag::note(format_args!(
             "server status: {status:?}; cause: {:?}",

@@ -14,20 +14,23 @@
 //! JSON (one object): `{"dry_run":…,"cleaned":[{"name":…,"problem":…,
 //! "killed":[PID…]}],"live":[name…]}`.
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::{Entry, print_json, print_line, survey};
 use crate::cli::GcArgs;
+use crate::contain;
+use crate::diag;
 use crate::error::Error;
 use crate::exit;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::record::{Lock, Record};
 use crate::state::StateDir;
 use crate::sys;
-use crate::teardown::{Phase, Teardown, Tree};
-use crate::tree::signal_if_still;
+use crate::teardown::{Teardown, Tree};
+use crate::tree::Pins;
 
 /// How long leftovers get between SIGTERM and SIGKILL.
 const GC_GRACE: Duration = Duration::from_secs(2);
@@ -92,7 +95,7 @@ fn plan(entry: &Entry) -> Cleaned {
 fn clean(state: &StateDir, entry: &Entry) -> Option<Cleaned> {
     let lock = Lock::try_acquire(state, &entry.stem).ok()??;
     let killed = match entry.record() {
-        Some(record) => tear_down(Leftovers::of(record)),
+        Some(record) => leftover_cgroup(record).unwrap_or_else(|| tear_down(Leftovers::of(record))),
         None => Vec::new(),
     };
     // Removes a symlinked record itself, never what it points to.
@@ -106,6 +109,17 @@ fn clean(state: &StateDir, entry: &Entry) -> Option<Cleaned> {
     })
 }
 
+/// With cgroup containment the dead supervisor's cgroup holds exactly its
+/// leftovers: kills them, removes the cgroup, and returns their PIDs. `None` when
+/// the record names no cgroup, or it cannot be used (then the marker scan runs).
+fn leftover_cgroup(record: &Record) -> Option<Vec<Pid>> {
+    let path = record.cgroup.as_deref()?;
+    let marker = contain::marker_value(record.supervisor.pid, record.supervisor.start);
+    contain::kill_leftover_cgroup(path, &marker)
+        .map_err(|e| diag::say(format_args!("leftover cgroup {path}: {e}")))
+        .ok()
+}
+
 /// Runs the same teardown machine as a supervisor over the leftovers; returns the
 /// PIDs that were there to signal.
 fn tear_down(mut leftovers: Leftovers) -> Vec<Pid> {
@@ -115,12 +129,7 @@ fn tear_down(mut leftovers: Leftovers) -> Vec<Pid> {
     }
     let mut teardown = Teardown::new(GC_GRACE);
     teardown.begin(Instant::now(), &mut leftovers);
-    while !matches!(teardown.phase(), Phase::Finished { .. }) {
-        if let Some(pause) = teardown.next_check(Instant::now()) {
-            std::thread::sleep(pause);
-        }
-        teardown.advance(Instant::now(), &mut leftovers);
-    }
+    teardown.run_to_end(&mut leftovers);
     pids
 }
 
@@ -129,6 +138,8 @@ struct Leftovers {
     marker: String,
     born_after: StartTime,
     me: Pid,
+    /// The leftovers signalled so far, pinned; teardown wakes when one exits.
+    pins: Pins,
 }
 
 impl Leftovers {
@@ -137,6 +148,7 @@ impl Leftovers {
             marker: record.tree_marker(),
             born_after: record.server.start,
             me: Pid::current(),
+            pins: Pins::new(),
         }
     }
 
@@ -156,14 +168,23 @@ impl Leftovers {
 }
 
 impl Tree for Leftovers {
-    fn signal_all(&mut self, signal: libc::c_int) {
+    fn signal_all(&mut self, signals: &[libc::c_int]) {
         for member in self.members() {
-            signal_if_still(&member, signal);
+            self.pins.pin(member);
+        }
+        for &signal in signals {
+            self.pins.send(signal, None);
         }
     }
 
+    /// Scans again only once every pinned leftover has exited.
     fn is_empty(&mut self) -> bool {
-        self.members().is_empty()
+        self.pins.drop_exited();
+        self.pins.is_empty() && self.members().is_empty()
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.pins.wake_fd().into_iter().collect()
     }
 }
 

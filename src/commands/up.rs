@@ -22,7 +22,7 @@ use process_wrap::std::{ChildWrapper, CommandWrap, ProcessSession};
 use serde::Serialize;
 
 use super::print_json;
-use crate::cli::{UpArgs, WatchMethodArg};
+use crate::cli::{ContainArg, UpArgs, WatchMethodArg};
 use crate::config::{self, RunConfig};
 use crate::control::{self, Request};
 use crate::diag;
@@ -292,6 +292,13 @@ fn run_args(
             WatchMethodArg::Auto => "auto",
             WatchMethodArg::Pidfd => "pidfd",
             WatchMethodArg::Poll => "poll",
+        }
+        .into(),
+        "--contain".into(),
+        match config.contain {
+            ContainArg::Auto => "auto",
+            ContainArg::Cgroup => "cgroup",
+            ContainArg::Group => "group",
         }
         .into(),
     ];

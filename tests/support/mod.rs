@@ -367,12 +367,19 @@ const ANNOUNCED: [&str; 6] = [
 impl Drop for Running {
     /// SIGKILLs whatever this test started and left running: the launched process
     /// and every process its output announced, through the pidfds pinned then.
+    /// Then, once they are gone, removes the empty cgroup that a SIGKILLed ocwrap
+    /// leaves behind, so that no test leaves a cgroup.
     fn drop(&mut self) {
         for proc in &self.tracked {
             proc.signal(libc::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let deadline = Instant::now() + DEADLINE;
+        for proc in &self.tracked {
+            let _ = proc.exited_within(deadline.saturating_duration_since(Instant::now()));
+        }
+        ocwrap::contain::remove_dead_cgroups();
     }
 }
 
