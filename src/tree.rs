@@ -231,13 +231,13 @@ impl ServerTree {
                     Err(e) => diag::say(format_args!("cgroup.kill failed: {e}")),
                 }
             }
-            let group = self.signal_group_once(signal);
             let members = self.look();
             diag::note(format_args!(
                 "{}: {} processes in the cgroup",
                 crate::signals::name(signal),
                 members.len()
             ));
+            let group = self.signal_group_once(signal);
             for member in members {
                 if !(group && member.pgid == Some(self.leader)) {
                     contain::signal_member(cgroup, member.pid, signal);

@@ -2,4 +2,5 @@
 
 mod records;
 mod run;
+mod tree;
 mod up;
