@@ -185,6 +185,10 @@ def iteration(rng, i, decoys):
     if sup is not None and not ocwrap_killed and not sup.wait_gone(end):
         raise Failure("the supervisor did not exit after its owner died")
     if ocwrap_killed:
+        # Its lock is free only once the SIGKILLed supervisor has exited; a gc
+        # before that would still see it live and clean nothing.
+        if sup is not None and not sup.wait_gone(end):
+            raise Failure("the SIGKILLed supervisor did not exit")
         subprocess.run([OCWRAP, "gc", "--state-dir", STATE], capture_output=True, timeout=60)
     # Everything announced, including what was announced after we looked.
     tree += [Pinned(p) for p in tree_pids(port) if p not in [t.pid for t in tree]]
