@@ -63,6 +63,10 @@ pub struct ServerTree {
     sent: Vec<libc::c_int>,
     /// Whether the cgroup's events are in the wake set yet.
     watching_cgroup: bool,
+    /// Whether the members were just found, with no wake-up since (so a signal
+    /// sent now needs no new look: `begin` looks to see if the tree is empty,
+    /// then signals it).
+    just_found: bool,
 }
 
 impl ServerTree {
@@ -87,6 +91,7 @@ impl ServerTree {
             last_look: Vec::new(),
             sent: Vec::new(),
             watching_cgroup: false,
+            just_found: false,
         }
     }
 
@@ -199,10 +204,12 @@ impl ServerTree {
             self.pins.pin(*info);
         }
         self.last_look = look;
+        self.just_found = true;
     }
 
     /// Drops the members that exited; once none is left, looks again.
     fn refresh(&mut self) {
+        self.just_found = false;
         self.pins.drop_exited();
         if self.pins.is_empty() {
             self.find();
@@ -247,10 +254,10 @@ impl ServerTree {
     }
 
     fn signal_found(&mut self, signals: &[libc::c_int]) {
-        if signals.iter().any(|s| !self.sent.contains(s)) {
-            self.find();
-        } else {
+        if !signals.iter().any(|s| !self.sent.contains(s)) {
             self.refresh();
+        } else if !std::mem::take(&mut self.just_found) {
+            self.find();
         }
         for &signal in signals {
             let group = self.signal_group_once(signal).then_some(self.leader);

@@ -338,8 +338,15 @@ pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
 
 /// One process from `/proc/PID/stat`, or `None` when there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
-    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    // A stat line is well under 1 KiB; one read, no size query (tree walks call
+    // this once per process).
+    let mut text = [0u8; 1024];
+    let n = io::Read::read(
+        &mut fs::File::open(format!("/proc/{pid}/stat")).ok()?,
+        &mut text,
+    )
+    .ok()?;
+    parse_stat(pid, &text[..n])
 }
 
 /// Every process visible in `/proc` right now (a snapshot: processes come and go
@@ -370,14 +377,24 @@ pub fn children_listed() -> bool {
 /// a child forked or reaped while it is read can be missed: callers that need the
 /// whole tree read it again until two readings agree (see `crate::tree`).
 pub fn children(pid: Pid) -> Vec<Pid> {
-    let mut found = Vec::new();
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return found;
+    let task_dir = format!("/proc/{pid}/task");
+    // A task directory links one entry per thread plus `.` and `..`: a process
+    // with one thread (most of them) needs no directory listing.
+    let tasks: Vec<std::path::PathBuf> = match fs::metadata(&task_dir) {
+        Err(_) => return Vec::new(),
+        Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) <= 3 => {
+            vec![Path::new(&task_dir).join(pid.to_string())]
+        }
+        Ok(_) => match fs::read_dir(&task_dir) {
+            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+            Err(_) => return Vec::new(),
+        },
     };
+    let mut found = Vec::new();
     let mut text = Vec::new();
-    for task in tasks.filter_map(Result::ok) {
+    for task in tasks {
         text.clear();
-        let read = fs::File::open(task.path().join("children"))
+        let read = fs::File::open(task.join("children"))
             .and_then(|mut f| io::Read::read_to_end(&mut f, &mut text));
         if read.is_ok() {
             found.extend(
