@@ -5,8 +5,9 @@
 //! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
 //! control socket, (while starting) the readiness probe and (while tearing down)
 //! the tree's wake-up descriptor; its timeout is the nearest of the owner poll
-//! interval (poll method only), the end of `--linger`, and the teardown deadline. With pidfds and nothing happening it has no timeout at all,
-//! so an idle supervisor costs no wake-ups.
+//! interval (poll method only), the end of `--linger`, and the teardown deadline.
+//! With pidfds and nothing happening it has no timeout at all, so an idle
+//! supervisor costs no wake-ups.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
