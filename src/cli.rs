@@ -166,6 +166,16 @@ pub enum WatchMethodArg {
     Poll,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum ContainArg {
+    /// cgroup where a writable cgroup v2 is available, else group
+    Auto,
+    /// The server's own child cgroup (cgroup v2); an error when none can be made
+    Cgroup,
+    /// The server's process group plus everything below ocwrap (a child subreaper)
+    Group,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// An owner to watch (repeatable); the server lives while any owner does
@@ -219,6 +229,15 @@ pub struct RunArgs {
         env = "OCWRAP_WATCH_METHOD"
     )]
     pub watch_method: WatchMethodArg,
+
+    /// How the server's tree is held together so that teardown reaches all of it
+    #[arg(
+        long,
+        value_name = "HOW",
+        default_value = "auto",
+        env = "OCWRAP_CONTAIN"
+    )]
+    pub contain: ContainArg,
 
     /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port
     #[arg(long, value_name = "N", env = "OCWRAP_NAME")]

@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use clap::error::ErrorKind;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
+use crate::cli::{Cli, ContainArg, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
 
@@ -43,6 +43,7 @@ pub struct RunConfig {
     pub session: bool,
     pub stdin: StdinMode,
     pub watch_method: WatchMethodArg,
+    pub contain: ContainArg,
     pub verbose: bool,
     /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
     pub name: Option<String>,
@@ -103,6 +104,7 @@ impl RunConfig {
             session: raw.session,
             stdin: raw.stdin,
             watch_method: raw.watch_method,
+            contain: raw.contain,
             verbose: raw.verbose,
             name,
             port: raw.port,

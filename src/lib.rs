@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contain;
 pub mod control;
 pub mod diag;
 pub mod duration;

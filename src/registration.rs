@@ -26,15 +26,16 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use crate::contain;
 use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
-use crate::record::{self, Lock, Record, RecordState, SupervisorId, Unreadable};
+use crate::record::{self, Claim, Lock, Record, RecordState, SupervisorId, Unreadable};
 use crate::state::StateDir;
 use crate::sys::{self, FileId, FileWatch};
-use crate::teardown::{Phase, Teardown, Tree};
-use crate::tree::signal_if_still;
+use crate::teardown::{Teardown, Tree};
+use crate::tree::Pins;
 
 /// How long `run` waits for a name whose lock is held by a sweeper (cleaning up a
 /// dead supervisor of that name) rather than by a live supervisor: longer than a
@@ -58,7 +59,7 @@ pub fn is_running(id: SupervisorId) -> bool {
 pub struct Registration {
     state: StateDir,
     stem: String,
-    me: SupervisorId,
+    claim: Claim,
     lock: Lock,
     socket: ControlSocket,
     /// The record file we wrote last, if any.
@@ -72,7 +73,12 @@ impl Registration {
     /// Takes the name `stem`, says who holds it, and binds the control socket.
     pub fn take(state: StateDir, stem: String, me: SupervisorId) -> Result<Registration, Error> {
         let mut lock = take_name(&state, &stem)?;
-        lock.claim(me).map_err(Error::os("writing the lock file"))?;
+        let claim = Claim {
+            id: me,
+            cgroup: None,
+        };
+        lock.claim(&claim)
+            .map_err(Error::os("writing the lock file"))?;
         let socket = match ControlSocket::bind(&state.socket_path(&stem)) {
             Ok(socket) => socket,
             Err(e) => {
@@ -86,7 +92,7 @@ impl Registration {
         let registration = Registration {
             state,
             stem,
-            me,
+            claim,
             lock,
             socket,
             record: None,
@@ -108,6 +114,13 @@ impl Registration {
 
     pub fn stem(&self) -> &str {
         &self.stem
+    }
+
+    /// Adds the server's cgroup to the claim, before the server starts: after our
+    /// own death, the sweep finds exactly what is left in it.
+    pub fn claim_cgroup(&mut self, cgroup: Option<String>) -> io::Result<()> {
+        self.claim.cgroup = cgroup;
+        self.lock.claim(&self.claim)
     }
 
     pub fn socket(&self) -> &ControlSocket {
@@ -229,7 +242,7 @@ impl Registration {
     fn retake(&mut self, state: &StateDir) -> io::Result<()> {
         let mut taken = Lock::try_acquire(state.lock_path(&self.stem))?;
         if taken.is_none() {
-            let fallback = format!("pid-{}", self.me.pid);
+            let fallback = format!("pid-{}", self.claim.id.pid);
             diag::say(format_args!(
                 "the name {} was taken while our registration was gone; registering as {fallback}",
                 self.stem
@@ -238,7 +251,7 @@ impl Registration {
             self.stem = fallback;
         }
         let mut lock = taken.ok_or_else(|| io::Error::other("no name left to register under"))?;
-        lock.claim(self.me)?;
+        lock.claim(&self.claim)?;
         self.lock = lock;
         Ok(())
     }
@@ -267,7 +280,9 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
         {
             return Ok(lock);
         }
-        let holder = record::claimed_by(&path).filter(|id| is_running(*id));
+        let holder = record::claimed_by(&path)
+            .map(|claim| claim.id)
+            .filter(|id| is_running(*id));
         if holder.is_some() || Instant::now() >= give_up {
             return Err(Error::AlreadyRunning {
                 name: stem.to_string(),
@@ -288,7 +303,15 @@ pub struct Found {
     pub record: Option<Result<Record, Unreadable>>,
     /// What is at the lock's path, and the identity written into it.
     pub lock_file: LockFile,
-    pub claimed: Option<SupervisorId>,
+    pub claimed: Option<Claim>,
+}
+
+/// A supervisor that is gone, as its claim or its record names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadSupervisor {
+    pub id: SupervisorId,
+    /// Its server's cgroup, when it used cgroup containment.
+    pub cgroup: Option<String>,
 }
 
 /// What is at a lock's path.
@@ -317,7 +340,7 @@ pub enum Fate {
     Live,
     /// Its supervisor is verifiably dead: tear down these supervisors' leftovers
     /// and remove the files.
-    Dead(Vec<SupervisorId>),
+    Dead(Vec<DeadSupervisor>),
     /// It names a supervisor that is running (a copy, or one re-registering):
     /// never touched by a sweep.
     NamesRunning(Pid),
@@ -346,12 +369,25 @@ impl Found {
     /// The fate of this registration from what its files say, leaving aside
     /// whether its lock is held (a sweeper looks again while holding it).
     pub fn fate_of_contents(&self) -> Fate {
-        let mut ids: Vec<SupervisorId> = self.claimed.into_iter().collect();
-        if let Some(r) = self.record().filter(|r| !ids.contains(&r.supervisor)) {
-            ids.push(r.supervisor);
+        let mut ids: Vec<DeadSupervisor> = self
+            .claimed
+            .iter()
+            .map(|c| DeadSupervisor {
+                id: c.id,
+                cgroup: c.cgroup.clone(),
+            })
+            .collect();
+        if let Some(r) = self
+            .record()
+            .filter(|r| ids.iter().all(|d| d.id != r.supervisor))
+        {
+            ids.push(DeadSupervisor {
+                id: r.supervisor,
+                cgroup: r.cgroup.clone(),
+            });
         }
-        if let Some(running) = ids.iter().find(|id| is_running(**id)) {
-            return Fate::NamesRunning(running.pid);
+        if let Some(running) = ids.iter().find(|d| is_running(d.id)) {
+            return Fate::NamesRunning(running.id.pid);
         }
         if self.lock_file == LockFile::NotRegular {
             return Fate::Unverifiable;
@@ -446,10 +482,7 @@ pub fn remove_dead(state: &StateDir, stem: &str) -> Option<Removed> {
         drop(lock);
         return None;
     };
-    let killed = ids
-        .iter()
-        .flat_map(|id| tear_down(Leftovers::of(*id)))
-        .collect();
+    let killed = ids.iter().flat_map(tear_down).collect();
     Some(remove_files(state, found, lock, killed))
 }
 
@@ -509,29 +542,35 @@ pub fn leftovers_of(found: &Found) -> Vec<Pid> {
     match found.fate() {
         Fate::Dead(ids) => ids
             .into_iter()
-            .flat_map(|id| Leftovers::of(id).members())
+            .flat_map(|dead| Leftovers::of(dead.id).members())
             .map(|p| p.pid)
             .collect(),
         _ => Vec::new(),
     }
 }
 
-/// Tears the leftovers down: SIGTERM and SIGKILL at once (their server already
-/// died of SIGKILL, by its parent-death signal), then waits until they are gone,
-/// at most the teardown's kill wait. Returns the PIDs that were there.
-fn tear_down(mut leftovers: Leftovers) -> Vec<Pid> {
+/// Tears down what is left of a dead supervisor's tree and returns the PIDs that
+/// were there. With cgroup containment that is exactly its cgroup (killed by the
+/// kernel, then removed); otherwise, and if the cgroup cannot be used, the
+/// processes carrying its marker: SIGTERM and SIGKILL at once (their server
+/// already died of SIGKILL, by its parent-death signal), then a wait until they
+/// are gone, at most the teardown's kill wait.
+fn tear_down(dead: &DeadSupervisor) -> Vec<Pid> {
+    if let Some(path) = &dead.cgroup {
+        let marker = contain::marker_value(dead.id.pid, dead.id.start);
+        match contain::kill_leftover_cgroup(path, &marker) {
+            Ok(pids) => return pids,
+            Err(e) => diag::say(format_args!("leftover cgroup {path}: {e}")),
+        }
+    }
+    let mut leftovers = Leftovers::of(dead.id);
     let pids: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
     if pids.is_empty() {
         return pids;
     }
     let mut teardown = Teardown::new(Duration::ZERO);
     teardown.begin(Instant::now(), &mut leftovers);
-    while !matches!(teardown.phase(), Phase::Finished { .. }) {
-        if let Some(pause) = teardown.next_check(Instant::now()) {
-            std::thread::sleep(pause);
-        }
-        teardown.advance(Instant::now(), &mut leftovers);
-    }
+    teardown.run_to_end(&mut leftovers);
     pids
 }
 
@@ -540,6 +579,8 @@ struct Leftovers {
     marker: String,
     born_after: StartTime,
     me: Pid,
+    /// The leftovers signalled so far, pinned; teardown wakes when one exits.
+    pins: Pins,
 }
 
 impl Leftovers {
@@ -548,6 +589,7 @@ impl Leftovers {
             marker: dead.tree_marker(),
             born_after: dead.start,
             me: Pid::current(),
+            pins: Pins::new(),
         }
     }
 
@@ -567,13 +609,22 @@ impl Leftovers {
 }
 
 impl Tree for Leftovers {
-    fn signal_all(&mut self, signal: libc::c_int) {
+    fn signal_all(&mut self, signals: &[libc::c_int]) {
         for member in self.members() {
-            signal_if_still(&member, signal);
+            self.pins.pin(member);
+        }
+        for &signal in signals {
+            self.pins.send(signal, None);
         }
     }
 
+    /// Scans again only once every pinned leftover has exited.
     fn is_empty(&mut self) -> bool {
-        self.members().is_empty()
+        self.pins.drop_exited();
+        self.pins.is_empty() && self.members().is_empty()
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.pins.wake_fd().into_iter().collect()
     }
 }

@@ -3,20 +3,21 @@
 //! [`Teardown`] when a rule says the tree must go (docs/DESIGN.md, "Lifecycle").
 //!
 //! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
-//! control socket and its open connections, the state-dir watch and (while
-//! starting) the readiness probe; its timeout is the nearest of the owner poll
-//! interval (poll method only), the end of `--linger`, the teardown recheck and the
-//! control connections' deadlines. With pidfds and nothing happening it has no
-//! timeout at all, so an idle supervisor costs no wake-ups. Nothing in the loop
-//! blocks: a control client is served only as far as its socket allows at that
-//! moment, so no client can delay the reaction to an owner's death, a signal or
-//! `stop`.
+//! control socket and its open connections, the state-dir watch, (while
+//! starting) the readiness probe and (while tearing down) the tree's wake-up
+//! descriptor; its timeout is the nearest of the owner poll interval (poll method
+//! only), the end of `--linger`, the teardown deadline and the control
+//! connections' deadlines. With pidfds and nothing happening it has no timeout at
+//! all, so an idle supervisor costs no wake-ups. Nothing in the loop blocks: a
+//! control client is served only as far as its socket allows at that moment, so no
+//! client can delay the reaction to an owner's death, a signal or `stop`.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RunConfig;
+use crate::contain::Containment;
 use crate::control::{ClientId, Clients, Refusal, Reply, Request};
 use crate::diag;
 use crate::error::{self, Error};
@@ -31,7 +32,7 @@ use crate::signals::{self, Signals};
 use crate::spawn;
 use crate::state::StateDir;
 use crate::sys::{self, Interest};
-use crate::teardown::{Phase, Teardown};
+use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
 use crate::watch::{OwnerWatch, WatchMethod};
 
@@ -127,6 +128,7 @@ struct Started {
     watch: OwnerWatch,
     record: Record,
     ready: Option<ReadyProbe>,
+    containment: Containment,
 }
 
 fn start(
@@ -152,7 +154,11 @@ fn start(
         ));
         watch.add(*owner);
     }
-    let leader = spawn::spawn_server(config, &me.tree_marker())?;
+    let containment = Containment::choose(config.contain, me.pid, me.start)?;
+    registration
+        .claim_cgroup(containment.cgroup_path())
+        .map_err(Error::os("writing the lock file"))?;
+    let leader = spawn::spawn_server(config, &me.tree_marker(), &containment)?;
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -175,7 +181,7 @@ fn start(
         pgid: leader,
         start: server_start,
     };
-    let record = new_record(config, me, server, &owners, ready.is_some());
+    let record = new_record(config, me, server, &owners, ready.is_some(), &containment);
     registration.save(&record);
     Ok(Started {
         signals,
@@ -183,6 +189,7 @@ fn start(
         watch,
         record,
         ready,
+        containment,
     })
 }
 
@@ -193,6 +200,7 @@ fn new_record(
     server: ServerId,
     owners: &[Owner],
     probing: bool,
+    containment: &Containment,
 ) -> Record {
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     Record {
@@ -220,6 +228,8 @@ fn new_record(
             RecordState::Ready
         },
         log: config.log.as_ref().map(|p| text(p.as_os_str())),
+        contain: containment.kind(),
+        cgroup: containment.cgroup_path(),
     }
 }
 
@@ -257,8 +267,8 @@ struct Supervisor {
     teardown: Teardown,
     linger_until: Option<Instant>,
     cause: Option<Cause>,
-    /// A SIGCHLD arrived since the children were last looked at. Reaping scans
-    /// /proc, so it is done on that event (and during teardown), not on every wake.
+    /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
+    /// children, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
 }
 
@@ -277,7 +287,7 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             reporter,
-            tree: ServerTree::new(started.record.server.pid),
+            tree: ServerTree::new(started.record.server.pid, started.containment),
             registration,
             clients: Clients::default(),
             waiting: Vec::new(),
@@ -360,6 +370,12 @@ impl Supervisor {
         let dir_at = push_read(&mut fds, self.registration.watch_fd());
         fds.extend(self.watch.fds().map(|fd| (fd, Interest::Read)));
         fds.extend(self.clients.fds());
+        fds.extend(
+            self.tree
+                .wake_fds()
+                .into_iter()
+                .map(|fd| (fd, Interest::Read)),
+        );
         match sys::poll(&fds, timeout) {
             Ok(woke) => Woken {
                 state_dir: dir_at.is_some_and(|i| woke[i]),
@@ -603,6 +619,7 @@ impl Supervisor {
         }
         let status: Option<ExitStatus> = self.tree.reap_leader();
         self.tree.reap_orphans();
+        self.tree.close();
         self.registration.remove();
         diag::note(format_args!(
             "server status: {status:?}; cause: {:?}",

@@ -209,6 +209,64 @@ pub fn new_session() -> io::Result<()> {
     }
 }
 
+/// Test fixture: forks `count` idle children, standing for the unrelated processes
+/// of a busy host. Each blocks every signal it can and sleeps until its parent dies
+/// (`PR_SET_PDEATHSIG` SIGKILL), so a signal anyone sends it stays pending, where
+/// [`pending_signals`] shows it. Returns their PIDs; stops at the first failed fork.
+pub fn fork_idle_children(count: usize) -> io::Result<Vec<Pid>> {
+    let parent = Pid::current().get();
+    let mut children = Vec::with_capacity(count);
+    for _ in 0..count {
+        // SAFETY: the child only runs `idle_until_parent_dies`, which makes
+        // async-signal-safe calls and never returns into Rust code, so forking a
+        // process that may have other threads is sound.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => return Err(io::Error::last_os_error()),
+            0 => idle_until_parent_dies(parent),
+            pid => children.extend(Pid::new(pid)),
+        }
+    }
+    Ok(children)
+}
+
+/// The body of a child of [`fork_idle_children`]; never returns.
+fn idle_until_parent_dies(parent: libc::pid_t) -> ! {
+    // SAFETY: only async-signal-safe calls (we may have been forked from a process
+    // with other threads); `set` lives on this stack frame for the calls using it.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+/// The signals pending for `pid` (its own and its thread group's, from
+/// `/proc/PID/status`) as a bit set, bit n-1 for signal n; `None` when it is gone.
+pub fn pending_signals(pid: Pid) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    Some(mask("SigPnd:")? | mask("ShdPnd:")?)
+}
+
 /// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
 /// [`Target::for_kill`]) with `EPERM`.
 pub fn signal(target: Target, signal: libc::c_int) -> io::Result<()> {
@@ -436,8 +494,15 @@ pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
 
 /// One process from `/proc/PID/stat`, or `None` when there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
-    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    // A stat line is well under 1 KiB; one read, no size query (tree walks call
+    // this once per process).
+    let mut text = [0u8; 1024];
+    let n = io::Read::read(
+        &mut fs::File::open(format!("/proc/{pid}/stat")).ok()?,
+        &mut text,
+    )
+    .ok()?;
+    parse_stat(pid, &text[..n])
 }
 
 /// Every process visible in `/proc` right now (a snapshot: processes come and go
@@ -451,6 +516,128 @@ pub fn all_processes() -> Vec<ProcInfo> {
         .filter_map(Pid::new)
         .filter_map(proc_info)
         .collect()
+}
+
+/// Whether this kernel lists children in `/proc/PID/task/TID/children`
+/// (`CONFIG_PROC_CHILDREN`), which the walk down the server's tree reads.
+pub fn children_listed() -> bool {
+    let me = Pid::current();
+    Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+}
+
+/// The children of `pid`, zombies included, from `/proc/PID/task/TID/children` of
+/// every thread: a child belongs to the thread that forked it, and an orphan to
+/// whichever thread of its subreaper the kernel picked. Empty when `pid` is gone.
+///
+/// The kernel builds that file a page at a time and drops its locks in between, so
+/// a child forked or reaped while it is read can be missed: callers that need the
+/// whole tree read it again until two readings agree (see `crate::tree`).
+pub fn children(pid: Pid) -> Vec<Pid> {
+    let task_dir = format!("/proc/{pid}/task");
+    // A task directory links one entry per thread plus `.` and `..`: a process
+    // with one thread (most of them) needs no directory listing.
+    let tasks: Vec<std::path::PathBuf> = match fs::metadata(&task_dir) {
+        Err(_) => return Vec::new(),
+        Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) <= 3 => {
+            vec![Path::new(&task_dir).join(pid.to_string())]
+        }
+        Ok(_) => match fs::read_dir(&task_dir) {
+            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+            Err(_) => return Vec::new(),
+        },
+    };
+    let mut found = Vec::new();
+    let mut text = Vec::new();
+    for task in tasks {
+        text.clear();
+        let read = fs::File::open(task.join("children"))
+            .and_then(|mut f| io::Read::read_to_end(&mut f, &mut text));
+        if read.is_ok() {
+            found.extend(
+                text.split(|b| b.is_ascii_whitespace())
+                    .filter_map(|w| std::str::from_utf8(w).ok()?.parse::<i32>().ok())
+                    .filter_map(Pid::new),
+            );
+        }
+    }
+    found
+}
+
+/// An epoll set: one descriptor that is readable while any descriptor watched in
+/// it is ready. Teardown sleeps on it, so the supervisor polls one descriptor for
+/// the whole tree, whatever the tree's size.
+#[derive(Debug)]
+pub struct EventSet(OwnedFd);
+
+impl EventSet {
+    pub fn new() -> io::Result<EventSet> {
+        // SAFETY: epoll_create1 takes flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        Ok(EventSet(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// Ready once the process behind `pidfd` has exited. Closing the pidfd removes
+    /// it from the set (the kernel drops a closed descriptor's registration).
+    pub fn watch_exit(&self, pidfd: &PidFd, key: u64) -> io::Result<()> {
+        self.add(pidfd.as_fd(), libc::EPOLLIN, key)
+    }
+
+    /// Ready when a kernel status file (a cgroup's `cgroup.events`) changed and has
+    /// not been read since: such files signal a change with `POLLPRI`, and would
+    /// always look readable to a plain `POLLIN` poll.
+    pub fn watch_change(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+        self.add(fd, libc::EPOLLPRI, key)
+    }
+
+    fn add(&self, fd: BorrowedFd<'_>, events: libc::c_int, key: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: events as u32,
+            u64: key,
+        };
+        // SAFETY: a valid epoll descriptor, a valid descriptor to watch, and an event
+        // struct that lives for the call.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut event,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The keys of the watched descriptors that are ready now, without waiting;
+    /// `watched` is how many are in the set, so that one call returns every one.
+    pub fn ready(&self, watched: usize) -> io::Result<Vec<u64>> {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; watched.max(1)];
+        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
+        loop {
+            // SAFETY: `events` is a valid array of at least `max` entries for the call.
+            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, 0) };
+            if n >= 0 {
+                return Ok(events[..n as usize].iter().map(|e| e.u64).collect());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl AsFd for EventSet {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// Parses `/proc/PID/stat`. The command name (field 2) may contain spaces and

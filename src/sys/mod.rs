@@ -10,6 +10,13 @@
 #[path = "linux.rs"]
 mod os;
 
+#[cfg(target_os = "linux")]
+#[path = "cgroup_linux.rs"]
+mod cgroup;
+
+#[cfg(target_os = "linux")]
+pub use cgroup::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+
 #[cfg(not(target_os = "linux"))]
 compile_error!(
     "ocwrap is built and tested on Linux only; another platform needs its own src/sys module"

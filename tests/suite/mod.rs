@@ -5,4 +5,5 @@ mod handoff;
 mod inputs;
 mod records;
 mod run;
+mod tree;
 mod up;
