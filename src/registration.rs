@@ -45,6 +45,10 @@ const SWEEPER_WAIT: Duration = Duration::from_secs(7);
 /// How long after the last disturbance of its files a supervisor re-registers.
 pub const REPAIR_DELAY: Duration = Duration::from_millis(50);
 
+/// How long a supervisor waits before it tries again to re-register after a
+/// failure (the state dir cannot be made, a system call failed).
+pub const REPAIR_RETRY: Duration = Duration::from_secs(1);
+
 /// How often a waiting `run` looks again at who holds the name.
 const HOLDER_RECHECK: Duration = Duration::from_millis(50);
 
@@ -210,18 +214,30 @@ impl Registration {
             Ok(state) => state,
             Err(e) => {
                 diag::say(format_args!(
-                    "cannot re-register {}: {}",
+                    "cannot re-register {} (trying again in {REPAIR_RETRY:?}): {}",
                     self.stem,
                     crate::error::one_line(&e)
                 ));
+                self.repair_at = Some(Instant::now() + REPAIR_RETRY);
                 return;
             }
         };
         if !self.lock.is_in_place() {
             match self.retake(&state) {
-                Ok(()) => {}
+                Ok(true) => {}
+                // A sweeper holds the name for a moment (it found the lock file
+                // we had just made, before we locked it): look again soon,
+                // without waiting here.
+                Ok(false) => {
+                    self.repair_at = Some(Instant::now() + REPAIR_DELAY);
+                    return;
+                }
                 Err(e) => {
-                    diag::say(format_args!("cannot re-register {}: {e}", self.stem));
+                    diag::say(format_args!(
+                        "cannot re-register {} (trying again in {REPAIR_RETRY:?}): {e}",
+                        self.stem
+                    ));
+                    self.repair_at = Some(Instant::now() + REPAIR_RETRY);
                     return;
                 }
             }
@@ -234,14 +250,25 @@ impl Registration {
         }
         self.state = state;
         self.watch_all();
-        self.write(record);
+        if self.record.is_some() || record.state == RecordState::Ready {
+            self.write(record);
+        }
     }
 
     /// Takes our name's lock again; if another supervisor took the name while our
-    /// registration was gone, registers as `pid-<our pid>` instead.
-    fn retake(&mut self, state: &StateDir) -> io::Result<()> {
-        let mut taken = Lock::try_acquire(state.lock_path(&self.stem))?;
+    /// registration was gone, registers as `pid-<our pid>` instead. `Ok(false)`:
+    /// the lock is held by someone whose claim names no running supervisor (a
+    /// sweeper, for a moment): try again later.
+    fn retake(&mut self, state: &StateDir) -> io::Result<bool> {
+        let path = state.lock_path(&self.stem);
+        let mut taken = Lock::try_acquire(path.clone())?;
         if taken.is_none() {
+            let holder = record::claimed_by(&path)
+                .map(|claim| claim.id)
+                .filter(|id| is_running(*id));
+            if holder.is_none() {
+                return Ok(false);
+            }
             let fallback = format!("pid-{}", self.claim.id.pid);
             diag::say(format_args!(
                 "the name {} was taken while our registration was gone; registering as {fallback}",
@@ -253,7 +280,7 @@ impl Registration {
         let mut lock = taken.ok_or_else(|| io::Error::other("no name left to register under"))?;
         lock.claim(&self.claim)?;
         self.lock = lock;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the record, the socket and the lock (last), each only if it is
