@@ -10,7 +10,11 @@
 //! re-registers, so that `up` finds it instead of starting a duplicate and `stop`
 //! can still reach it. It does so [`REPAIR_DELAY`] after the last disturbance, so
 //! that a cleaner busy removing the directory finishes first instead of finding
-//! it refilled under its feet.
+//! it refilled under its feet. The watch starts [`WATCH_DELAY`] after the
+//! registration: closing an inotify instance waits for a kernel grace period
+//! (milliseconds), which a supervisor that lives for a moment (`ocwrap -- true`)
+//! should not pay at its exit. When the watch starts it looks once, so a
+//! disturbance in that first moment is not missed.
 //!
 //! A dead supervisor leaves its registration behind (SIGKILL, OOM). [`sweep`] runs
 //! first in every command that opens the state dir and removes the registrations
@@ -41,6 +45,9 @@ use crate::tree::Pins;
 /// dead supervisor of that name) rather than by a live supervisor: longer than a
 /// sweep's own bound (the kill wait).
 const SWEEPER_WAIT: Duration = Duration::from_secs(7);
+
+/// How long after registering a supervisor starts watching its files.
+pub const WATCH_DELAY: Duration = Duration::from_millis(100);
 
 /// How long after the last disturbance of its files a supervisor re-registers.
 pub const REPAIR_DELAY: Duration = Duration::from_millis(50);
@@ -90,30 +97,39 @@ impl Registration {
                 return Err(Error::os("binding the control socket")(e));
             }
         };
-        let watch = FileWatch::new()
-            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
-            .ok();
-        let registration = Registration {
+        Ok(Registration {
             state,
             stem,
             claim,
             lock,
             socket,
             record: None,
-            watch,
-            repair_at: None,
-        };
-        registration.watch_all();
-        Ok(registration)
+            watch: None,
+            repair_at: Some(Instant::now() + WATCH_DELAY),
+        })
     }
 
-    /// Watches the dir, the lock and the socket (the record is watched when written).
+    /// Watches the dir, the lock, the socket and the record (once it is written).
     fn watch_all(&self) {
         if let Some(watch) = &self.watch {
             let _ = watch.watch_dir(self.state.path());
             let _ = watch.watch_file(&self.state.lock_path(&self.stem));
             let _ = watch.watch_file(&self.state.socket_path(&self.stem));
+            if self.record.is_some() {
+                let _ = watch.watch_file(&self.state.record_path(&self.stem));
+            }
         }
+    }
+
+    /// Starts the watch (see the module header), if it has not started yet.
+    fn start_watch(&mut self) {
+        if self.watch.is_some() {
+            return;
+        }
+        self.watch = FileWatch::new()
+            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
+            .ok();
+        self.watch_all();
     }
 
     pub fn stem(&self) -> &str {
@@ -169,9 +185,12 @@ impl Registration {
     }
 
     /// Re-registers if a disturbance left the registration broken.
+    /// Starts the watch when it is due, and re-registers if a disturbance (seen by
+    /// the watch, or before it started) left the registration broken.
     pub fn check(&mut self, now: Instant, record: &Record) {
         if self.repair_at.is_some_and(|t| now >= t) {
             self.repair_at = None;
+            self.start_watch();
             if !self.is_intact() {
                 self.repair(record);
             }
