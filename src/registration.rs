@@ -305,11 +305,54 @@ impl Registration {
     /// Removes the record, the socket and the lock (last), each only if it is
     /// still ours.
     pub fn remove(self) {
-        if let Some(id) = self.record {
-            record::remove_if_same(&self.state.record_path(&self.stem), id);
+        let files = Files::Ours {
+            record: self.record,
+            socket: self.socket.id(),
+        };
+        drop(self.socket);
+        remove_registration(&self.state, &self.stem, files, Some(self.lock));
+    }
+}
+
+/// Which files of a registration to remove.
+enum Files {
+    /// Only the files we made, by identity: what a live supervisor removes at its
+    /// end (after a wipe, the paths may name someone else's files).
+    Ours {
+        record: Option<FileId>,
+        socket: FileId,
+    },
+    /// Whatever is at the paths (never followed: a symlink is removed itself):
+    /// what a sweeper or `gc` removes, holding the name's lock or finding it junk.
+    AtPaths,
+}
+
+/// Removes a registration: the record and the socket first, the lock last, so
+/// that whoever finds the lock free finds nothing else of it. The one place that
+/// removes a registration, for a supervisor at its end, the sweep and `gc`.
+fn remove_registration(state: &StateDir, stem: &str, files: Files, lock: Option<Lock>) {
+    let (record, socket) = (state.record_path(stem), state.socket_path(stem));
+    match files {
+        Files::Ours {
+            record: record_id,
+            socket: socket_id,
+        } => {
+            if let Some(id) = record_id {
+                record::remove_if_same(&record, id);
+            }
+            record::remove_if_same(&socket, socket_id);
         }
-        self.socket.remove();
-        self.lock.remove();
+        Files::AtPaths => {
+            let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(&socket);
+        }
+    }
+    match lock {
+        Some(lock) => lock.remove(),
+        // A lock path that is not a regular file cannot be locked: it is junk.
+        None => {
+            let _ = std::fs::remove_file(state.lock_path(stem));
+        }
     }
 }
 
@@ -529,7 +572,12 @@ pub fn remove_dead(state: &StateDir, stem: &str) -> Option<Removed> {
         return None;
     };
     let killed = ids.iter().flat_map(tear_down).collect();
-    Some(remove_files(state, found, lock, killed))
+    remove_registration(state, stem, Files::AtPaths, Some(lock));
+    Some(Removed {
+        problem: found.problem(),
+        stem: found.stem,
+        killed,
+    })
 }
 
 /// Removes a registration whose files cannot be trusted (corrupt, not regular, or
@@ -555,32 +603,12 @@ pub fn remove_untrusted(
         }
         return None;
     }
-    if lock.is_none() {
-        let _ = std::fs::remove_file(&lock_path);
-    }
-    let removed = Removed {
+    remove_registration(state, stem, Files::AtPaths, lock);
+    Some(Removed {
         stem: stem.to_string(),
         problem: found.problem(),
         killed: Vec::new(),
-    };
-    let _ = std::fs::remove_file(state.record_path(stem));
-    let _ = std::fs::remove_file(state.socket_path(stem));
-    if let Some(lock) = lock {
-        lock.remove();
-    }
-    Some(removed)
-}
-
-fn remove_files(state: &StateDir, found: Found, lock: Lock, killed: Vec<Pid>) -> Removed {
-    // Removes a symlinked record itself, never what it points to.
-    let _ = std::fs::remove_file(state.record_path(&found.stem));
-    let _ = std::fs::remove_file(state.socket_path(&found.stem));
-    lock.remove();
-    Removed {
-        problem: found.problem(),
-        stem: found.stem,
-        killed,
-    }
+    })
 }
 
 /// The PIDs a sweep would tear down for a dead registration (for `gc --dry-run`).
