@@ -424,13 +424,21 @@ impl Pins {
         self.pinned.is_empty()
     }
 
-    /// Sends `signal` to every pinned process that has not had it from us; those in
-    /// `group_signalled` (a group that was just sent it) only count as sent.
+    /// Sends `signal` to every pinned process that has not had it from us; those
+    /// still in `group_signalled` (a group that was just sent it) only count as
+    /// sent, so that no one gets a second SIGTERM. Membership is read again after
+    /// the group signal: a process seen in the group may have left it (setsid)
+    /// since, and then the group signal missed it. SIGKILL goes to every one of
+    /// them all the same: it cannot be had twice.
     /// Returns how many processes had it.
     pub fn send(&mut self, signal: libc::c_int, group_signalled: Option<Pid>) -> usize {
         let mut reached = 0;
         for pinned in self.pinned.iter_mut().filter(|p| !p.sent.contains(&signal)) {
-            let in_group = group_signalled.is_some() && pinned.info.pgid == group_signalled;
+            let in_group = signal != libc::SIGKILL
+                && group_signalled.is_some()
+                && sys::proc_info(pinned.info.pid).is_some_and(|now| {
+                    now.start == pinned.info.start && now.pgid == group_signalled
+                });
             if in_group || pinned.pidfd.send_signal(signal).is_ok() {
                 reached += 1;
             }
