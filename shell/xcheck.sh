@@ -27,12 +27,13 @@ toolchain=$xcheck/toolchain
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64-apple-darwin x86_64-apple-darwin)
 
-say() { printf 'xcheck: %s\n' "$*"; }
+say() { printf 'xcheck [%ss]: %s\n' "$SECONDS" "$*"; }
 fail() { printf 'xcheck: FAILED: %s\n' "$*" >&2; exit 1; }
 
-# One field of a package's candidate version, as apt would download it.
+# One field of a package's candidate version, as apt would download it; empty when
+# apt knows no such package (each caller says what that means).
 field() {
-  apt-cache show --no-all-versions "$1" 2>/dev/null \
+  { apt-cache show --no-all-versions "$1" 2>/dev/null || true; } \
     | awk -v want="$2:" '$1 == want { sub(/^[^:]*:[ ]*/, ""); print; exit }'
 }
 
@@ -42,7 +43,9 @@ field() {
 fetch_toolchain() {
   if [ "$(id -u)" -eq 0 ]; then
     say "apt-get update"
-    apt-get update -qq || fail "apt-get update failed: cannot look up Debian's rustc-web"
+    # --error-on=any: a mirror that cannot be reached is an error, not a warning
+    # followed by stale lists.
+    apt-get update -qq --error-on=any || fail "apt-get update failed: cannot look up Debian's rustc-web"
   else
     say "not root: resolving with the apt lists as they are (no apt-get update)"
   fi
@@ -71,8 +74,11 @@ fetch_toolchain() {
   local debs=$xcheck/debs staging=$xcheck/toolchain.partial
   rm -rf "$debs" "$staging"
   mkdir -p "$debs" "$staging"
+  # As root, apt would drop to its _apt user, which cannot write under target/.
+  local sandbox=()
+  [ "$(id -u)" -ne 0 ] || sandbox=(-o APT::Sandbox::User=root)
   say "downloading ${packages[*]}"
-  (cd "$debs" && apt-get download -q "${packages[@]}") \
+  (cd "$debs" && apt-get download -q "${sandbox[@]}" "${packages[@]}") \
     || fail "apt-get download failed for ${packages[*]}"
   local deb
   for deb in "$debs"/*.deb; do
