@@ -65,23 +65,24 @@ pub fn become_child_subreaper() -> io::Result<()> {
 /// If ocwrap is SIGKILLed later, the server keeps running until the next ocwrap
 /// command sweeps the dead registration (or `gc` runs).
 ///
-/// Designed, not built: a guard process closes that gap. ocwrap would start a hidden
-/// `ocwrap __guard` before the server, with a typed payload (its own PID and start
-/// time, the tree marker, the server's group) on a pipe whose write end only ocwrap
-/// holds (`O_CLOEXEC`, so the server never inherits it). The guard sits in its own
-/// session (so a terminal's SIGINT/SIGHUP to ocwrap's group does not reach it),
-/// closes everything else, says "armed" on a second pipe, and blocks in `read`. The
-/// server is spawned only after "armed". When ocwrap dies for any reason, SIGKILL
-/// included, the kernel closes its descriptors and the guard reads EOF at once; it
-/// then runs the same leftover teardown as the sweep, which already keys on
-/// supervisor PID + start time + the exact `OCWRAP_TREE` marker + started no earlier
-/// than ocwrap, so it can never touch a process ocwrap did not start, however the
-/// PIDs were recycled meanwhile. On a clean exit ocwrap has already torn its tree
-/// down, the guard finds nothing and exits. Escapees that kept the marker are found
-/// too, so the same guard would also end Linux's grandchildren after ocwrap's
-/// SIGKILL (PR_SET_PDEATHSIG reaches only the direct child). What it cannot cover: a
-/// guard killed together with ocwrap (`kill -9` of both), where the sweep remains
-/// the backstop, and a process that cleared its environment.
+/// Designed, not built (it needs portable code): a guard process closes that gap.
+/// Before spawning the server, ocwrap would start a hidden `ocwrap __guard` whose
+/// typed payload is ocwrap's identity (PID + start time, from which the tree marker
+/// follows), sent on a pipe whose write end only ocwrap holds (`O_CLOEXEC`, so the
+/// server never inherits it). The guard runs in its own session, so a terminal's
+/// SIGINT/SIGHUP to ocwrap's group does not reach it; its environment lacks
+/// `OCWRAP_TREE`, so no sweep takes it for a leftover; it holds no lock, record or
+/// socket, says "armed" on a second pipe, and blocks in `read`. The server is spawned
+/// only after "armed". When ocwrap dies for any reason, SIGKILL included, the kernel
+/// closes its descriptors and the guard reads EOF at once (no polling, and no PID to
+/// be recycled: the pipe names ocwrap's open files, not a number). The guard then
+/// runs the sweep's leftover teardown for that identity, which signals only live
+/// processes that carry the exact marker and started no earlier than ocwrap, so it
+/// cannot touch a process ocwrap did not start. After a clean exit it finds nothing.
+/// Escapees that kept the marker are found too, so the same guard would also end
+/// Linux's grandchildren after ocwrap's SIGKILL (`PR_SET_PDEATHSIG` reaches only the
+/// direct child). Not covered: a guard killed together with ocwrap (the next
+/// command's sweep remains the backstop), and a process that cleared its environment.
 pub fn die_with_supervisor(command: &mut Command, supervisor: Pid) {
     let expected_parent = supervisor.get();
     let hook = move || -> io::Result<()> {
@@ -421,8 +422,9 @@ pub fn poll(
 /// group's ID, cannot be recycled while we still signal that group.
 ///
 /// Read from [`proc_info`] (zombie, in exit, or gone) rather than from
-/// `waitid(WNOWAIT)`, whose macOS implementation has a history of quirks; the
-/// answer is safe because an unreaped child's PID cannot be recycled. A live process
+/// `waitid(WNOWAIT)`, so that it agrees with the owner watch about a process in
+/// `exit()` (see [`PROC_FLAG_INEXIT`]); [`reap`] then waits for the zombie. Asking
+/// by PID is safe because an unreaped child's PID cannot be recycled. A live process
 /// that is not our child is `ECHILD`, as `waitid` would say.
 pub fn has_exited(pid: Pid) -> io::Result<bool> {
     match proc_info(pid) {
