@@ -9,10 +9,11 @@
 # target from its source, so this script downloads — never installs — Debian's
 # rustc-web, its standard library, its source, its clippy and the libLLVM they link,
 # unpacks them under target/xcheck/toolchain, and runs cargo with that rustc and
-# `-Zbuild-std`. The compiler must be the one the source belongs to (rustup's rustc
-# with Debian's newer library source fails), so every package is taken at the version
-# the rustc-web package has, looked up with apt-cache at run time: the versioned names
-# (libstd-rust-web-1.NN, libllvmNN) move with security updates.
+# `-Zbuild-std`. The standard library's source builds only with the compiler it was
+# released with (issue 11 saw rustup's 1.95 fail on Debian's 1.96 source), so every
+# package is taken at the version of the rustc-web package, looked up with apt-cache
+# at run time: the versioned names (libstd-rust-web-1.NN, libllvmNN) move with
+# security updates.
 #
 # Cached: the unpacked toolchain (target/xcheck/toolchain, reused without asking apt
 # again; XCHECK_REFRESH=1 fetches the current one) and the built std with everything
@@ -74,7 +75,8 @@ fetch_toolchain() {
   local debs=$xcheck/debs staging=$xcheck/toolchain.partial
   rm -rf "$debs" "$staging"
   mkdir -p "$debs" "$staging"
-  # As root, apt would drop to its _apt user, which cannot write under target/.
+  # As root, apt first tries its _apt user, which cannot write under target/, and
+  # warns before downloading as root anyway: ask for root directly.
   local sandbox=()
   [ "$(id -u)" -ne 0 ] || sandbox=(-o APT::Sandbox::User=root)
   say "downloading ${packages[*]}"
