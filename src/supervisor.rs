@@ -3,34 +3,36 @@
 //! [`Teardown`] when a rule says the tree must go (docs/DESIGN.md, "Lifecycle").
 //!
 //! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
-//! control socket and its open connections, the state-dir watch and (while
-//! starting) the readiness probe; its timeout is the nearest of the owner poll
-//! interval (poll method only), the end of `--linger`, the teardown recheck and the
-//! control connections' deadlines. With pidfds and nothing happening it has no
-//! timeout at all, so an idle supervisor costs no wake-ups. Nothing in the loop
-//! blocks: a control client is served only as far as its socket allows at that
-//! moment, so no client can delay the reaction to an owner's death, a signal or
-//! `stop`.
+//! control socket and its open connections, the state-dir watch, (while
+//! starting) the readiness probe and (while tearing down) the tree's wake-up
+//! descriptor; its timeout is the nearest of the owner poll interval (poll method
+//! only), the end of `--linger`, the teardown deadline and the control
+//! connections' deadlines. With pidfds and nothing happening it has no timeout at
+//! all, so an idle supervisor costs no wake-ups. Nothing in the loop blocks: a
+//! control client is served only as far as its socket allows at that moment, so no
+//! client can delay the reaction to an owner's death, a signal or `stop`.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RunConfig;
+use crate::contain::Containment;
 use crate::control::{ClientId, Clients, Refusal, Reply, Request};
 use crate::diag;
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::exit;
+use crate::handoff::{Event, Reporter};
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
-use crate::ready::{Probe, ReadyWatch};
+use crate::ready::{Probe, ReadyProbe};
 use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
 use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
 use crate::state::StateDir;
 use crate::sys::{self, Interest};
-use crate::teardown::{Phase, Teardown};
+use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
 use crate::watch::{OwnerWatch, WatchMethod};
 
@@ -52,8 +54,46 @@ enum Cause {
     ServerExited,
 }
 
+/// Who the owners are.
+enum Owners {
+    /// Resolved here from the command line (`ocwrap run`).
+    FromConfig,
+    /// As `up` resolved them, start times included (`ocwrap __supervise`).
+    Given(Vec<Owner>),
+}
+
 /// Runs `ocwrap run` to the end and returns the exit code.
 pub fn run(config: RunConfig) -> Result<u8, Error> {
+    supervise(config, Owners::FromConfig, Reporter::none())
+}
+
+/// Runs the supervisor that `up` started (`ocwrap __supervise`), with the config
+/// and owners `up` handed over, and tells `up` how it went.
+pub fn run_handed_off() -> Result<u8, Error> {
+    let (handoff, reporter) =
+        Reporter::receive().map_err(Error::os("reading the handoff from ocwrap up"))?;
+    supervise(handoff.config, Owners::Given(handoff.owners), reporter)
+}
+
+fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Result<u8, Error> {
+    let outcome = register_and_run(config, owners, &mut reporter);
+    if let Err(e) = &outcome {
+        let exit_status = Some(i32::from(e.exit_code())).filter(|&code| {
+            code == i32::from(exit::NOT_FOUND) || code == i32::from(exit::NOT_EXECUTABLE)
+        });
+        reporter.send(&Event::Failed {
+            error: error::one_line(e),
+            exit_status,
+        });
+    }
+    outcome
+}
+
+fn register_and_run(
+    config: RunConfig,
+    owners: Owners,
+    reporter: &mut Reporter,
+) -> Result<u8, Error> {
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
     let state = StateDir::open(config.state_dir.as_deref())?;
@@ -68,8 +108,12 @@ pub fn run(config: RunConfig) -> Result<u8, Error> {
         })?,
     };
     let mut registration = Registration::take(state, stem, me)?;
-    match start(&config, me, &mut registration) {
-        Ok(parts) => Ok(Supervisor::new(&config, registration, parts).run()),
+    reporter.send(&Event::Registered);
+    match start(&config, owners, me, &mut registration) {
+        Ok(parts) => {
+            let reporter = std::mem::replace(reporter, Reporter::none());
+            Ok(Supervisor::new(&config, registration, parts, reporter).run())
+        }
         Err(e) => {
             registration.remove();
             Err(e)
@@ -83,18 +127,25 @@ struct Started {
     owners: Vec<Owner>,
     watch: OwnerWatch,
     record: Record,
-    ready: Option<ReadyWatch>,
+    ready: Option<ReadyProbe>,
+    containment: Containment,
 }
 
 fn start(
     config: &RunConfig,
+    owners: Owners,
     me: SupervisorId,
     registration: &mut Registration,
 ) -> Result<Started, Error> {
     sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
     let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
     let method = WatchMethod::choose(config.watch_method)?;
-    let owners = owner::resolve(&config.owners)?;
+    // Given owners are not looked up again: one whose PID now shows another start
+    // time is simply gone at the first check.
+    let owners = match owners {
+        Owners::FromConfig => owner::resolve(&config.owners)?,
+        Owners::Given(owners) => owners,
+    };
     let mut watch = OwnerWatch::new(method);
     for owner in &owners {
         diag::note(format_args!(
@@ -103,7 +154,11 @@ fn start(
         ));
         watch.add(*owner);
     }
-    let leader = spawn::spawn_server(config, &me.tree_marker())?;
+    let containment = Containment::choose(config.contain, me.pid, me.start)?;
+    registration
+        .claim_cgroup(containment.cgroup_path())
+        .map_err(Error::os("writing the lock file"))?;
+    let leader = spawn::spawn_server(config, &me.tree_marker(), &containment)?;
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -115,19 +170,18 @@ fn start(
     ));
     // The leader is our unreaped child, so its /proc entry exists even if it exited.
     let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
-    let ready = match config.port {
-        Some(port) => Some(
-            ReadyWatch::start(Probe::new(&config.host, port, config.health.as_deref()))
-                .map_err(Error::os("starting the readiness probe"))?,
-        ),
-        None => None,
-    };
+    let ready = config.port.map(|port| {
+        ReadyProbe::new(
+            Probe::new(&config.host, port, config.health.as_deref()),
+            Instant::now(),
+        )
+    });
     let server = ServerId {
         pid: leader,
         pgid: leader,
         start: server_start,
     };
-    let record = new_record(config, me, server, &owners, ready.is_some());
+    let record = new_record(config, me, server, &owners, ready.is_some(), &containment);
     registration.save(&record);
     Ok(Started {
         signals,
@@ -135,6 +189,7 @@ fn start(
         watch,
         record,
         ready,
+        containment,
     })
 }
 
@@ -145,6 +200,7 @@ fn new_record(
     server: ServerId,
     owners: &[Owner],
     probing: bool,
+    containment: &Containment,
 ) -> Record {
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     Record {
@@ -172,6 +228,8 @@ fn new_record(
             RecordState::Ready
         },
         log: config.log.as_ref().map(|p| text(p.as_os_str())),
+        contain: containment.kind(),
+        cgroup: containment.cgroup_path(),
     }
 }
 
@@ -191,6 +249,11 @@ fn url_host(host: &str) -> String {
 struct Supervisor {
     registration: Registration,
     clients: Clients,
+    /// Requests answered once the server is ready (or refused when teardown
+    /// begins first).
+    waiting: Vec<ClientId>,
+    /// `up`, waiting for `ready` or `failed` (the foreground `run`: nobody).
+    reporter: Reporter,
     record: Record,
     linger: Duration,
     /// Whether the lease rule applies: the server was started with owners. One
@@ -199,29 +262,35 @@ struct Supervisor {
     leases: Leases,
     watch: OwnerWatch,
     signals: Signals,
-    ready: Option<ReadyWatch>,
+    ready: Option<ReadyProbe>,
     tree: ServerTree,
     teardown: Teardown,
     linger_until: Option<Instant>,
     cause: Option<Cause>,
-    /// A SIGCHLD arrived since the children were last looked at. Reaping scans
-    /// /proc, so it is done on that event (and during teardown), not on every wake.
+    /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
+    /// children, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
 }
 
 /// Which of the loop's sources were ready after a `poll`.
 #[derive(Default)]
 struct Woken {
-    ready: bool,
     state_dir: bool,
 }
 
 impl Supervisor {
-    fn new(config: &RunConfig, registration: Registration, started: Started) -> Supervisor {
+    fn new(
+        config: &RunConfig,
+        registration: Registration,
+        started: Started,
+        reporter: Reporter,
+    ) -> Supervisor {
         Supervisor {
-            tree: ServerTree::new(started.record.server.pid),
+            reporter,
+            tree: ServerTree::new(started.record.server.pid, started.containment),
             registration,
             clients: Clients::default(),
+            waiting: Vec::new(),
             record: started.record,
             linger: config.linger,
             owned: !started.owners.is_empty(),
@@ -237,6 +306,9 @@ impl Supervisor {
     }
 
     fn run(mut self) -> u8 {
+        if self.record.state == RecordState::Ready {
+            self.reporter.ready(&self.record);
+        }
         loop {
             let now = Instant::now();
             if std::mem::take(&mut self.child_event) || self.teardown.has_begun() {
@@ -251,7 +323,11 @@ impl Supervisor {
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
-            if woken.ready {
+            if self
+                .ready
+                .as_mut()
+                .is_some_and(|probe| probe.advance(Instant::now()))
+            {
                 self.on_ready();
             }
             if woken.state_dir {
@@ -278,6 +354,10 @@ impl Supervisor {
                 .next_deadline()
                 .map(|t| t.saturating_duration_since(now)),
             self.registration.next_check(now),
+            self.ready
+                .as_ref()
+                .and_then(ReadyProbe::next_wake)
+                .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
         .flatten()
@@ -286,13 +366,18 @@ impl Supervisor {
             (self.signals.fd(), Interest::Read),
             (self.registration.socket().fd(), Interest::Read),
         ];
-        let ready_at = push_read(&mut fds, self.ready.as_ref().map(ReadyWatch::fd));
+        fds.extend(self.ready.as_ref().and_then(ReadyProbe::fd));
         let dir_at = push_read(&mut fds, self.registration.watch_fd());
         fds.extend(self.watch.fds().map(|fd| (fd, Interest::Read)));
         fds.extend(self.clients.fds());
+        fds.extend(
+            self.tree
+                .wake_fds()
+                .into_iter()
+                .map(|fd| (fd, Interest::Read)),
+        );
         match sys::poll(&fds, timeout) {
             Ok(woke) => Woken {
-                ready: ready_at.is_some_and(|i| woke[i]),
                 state_dir: dir_at.is_some_and(|i| woke[i]),
             },
             Err(e) => {
@@ -342,20 +427,34 @@ impl Supervisor {
             self.record.state = RecordState::Ready;
             self.registration.save(&self.record);
         }
+        self.answer_waiting(&Reply::ok(self.record.clone()));
+        self.reporter.ready(&self.record);
+    }
+
+    /// Answers the requests held until the server is ready.
+    fn answer_waiting(&mut self, reply: &Reply) {
+        for client in std::mem::take(&mut self.waiting) {
+            self.clients.reply(client, reply);
+        }
     }
 
     fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
         diag::note(format_args!("control {request:?}"));
-        let reply = self.handle(request, now);
+        let reply = self.handle(&request, now);
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
-        self.clients.reply(client, &reply);
+        let wants_ready = reply.ok && self.record.state == RecordState::Starting;
+        if wants_ready && waits_for_ready(&request) {
+            self.waiting.push(client);
+        } else {
+            self.clients.reply(client, &reply);
+        }
     }
 
-    fn handle(&mut self, request: Request, now: Instant) -> Reply {
-        match request {
-            Request::Status => {}
+    fn handle(&mut self, request: &Request, now: Instant) -> Reply {
+        match *request {
+            Request::Status { .. } => {}
             // A second stop is impatience, like a second signal: SIGKILL now.
             Request::Stop if self.teardown.has_begun() => {
                 self.teardown.escalate(now, &mut self.tree)
@@ -367,8 +466,8 @@ impl Supervisor {
                     "stopping: the server is being torn down",
                 );
             }
-            Request::Attach { owners } => {
-                if let Err((kind, message)) = self.attach(&owners) {
+            Request::Attach { ref owners } => {
+                if let Err((kind, message)) = self.attach(owners) {
                     return Reply::refused(kind, message);
                 }
             }
@@ -503,6 +602,10 @@ impl Supervisor {
         }
         self.teardown.begin(now, &mut self.tree);
         if first {
+            self.answer_waiting(&Reply::refused(
+                Refusal::Stopping,
+                "stopping: the server is being torn down",
+            ));
             self.record.state = RecordState::Stopping;
             self.registration.save(&self.record);
         }
@@ -510,26 +613,59 @@ impl Supervisor {
 
     /// Reaps the leader and everything left, removes the record, socket and lock,
     /// and turns the cause into an exit code.
-    fn finish(self, clean: bool) -> u8 {
+    fn finish(mut self, clean: bool) -> u8 {
         if !clean {
             diag::say("some processes of the server's tree survived SIGKILL; giving up on them");
         }
         let status: Option<ExitStatus> = self.tree.reap_leader();
         self.tree.reap_orphans();
+        self.tree.close();
         self.registration.remove();
         diag::note(format_args!(
             "server status: {status:?}; cause: {:?}",
             self.cause
         ));
-        match (self.cause, status) {
+        let code = match (self.cause, status) {
             (Some(Cause::OwnersGone | Cause::Stop), _) => exit::SUCCESS,
             (_, Some(status)) => exit::from_status(status),
             (_, None) => exit::INTERNAL,
+        };
+        if self.reporter.is_waiting() {
+            self.reporter.send(&failure_before_ready(self.cause, code));
         }
+        code
     }
 }
 
 /// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
+/// What `up` is told when the tree ended before the server was ready.
+fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
+    let (error, exit_status) = match cause {
+        Some(Cause::ServerExited) | None => (
+            format!("the server exited before it was ready (exit status {code})"),
+            Some(i32::from(code)),
+        ),
+        Some(Cause::OwnersGone) => (
+            "every owner was gone before the server was ready".into(),
+            None,
+        ),
+        Some(Cause::Stop) => ("stopped before the server was ready".into(), None),
+        Some(Cause::Signal(signal)) => (
+            format!("{} before the server was ready", signals::name(signal)),
+            None,
+        ),
+    };
+    Event::Failed { error, exit_status }
+}
+
+/// Whether a request's reply is held until the server is ready.
+fn waits_for_ready(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Attach { .. } | Request::Status { wait_ready: true }
+    )
+}
+
 fn push_read<'a>(
     fds: &mut Vec<(BorrowedFd<'a>, Interest)>,
     fd: Option<BorrowedFd<'a>>,

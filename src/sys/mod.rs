@@ -11,6 +11,13 @@
 #[path = "linux.rs"]
 mod os;
 
+#[cfg(target_os = "linux")]
+#[path = "cgroup_linux.rs"]
+mod cgroup;
+
+#[cfg(target_os = "linux")]
+pub use cgroup::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+
 #[cfg(target_os = "macos")]
 #[path = "macos.rs"]
 mod os;
