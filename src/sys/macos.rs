@@ -15,23 +15,33 @@
 //! - owners going away: a kqueue per owner with `EVFILT_PROC`/`NOTE_EXIT` stands in
 //!   for a pidfd (readable once the process exits, so an idle supervisor still has no
 //!   wake-ups). macOS cannot signal through such a handle: see [`PidFd::send_signal`];
+//! - the server's tree exiting, member by member: one kqueue ([`EventSet`]) watching
+//!   each member's pidfd kqueue with `EVFILT_READ`, as Linux's epoll set watches
+//!   pidfds;
+//! - the walk down the tree: `proc_listchildpids` ([`children`]);
 //! - files removed or replaced: a kqueue with `EVFILT_VNODE` on each watched file;
-//! - the peer of the control socket: `getpeereid`.
+//! - the peer of the control socket: `getpeereid`;
+//! - the channel `up` hands to `__supervise`: `dup2` onto descriptor 3 between fork
+//!   and exec, `fcntl` close-on-exec once taken, as on Linux.
 //!
 //! What macOS lacks: a parent-death signal and a child subreaper. See
 //! [`die_with_supervisor`] and [`become_child_subreaper`] for what holds instead, and
-//! for the design of the guard process that would close the gap.
+//! for the design of the guard process that would close the gap. It has no cgroups
+//! either: [`Cgroup`] exists but can never be made, so `--contain auto` takes the
+//! process group and `--contain cgroup` is an error. No kernel threads have PIDs of
+//! their own ([`is_kernel_thread`]), and no process can read another's pending
+//! signals ([`pending_signals`], a test fixture's stand-in).
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment saying why the call is sound.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -101,6 +111,62 @@ pub fn die_with_supervisor(command: &mut Command, supervisor: Pid) {
     unsafe {
         command.pre_exec(hook);
     }
+}
+
+/// The descriptor number a handed-off channel has in the child.
+const HANDOFF_FD: RawFd = 3;
+
+/// Arranges for `channel` to be descriptor 3 of the spawned command: how `up`
+/// hands its validated config to the detached supervisor (`__supervise`), and how
+/// the supervisor answers. The parent keeps its own descriptor open until `spawn`
+/// returns, so the number stays valid in the child between fork and exec. (A
+/// `pre_exec` hook makes std fork and exec rather than `posix_spawn`, so the hook
+/// does run in the child.)
+pub fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
+    let raw = channel.as_raw_fd();
+    let hook = move || -> io::Result<()> {
+        // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
+        // descriptor table; `raw` is open in this (forked) process.
+        unsafe {
+            if raw == HANDOFF_FD {
+                if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, HANDOFF_FD) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Takes descriptor 3 as the channel `up` handed us, if it is a Unix socket, and
+/// marks it close-on-exec so the server never inherits it (`up` must see the
+/// channel close when the supervisor ends, not when the server does).
+pub fn take_channel() -> io::Result<std::os::unix::net::UnixStream> {
+    // SAFETY: stat is plain data; zeroed is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives for the call.
+    if unsafe { libc::fstat(HANDOFF_FD, &mut st) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptor 3 is not the channel from ocwrap up",
+        ));
+    }
+    // SAFETY: F_SETFD on a descriptor that fstat just showed to be open.
+    if unsafe { libc::fcntl(HANDOFF_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: descriptor 3 is open, is a socket, and nothing else in this process
+    // owns it: it was handed to us at exec for exactly this use.
+    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(HANDOFF_FD) })
 }
 
 /// Sets a signal to be ignored (SIGTTIN/SIGTTOU: a supervisor in a background
@@ -208,6 +274,108 @@ pub fn new_session() -> io::Result<()> {
     }
 }
 
+/// Signals are numbered 1 to 31 on macOS (`__DARWIN_NSIG` in `sys/signal.h`; the
+/// `libc` crate has no `NSIG` for Apple targets).
+const NSIG: libc::c_int = 32;
+
+/// Test fixture: forks `count` idle children, standing for the unrelated processes
+/// of a busy host. Returns their PIDs; stops at the first failed fork.
+///
+/// macOS cannot show one process the signals pending for another (see
+/// [`pending_signals`]), so these decoys do not block signals as Linux's do: every
+/// signal that can be caught ends the decoy at once (`_exit(128 + signal)`), so a
+/// decoy that anyone signalled reads as gone; SIGKILL ends it anyway, and SIGSTOP,
+/// which cannot be caught, shows in [`pending_signals`]. With no parent-death
+/// signal, each decoy waits on a kqueue for its parent's `NOTE_EXIT` and then exits.
+pub fn fork_idle_children(count: usize) -> io::Result<Vec<Pid>> {
+    let parent = Pid::current().get();
+    let mut children = Vec::with_capacity(count);
+    for _ in 0..count {
+        // SAFETY: the child only runs `idle_until_parent_dies`, which makes plain
+        // system calls and never returns into Rust code, so forking a process that
+        // may have other threads is sound.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => return Err(io::Error::last_os_error()),
+            0 => idle_until_parent_dies(parent),
+            pid => children.extend(Pid::new(pid)),
+        }
+    }
+    Ok(children)
+}
+
+/// A decoy's handler for every catchable signal: it ends the decoy, which is how
+/// the fixture sees that it was signalled.
+extern "C" fn exit_on_signal(signal: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(128 + signal) }
+}
+
+/// The body of a child of [`fork_idle_children`]; never returns.
+fn idle_until_parent_dies(parent: libc::pid_t) -> ! {
+    // SAFETY: we may have been forked from a process with other threads, so only
+    // calls that take no lock of the C library are made: sigfillset, sigaction and
+    // _exit are async-signal-safe, and kqueue, kevent and getppid are bare system
+    // calls. `action`, `change` and `event` live on this stack frame for the calls
+    // using them, and the handler only calls _exit.
+    unsafe {
+        let mut action: libc::sigaction = mem::zeroed();
+        action.sa_sigaction = exit_on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigfillset(&mut action.sa_mask);
+        for signal in 1..NSIG {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::sigaction(signal, &action, ptr::null_mut());
+            }
+        }
+        let kq = libc::kqueue();
+        if kq < 0 {
+            libc::_exit(1);
+        }
+        let change = libc::kevent {
+            ident: parent as usize,
+            filter: libc::EVFILT_PROC,
+            flags: libc::EV_ADD,
+            fflags: libc::NOTE_EXIT,
+            data: 0,
+            udata: ptr::null_mut(),
+        };
+        // Registered first, then checked: a parent that died before the
+        // registration is no longer our parent, and one that dies after it posts
+        // the event.
+        if libc::kevent(kq, &change, 1, ptr::null_mut(), 0, ptr::null()) == -1
+            || libc::getppid() != parent
+        {
+            libc::_exit(1);
+        }
+        let mut event: libc::kevent = mem::zeroed();
+        loop {
+            if libc::kevent(kq, ptr::null(), 0, &mut event, 1, ptr::null()) == 1 {
+                libc::_exit(0);
+            }
+        }
+    }
+}
+
+/// The signals pending for `pid` as a bit set, bit n-1 for signal n; `None` when
+/// it is gone (or in `exit()`, or a zombie).
+///
+/// A stand-in, which only the decoys of [`fork_idle_children`] make meaningful:
+/// macOS tells no process what is pending for another (`sysctl(KERN_PROC)` fills
+/// `p_siglist` with 0, "no longer relevant" in XNU), so the only signal reported is
+/// SIGSTOP, for a stopped process. A decoy that got any other signal has exited and
+/// reads as gone.
+pub fn pending_signals(pid: Pid) -> Option<u64> {
+    let info = bsd_info(pid)?;
+    if info.pbi_status == libc::SZOMB || info.pbi_flags & PROC_FLAG_INEXIT != 0 {
+        return None;
+    }
+    Some(if info.pbi_status == libc::SSTOP {
+        1 << (libc::SIGSTOP - 1)
+    } else {
+        0
+    })
+}
+
 /// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
 /// [`Target::for_kill`]) with `EPERM`.
 pub fn signal(target: Target, signal: libc::c_int) -> io::Result<()> {
@@ -234,16 +402,32 @@ fn new_kqueue() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-/// Registers one event with a kqueue. With no room for events in the call, a failed
-/// registration comes back as -1 and errno (kevent(2)), not as an `EV_ERROR` event.
+/// Registers one event with a kqueue, edge-triggered (`EV_CLEAR`: reported once per
+/// change), with no key.
 fn register(kq: BorrowedFd<'_>, ident: usize, filter: i16, notes: u32) -> io::Result<()> {
+    register_keyed(kq, ident, filter, libc::EV_ADD | libc::EV_CLEAR, notes, 0)
+}
+
+/// Registers one event with a kqueue, with `flags` as given and `key` carried in
+/// `udata` (as a number, never dereferenced). With no room for events in the call, a
+/// failed registration comes back as -1 and errno (kevent(2)), not as an `EV_ERROR`
+/// event.
+fn register_keyed(
+    kq: BorrowedFd<'_>,
+    ident: usize,
+    filter: i16,
+    flags: u16,
+    notes: u32,
+    key: u64,
+) -> io::Result<()> {
+    let key = usize::try_from(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let change = libc::kevent {
         ident,
         filter,
-        flags: libc::EV_ADD | libc::EV_CLEAR,
+        flags,
         fflags: notes,
         data: 0,
-        udata: ptr::null_mut(),
+        udata: ptr::without_provenance_mut(key),
     };
     // SAFETY: one valid change record that lives for the call, an empty event list,
     // and no timeout (kevent returns at once when it has no events to wait for).
@@ -417,6 +601,104 @@ pub fn poll(
     Ok(pfds.iter().map(|p| p.revents != 0).collect())
 }
 
+/// Starts a TCP connection to `addr` without waiting for it: the returned stream is
+/// non-blocking and becomes writable when the connection is made or has failed
+/// (then `take_error` says why). Readiness probes run in the supervisor's loop this
+/// way, so a slow server can never block it.
+///
+/// macOS's socket(2) takes no `SOCK_NONBLOCK`/`SOCK_CLOEXEC`, so both are set
+/// right after it, before `connect`: std's own sockets have the same window, in
+/// which a fork and exec on another thread would inherit the descriptor (the
+/// supervisor spawns from its one thread). `SO_NOSIGPIPE` is set as std sets it on
+/// its sockets: macOS has no `MSG_NOSIGNAL`, and a write to a connection the server
+/// reset must fail with `EPIPE`, not raise SIGPIPE.
+pub fn connect_nonblocking(addr: &std::net::SocketAddr) -> io::Result<std::net::TcpStream> {
+    let (domain, storage, len) = socket_address(addr);
+    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: F_SETFD on the descriptor we own.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    set_nonblocking(fd.as_fd(), true)?;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one int from `on`, which lives for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&on as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `storage` holds a valid address of `len` bytes for the call.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+    }
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// A socket address in the C layout `connect(2)` takes; BSD addresses start with
+/// their own length (`sin_len`, `sin6_len`).
+fn socket_address(
+    addr: &std::net::SocketAddr,
+) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            let len = mem::size_of::<libc::sockaddr_in>();
+            let sin = libc::sockaddr_in {
+                sin_len: len as u8,
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is large enough and aligned for any sockaddr.
+            unsafe { ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            (libc::AF_INET, storage, len as libc::socklen_t)
+        }
+        std::net::SocketAddr::V6(a) => {
+            let len = mem::size_of::<libc::sockaddr_in6>();
+            let sin6 = libc::sockaddr_in6 {
+                sin6_len: len as u8,
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            (libc::AF_INET6, storage, len as libc::socklen_t)
+        }
+    }
+}
+
 /// Whether our child `pid` has exited, without reaping it: the server's leader is
 /// left a zombie until teardown ends so that its PID, which is also its process
 /// group's ID, cannot be recycled while we still signal that group.
@@ -525,6 +807,123 @@ pub fn all_processes() -> Vec<ProcInfo> {
         .filter_map(Pid::new)
         .filter_map(proc_info)
         .collect()
+}
+
+/// Whether the kernel lists a process's children, which the walk down the server's
+/// tree reads: always, on macOS (`proc_listchildpids`).
+pub fn children_listed() -> bool {
+    true
+}
+
+/// The children of `pid`, zombies included (XNU's `proc_listpids` walks its zombie
+/// list after the live one), from `proc_listchildpids`. Empty when `pid` is gone.
+///
+/// The kernel takes the list under its process-list lock, so one answer is
+/// consistent; a full buffer may have cut the list short and is asked again with a
+/// bigger one. Callers still look twice (see `crate::tree`), as on Linux.
+pub fn children(pid: Pid) -> Vec<Pid> {
+    let mut capacity = 64;
+    for _ in 0..8 {
+        let mut pids: Vec<libc::pid_t> = vec![0; capacity];
+        let Ok(bytes) = libc::c_int::try_from(capacity * mem::size_of::<libc::pid_t>()) else {
+            return Vec::new();
+        };
+        // SAFETY: proc_listchildpids writes at most `bytes` bytes, the size of
+        // `pids`, and returns how many PIDs it wrote (-1 on error).
+        let n = unsafe { libc::proc_listchildpids(pid.get(), pids.as_mut_ptr().cast(), bytes) };
+        let Ok(n) = usize::try_from(n) else {
+            return Vec::new();
+        };
+        if n < capacity {
+            return pids[..n].iter().copied().filter_map(Pid::new).collect();
+        }
+        capacity *= 2;
+    }
+    Vec::new()
+}
+
+/// A kqueue standing in for Linux's epoll set: one descriptor that is readable while
+/// any descriptor watched in it is ready. Teardown sleeps on it, so the supervisor
+/// polls one descriptor for the whole tree, whatever the tree's size.
+///
+/// A [`PidFd`] here is itself a kqueue, readable once its process has exited, and a
+/// kqueue can watch another one (`EVFILT_READ` on a kqueue descriptor: ready while
+/// it has pending events). So each process is watched through its pidfd, as on
+/// Linux, level-triggered (no `EV_CLEAR`): ready on every [`EventSet::ready`] until
+/// the pidfd is closed, which removes it from the set.
+#[derive(Debug)]
+pub struct EventSet(OwnedFd);
+
+impl EventSet {
+    pub fn new() -> io::Result<EventSet> {
+        Ok(EventSet(new_kqueue()?))
+    }
+
+    /// Ready once the process behind `pidfd` has exited. Closing the pidfd removes
+    /// it from the set (closing a descriptor drops the events registered on it).
+    pub fn watch_exit(&self, pidfd: &PidFd, key: u64) -> io::Result<()> {
+        let ident = usize::try_from(pidfd.kq.as_raw_fd())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        register_keyed(
+            self.0.as_fd(),
+            ident,
+            libc::EVFILT_READ,
+            libc::EV_ADD,
+            0,
+            key,
+        )
+    }
+
+    /// On Linux: ready when a kernel status file (a cgroup's `cgroup.events`)
+    /// changed and has not been read since. macOS has no such files (and no
+    /// cgroups, the only ones watched), so this is `Unsupported`; the caller then
+    /// goes without the wake-up.
+    pub fn watch_change(&self, _fd: BorrowedFd<'_>, _key: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "macOS has no kernel status files that announce a change",
+        ))
+    }
+
+    /// The keys of the watched descriptors that are ready now, without waiting;
+    /// `watched` is how many are in the set, so that one call returns every one.
+    pub fn ready(&self, watched: usize) -> io::Result<Vec<u64>> {
+        // SAFETY: kevent is plain data (a null udata pointer is a valid value).
+        let mut events: Vec<libc::kevent> = vec![unsafe { mem::zeroed() }; watched.max(1)];
+        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            // SAFETY: no changes; the kernel writes at most `max` records into
+            // `events`, which holds at least that many and lives for the call; the
+            // zero timeout makes it a poll.
+            let n = unsafe {
+                libc::kevent(
+                    self.0.as_raw_fd(),
+                    ptr::null(),
+                    0,
+                    events.as_mut_ptr(),
+                    max,
+                    &zero,
+                )
+            };
+            if let Ok(n) = usize::try_from(n) {
+                return Ok(events[..n].iter().map(|e| e.udata.addr() as u64).collect());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl AsFd for EventSet {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// The raw `KERN_PROCARGS2` bytes of `pid` (see `procargs.rs` for their layout), or
@@ -819,4 +1218,93 @@ pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {
         ));
     }
     u64::try_from(info.pti_csw).map_err(|_| io::Error::other("negative context switch count"))
+}
+
+/// Whether `pid` is a kernel thread, which never exits on a user's account. Always
+/// false on macOS: the kernel's threads all belong to `kernel_task`, PID 0, which
+/// is no [`Pid`]; every process with a PID of its own runs user code and can exit.
+pub fn is_kernel_thread(_pid: Pid) -> bool {
+    false
+}
+
+/// Why there is no [`Cgroup`] on macOS, as its errors say.
+const NO_CGROUPS: &str = "macOS has no cgroups (--contain group or auto contains by process group)";
+
+/// cgroup containment does not exist on macOS: nothing there holds a process tree
+/// that its members cannot leave. The type exists so that the portable code
+/// compiles, but no value of it can be made: [`Cgroup::create`] is always an
+/// `Unsupported` error, so `--contain auto` falls back to the process group and
+/// `--contain cgroup` fails with that error, and [`Cgroup::open_existing`] refuses
+/// every path (a record written on macOS never names a cgroup). The methods are
+/// unreachable; the compiler proves it (`Infallible` has no values).
+#[derive(Debug)]
+pub struct Cgroup {
+    never: std::convert::Infallible,
+}
+
+impl Cgroup {
+    /// Always `Unsupported` (see the type).
+    pub fn create(_name: &str) -> io::Result<Cgroup> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, NO_CGROUPS))
+    }
+
+    /// Always refused, as Linux refuses a path that is not an ocwrap cgroup
+    /// (`InvalidInput`): nothing on macOS is one.
+    pub fn open_existing(path: &Path, _name: &str) -> io::Result<Option<Cgroup>> {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not an ocwrap cgroup: {NO_CGROUPS}", path.display()),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        match self.never {}
+    }
+
+    pub fn can_kill(&self) -> bool {
+        match self.never {}
+    }
+
+    pub fn enter_before_exec(&self, _command: &mut Command) -> io::Result<()> {
+        match self.never {}
+    }
+
+    pub fn members(&self) -> io::Result<Vec<Pid>> {
+        match self.never {}
+    }
+
+    pub fn holds(&self, _pid: Pid) -> bool {
+        match self.never {}
+    }
+
+    pub fn is_populated(&self) -> io::Result<bool> {
+        match self.never {}
+    }
+
+    pub fn events_fd(&self) -> BorrowedFd<'_> {
+        match self.never {}
+    }
+
+    pub fn kill(&self) -> io::Result<bool> {
+        match self.never {}
+    }
+
+    pub fn wait_empty(&self, _timeout: Duration) -> io::Result<bool> {
+        match self.never {}
+    }
+
+    pub fn remove(self) -> io::Result<()> {
+        match self.never {}
+    }
+}
+
+/// The cgroups inside this process's own cgroup: `Unsupported` on macOS, so the
+/// sweep of dead supervisors' cgroups finds none.
+pub fn own_child_cgroups() -> io::Result<Vec<PathBuf>> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, NO_CGROUPS))
+}
+
+/// Removes an empty cgroup: `Unsupported` on macOS (there is none to remove).
+pub fn remove_empty_cgroup(_path: &Path) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, NO_CGROUPS))
 }
