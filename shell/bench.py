@@ -1,4 +1,4 @@
-"""ocwrap benchmarks (issues 5 and 9), printed as one markdown report.
+"""ocwrap benchmarks (issues 5, 9 and 10), printed as one markdown report.
 
 B1 launch overhead: `ocwrap -- true` (each containment) beside `true`,
    `setsid -w true`, `tini -s -- true`, `dumb-init true` (hyperfine); then ocwrap
@@ -11,10 +11,12 @@ B3 idle cost: RSS, CPU time and context switches over 30 s of idling, for ocwrap
    tini and dumb-init each holding the same fixture server.
 B4 readiness: from the port accepting to `ocwrap up` returning, beside a 250 ms
    polling loop (what plugins do today).
-B5 contention: 32 concurrent `ocwrap up` for one port: wall time, servers started.
+B5 contention: 128 concurrent `ocwrap up` for one port: wall time, servers started.
 B6 tree size: owner SIGKILL -> a tree of 10 / 100 / 1,000 processes and ocwrap
    all gone (every one holds ocwrap's stderr: its end of file), each containment.
 B7 100 supervisors sharing one owner: owner SIGKILL -> the last tree gone.
+B8 attach: `ocwrap up` for a port whose server is already up and ready, from
+   exec to exit (hyperfine), beside `true`.
 
 Figures are min / median / p95 / max (and p99 where stated) over the runs stated.
 The machine may be shared: the load average before and after is printed.
@@ -319,7 +321,7 @@ def b4(runs):
     print(f"\n`ocwrap up` end to end, including the server's start-up: {stats([u[1] for u in ups])}\n")
 
 
-def b5(runs, n=32):
+def b5(runs, n=128):
     walls, started = [], []
     for _ in range(runs):
         port = free_port()
@@ -340,6 +342,26 @@ def b5(runs, n=32):
     print(f"## B5 contention: {n} concurrent `ocwrap up` for one port ({runs} runs)\n")
     print(f"- wall time until all {n} answered: {stats(walls)}")
     print(f"- servers started per run: {sorted(set(started))} (one server PID in every answer)\n")
+
+
+def b8(runs):
+    port = free_port()
+    owner = subprocess.Popen([FIXTURE, "sleep"], stdout=subprocess.DEVNULL)
+    up = [OCWRAP, "up", "--json", "--port", str(port), "--owner-pid", str(owner.pid), "--",
+          FIXTURE, "tree", "--listen", str(port)]
+    first = json.loads(subprocess.run(up, capture_output=True, text=True, timeout=60).stdout)
+    assert first["status"] == "started", first
+    times = hyperfine({"up": " ".join(up), "true": "true"}, runs)
+    again = json.loads(subprocess.run(up, capture_output=True, text=True, timeout=60).stdout)
+    assert again["status"] == "attached" and again["pid"] == first["pid"], again
+    owner.kill()
+    owner.wait()
+    subprocess.run([OCWRAP, "stop", "--port", str(port), "--wait"], capture_output=True, timeout=60)
+    print(f"## B8 attach to a ready server ({runs} runs, hyperfine -N)\n")
+    print("| command | min / median / p95 / max |")
+    print("|---|---|")
+    print(f"| `ocwrap up` (attached) | {stats(times['up'])} |")
+    print(f"| `true` | {stats(times['true'])} |\n")
 
 
 def wait_eof(fds, deadline=60):
@@ -439,6 +461,7 @@ def main():
     b5(int(os.environ.get("BENCH_B5_RUNS", "5")))
     b6(int(os.environ.get("BENCH_B6_RUNS", "10")))
     b7(int(os.environ.get("BENCH_B7_RUNS", "3")))
+    b8(int(os.environ.get("BENCH_B8_RUNS", "200")))
     print(f"Load average after: {load()}")
     shutil.rmtree(STATE, ignore_errors=True)
 

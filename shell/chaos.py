@@ -313,6 +313,17 @@ def read_record(name):
         return None
 
 
+def read_claim(name):
+    """The claim a supervisor writes into its lock file before it starts anything:
+    (pid, start time), or None."""
+    try:
+        with open(os.path.join(STATE, f"{name}.lock")) as f:
+            words = f.readline().split()
+        return (int(words[0]), int(words[1])) if len(words) == 2 else None
+    except (OSError, ValueError):
+        return None
+
+
 def up_command(port, owner_pid, log, fixture_args):
     return [
         OCWRAP, "up", "--json", "--state-dir", STATE, "--port", str(port),
@@ -341,7 +352,8 @@ class Tree:
             argv = proc_bytes(q, "cmdline")
             if st is None or (start is not None and st[1] != start):
                 return False
-            return b"run" in argv and self.name.encode() in argv
+            # `up` starts `ocwrap __supervise` (its config comes over a pipe).
+            return b"__supervise" in argv
 
         self.sup = pin(pid, "supervisor", is_it)
         if start is None and self.sup is not None and not self.sup.exited():
@@ -571,14 +583,23 @@ class Iteration:
         )
 
         if plan.phase == "starting":
-            # A random moment after the supervisor has registered, while the server starts.
+            # A random moment after the supervisor has registered (its claim is in
+            # the lock file; the record comes only once the server is ready) and
+            # its server has said who it is, while the server starts.
+            def registered():
+                if caller_pin.exited():
+                    return True
+                claim = read_claim(self.name)
+                if claim is None:
+                    return None
+                tree.learn_supervisor(*claim)
+                tree.learn_log()
+                return tree.server is not None and claim
             found = wait_until(
-                "the supervisor registers (its record appears)",
-                lambda: read_record(self.name) or caller_pin.exited(), DEADLINE, [caller_pin.fd],
+                "the supervisor registers and its server starts", registered, DEADLINE, [caller_pin.fd],
             )
             if found is True:
                 raise Failure(f"up exited before its supervisor registered: {self.answer(caller, 'up')}")
-            tree.learn_record(found)
             if self.pests:
                 self.pests.tick()
             time.sleep(plan.kill_delay)

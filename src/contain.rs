@@ -1,5 +1,5 @@
 //! Containment: what holds the server's tree together so that teardown reaches all
-//! of it (SPEC §3 rule 7), and the clean-up of a dead supervisor's cgroup.
+//! of it (docs/DESIGN.md, "Containment"), and the clean-up of a dead supervisor's cgroup.
 //!
 //! - `cgroup`: the server starts inside its own child cgroup (cgroup v2), which no
 //!   descendant can leave. Its members are the cgroup's list, teardown ends with the

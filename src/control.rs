@@ -161,9 +161,9 @@ impl ControlSocket {
         FileId::at(&self.path) == Some(self.id)
     }
 
-    /// Removes the socket file, if it is still ours.
-    pub fn remove(self) {
-        record::remove_if_same(&self.path, self.id);
+    /// Which file the socket is.
+    pub fn id(&self) -> FileId {
+        self.id
     }
 }
 

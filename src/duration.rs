@@ -1,8 +1,8 @@
 //! Parsing of the DUR values of the command line (`250ms`, `5s`, `2m`, `1h`, bare
 //! seconds), and deadline arithmetic on them that cannot panic. Like `timeout(1)`, a
 //! fraction is allowed (`1.5s`); unlike it, an unknown unit is an error rather than
-//! a guess, and so is anything longer than [`MAX_DURATION`] (SPEC §3 rule 9: every
-//! duration is bounded at parse time).
+//! a guess, and so is anything longer than [`MAX_DURATION`]: every duration is
+//! bounded at parse time (docs/DESIGN.md, "Lifecycle", rule 6).
 
 use std::time::{Duration, Instant};
 

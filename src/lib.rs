@@ -17,6 +17,7 @@ pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod handoff;
+pub mod lifecycle;
 pub mod owner;
 pub mod process;
 pub mod ready;

@@ -1,5 +1,5 @@
 //! Owners and their leases: who the server lives for, and how we tell that an owner
-//! is gone (SPEC §3 rule 3).
+//! is gone (docs/DESIGN.md, "Lifecycle", rule 3).
 //!
 //! An owner is a PID *plus its start time*. It is gone when its process exits, when
 //! it is a zombie (`kill(pid, 0)` would still succeed), or when its PID now belongs to

@@ -10,7 +10,11 @@
 //! re-registers, so that `up` finds it instead of starting a duplicate and `stop`
 //! can still reach it. It does so [`REPAIR_DELAY`] after the last disturbance, so
 //! that a cleaner busy removing the directory finishes first instead of finding
-//! it refilled under its feet.
+//! it refilled under its feet. The watch starts [`WATCH_DELAY`] after the
+//! registration: closing an inotify instance waits for a kernel grace period
+//! (milliseconds), which a supervisor that lives for a moment (`ocwrap -- true`)
+//! should not pay at its exit. When the watch starts it looks once, so a
+//! disturbance in that first moment is not missed.
 //!
 //! A dead supervisor leaves its registration behind (SIGKILL, OOM). [`sweep`] runs
 //! first in every command that opens the state dir and removes the registrations
@@ -41,6 +45,9 @@ use crate::tree::Pins;
 /// dead supervisor of that name) rather than by a live supervisor: longer than a
 /// sweep's own bound (the kill wait).
 const SWEEPER_WAIT: Duration = Duration::from_secs(7);
+
+/// How long after registering a supervisor starts watching its files.
+pub const WATCH_DELAY: Duration = Duration::from_millis(100);
 
 /// How long after the last disturbance of its files a supervisor re-registers.
 pub const REPAIR_DELAY: Duration = Duration::from_millis(50);
@@ -90,30 +97,39 @@ impl Registration {
                 return Err(Error::os("binding the control socket")(e));
             }
         };
-        let watch = FileWatch::new()
-            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
-            .ok();
-        let registration = Registration {
+        Ok(Registration {
             state,
             stem,
             claim,
             lock,
             socket,
             record: None,
-            watch,
-            repair_at: None,
-        };
-        registration.watch_all();
-        Ok(registration)
+            watch: None,
+            repair_at: Some(Instant::now() + WATCH_DELAY),
+        })
     }
 
-    /// Watches the dir, the lock and the socket (the record is watched when written).
+    /// Watches the dir, the lock, the socket and the record (once it is written).
     fn watch_all(&self) {
         if let Some(watch) = &self.watch {
             let _ = watch.watch_dir(self.state.path());
             let _ = watch.watch_file(&self.state.lock_path(&self.stem));
             let _ = watch.watch_file(&self.state.socket_path(&self.stem));
+            if self.record.is_some() {
+                let _ = watch.watch_file(&self.state.record_path(&self.stem));
+            }
         }
+    }
+
+    /// Starts the watch (see the module header), if it has not started yet.
+    fn start_watch(&mut self) {
+        if self.watch.is_some() {
+            return;
+        }
+        self.watch = FileWatch::new()
+            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
+            .ok();
+        self.watch_all();
     }
 
     pub fn stem(&self) -> &str {
@@ -169,9 +185,12 @@ impl Registration {
     }
 
     /// Re-registers if a disturbance left the registration broken.
+    /// Starts the watch when it is due, and re-registers if a disturbance (seen by
+    /// the watch, or before it started) left the registration broken.
     pub fn check(&mut self, now: Instant, record: &Record) {
         if self.repair_at.is_some_and(|t| now >= t) {
             self.repair_at = None;
+            self.start_watch();
             if !self.is_intact() {
                 self.repair(record);
             }
@@ -286,11 +305,54 @@ impl Registration {
     /// Removes the record, the socket and the lock (last), each only if it is
     /// still ours.
     pub fn remove(self) {
-        if let Some(id) = self.record {
-            record::remove_if_same(&self.state.record_path(&self.stem), id);
+        let files = Files::Ours {
+            record: self.record,
+            socket: self.socket.id(),
+        };
+        drop(self.socket);
+        remove_registration(&self.state, &self.stem, files, Some(self.lock));
+    }
+}
+
+/// Which files of a registration to remove.
+enum Files {
+    /// Only the files we made, by identity: what a live supervisor removes at its
+    /// end (after a wipe, the paths may name someone else's files).
+    Ours {
+        record: Option<FileId>,
+        socket: FileId,
+    },
+    /// Whatever is at the paths (never followed: a symlink is removed itself):
+    /// what a sweeper or `gc` removes, holding the name's lock or finding it junk.
+    AtPaths,
+}
+
+/// Removes a registration: the record and the socket first, the lock last, so
+/// that whoever finds the lock free finds nothing else of it. The one place that
+/// removes a registration, for a supervisor at its end, the sweep and `gc`.
+fn remove_registration(state: &StateDir, stem: &str, files: Files, lock: Option<Lock>) {
+    let (record, socket) = (state.record_path(stem), state.socket_path(stem));
+    match files {
+        Files::Ours {
+            record: record_id,
+            socket: socket_id,
+        } => {
+            if let Some(id) = record_id {
+                record::remove_if_same(&record, id);
+            }
+            record::remove_if_same(&socket, socket_id);
         }
-        self.socket.remove();
-        self.lock.remove();
+        Files::AtPaths => {
+            let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(&socket);
+        }
+    }
+    match lock {
+        Some(lock) => lock.remove(),
+        // A lock path that is not a regular file cannot be locked: it is junk.
+        None => {
+            let _ = std::fs::remove_file(state.lock_path(stem));
+        }
     }
 }
 
@@ -510,7 +572,12 @@ pub fn remove_dead(state: &StateDir, stem: &str) -> Option<Removed> {
         return None;
     };
     let killed = ids.iter().flat_map(tear_down).collect();
-    Some(remove_files(state, found, lock, killed))
+    remove_registration(state, stem, Files::AtPaths, Some(lock));
+    Some(Removed {
+        problem: found.problem(),
+        stem: found.stem,
+        killed,
+    })
 }
 
 /// Removes a registration whose files cannot be trusted (corrupt, not regular, or
@@ -536,32 +603,12 @@ pub fn remove_untrusted(
         }
         return None;
     }
-    if lock.is_none() {
-        let _ = std::fs::remove_file(&lock_path);
-    }
-    let removed = Removed {
+    remove_registration(state, stem, Files::AtPaths, lock);
+    Some(Removed {
         stem: stem.to_string(),
         problem: found.problem(),
         killed: Vec::new(),
-    };
-    let _ = std::fs::remove_file(state.record_path(stem));
-    let _ = std::fs::remove_file(state.socket_path(stem));
-    if let Some(lock) = lock {
-        lock.remove();
-    }
-    Some(removed)
-}
-
-fn remove_files(state: &StateDir, found: Found, lock: Lock, killed: Vec<Pid>) -> Removed {
-    // Removes a symlinked record itself, never what it points to.
-    let _ = std::fs::remove_file(state.record_path(&found.stem));
-    let _ = std::fs::remove_file(state.socket_path(&found.stem));
-    lock.remove();
-    Removed {
-        problem: found.problem(),
-        stem: found.stem,
-        killed,
-    }
+    })
 }
 
 /// The PIDs a sweep would tear down for a dead registration (for `gc --dry-run`).

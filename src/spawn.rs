@@ -1,5 +1,5 @@
 //! Starting the server: its own process group (or session), stdio as configured, and
-//! the guard that makes it die with the supervisor (SPEC §3 rules 1 and 2).
+//! the guard that makes it die with the supervisor (docs/DESIGN.md, "Lifecycle", rules 1 and 2).
 //!
 //! process-wrap sets up the group or session; our own wrapper adds the parent-death
 //! guard. The child handle process-wrap returns is dropped on purpose: the

@@ -1,5 +1,5 @@
 //! The state directory: where records, locks, control sockets and logs live
-//! (SPEC §4), and the checks that make it safe to trust.
+//! (docs/DESIGN.md, "Records and locks"), and the checks that make it safe to trust.
 //!
 //! The directory is created `0700`. An existing one is refused (exit 125) if it is a
 //! symlink, belongs to another user, or is group- or world-writable: any of those

@@ -23,6 +23,7 @@ use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{Event, Reporter};
+use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
 use crate::ready::{Probe, ReadyProbe};
@@ -39,20 +40,6 @@ use crate::watch::{OwnerWatch, WatchMethod};
 /// The most leases one supervisor keeps: each costs a pidfd and a place in the
 /// record, so the number is bounded like every other input.
 pub const MAX_LEASES: usize = 256;
-
-/// Why the tree is being torn down; it decides ocwrap's exit code (docs/DESIGN.md,
-/// "Exit codes").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cause {
-    /// The last lease is gone (after `--linger`): our own rule, exit 0.
-    OwnersGone,
-    /// `ocwrap stop`: our own rule, exit 0.
-    Stop,
-    /// A terminating signal to ocwrap: exit with the server's status.
-    Signal(libc::c_int),
-    /// The server exited by itself: exit with its status.
-    ServerExited,
-}
 
 /// Who the owners are.
 enum Owners {
@@ -255,18 +242,14 @@ struct Supervisor {
     /// `up`, waiting for `ready` or `failed` (the foreground `run`: nobody).
     reporter: Reporter,
     record: Record,
-    linger: Duration,
-    /// Whether the lease rule applies: the server was started with owners. One
-    /// started with `--owner none` runs until stopped, whatever leases it gets.
-    owned: bool,
+    stage: Stage,
+    rules: Rules,
     leases: Leases,
     watch: OwnerWatch,
     signals: Signals,
     ready: Option<ReadyProbe>,
     tree: ServerTree,
     teardown: Teardown,
-    linger_until: Option<Instant>,
-    cause: Option<Cause>,
     /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
     /// children, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
@@ -291,23 +274,25 @@ impl Supervisor {
             registration,
             clients: Clients::default(),
             waiting: Vec::new(),
+            stage: Stage::START,
+            rules: Rules {
+                owned: !started.owners.is_empty(),
+                linger: config.linger,
+            },
             record: started.record,
-            linger: config.linger,
-            owned: !started.owners.is_empty(),
             leases: Leases::new(started.owners),
             watch: started.watch,
             signals: started.signals,
             ready: started.ready,
             teardown: Teardown::new(config.grace),
-            linger_until: None,
-            cause: None,
             child_event: true,
         }
     }
 
     fn run(mut self) -> u8 {
-        if self.record.state == RecordState::Ready {
-            self.reporter.ready(&self.record);
+        if self.ready.is_none() {
+            // No port to probe: ready once started.
+            self.apply(Input::Ready, Instant::now());
         }
         loop {
             let now = Instant::now();
@@ -328,7 +313,7 @@ impl Supervisor {
                 .as_mut()
                 .is_some_and(|probe| probe.advance(Instant::now()))
             {
-                self.on_ready();
+                self.apply(Input::Ready, Instant::now());
             }
             if woken.state_dir {
                 self.registration.on_disturbance(Instant::now());
@@ -348,7 +333,7 @@ impl Supervisor {
     fn wait(&self, now: Instant) -> Woken {
         let timeout = [
             self.watch.next_check(),
-            self.linger_until.map(|t| t.saturating_duration_since(now)),
+            self.stage.next_wake(now),
             self.teardown.next_check(now),
             self.clients
                 .next_deadline()
@@ -400,35 +385,54 @@ impl Supervisor {
             self.tree.forward(signal);
             return;
         }
-        if self.teardown.has_begun() {
-            diag::note(format_args!(
-                "{} during teardown: SIGKILL now",
-                signals::name(signal)
-            ));
-            self.teardown.escalate(now, &mut self.tree);
-            return;
-        }
         diag::note(format_args!(
-            "{}: forwarding, then tearing down",
-            signals::name(signal)
+            "{}: {}",
+            signals::name(signal),
+            if self.stage.is_stopping() {
+                "SIGKILL now"
+            } else {
+                "tearing down"
+            }
         ));
-        // Teardown sends SIGTERM itself; sending it twice would look like an
-        // impatient second request to servers that count them.
-        if signal != libc::SIGTERM {
-            self.tree.forward(signal);
-        }
-        self.start_teardown(Cause::Signal(signal), now);
+        self.apply(Input::Signal(signal), now);
     }
 
-    fn on_ready(&mut self) {
-        self.ready = None;
-        if self.record.state == RecordState::Starting {
-            diag::note("server is ready");
-            self.record.state = RecordState::Ready;
-            self.registration.save(&self.record);
+    /// Moves the lifecycle on and carries out what it says.
+    fn apply(&mut self, input: Input, now: Instant) {
+        let (stage, actions) = self.stage.step(input, now, &self.rules);
+        self.stage = stage;
+        for action in actions {
+            match action {
+                Action::AnnounceReady => self.announce_ready(),
+                Action::Forward(signal) => self.tree.forward(signal),
+                Action::BeginTeardown => self.begin_teardown(now),
+                Action::Escalate => self.teardown.escalate(now, &mut self.tree),
+            }
         }
+    }
+
+    fn announce_ready(&mut self) {
+        diag::note("server is ready");
+        self.ready = None;
+        self.record.state = RecordState::Ready;
+        self.registration.save(&self.record);
         self.answer_waiting(&Reply::ok(self.record.clone()));
         self.reporter.ready(&self.record);
+    }
+
+    /// Signals first, writes after: the tree gets its SIGTERM before the record
+    /// says `stopping`, so no file system delay stands between the decision and
+    /// the signal.
+    fn begin_teardown(&mut self, now: Instant) {
+        diag::note(format_args!("tearing down: {:?}", self.stage.cause()));
+        self.ready = None;
+        self.teardown.begin(now, &mut self.tree);
+        self.answer_waiting(&Reply::refused(
+            Refusal::Stopping,
+            "stopping: the server is being torn down",
+        ));
+        self.record.state = RecordState::Stopping;
+        self.registration.save(&self.record);
     }
 
     /// Answers the requests held until the server is ready.
@@ -444,7 +448,7 @@ impl Supervisor {
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
-        let wants_ready = reply.ok && self.record.state == RecordState::Starting;
+        let wants_ready = reply.ok && !self.stage.is_ready();
         if wants_ready && waits_for_ready(&request) {
             self.waiting.push(client);
         } else {
@@ -456,11 +460,8 @@ impl Supervisor {
         match *request {
             Request::Status { .. } => {}
             // A second stop is impatience, like a second signal: SIGKILL now.
-            Request::Stop if self.teardown.has_begun() => {
-                self.teardown.escalate(now, &mut self.tree)
-            }
-            Request::Stop => self.start_teardown(Cause::Stop, now),
-            Request::Attach { .. } | Request::Release { .. } if self.teardown.has_begun() => {
+            Request::Stop => self.apply(Input::Stop, now),
+            Request::Attach { .. } | Request::Release { .. } if self.stage.is_stopping() => {
                 return Reply::refused(
                     Refusal::Stopping,
                     "stopping: the server is being torn down",
@@ -470,11 +471,13 @@ impl Supervisor {
                 if let Err((kind, message)) = self.attach(owners) {
                     return Reply::refused(kind, message);
                 }
+                self.apply(Input::Leases(self.leases.owners().len()), now);
             }
             Request::Release { owner: Some(pid) } => match self.leases.remove(pid) {
                 Some(owner) => {
                     diag::note(format_args!("released owner pid {pid}"));
                     self.leases_gone(&[owner]);
+                    self.apply(Input::Leases(self.leases.owners().len()), now);
                 }
                 None => {
                     return Reply::refused(Refusal::NotOwner, format!("pid {pid} is not an owner"));
@@ -484,6 +487,7 @@ impl Supervisor {
                 let gone = self.leases.clear();
                 diag::note(format_args!("released all {} owners", gone.len()));
                 self.leases_gone(&gone);
+                self.apply(Input::Leases(0), now);
             }
         }
         Reply::ok(self.record.clone())
@@ -538,7 +542,6 @@ impl Supervisor {
             self.leases.add(owner);
             self.watch.add(owner);
         }
-        self.linger_until = None;
         self.save_owners();
         Ok(())
     }
@@ -558,57 +561,25 @@ impl Supervisor {
 
     fn check_server(&mut self, now: Instant) {
         self.tree.reap_orphans();
-        if !self.teardown.has_begun() && self.tree.leader_exited() {
+        if !self.stage.is_stopping() && self.tree.leader_exited() {
             diag::note(format_args!("server pid {} exited", self.tree.leader()));
-            self.start_teardown(Cause::ServerExited, now);
+            self.apply(Input::ServerExited, now);
         }
     }
 
     fn check_owners(&mut self, now: Instant) {
-        if self.teardown.has_begun() {
+        if self.stage.is_stopping() {
             return;
         }
         let gone = self.leases.sweep(sys::proc_info);
         for owner in &gone {
             diag::note(format_args!("owner pid {} is gone", owner.pid));
         }
-        self.leases_gone(&gone);
-        if !self.owned || !self.leases.is_empty() {
-            return;
+        if !gone.is_empty() {
+            self.leases_gone(&gone);
+            self.apply(Input::Leases(self.leases.owners().len()), now);
         }
-        let deadline = *self.linger_until.get_or_insert_with(|| {
-            if !self.linger.is_zero() {
-                diag::note(format_args!(
-                    "no owner left; lingering for {:?}",
-                    self.linger
-                ));
-            }
-            crate::duration::deadline_after(now, self.linger)
-        });
-        if now >= deadline {
-            diag::note("no owner left: tearing down");
-            self.start_teardown(Cause::OwnersGone, now);
-        }
-    }
-
-    /// Signals first, writes after: the tree gets its SIGTERM before the record
-    /// says `stopping`, so no file system delay stands between the decision and
-    /// the signal.
-    fn start_teardown(&mut self, cause: Cause, now: Instant) {
-        let first = self.cause.is_none();
-        if first {
-            self.cause = Some(cause);
-            self.ready = None;
-        }
-        self.teardown.begin(now, &mut self.tree);
-        if first {
-            self.answer_waiting(&Reply::refused(
-                Refusal::Stopping,
-                "stopping: the server is being torn down",
-            ));
-            self.record.state = RecordState::Stopping;
-            self.registration.save(&self.record);
-        }
+        self.apply(Input::Tick, now);
     }
 
     /// Reaps the leader and everything left, removes the record, socket and lock,
@@ -621,23 +592,16 @@ impl Supervisor {
         self.tree.reap_orphans();
         self.tree.close();
         self.registration.remove();
-        diag::note(format_args!(
-            "server status: {status:?}; cause: {:?}",
-            self.cause
-        ));
-        let code = match (self.cause, status) {
-            (Some(Cause::OwnersGone | Cause::Stop), _) => exit::SUCCESS,
-            (_, Some(status)) => exit::from_status(status),
-            (_, None) => exit::INTERNAL,
-        };
+        let cause = self.stage.cause();
+        diag::note(format_args!("server status: {status:?}; cause: {cause:?}"));
+        let code = lifecycle::exit_code(cause, status.map(exit::from_status));
         if self.reporter.is_waiting() {
-            self.reporter.send(&failure_before_ready(self.cause, code));
+            self.reporter.send(&failure_before_ready(cause, code));
         }
         code
     }
 }
 
-/// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
 /// What `up` is told when the tree ended before the server was ready.
 fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
     let (error, exit_status) = match cause {
@@ -666,6 +630,7 @@ fn waits_for_ready(request: &Request) -> bool {
     )
 }
 
+/// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
 fn push_read<'a>(
     fds: &mut Vec<(BorrowedFd<'a>, Interest)>,
     fd: Option<BorrowedFd<'a>>,

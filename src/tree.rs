@@ -1,5 +1,5 @@
 //! The server's process tree as ocwrap sees it, and the only code that signals it
-//! (SPEC §3 rules 1, 5 and 7).
+//! (docs/DESIGN.md, "Lifecycle" and "Containment").
 //!
 //! Its members are found in one of three ways, so that the cost grows with the
 //! tree and never with the host:
@@ -99,7 +99,7 @@ impl ServerTree {
         self.leader
     }
 
-    /// Forwards a signal to the server's group (SPEC §3 rule 6).
+    /// Forwards a signal to the server's group (docs/DESIGN.md, "Signals").
     pub fn forward(&self, signal: libc::c_int) {
         if let Err(e) = sys::signal(Target::ProcessGroup(self.leader), signal) {
             diag::note(format_args!(

@@ -1,5 +1,5 @@
 //! `ocwrap run` against the built binary: real processes, real signals, and
-//! assertions on what happened to them (SPEC §3 and §6).
+//! assertions on what happened to them (docs/DESIGN.md, "Lifecycle" and "Exit codes").
 
 use std::io::Write;
 use std::os::fd::AsFd;

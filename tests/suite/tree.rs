@@ -1,4 +1,4 @@
-//! Containment and the tree's cost (issue 9, SPEC §3 rule 7): cgroup and group
+//! Containment and the tree's cost (docs/DESIGN.md, "Containment"): cgroup and group
 //! containment each tear down everything the server started, however it escaped;
 //! a SIGKILLed ocwrap's cgroup holds exactly its leftovers and gc removes them; the
 //! walk down from the supervisor finds a 1,000-process tree and processes forked
