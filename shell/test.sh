@@ -2,7 +2,8 @@
 # The whole test run, as README gives it: formatting, lints, unit and integration
 # tests against the built binaries, then the end-to-end run against the real
 # opencode server (installed from npm by shell/e2e-opencode.sh), then the chaos
-# suite (shell/chaos.sh). Needs the Rust
+# suite (shell/chaos.sh); in between, the macOS type-check (shell/xcheck.sh, which
+# fetches Debian's Rust and its source with apt and caches them under target/). Needs the Rust
 # toolchain (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel with
 # /proc and pidfds.
 set -euo pipefail
@@ -39,6 +40,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 check_no_cgroup_left "cargo test"
+echo "== macOS: type-check and clippy for both Apple targets (shell/xcheck.sh)"
+bash shell/xcheck.sh
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
 echo "== chaos: 200 random SIGKILLs (seed printed; replay with shell/chaos.sh 200 SEED)"
