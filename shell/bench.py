@@ -1,18 +1,25 @@
-"""ocwrap benchmarks (issue 5), printed as one markdown report.
+"""ocwrap benchmarks (issues 5, 9 and 10), printed as one markdown report.
 
-B1 launch overhead: `ocwrap -- true` beside `true`, `setsid -w true`,
-   `tini -s -- true`, `dumb-init true` (hyperfine).
+B1 launch overhead: `ocwrap -- true` (each containment) beside `true`,
+   `setsid -w true`, `tini -s -- true`, `dumb-init true` (hyperfine); then ocwrap
+   and `setsid -w true` again with 1,000 idle host processes that the bench starts.
 B2 teardown latency: owner SIGKILL -> every process of a 4-process tree (server,
-   two grandchildren, one setsid escapee) gone, watched through pidfds; pidfd and
-   poll watch methods, a server that honours SIGTERM and one that ignores it
-   (--grace 1s).
+   two grandchildren, one setsid escapee) gone, watched through pidfds: each
+   containment with 0 and 1,000 idle host processes; then the poll watch method
+   and a server that ignores SIGTERM (--grace 1s).
 B3 idle cost: RSS, CPU time and context switches over 30 s of idling, for ocwrap,
    tini and dumb-init each holding the same fixture server.
 B4 readiness: from the port accepting to `ocwrap up` returning, beside a 250 ms
    polling loop (what plugins do today).
-B5 contention: 32 concurrent `ocwrap up` for one port: wall time, servers started.
+B5 contention: 128 concurrent `ocwrap up` for one port: wall time, servers started.
+B6 tree size: owner SIGKILL -> a tree of 10 / 100 / 1,000 processes and ocwrap
+   all gone (every one holds ocwrap's stderr: its end of file), each containment.
+B7 100 supervisors sharing one owner: owner SIGKILL -> the last tree gone.
+B8 attach: `ocwrap up` for a port whose server is already up and ready, from
+   exec to exit (hyperfine), beside `true`.
 
-Every figure is min / median / p95 / max over the runs stated.
+Figures are min / median / p95 / max (and p99 where stated) over the runs stated.
+The machine may be shared: the load average before and after is printed.
 """
 
 import json
@@ -36,11 +43,37 @@ STATE = tempfile.mkdtemp(prefix="ocwrap-bench-")
 os.environ["OCWRAP_STATE_DIR"] = os.path.join(STATE, "state")
 
 
-def stats(values, unit="ms", scale=1e3):
+def pct(v, q):
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def stats(values, unit="ms", scale=1e3, p99=False):
     v = sorted(values)
-    p95 = v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
     f = lambda x: f"{x * scale:.2f}"
-    return f"{f(v[0])} / {f(statistics.median(v))} / {f(p95)} / {f(v[-1])} {unit}"
+    mid = [statistics.median(v), pct(v, 0.95)] + ([pct(v, 0.99)] if p99 else [])
+    return " / ".join(f(x) for x in [v[0], *mid, v[-1]]) + f" {unit}"
+
+
+class IdleHost:
+    """N idle processes, outside every tree, for as long as the `with` lasts: the
+    fixture's `decoys` mode (they block every signal and die with their parent)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.proc = None
+        if self.n:
+            self.proc = subprocess.Popen([FIXTURE, "decoys", str(self.n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            read_until(self.proc, "decoys")
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc.stdout.read()  # end of file: every idle process has exited
+        return False
 
 
 def version(cmd):
@@ -97,36 +130,53 @@ def wait_all_gone(fds, deadline=30):
         pending = [fd for fd in pending if fd not in ready]
 
 
+def hyperfine(cmds, runs=300):
+    out = os.path.join(STATE, "hyperfine.json")
+    subprocess.run(
+        ["hyperfine", "-N", "--warmup", "20", "--runs", str(runs), "--export-json", out, *cmds.values()],
+        check=True, capture_output=True,
+    )
+    results = {r["command"]: r["times"] for r in json.load(open(out))["results"]}
+    return {name: results[cmd] for name, cmd in cmds.items()}
+
+
 def b1():
-    out = os.path.join(STATE, "b1.json")
-    cmds = {
+    ours = {
+        "ocwrap -- true (cgroup)": f"{OCWRAP} --owner none --contain cgroup -- true",
+        "ocwrap -- true (group)": f"{OCWRAP} --owner none --contain group -- true",
+    }
+    rows = hyperfine({
         "true": "true",
         "setsid -w true": "setsid -w true",
         "tini -s -- true": "tini -s -- true",
         "dumb-init true": "dumb-init true",
-        "ocwrap -- true": f"{OCWRAP} --owner none -- true",
-    }
-    subprocess.run(
-        ["hyperfine", "-N", "--warmup", "20", "--runs", "300", "--export-json", out, *cmds.values()],
-        check=True, capture_output=True,
-    )
-    results = {r["command"]: r["times"] for r in json.load(open(out))["results"]}
-    rows = {name: results[cmd] for name, cmd in cmds.items()}
-    ours = statistics.median(rows["ocwrap -- true"])
+        **ours,
+    })
     print("## B1 launch overhead (300 runs each, hyperfine -N)\n")
-    print("| command | min / median / p95 / max | ocwrap median ÷ this |")
+    print("| command | min / median / p95 / max | this median ÷ `setsid -w true` |")
     print("|---|---|---|")
+    base = statistics.median(rows["setsid -w true"])
     for name, times in rows.items():
-        print(f"| `{name}` | {stats(times)} | {ours / statistics.median(times):.2f}× |")
+        print(f"| `{name}` | {stats(times)} | {statistics.median(times) / base:.2f}× |")
+    with IdleHost(1000):
+        busy = hyperfine({"setsid -w true": "setsid -w true", **ours})
+    print("\nThe same with 1,000 idle host processes (started by the bench):\n")
+    print("| command | min / median / p95 / max | this median ÷ `setsid -w true` | ÷ its quiet median |")
+    print("|---|---|---|---|")
+    base = statistics.median(busy["setsid -w true"])
+    for name, times in busy.items():
+        quiet = statistics.median(rows[name])
+        print(f"| `{name}` | {stats(times)} | {statistics.median(times) / base:.2f}× | {statistics.median(times) / quiet:.2f}× |")
     print()
 
 
-def teardown_once(method, ignore_term):
+def teardown_once(method, ignore_term, contain="auto"):
     owner = subprocess.Popen([FIXTURE, "sleep"], stdout=subprocess.PIPE, text=True)
     read_until(owner, "sleeper")
     fixture = ["tree", "--children", "2", "--escape"] + (["--ignore-term"] if ignore_term else [])
     sup = subprocess.Popen(
-        [OCWRAP, "--owner-pid", str(owner.pid), "--watch-method", method, "--grace", "1s", "--", FIXTURE, *fixture],
+        [OCWRAP, "--owner-pid", str(owner.pid), "--watch-method", method, "--contain", contain, "--grace", "1s",
+         "--", FIXTURE, *fixture],
         stdout=subprocess.PIPE, text=True,
     )
     lines = read_until(sup, "ready")
@@ -148,13 +198,22 @@ def teardown_once(method, ignore_term):
 
 def b2(runs):
     print(f"## B2 teardown latency: owner SIGKILL → 4-process tree gone\n")
+    print("| containment | idle host processes | runs | min / median / p95 / p99 / max |")
+    print("|---|---|---|---|")
+    for idle in [0, 1000]:
+        with IdleHost(idle):
+            for contain in ["cgroup", "group"]:
+                times = [teardown_once("pidfd", False, contain) for _ in range(runs)]
+                print(f"| {contain} | {idle} | {runs} | {stats(times, p99=True)} |")
+    slow = max(5, runs // 5)
+    print("\nOther watch methods and servers (default containment, no idle processes):\n")
     print("| watch | server | runs | min / median / p95 / max |")
     print("|---|---|---|---|")
-    for method in ["pidfd", "poll"]:
-        for ignore in [False, True]:
-            times = [teardown_once(method, ignore) for _ in range(runs)]
-            what = "ignores SIGTERM (--grace 1s)" if ignore else "honours SIGTERM"
-            print(f"| {method} | {what} | {runs} | {stats(times)} |")
+    for method, ignore in [("pidfd", True), ("poll", False), ("poll", True)]:
+        n = slow if ignore else runs
+        times = [teardown_once(method, ignore) for _ in range(n)]
+        what = "ignores SIGTERM (--grace 1s)" if ignore else "honours SIGTERM"
+        print(f"| {method} | {what} | {n} | {stats(times)} |")
     print()
 
 
@@ -262,7 +321,7 @@ def b4(runs):
     print(f"\n`ocwrap up` end to end, including the server's start-up: {stats([u[1] for u in ups])}\n")
 
 
-def b5(runs, n=32):
+def b5(runs, n=128):
     walls, started = [], []
     for _ in range(runs):
         port = free_port()
@@ -285,6 +344,104 @@ def b5(runs, n=32):
     print(f"- servers started per run: {sorted(set(started))} (one server PID in every answer)\n")
 
 
+def b8(runs):
+    port = free_port()
+    owner = subprocess.Popen([FIXTURE, "sleep"], stdout=subprocess.DEVNULL)
+    up = [OCWRAP, "up", "--json", "--port", str(port), "--owner-pid", str(owner.pid), "--",
+          FIXTURE, "tree", "--listen", str(port)]
+    first = json.loads(subprocess.run(up, capture_output=True, text=True, timeout=60).stdout)
+    assert first["status"] == "started", first
+    times = hyperfine({"up": " ".join(up), "true": "true"}, runs)
+    again = json.loads(subprocess.run(up, capture_output=True, text=True, timeout=60).stdout)
+    assert again["status"] == "attached" and again["pid"] == first["pid"], again
+    owner.kill()
+    owner.wait()
+    subprocess.run([OCWRAP, "stop", "--port", str(port), "--wait"], capture_output=True, timeout=60)
+    print(f"## B8 attach to a ready server ({runs} runs, hyperfine -N)\n")
+    print("| command | min / median / p95 / max |")
+    print("|---|---|")
+    print(f"| `ocwrap up` (attached) | {stats(times['up'])} |")
+    print(f"| `true` | {stats(times['true'])} |\n")
+
+
+def wait_eof(fds, deadline=60):
+    """Waits until every descriptor in fds reads end of file."""
+    end = time.monotonic() + deadline
+    pending = list(fds)
+    while pending:
+        ready, _, _ = select.select(pending, [], [], max(0, end - time.monotonic()))
+        if not ready:
+            raise RuntimeError("still open")
+        for fd in ready:
+            if not os.read(fd, 65536):
+                pending.remove(fd)
+
+
+def tree_size_once(size, contain):
+    owner = subprocess.Popen([FIXTURE, "sleep"], stdout=subprocess.PIPE, text=True)
+    read_until(owner, "sleeper")
+    sup = subprocess.Popen(
+        [OCWRAP, "--owner-pid", str(owner.pid), "--contain", contain, "--", FIXTURE, "wide", str(size)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    read_until(sup, f"ready {size}", deadline=120)
+    t0 = time.monotonic()
+    owner.kill()
+    wait_eof([sup.stderr.fileno()])
+    took = time.monotonic() - t0
+    owner.wait()
+    sup.wait(timeout=30)
+    return took
+
+
+def b6(runs):
+    print("## B6 tree size: owner SIGKILL → every process of the tree gone\n")
+    print("| processes | containment | runs | min / median / p95 / max |")
+    print("|---|---|---|---|")
+    for size in [10, 100, 1000]:
+        for contain in ["cgroup", "group"]:
+            times = [tree_size_once(size, contain) for _ in range(runs)]
+            print(f"| {size} | {contain} | {runs} | {stats(times)} |")
+    print()
+
+
+def shared_owner_once(n, contain):
+    owner = subprocess.Popen([FIXTURE, "sleep"], stdout=subprocess.PIPE, text=True)
+    read_until(owner, "sleeper")
+    sups = [
+        subprocess.Popen(
+            [OCWRAP, "--owner-pid", str(owner.pid), "--contain", contain, "--", FIXTURE, "tree", "--children", "1"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        for _ in range(n)
+    ]
+    for sup in sups:
+        read_until(sup, "ready")
+    t0 = time.monotonic()
+    owner.kill()
+    # Each tree holds its supervisor's stdout: the last end of file is the last tree gone.
+    wait_eof([sup.stdout.fileno() for sup in sups])
+    took = time.monotonic() - t0
+    owner.wait()
+    for sup in sups:
+        sup.wait(timeout=30)
+    return took
+
+
+def b7(runs, n=100):
+    print(f"## B7 {n} supervisors sharing one owner: owner SIGKILL → the last tree gone\n")
+    print("| containment | runs | min / median / p95 / max |")
+    print("|---|---|---|")
+    for contain in ["cgroup", "group"]:
+        times = [shared_owner_once(n, contain) for _ in range(runs)]
+        print(f"| {contain} | {runs} | {stats(times)} |")
+    print()
+
+
+def load():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
 def main():
     random.seed(int(os.environ.get("BENCH_SEED", "1")))
     print("# ocwrap benchmark report\n")
@@ -293,13 +450,19 @@ def main():
     print(f"- ocwrap: {version([OCWRAP, '--version'])}")
     for tool in [["tini", "--version"], ["dumb-init", "--version"], ["catatonit", "--version"], ["hyperfine", "--version"]]:
         print(f"- {tool[0]}: {version(tool)}")
-    print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+    print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    print(f"- ocwrap binary: {os.path.getsize(OCWRAP)} bytes, {version(['file', '-b', OCWRAP]).split(',')[0]}")
+    print(f"- load average before: {load()}\n")
     print("Figures are min / median / p95 / max.\n")
     b1()
-    b2(int(os.environ.get("BENCH_B2_RUNS", "100")))
+    b2(int(os.environ.get("BENCH_B2_RUNS", "200")))
     b3()
     b4(int(os.environ.get("BENCH_B4_RUNS", "20")))
     b5(int(os.environ.get("BENCH_B5_RUNS", "5")))
+    b6(int(os.environ.get("BENCH_B6_RUNS", "10")))
+    b7(int(os.environ.get("BENCH_B7_RUNS", "3")))
+    b8(int(os.environ.get("BENCH_B8_RUNS", "200")))
+    print(f"Load average after: {load()}")
     shutil.rmtree(STATE, ignore_errors=True)
 
 

@@ -16,5 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
-cargo build --release --locked --quiet >&2
-exec python3 shell/bench.py target/release
+# The binary README's install command makes: release profile, static C runtime.
+target=x86_64-unknown-linux-gnu
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --quiet --target "$target" >&2
+exec python3 shell/bench.py "target/$target/release"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the chaos suite (shell/chaos.py) against a debug build.
 #   bash shell/chaos.sh [ITERATIONS] [SEED]      (a random seed when none is given)
+# CHAOS_VICTIMS and CHAOS_PERTURB (comma lists) narrow what is drawn; see the header
+# of shell/chaos.py for them and the other CHAOS_* settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --quiet

@@ -2,11 +2,33 @@
 # The whole test run, as README gives it: formatting, lints, unit and integration
 # tests against the built binaries, then the end-to-end run against the real
 # opencode server (installed from npm by shell/e2e-opencode.sh), then the chaos
-# suite (shell/chaos.sh). Needs the Rust
+# suite (shell/chaos.sh); in between, the macOS type-check (shell/xcheck.sh, which
+# fetches Debian's Rust and its source with apt and caches them under target/). Needs the Rust
 # toolchain (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel with
 # /proc and pidfds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The ocwrap-* cgroups in our own cgroup (cgroup2 mount and own path read from
+# /proc, as ocwrap does). No test and no chaos iteration may leave one behind.
+ocwrap_cgroups() {
+  local mount own
+  mount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+  own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  if [ -n "$mount" ] && [ -n "$own" ]; then
+    find "$mount${own%/}" -mindepth 1 -maxdepth 1 -type d -name 'ocwrap-*' 2>/dev/null | sort
+  fi
+}
+cgroups_before=$(ocwrap_cgroups)
+check_no_cgroup_left() {
+  local left
+  left=$(comm -13 <(echo "$cgroups_before") <(ocwrap_cgroups))
+  if [ -n "$left" ]; then
+    echo "cgroups left behind after $1:" >&2
+    echo "$left" >&2
+    exit 1
+  fi
+}
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -17,10 +39,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+check_no_cgroup_left "cargo test"
+echo "== macOS: type-check and clippy for both Apple targets (shell/xcheck.sh)"
+bash shell/xcheck.sh
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
 echo "== chaos: 200 random SIGKILLs (seed printed; replay with shell/chaos.sh 200 SEED)"
 bash shell/chaos.sh 200
+check_no_cgroup_left "the end-to-end run or the chaos suite"
 # One closing line for the whole run: every cargo test, the three e2e scenarios and
 # the 200 chaos iterations (set -e has already stopped the run if any failed).
 echo "tests: $((passed + 3 + 200)) passed, $failed failed"

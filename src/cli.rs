@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 use crate::process::Pid;
@@ -46,6 +46,9 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
+    /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
+    #[command(name = "__supervise", hide = true)]
+    Supervise,
 }
 
 /// Which supervisor a command is about: `--name N` or `--port P` (name `port-P`).
@@ -137,7 +140,7 @@ pub struct GcArgs {
     pub state: StateArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum OwnerMode {
     /// The process that started ocwrap
     Parent,
@@ -145,7 +148,7 @@ pub enum OwnerMode {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum StdinMode {
     /// The server reads ocwrap's own stdin
     Inherit,
@@ -153,7 +156,7 @@ pub enum StdinMode {
     Null,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum WatchMethodArg {
     /// pidfd where the kernel has it, else poll
     Auto,
@@ -161,6 +164,16 @@ pub enum WatchMethodArg {
     Pidfd,
     /// Check every owner's start time every 200 ms (the portable method)
     Poll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum ContainArg {
+    /// cgroup where a writable cgroup v2 is available, else group
+    Auto,
+    /// The server's own child cgroup (cgroup v2); an error when none can be made
+    Cgroup,
+    /// The server's process group plus everything below ocwrap (a child subreaper)
+    Group,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -196,7 +209,7 @@ pub struct RunArgs {
     pub log: Option<PathBuf>,
 
     /// Start the server in a new session (setsid) instead of a new process group
-    #[arg(long, env = "OCWRAP_SESSION")]
+    #[arg(long, env = "OCWRAP_SESSION", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub session: bool,
 
     /// The server's stdin
@@ -216,6 +229,15 @@ pub struct RunArgs {
         env = "OCWRAP_WATCH_METHOD"
     )]
     pub watch_method: WatchMethodArg,
+
+    /// How the server's tree is held together so that teardown reaches all of it
+    #[arg(
+        long,
+        value_name = "HOW",
+        default_value = "auto",
+        env = "OCWRAP_CONTAIN"
+    )]
+    pub contain: ContainArg,
 
     /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port
     #[arg(long, value_name = "N", env = "OCWRAP_NAME")]
@@ -242,7 +264,7 @@ pub struct RunArgs {
     pub state: StateArgs,
 
     /// Say each decision on stderr
-    #[arg(short, long, env = "OCWRAP_VERBOSE")]
+    #[arg(short, long, env = "OCWRAP_VERBOSE", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub verbose: bool,
 
     /// The server command and its arguments (after `--`)
@@ -264,9 +286,41 @@ pub struct UpArgs {
     pub ready_timeout: Duration,
 
     /// One JSON object on stdout
-    #[arg(long, env = "OCWRAP_JSON")]
+    #[arg(long, env = "OCWRAP_JSON", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub json: bool,
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// The value of a flag's environment form (`OCWRAP_VERBOSE=1`). On the command line
+/// such a flag takes no value, and clap hands this parser its implied `true`.
+/// Shells, CI systems and `.env` files spell booleans in all of these ways, so all of
+/// them are read, in any case; anything else is refused rather than guessed at.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "'{text}' is not a boolean: use 1/0, true/false, yes/no or on/off"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_are_read_in_every_usual_spelling() {
+        for yes in ["1", "true", "yes", "on", "TRUE", "Yes", "ON"] {
+            assert_eq!(parse_bool(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "false", "no", "off", "FALSE", "No", "Off"] {
+            assert_eq!(parse_bool(no), Ok(false), "{no}");
+        }
+        for bad in ["", "2", "y", "t", "maybe", " true", "enabled"] {
+            assert!(parse_bool(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

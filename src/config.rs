@@ -4,18 +4,20 @@
 //! environment) are usage errors here.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::CommandFactory;
 use clap::error::ErrorKind;
+use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
+use crate::cli::{Cli, ContainArg, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
 
 /// Who owns the server: the leases ocwrap starts with.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OwnerSpec {
     /// ocwrap's parent is an owner.
     pub parent: bool,
@@ -31,23 +33,28 @@ impl OwnerSpec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     pub owners: OwnerSpec,
     pub grace: Duration,
     pub linger: Duration,
+    #[serde(with = "os_path")]
     pub log: Option<PathBuf>,
     pub session: bool,
     pub stdin: StdinMode,
     pub watch_method: WatchMethodArg,
+    pub contain: ContainArg,
     pub verbose: bool,
     /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
     pub name: Option<String>,
     pub port: Option<u16>,
     pub host: String,
     pub health: Option<String>,
+    #[serde(with = "os_path")]
     pub state_dir: Option<PathBuf>,
+    #[serde(with = "os_text")]
     pub program: OsString,
+    #[serde(with = "os_texts")]
     pub args: Vec<OsString>,
 }
 
@@ -75,15 +82,15 @@ impl RunConfig {
                 format!("--health takes an absolute URL path like /health, not '{path}'"),
             ));
         }
-        if !is_loopback(&raw.host) {
-            return Err(usage(
+        let host = loopback_host(&raw.host).ok_or_else(|| {
+            usage(
                 ErrorKind::InvalidValue,
                 format!(
-                    "--host must be a loopback address (127.0.0.0/8, ::1, localhost), not '{}'",
+                    "--host must be a loopback address (127.0.0.0/8, ::1 or [::1], localhost), not '{}'",
                     raw.host
                 ),
-            ));
-        }
+            )
+        })?;
         let mut command = raw.command.into_iter();
         let program = command
             .next()
@@ -97,10 +104,11 @@ impl RunConfig {
             session: raw.session,
             stdin: raw.stdin,
             watch_method: raw.watch_method,
+            contain: raw.contain,
             verbose: raw.verbose,
             name,
             port: raw.port,
-            host: raw.host,
+            host,
             health: raw.health,
             state_dir: raw.state.state_dir,
             program,
@@ -140,16 +148,105 @@ fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// The host to probe, without brackets, when `raw` names a loopback address:
+/// `localhost`, an IPv4 literal in 127.0.0.0/8, or `::1` bare or in one pair of
+/// brackets (as it is written in a URL). The brackets go because
+/// [`crate::supervisor::url`] adds them for IPv6 itself; a host kept with them would
+/// come out doubled, or malformed when the brackets do not pair.
+fn loopback_host(raw: &str) -> Option<String> {
+    if raw == "localhost" {
+        return Some(raw.to_string());
+    }
+    let ip: IpAddr = match raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(inner) => IpAddr::V6(inner.parse().ok()?),
+        None => raw.parse().ok()?,
+    };
+    ip.is_loopback().then(|| ip.to_string())
 }
 
 pub fn usage(kind: ErrorKind, message: String) -> Error {
     Error::Usage(Box::new(Cli::command().error(kind, message)))
+}
+
+/// OS strings in a handed-off config (`__supervise`) travel as JSON strings when
+/// they are UTF-8, and in serde's platform form otherwise: an argument or a path
+/// need not be UTF-8, but a megabyte of argv should not become four megabytes of
+/// byte arrays.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum OsText {
+    Utf8(String),
+    Native(OsString),
+}
+
+impl From<&std::ffi::OsStr> for OsText {
+    fn from(s: &std::ffi::OsStr) -> OsText {
+        match s.to_str() {
+            Some(text) => OsText::Utf8(text.to_string()),
+            None => OsText::Native(s.to_owned()),
+        }
+    }
+}
+
+impl From<OsText> for OsString {
+    fn from(t: OsText) -> OsString {
+        match t {
+            OsText::Utf8(text) => text.into(),
+            OsText::Native(os) => os,
+        }
+    }
+}
+
+mod os_text {
+    use std::ffi::OsString;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::OsText;
+
+    pub fn serialize<S: Serializer>(s: &OsString, to: S) -> Result<S::Ok, S::Error> {
+        OsText::from(s.as_os_str()).serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<OsString, D::Error> {
+        OsText::deserialize(from).map(OsString::from)
+    }
+}
+
+mod os_texts {
+    use std::ffi::OsString;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::OsText;
+
+    pub fn serialize<S: Serializer>(all: &[OsString], to: S) -> Result<S::Ok, S::Error> {
+        let texts: Vec<OsText> = all.iter().map(|s| OsText::from(s.as_os_str())).collect();
+        texts.serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<OsString>, D::Error> {
+        Vec::<OsText>::deserialize(from).map(|all| all.into_iter().map(OsString::from).collect())
+    }
+}
+
+mod os_path {
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::OsText;
+
+    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, to: S) -> Result<S::Ok, S::Error> {
+        path.as_ref()
+            .map(|p| OsText::from(p.as_os_str()))
+            .serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<PathBuf>, D::Error> {
+        Option::<OsText>::deserialize(from).map(|p| p.map(|t| PathBuf::from(OsString::from(t))))
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +328,47 @@ mod tests {
         assert_eq!(parse(&["ocwrap", "--", "x"]).unwrap().name, None);
         assert!(parse(&["ocwrap", "--host", "::1", "--", "x"]).is_ok());
         assert!(parse(&["ocwrap", "--host", "localhost", "--", "x"]).is_ok());
+    }
+
+    #[test]
+    fn loopback_hosts_are_stored_without_brackets() {
+        for (given, stored, url) in [
+            ("localhost", "localhost", "http://localhost:4096"),
+            ("127.0.0.1", "127.0.0.1", "http://127.0.0.1:4096"),
+            ("127.1.2.3", "127.1.2.3", "http://127.1.2.3:4096"),
+            ("::1", "::1", "http://[::1]:4096"),
+            ("[::1]", "::1", "http://[::1]:4096"),
+            ("0:0:0:0:0:0:0:1", "::1", "http://[::1]:4096"),
+        ] {
+            let c = parse(&["ocwrap", "--host", given, "--", "x"]).unwrap();
+            assert_eq!(c.host, stored, "{given}");
+            assert_eq!(crate::supervisor::url(&c.host, 4096), url, "{given}");
+        }
+    }
+
+    #[test]
+    fn other_hosts_are_usage_errors_naming_the_value() {
+        for bad in [
+            "[[::1]]",
+            "[::1",
+            "::1]",
+            "[]",
+            "[127.0.0.1]",
+            "[localhost]",
+            "10.0.0.1",
+            "::",
+            "::ffff:127.0.0.1",
+            "127.1",
+            "LOCALHOST ",
+            "",
+        ] {
+            let err = parse(&["ocwrap", "--host", bad, "--", "x"]).expect_err(bad);
+            assert_eq!(err.exit_code(), crate::exit::USAGE, "{bad}");
+            let Error::Usage(clap) = err else {
+                panic!("{bad}: not a usage error")
+            };
+            assert!(clap.to_string().contains(&format!("'{bad}'")), "{clap}");
+        }
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// How long one connection may take, from `accept` to the last byte of the reply.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Connections served at once; more are refused with [`Refusal::Busy`].
-pub const MAX_CLIENTS: usize = 64;
+/// Connections served at once, including those whose reply waits for readiness;
+/// more are refused with [`Refusal::Busy`].
+pub const MAX_CLIENTS: usize = 256;
 
 /// How long a client waits for the supervisor to read its request or to answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +43,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
-    /// Adds leases for these owners.
+    /// Adds leases for these owners; answered once the server is ready.
     Attach {
         owners: Vec<Pid>,
     },
@@ -51,7 +52,11 @@ pub enum Request {
         #[serde(default)]
         owner: Option<Pid>,
     },
-    Status,
+    /// The record; with `wait_ready`, answered once the server is ready.
+    Status {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        wait_ready: bool,
+    },
     Stop,
 }
 
@@ -156,9 +161,9 @@ impl ControlSocket {
         FileId::at(&self.path) == Some(self.id)
     }
 
-    /// Removes the socket file, if it is still ours.
-    pub fn remove(self) {
-        record::remove_if_same(&self.path, self.id);
+    /// Which file the socket is.
+    pub fn id(&self) -> FileId {
+        self.id
     }
 }
 
@@ -185,7 +190,8 @@ struct Client {
 enum Phase {
     /// Collecting the request line.
     Reading(Vec<u8>),
-    /// The request went to the supervisor; its reply is awaited.
+    /// The request went to the supervisor; its reply is awaited (perhaps until the
+    /// server is ready). Watched only for the client going away.
     Handling,
     /// Sending the reply; `sent` bytes of `line` are out.
     Writing { line: Vec<u8>, sent: usize },
@@ -197,24 +203,42 @@ impl Clients {
     /// Descriptors to wait on: readable while reading, writable while writing.
     pub fn fds(&self) -> impl Iterator<Item = (BorrowedFd<'_>, Interest)> {
         self.open.iter().filter_map(|c| match c.phase {
-            Phase::Reading(_) => Some((c.stream.as_fd(), Interest::Read)),
+            Phase::Reading(_) | Phase::Handling => Some((c.stream.as_fd(), Interest::Read)),
             Phase::Writing { .. } => Some((c.stream.as_fd(), Interest::Write)),
-            Phase::Handling | Phase::Closed => None,
+            Phase::Closed => None,
         })
     }
 
-    /// The earliest connection deadline, for the loop's timeout.
+    /// The earliest connection deadline, for the loop's timeout. A request whose
+    /// reply waits for readiness has none: it is answered when the server is
+    /// ready or teardown begins, and dropped if the client goes away first.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.open.iter().map(|c| c.deadline).min()
+        self.open
+            .iter()
+            .filter(|c| !matches!(c.phase, Phase::Handling))
+            .map(|c| c.deadline)
+            .min()
     }
 
     /// Accepts every pending connection, reads and writes what can be read and
     /// written now, drops connections past their deadline, and returns the
     /// requests that are complete. Never blocks.
     pub fn service(&mut self, socket: &ControlSocket, now: Instant) -> Vec<(ClientId, Request)> {
+        let mut complete = self.progress(0, now);
+        // Newcomers last: the count that decides `busy` must not include clients
+        // that have gone since the last wake.
+        let known = self.open.len();
         self.accept(socket, now);
+        complete.extend(self.progress(known, now));
+        complete
+    }
+
+    /// Reads and writes what can be read and written now on the connections from
+    /// index `from` on, drops the ones past their deadline, and returns the
+    /// requests now complete.
+    fn progress(&mut self, from: usize, now: Instant) -> Vec<(ClientId, Request)> {
         let mut complete = Vec::new();
-        for client in &mut self.open {
+        for client in &mut self.open[from..] {
             if now >= client.deadline && !matches!(client.phase, Phase::Handling) {
                 client.expire();
                 continue;
@@ -232,6 +256,7 @@ impl Clients {
                     }
                 }
                 Phase::Writing { .. } => client.flush(),
+                Phase::Handling if has_gone(&client.stream) => client.phase = Phase::Closed,
                 Phase::Handling | Phase::Closed => {}
             }
         }
@@ -307,6 +332,20 @@ impl Client {
     }
 }
 
+/// Whether a client whose reply is pending has closed its end (what it sends
+/// meanwhile is read and dropped).
+fn has_gone(stream: &UnixStream) -> bool {
+    let mut chunk = [0u8; 512];
+    loop {
+        match (&*stream).read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
 fn refusal_at_accept(stream: &UnixStream, open: usize) -> Option<Reply> {
     match sys::peer_uid(stream) {
         Ok(uid) if uid == sys::effective_uid() => {}
@@ -370,8 +409,32 @@ fn read_some(stream: &UnixStream, buffer: &mut Vec<u8>) -> Option<Result<Request
 
 /// Sends one request to the supervisor behind `path` and returns its reply.
 pub fn request(path: &Path, request: &Request) -> io::Result<Reply> {
+    request_until(path, request, Instant::now() + IO_TIMEOUT)
+}
+
+/// Like [`request`], waiting for the reply until `deadline` (a reply held until the
+/// server is ready can take as long as the server takes). A `busy` supervisor is
+/// asked again after [`BUSY_PAUSE`] until the deadline.
+pub fn request_until(path: &Path, request: &Request, deadline: Instant) -> io::Result<Reply> {
+    loop {
+        let reply = request_once(path, request, deadline)?;
+        if reply.kind != Some(Refusal::Busy) || Instant::now() + BUSY_PAUSE >= deadline {
+            return Ok(reply);
+        }
+        std::thread::sleep(BUSY_PAUSE);
+    }
+}
+
+/// How soon a client asks again a supervisor that answered `busy`: there is no
+/// event that says a connection slot came free.
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
+
+fn request_once(path: &Path, request: &Request, deadline: Instant) -> io::Result<Reply> {
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
     let mut stream = UnixStream::connect(path)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_read_timeout(Some(wait))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
@@ -404,6 +467,13 @@ mod tests {
             serde_json::to_string(&Request::Stop).unwrap(),
             r#"{"op":"stop"}"#
         );
+        assert_eq!(
+            serde_json::to_string(&Request::Status { wait_ready: false }).unwrap(),
+            r#"{"op":"status"}"#
+        );
+        let waiting: Request =
+            serde_json::from_str(r#"{"op":"status","wait_ready":true}"#).unwrap();
+        assert_eq!(waiting, Request::Status { wait_ready: true });
     }
 
     #[test]
@@ -429,7 +499,10 @@ mod tests {
         theirs.write_all(b"{\"op\":\"st").unwrap();
         assert!(read_some(&ours, &mut buffer).is_none(), "half a request");
         theirs.write_all(b"atus\"}\n").unwrap();
-        assert_eq!(read_some(&ours, &mut buffer), Some(Ok(Request::Status)));
+        assert_eq!(
+            read_some(&ours, &mut buffer),
+            Some(Ok(Request::Status { wait_ready: false }))
+        );
 
         let (ours, mut theirs) = pair();
         let mut buffer = Vec::new();

@@ -32,6 +32,8 @@ pub enum Error {
     },
     /// An owner given by PID is not running now.
     OwnerNotRunning(Pid),
+    /// An owner can never exit, so the lease rule could never tear the server down.
+    ImmortalOwner { pid: Pid, reason: &'static str },
     /// ocwrap's parent is outside its PID namespace (getppid() is 0).
     ParentUnknown,
     /// No ancestor of ocwrap has the name given to `--owner-ancestor`.
@@ -92,6 +94,10 @@ impl fmt::Display for Error {
                 write!(f, "cannot start {}", program.to_string_lossy())
             }
             Error::OwnerNotRunning(pid) => write!(f, "owner pid {pid} is not running"),
+            Error::ImmortalOwner { pid, reason } => write!(
+                f,
+                "owner pid {pid} can never exit ({reason}); name the session process with --owner-pid, or use --owner none"
+            ),
             Error::ParentUnknown => write!(
                 f,
                 "the parent process is outside this PID namespace; name an owner with --owner-pid or use --owner none"
@@ -154,6 +160,7 @@ impl std::error::Error for Error {
             | Error::NotRunning(_)
             | Error::Control { .. }
             | Error::OwnerNotRunning(_)
+            | Error::ImmortalOwner { .. }
             | Error::ParentUnknown
             | Error::AncestorNotFound(_) => None,
         }

@@ -1,4 +1,4 @@
-//! Exit codes (SPEC §6) as named constants, and the mapping from a server's wait
+//! Exit codes (docs/DESIGN.md, "Exit codes") as named constants, and the mapping from a server's wait
 //! status to ocwrap's own exit code.
 
 use std::os::unix::process::ExitStatusExt;

@@ -10,11 +10,14 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contain;
 pub mod control;
 pub mod diag;
 pub mod duration;
 pub mod error;
 pub mod exit;
+pub mod handoff;
+pub mod lifecycle;
 pub mod owner;
 pub mod process;
 pub mod ready;
@@ -49,6 +52,7 @@ pub fn run() -> u8 {
         Some(Command::Stop(args)) => commands::stop::run(args),
         Some(Command::Release(args)) => commands::release::run(args),
         Some(Command::Gc(args)) => commands::gc::run(args),
+        Some(Command::Supervise) => supervisor::run_handed_off(),
     };
     match outcome {
         Ok(code) => code,

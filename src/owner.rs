@@ -1,5 +1,5 @@
 //! Owners and their leases: who the server lives for, and how we tell that an owner
-//! is gone (SPEC §3 rule 3).
+//! is gone (docs/DESIGN.md, "Lifecycle", rule 3).
 //!
 //! An owner is a PID *plus its start time*. It is gone when its process exits, when
 //! it is a zombie (`kill(pid, 0)` would still succeed), or when its PID now belongs to
@@ -39,37 +39,58 @@ impl Owner {
     }
 }
 
+/// Why `pid` can never exit while it is our owner, or `None` when it can: init
+/// (PID 1, also a container's), a kernel thread, or this ocwrap itself. A lease on
+/// one of them would never end, and neither would the server.
+pub fn immortal(pid: Pid) -> Option<&'static str> {
+    if pid.is_init() {
+        Some("init")
+    } else if pid == Pid::current() {
+        Some("ocwrap itself")
+    } else if sys::is_kernel_thread(pid) {
+        Some("a kernel thread")
+    } else {
+        None
+    }
+}
+
 /// Resolves the owners of the command line into leases, before anything starts.
+/// An owner that is not running, or that can never exit ([`immortal`]), is refused.
 pub fn resolve(spec: &OwnerSpec) -> Result<Vec<Owner>, Error> {
     let mut owners: Vec<Owner> = Vec::new();
-    let mut add = |owner: Owner| {
+    let mut add = |pid: Pid| -> Result<(), Error> {
+        if let Some(reason) = immortal(pid) {
+            return Err(Error::ImmortalOwner { pid, reason });
+        }
+        let owner = Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?;
         if !owners.contains(&owner) {
             owners.push(owner);
         }
+        Ok(())
     };
     if spec.parent {
         // The parent is read first thing: if it died before ocwrap got here, the
         // reported parent is already a reaper and the watch would wait forever. That
-        // window is the caller's to close (with --owner-pid); see README.
-        let parent = Pid::parent().ok_or(Error::ParentUnknown)?;
-        add(Owner::observe(parent).ok_or(Error::OwnerNotRunning(parent))?);
+        // window is the caller's to close (with --owner-pid); see README. A reaper
+        // that is init is at least refused, like any owner that can never exit.
+        add(Pid::parent().ok_or(Error::ParentUnknown)?)?;
     }
     for &pid in &spec.pids {
-        add(Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?);
+        add(pid)?;
     }
     if let Some(name) = &spec.ancestor {
-        let pid = nearest_ancestor(name).ok_or_else(|| Error::AncestorNotFound(name.clone()))?;
-        add(Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?);
+        add(nearest_ancestor(name).ok_or_else(|| Error::AncestorNotFound(name.clone()))?)?;
     }
     Ok(owners)
 }
 
 /// The nearest ancestor of this process (its parent first) whose executable or
-/// argv[0] basename is `name`. Init is never chosen: it cannot die.
+/// argv[0] basename is `name`. The search ends at the first process that can never
+/// exit ([`immortal`]: init, a kernel thread), which is never chosen.
 pub fn nearest_ancestor(name: &str) -> Option<Pid> {
     let mut current = Pid::parent()?;
     let mut seen = Vec::new();
-    while !current.is_init() && !seen.contains(&current) {
+    while immortal(current).is_none() && !seen.contains(&current) {
         if sys::process_names(current).iter().any(|n| n == name) {
             return Some(current);
         }
@@ -77,18 +98,6 @@ pub fn nearest_ancestor(name: &str) -> Option<Pid> {
         current = sys::proc_info(current)?.ppid?;
     }
     None
-}
-
-/// Why `pid` can never exit as an owner would (so a lease on it would keep the
-/// server forever), or `None` when it can.
-pub fn immortal(pid: Pid) -> Option<&'static str> {
-    if pid.is_init() {
-        Some("init")
-    } else if pid == Pid::current() {
-        Some("this ocwrap itself")
-    } else {
-        None
-    }
 }
 
 /// The live leases, minus the ones found gone by [`Leases::sweep`].
@@ -185,6 +194,31 @@ mod tests {
         });
         assert_eq!(gone.len(), 2);
         assert!(leases.is_empty());
+    }
+
+    #[test]
+    fn owners_that_can_never_exit_are_named() {
+        assert_eq!(immortal(Pid::new(1).unwrap()), Some("init"));
+        assert_eq!(immortal(Pid::current()), Some("ocwrap itself"));
+    }
+
+    #[test]
+    fn resolving_an_immortal_owner_says_why() {
+        for (pid, reason) in [
+            (Pid::new(1).unwrap(), "init"),
+            (Pid::current(), "ocwrap itself"),
+        ] {
+            let spec = OwnerSpec {
+                pids: vec![pid],
+                ..OwnerSpec::default()
+            };
+            match resolve(&spec) {
+                Err(Error::ImmortalOwner { pid: p, reason: r }) => {
+                    assert_eq!((p, r), (pid, reason));
+                }
+                other => panic!("pid {pid}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -2,25 +2,32 @@
 //!
 //! Without `--port` the server is ready once it has been exec'd. With `--port`, once
 //! a TCP connection to it succeeds, or, with `--health PATH`, once `GET PATH` answers
-//! 2xx. Every attempt has its own short timeout, so a server that accepts
-//! connections but never answers cannot hang a probe. Probing runs on its own thread so the
-//! supervisor's loop never blocks on a slow server; the thread reports by making a
-//! socket readable, which the loop polls with everything else, and it stops by
-//! itself once the server is ready or the supervisor drops the watch.
+//! 2xx. The supervisor probes from its own event loop ([`ReadyProbe`]): a
+//! non-blocking connect, then (with a health path) a request and the status line,
+//! each step waited on by `poll` with everything else, so a slow or mute server
+//! never blocks the loop. A refused attempt is retried after a short pause that
+//! grows from 1 ms to [`MAX_PAUSE`]: a refused loopback connect costs microseconds,
+//! and the pause bounds how late the probe notices the port. An attempt that gets
+//! no answer within [`ATTEMPT_TIMEOUT`] is abandoned and retried.
+//!
+//! [`Probe::check`] is the blocking one-shot form, for `up`'s "is something already
+//! answering on this port?".
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long one connection attempt may take.
+use crate::sys::{self, Interest};
+
+/// How long one attempt may take, from connect to the status line.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Pause between attempts: short, because `up` callers wait on it, and cheap, since
-/// a refused loopback connect costs microseconds and probing stops once ready.
-pub const INTERVAL: Duration = Duration::from_millis(10);
+/// The longest pause between two attempts.
+pub const MAX_PAUSE: Duration = Duration::from_millis(4);
+/// The first pause between two attempts.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+/// The most of a response that is read to find its status line.
+const MAX_STATUS_LINE: usize = 512;
 
 /// Where and how to probe.
 #[derive(Clone, Debug)]
@@ -31,21 +38,34 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// `host` is stored bare (`::1`, not `[::1]`): see the config.
     pub fn new(host: &str, port: u16, health: Option<&str>) -> Probe {
-        let bare = host.trim_matches(['[', ']']);
-        let addrs = (bare, port)
+        let addrs = (host, port)
             .to_socket_addrs()
             .map(Iterator::collect)
             .unwrap_or_default();
+        let host_header = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         Probe {
             addrs,
-            host_header: format!("{host}:{port}"),
+            host_header,
             health: health.map(str::to_string),
         }
     }
 
-    /// One attempt: does the port accept a connection now (and, with a health
-    /// path, answer it with 2xx)?
+    fn request(&self, path: &str) -> Vec<u8> {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.host_header
+        )
+        .into_bytes()
+    }
+
+    /// One blocking attempt: does the port accept a connection now (and, with a
+    /// health path, answer it with 2xx)?
     pub fn check(&self) -> bool {
         self.addrs.iter().any(
             |addr| match TcpStream::connect_timeout(addr, ATTEMPT_TIMEOUT) {
@@ -61,62 +81,370 @@ impl Probe {
     fn healthy(&self, mut stream: TcpStream, path: &str) -> bool {
         let _ = stream.set_read_timeout(Some(ATTEMPT_TIMEOUT));
         let _ = stream.set_write_timeout(Some(ATTEMPT_TIMEOUT));
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.host_header
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
+        if stream.write_all(&self.request(path)).is_err() {
             return false;
         }
-        let mut status = String::new();
+        let mut status = Vec::new();
         if BufReader::new(stream)
-            .take(512)
-            .read_line(&mut status)
+            .take(MAX_STATUS_LINE as u64)
+            .read_until(b'\n', &mut status)
             .is_err()
         {
             return false;
         }
-        // "HTTP/1.1 200 OK"
-        status
-            .split_whitespace()
-            .nth(1)
-            .is_some_and(|code| code.len() == 3 && code.starts_with('2'))
+        is_success(&status)
     }
 }
 
-/// A probing thread, reporting through a socket that becomes readable when ready.
+/// Whether an HTTP status line ("HTTP/1.1 200 OK") says 2xx.
+fn is_success(line: &[u8]) -> bool {
+    String::from_utf8_lossy(line)
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code.len() == 3 && code.starts_with('2'))
+}
+
+/// A probe driven by the supervisor's loop: it says which descriptor to wait on
+/// and until when, and [`ReadyProbe::advance`] moves it on without blocking.
 #[derive(Debug)]
-pub struct ReadyWatch {
-    signal: UnixStream,
-    stop: Arc<AtomicBool>,
+pub struct ReadyProbe {
+    probe: Probe,
+    step: Step,
+    pause: Duration,
 }
 
-impl ReadyWatch {
-    pub fn start(probe: Probe) -> std::io::Result<ReadyWatch> {
-        let (signal, mut report) = UnixStream::pair()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("ready-probe".into())
-            .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    if probe.check() {
-                        let _ = report.write_all(b"r");
-                        return;
+#[derive(Debug)]
+enum Step {
+    /// Waiting to try again at this instant (first: the address index to try).
+    Pause {
+        until: Instant,
+        next_addr: usize,
+    },
+    /// A connect is under way.
+    Connecting {
+        stream: TcpStream,
+        addr: usize,
+        give_up: Instant,
+    },
+    /// Connected; sending the health request (`sent` bytes are out).
+    Sending {
+        stream: TcpStream,
+        request: Vec<u8>,
+        sent: usize,
+        give_up: Instant,
+    },
+    /// Reading the status line.
+    Reading {
+        stream: TcpStream,
+        line: Vec<u8>,
+        give_up: Instant,
+    },
+    Ready,
+}
+
+impl ReadyProbe {
+    pub fn new(probe: Probe, now: Instant) -> ReadyProbe {
+        ReadyProbe {
+            probe,
+            step: Step::Pause {
+                until: now,
+                next_addr: 0,
+            },
+            pause: FIRST_PAUSE,
+        }
+    }
+
+    /// The descriptor to wait on now, if the probe is waiting on one.
+    pub fn fd(&self) -> Option<(BorrowedFd<'_>, Interest)> {
+        match &self.step {
+            Step::Connecting { stream, .. } | Step::Sending { stream, .. } => {
+                Some((stream.as_fd(), Interest::Write))
+            }
+            Step::Reading { stream, .. } => Some((stream.as_fd(), Interest::Read)),
+            Step::Pause { .. } | Step::Ready => None,
+        }
+    }
+
+    /// When the loop must call [`ReadyProbe::advance`] at the latest.
+    pub fn next_wake(&self) -> Option<Instant> {
+        match &self.step {
+            Step::Pause { until, .. } => Some(*until),
+            Step::Connecting { give_up, .. }
+            | Step::Sending { give_up, .. }
+            | Step::Reading { give_up, .. } => Some(*give_up),
+            Step::Ready => None,
+        }
+    }
+
+    /// Moves the probe on as far as it can go now; true once the server is ready.
+    pub fn advance(&mut self, now: Instant) -> bool {
+        loop {
+            let step = std::mem::replace(&mut self.step, Step::Ready);
+            let (next, moved) = self.step_from(step, now);
+            self.step = next;
+            if matches!(self.step, Step::Ready) {
+                return true;
+            }
+            if !moved {
+                return false;
+            }
+        }
+    }
+
+    /// One transition; `moved` is false when the step must wait for its fd or time.
+    fn step_from(&mut self, step: Step, now: Instant) -> (Step, bool) {
+        match step {
+            Step::Pause { until, next_addr } if now >= until => {
+                (self.connect(next_addr, now), true)
+            }
+            Step::Connecting {
+                stream,
+                addr,
+                give_up,
+            } => match connected(&stream) {
+                Some(Ok(())) => match &self.probe.health {
+                    None => (Step::Ready, true),
+                    Some(path) => (
+                        Step::Sending {
+                            request: self.probe.request(path),
+                            stream,
+                            sent: 0,
+                            give_up,
+                        },
+                        true,
+                    ),
+                },
+                Some(Err(_)) => (self.retry(addr + 1, now), true),
+                None if now >= give_up => (self.retry(addr + 1, now), true),
+                None => (
+                    Step::Connecting {
+                        stream,
+                        addr,
+                        give_up,
+                    },
+                    false,
+                ),
+            },
+            Step::Sending {
+                stream,
+                request,
+                mut sent,
+                give_up,
+            } => match (&stream).write(&request[sent..]) {
+                Ok(n) if n > 0 => {
+                    sent += n;
+                    if sent == request.len() {
+                        let line = Vec::new();
+                        (
+                            Step::Reading {
+                                stream,
+                                line,
+                                give_up,
+                            },
+                            true,
+                        )
+                    } else {
+                        (
+                            Step::Sending {
+                                stream,
+                                request,
+                                sent,
+                                give_up,
+                            },
+                            true,
+                        )
                     }
-                    std::thread::sleep(INTERVAL);
                 }
-            })?;
-        Ok(ReadyWatch { signal, stop })
+                Err(e) if would_block(&e) && now < give_up => (
+                    Step::Sending {
+                        stream,
+                        request,
+                        sent,
+                        give_up,
+                    },
+                    false,
+                ),
+                _ => (self.retry(0, now), true),
+            },
+            Step::Reading {
+                stream,
+                mut line,
+                give_up,
+            } => {
+                let mut chunk = [0u8; 256];
+                match (&stream).read(&mut chunk) {
+                    Ok(n) if n > 0 => {
+                        line.extend_from_slice(&chunk[..n]);
+                        if line.contains(&b'\n') || line.len() >= MAX_STATUS_LINE {
+                            if is_success(&line) {
+                                (Step::Ready, true)
+                            } else {
+                                (self.retry(0, now), true)
+                            }
+                        } else {
+                            (
+                                Step::Reading {
+                                    stream,
+                                    line,
+                                    give_up,
+                                },
+                                true,
+                            )
+                        }
+                    }
+                    Err(e) if would_block(&e) && now < give_up => (
+                        Step::Reading {
+                            stream,
+                            line,
+                            give_up,
+                        },
+                        false,
+                    ),
+                    _ => (self.retry(0, now), true),
+                }
+            }
+            other @ (Step::Pause { .. } | Step::Ready) => (other, false),
+        }
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.signal.as_fd()
+    /// Starts a connect to the `at`-th address (wrapping), or pauses when every
+    /// address was tried in this round.
+    fn connect(&mut self, at: usize, now: Instant) -> Step {
+        let Some(addr) = self.probe.addrs.get(at % self.probe.addrs.len().max(1)) else {
+            return self.pause_until(0, now);
+        };
+        match sys::connect_nonblocking(addr) {
+            Ok(stream) => Step::Connecting {
+                stream,
+                addr: at,
+                give_up: now + ATTEMPT_TIMEOUT,
+            },
+            Err(_) => self.retry(at + 1, now),
+        }
+    }
+
+    /// After a failed attempt: the next address at once, or, after the last one, a
+    /// pause that doubles up to [`MAX_PAUSE`].
+    fn retry(&mut self, next_addr: usize, now: Instant) -> Step {
+        if next_addr < self.probe.addrs.len() {
+            Step::Pause {
+                until: now,
+                next_addr,
+            }
+        } else {
+            self.pause_until(0, now)
+        }
+    }
+
+    fn pause_until(&mut self, next_addr: usize, now: Instant) -> Step {
+        let until = now + self.pause;
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        Step::Pause { until, next_addr }
     }
 }
 
-impl Drop for ReadyWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+/// Whether a non-blocking connect has finished: `None` while it is under way.
+fn connected(stream: &TcpStream) -> Option<io::Result<()>> {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => Some(Err(e)),
+        Ok(None) => match stream.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
+            Err(e) => Some(Err(e)),
+        },
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Drives a probe until ready or `within` passes, sleeping in poll like the loop.
+    fn drive(probe: &mut ReadyProbe, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if probe.advance(Instant::now()) {
+                return true;
+            }
+            let wait = probe
+                .next_wake()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let fds: Vec<(BorrowedFd<'_>, Interest)> = probe.fd().into_iter().collect();
+            sys::poll(&fds, wait.or(Some(Duration::from_millis(5)))).unwrap();
+        }
+        false
+    }
+
+    #[test]
+    fn a_listening_port_is_ready_and_a_closed_one_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, None), Instant::now());
+        assert!(drive(&mut probe, Duration::from_secs(10)));
+        drop(listener);
+        let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, None), Instant::now());
+        assert!(!drive(&mut probe, Duration::from_millis(50)));
+        assert!(probe.next_wake().is_some(), "keeps trying");
+    }
+
+    #[test]
+    fn a_health_path_must_answer_2xx() {
+        for (answer, ready) in [
+            ("HTTP/1.1 204 No Content\r\n\r\n", true),
+            ("HTTP/1.1 503 Busy\r\n\r\n", false),
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || {
+                listener.set_nonblocking(false).unwrap();
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = [0u8; 1024];
+                let _ = conn.read(&mut request);
+                let _ = conn.write_all(answer.as_bytes());
+                String::from_utf8_lossy(&request).into_owned()
+            });
+            let mut probe = ReadyProbe::new(
+                Probe::new("127.0.0.1", port, Some("/health")),
+                Instant::now(),
+            );
+            assert_eq!(
+                drive(
+                    &mut probe,
+                    Duration::from_millis(if ready { 10_000 } else { 300 })
+                ),
+                ready,
+                "{answer}"
+            );
+            let request = server.join().unwrap();
+            assert!(
+                request.starts_with("GET /health HTTP/1.1\r\nHost: 127.0.0.1:"),
+                "{request}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mute_server_does_not_block_the_probe() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, Some("/")), Instant::now());
+        let began = Instant::now();
+        assert!(!probe.advance(Instant::now()));
+        assert!(began.elapsed() < ATTEMPT_TIMEOUT, "advance never waits");
+        drop(listener);
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_in_the_host_header() {
+        assert_eq!(Probe::new("::1", 80, None).host_header, "[::1]:80");
+        assert_eq!(
+            Probe::new("localhost", 80, None).host_header,
+            "localhost:80"
+        );
     }
 }

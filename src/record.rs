@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contain::ContainKind;
 use crate::owner::Owner;
 use crate::process::{Pid, StartTime};
 use crate::sys::{self, FileId};
@@ -33,8 +34,9 @@ pub const MAX_RECORD: u64 = 1 << 20;
 /// Bytes of the server's argv kept in the record; the rest is summarised.
 const MAX_COMMAND: usize = 16 * 1024;
 
-/// A lock file is a PID and a start time; anything longer is not ours.
-const MAX_LOCK_CONTENT: u64 = 64;
+/// A lock file is a PID, a start time and perhaps a cgroup path; anything longer
+/// is not ours.
+const MAX_LOCK_CONTENT: u64 = 8 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,6 +82,12 @@ pub struct Record {
     pub started_at: String,
     pub state: RecordState,
     pub log: Option<String>,
+    /// How the server's tree is contained (`group` in records from before).
+    #[serde(default)]
+    pub contain: ContainKind,
+    /// The server's cgroup, with `cgroup` containment.
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 const MARKER_KEY: &str = "OCWRAP_TREE";
@@ -284,13 +292,17 @@ impl Lock {
         }))
     }
 
-    /// Writes the holder's identity into the lock file, replacing what a dead
-    /// holder left there.
-    pub fn claim(&mut self, holder: SupervisorId) -> io::Result<()> {
+    /// Writes the holder's claim into the lock file, replacing what a dead holder
+    /// left there.
+    pub fn claim(&mut self, claim: &Claim) -> io::Result<()> {
+        let mut text = format!("{} {}\n", claim.id.pid, claim.id.start.0);
+        if let Some(cgroup) = &claim.cgroup {
+            text.push_str(cgroup);
+            text.push('\n');
+        }
         self.file.set_len(0)?;
         self.file.rewind()?;
-        self.file
-            .write_all(format!("{} {}\n", holder.pid, holder.start.0).as_bytes())
+        self.file.write_all(text.as_bytes())
     }
 
     /// Whether the lock's path still names the file we hold.
@@ -354,18 +366,36 @@ pub fn wait_until_free(path: &Path, deadline: Instant) -> bool {
             .unwrap_or(false)
 }
 
-/// The identity a holder wrote into the lock file at `path` (see [`Lock::claim`]).
-pub fn claimed_by(path: &Path) -> Option<SupervisorId> {
+/// What a supervisor writes into its lock file: who it is, and the cgroup its
+/// server runs in (written again once it is chosen, before the server starts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub id: SupervisorId,
+    pub cgroup: Option<String>,
+}
+
+/// The claim a holder wrote into the lock file at `path` (see [`Lock::claim`]):
+/// `<pid> <start time>` on the first line, the cgroup path on the second.
+pub fn claimed_by(path: &Path) -> Option<Claim> {
     let file = open_entry(path, MAX_LOCK_CONTENT, false, false).ok()?;
     let mut text = String::new();
     file.take(MAX_LOCK_CONTENT).read_to_string(&mut text).ok()?;
-    let mut words = text.split_whitespace();
+    let mut lines = text.lines();
+    let mut words = lines.next()?.split_whitespace();
     let pid = words.next()?.parse::<Pid>().ok()?;
     let start = StartTime(words.next()?.parse().ok()?);
-    words
-        .next()
-        .is_none()
-        .then_some(SupervisorId { pid, start })
+    if words.next().is_some() {
+        return None;
+    }
+    let cgroup = match (lines.next(), lines.next()) {
+        (None, _) => None,
+        (Some(path), None) if path.starts_with('/') => Some(path.to_string()),
+        _ => return None,
+    };
+    Some(Claim {
+        id: SupervisorId { pid, start },
+        cgroup,
+    })
 }
 
 /// RFC 3339 UTC time of `at`, e.g. `2026-11-23T23:57:48Z`.

@@ -10,7 +10,11 @@
 //! re-registers, so that `up` finds it instead of starting a duplicate and `stop`
 //! can still reach it. It does so [`REPAIR_DELAY`] after the last disturbance, so
 //! that a cleaner busy removing the directory finishes first instead of finding
-//! it refilled under its feet.
+//! it refilled under its feet. The watch starts [`WATCH_DELAY`] after the
+//! registration: closing an inotify instance waits for a kernel grace period
+//! (milliseconds), which a supervisor that lives for a moment (`ocwrap -- true`)
+//! should not pay at its exit. When the watch starts it looks once, so a
+//! disturbance in that first moment is not missed.
 //!
 //! A dead supervisor leaves its registration behind (SIGKILL, OOM). [`sweep`] runs
 //! first in every command that opens the state dir and removes the registrations
@@ -26,23 +30,31 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use crate::contain;
 use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
-use crate::record::{self, Lock, Record, SupervisorId, Unreadable};
+use crate::record::{self, Claim, Lock, Record, RecordState, SupervisorId, Unreadable};
 use crate::state::StateDir;
 use crate::sys::{self, FileId, FileWatch};
-use crate::teardown::{Phase, Teardown, Tree};
-use crate::tree::signal_if_still;
+use crate::teardown::{Teardown, Tree};
+use crate::tree::Pins;
 
 /// How long `run` waits for a name whose lock is held by a sweeper (cleaning up a
 /// dead supervisor of that name) rather than by a live supervisor: longer than a
 /// sweep's own bound (the kill wait).
 const SWEEPER_WAIT: Duration = Duration::from_secs(7);
 
+/// How long after registering a supervisor starts watching its files.
+pub const WATCH_DELAY: Duration = Duration::from_millis(100);
+
 /// How long after the last disturbance of its files a supervisor re-registers.
 pub const REPAIR_DELAY: Duration = Duration::from_millis(50);
+
+/// How long a supervisor waits before it tries again to re-register after a
+/// failure (the state dir cannot be made, a system call failed).
+pub const REPAIR_RETRY: Duration = Duration::from_secs(1);
 
 /// How often a waiting `run` looks again at who holds the name.
 const HOLDER_RECHECK: Duration = Duration::from_millis(50);
@@ -58,7 +70,7 @@ pub fn is_running(id: SupervisorId) -> bool {
 pub struct Registration {
     state: StateDir,
     stem: String,
-    me: SupervisorId,
+    claim: Claim,
     lock: Lock,
     socket: ControlSocket,
     /// The record file we wrote last, if any.
@@ -72,7 +84,12 @@ impl Registration {
     /// Takes the name `stem`, says who holds it, and binds the control socket.
     pub fn take(state: StateDir, stem: String, me: SupervisorId) -> Result<Registration, Error> {
         let mut lock = take_name(&state, &stem)?;
-        lock.claim(me).map_err(Error::os("writing the lock file"))?;
+        let claim = Claim {
+            id: me,
+            cgroup: None,
+        };
+        lock.claim(&claim)
+            .map_err(Error::os("writing the lock file"))?;
         let socket = match ControlSocket::bind(&state.socket_path(&stem)) {
             Ok(socket) => socket,
             Err(e) => {
@@ -80,34 +97,50 @@ impl Registration {
                 return Err(Error::os("binding the control socket")(e));
             }
         };
-        let watch = FileWatch::new()
-            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
-            .ok();
-        let registration = Registration {
+        Ok(Registration {
             state,
             stem,
-            me,
+            claim,
             lock,
             socket,
             record: None,
-            watch,
-            repair_at: None,
-        };
-        registration.watch_all();
-        Ok(registration)
+            watch: None,
+            repair_at: Some(Instant::now() + WATCH_DELAY),
+        })
     }
 
-    /// Watches the dir, the lock and the socket (the record is watched when written).
+    /// Watches the dir, the lock, the socket and the record (once it is written).
     fn watch_all(&self) {
         if let Some(watch) = &self.watch {
             let _ = watch.watch_dir(self.state.path());
             let _ = watch.watch_file(&self.state.lock_path(&self.stem));
             let _ = watch.watch_file(&self.state.socket_path(&self.stem));
+            if self.record.is_some() {
+                let _ = watch.watch_file(&self.state.record_path(&self.stem));
+            }
         }
+    }
+
+    /// Starts the watch (see the module header), if it has not started yet.
+    fn start_watch(&mut self) {
+        if self.watch.is_some() {
+            return;
+        }
+        self.watch = FileWatch::new()
+            .map_err(|e| diag::note(format_args!("not watching the state dir: {e}")))
+            .ok();
+        self.watch_all();
     }
 
     pub fn stem(&self) -> &str {
         &self.stem
+    }
+
+    /// Adds the server's cgroup to the claim, before the server starts: after our
+    /// own death, the sweep finds exactly what is left in it.
+    pub fn claim_cgroup(&mut self, cgroup: Option<String>) -> io::Result<()> {
+        self.claim.cgroup = cgroup;
+        self.lock.claim(&self.claim)
     }
 
     pub fn socket(&self) -> &ControlSocket {
@@ -120,7 +153,18 @@ impl Registration {
     }
 
     /// Writes the record, re-registering first if the registration was disturbed.
+    ///
+    /// The record is first written when the server is ready: while it starts, the
+    /// lock's claim names the supervisor and the control socket answers `status`,
+    /// and a record that would only say `starting` is a write nobody needs (`up`
+    /// learns readiness from the supervisor itself). So one `up` that starts a
+    /// server costs one record write. A server torn down before it was ready never
+    /// gets a record at all.
     pub fn save(&mut self, record: &Record) {
+        let never_ready = self.record.is_none() && record.state != RecordState::Ready;
+        if never_ready {
+            return;
+        }
         if !self.is_intact() {
             self.repair(record);
             return;
@@ -141,9 +185,12 @@ impl Registration {
     }
 
     /// Re-registers if a disturbance left the registration broken.
+    /// Starts the watch when it is due, and re-registers if a disturbance (seen by
+    /// the watch, or before it started) left the registration broken.
     pub fn check(&mut self, now: Instant, record: &Record) {
         if self.repair_at.is_some_and(|t| now >= t) {
             self.repair_at = None;
+            self.start_watch();
             if !self.is_intact() {
                 self.repair(record);
             }
@@ -186,18 +233,30 @@ impl Registration {
             Ok(state) => state,
             Err(e) => {
                 diag::say(format_args!(
-                    "cannot re-register {}: {}",
+                    "cannot re-register {} (trying again in {REPAIR_RETRY:?}): {}",
                     self.stem,
                     crate::error::one_line(&e)
                 ));
+                self.repair_at = Some(Instant::now() + REPAIR_RETRY);
                 return;
             }
         };
         if !self.lock.is_in_place() {
             match self.retake(&state) {
-                Ok(()) => {}
+                Ok(true) => {}
+                // A sweeper holds the name for a moment (it found the lock file
+                // we had just made, before we locked it): look again soon,
+                // without waiting here.
+                Ok(false) => {
+                    self.repair_at = Some(Instant::now() + REPAIR_DELAY);
+                    return;
+                }
                 Err(e) => {
-                    diag::say(format_args!("cannot re-register {}: {e}", self.stem));
+                    diag::say(format_args!(
+                        "cannot re-register {} (trying again in {REPAIR_RETRY:?}): {e}",
+                        self.stem
+                    ));
+                    self.repair_at = Some(Instant::now() + REPAIR_RETRY);
                     return;
                 }
             }
@@ -210,15 +269,26 @@ impl Registration {
         }
         self.state = state;
         self.watch_all();
-        self.write(record);
+        if self.record.is_some() || record.state == RecordState::Ready {
+            self.write(record);
+        }
     }
 
     /// Takes our name's lock again; if another supervisor took the name while our
-    /// registration was gone, registers as `pid-<our pid>` instead.
-    fn retake(&mut self, state: &StateDir) -> io::Result<()> {
-        let mut taken = Lock::try_acquire(state.lock_path(&self.stem))?;
+    /// registration was gone, registers as `pid-<our pid>` instead. `Ok(false)`:
+    /// the lock is held by someone whose claim names no running supervisor (a
+    /// sweeper, for a moment): try again later.
+    fn retake(&mut self, state: &StateDir) -> io::Result<bool> {
+        let path = state.lock_path(&self.stem);
+        let mut taken = Lock::try_acquire(path.clone())?;
         if taken.is_none() {
-            let fallback = format!("pid-{}", self.me.pid);
+            let holder = record::claimed_by(&path)
+                .map(|claim| claim.id)
+                .filter(|id| is_running(*id));
+            if holder.is_none() {
+                return Ok(false);
+            }
+            let fallback = format!("pid-{}", self.claim.id.pid);
             diag::say(format_args!(
                 "the name {} was taken while our registration was gone; registering as {fallback}",
                 self.stem
@@ -227,19 +297,62 @@ impl Registration {
             self.stem = fallback;
         }
         let mut lock = taken.ok_or_else(|| io::Error::other("no name left to register under"))?;
-        lock.claim(self.me)?;
+        lock.claim(&self.claim)?;
         self.lock = lock;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the record, the socket and the lock (last), each only if it is
     /// still ours.
     pub fn remove(self) {
-        if let Some(id) = self.record {
-            record::remove_if_same(&self.state.record_path(&self.stem), id);
+        let files = Files::Ours {
+            record: self.record,
+            socket: self.socket.id(),
+        };
+        drop(self.socket);
+        remove_registration(&self.state, &self.stem, files, Some(self.lock));
+    }
+}
+
+/// Which files of a registration to remove.
+enum Files {
+    /// Only the files we made, by identity: what a live supervisor removes at its
+    /// end (after a wipe, the paths may name someone else's files).
+    Ours {
+        record: Option<FileId>,
+        socket: FileId,
+    },
+    /// Whatever is at the paths (never followed: a symlink is removed itself):
+    /// what a sweeper or `gc` removes, holding the name's lock or finding it junk.
+    AtPaths,
+}
+
+/// Removes a registration: the record and the socket first, the lock last, so
+/// that whoever finds the lock free finds nothing else of it. The one place that
+/// removes a registration, for a supervisor at its end, the sweep and `gc`.
+fn remove_registration(state: &StateDir, stem: &str, files: Files, lock: Option<Lock>) {
+    let (record, socket) = (state.record_path(stem), state.socket_path(stem));
+    match files {
+        Files::Ours {
+            record: record_id,
+            socket: socket_id,
+        } => {
+            if let Some(id) = record_id {
+                record::remove_if_same(&record, id);
+            }
+            record::remove_if_same(&socket, socket_id);
         }
-        self.socket.remove();
-        self.lock.remove();
+        Files::AtPaths => {
+            let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(&socket);
+        }
+    }
+    match lock {
+        Some(lock) => lock.remove(),
+        // A lock path that is not a regular file cannot be locked: it is junk.
+        None => {
+            let _ = std::fs::remove_file(state.lock_path(stem));
+        }
     }
 }
 
@@ -256,7 +369,9 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
         {
             return Ok(lock);
         }
-        let holder = record::claimed_by(&path).filter(|id| is_running(*id));
+        let holder = record::claimed_by(&path)
+            .map(|claim| claim.id)
+            .filter(|id| is_running(*id));
         if holder.is_some() || Instant::now() >= give_up {
             return Err(Error::AlreadyRunning {
                 name: stem.to_string(),
@@ -277,7 +392,15 @@ pub struct Found {
     pub record: Option<Result<Record, Unreadable>>,
     /// What is at the lock's path, and the identity written into it.
     pub lock_file: LockFile,
-    pub claimed: Option<SupervisorId>,
+    pub claimed: Option<Claim>,
+}
+
+/// A supervisor that is gone, as its claim or its record names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadSupervisor {
+    pub id: SupervisorId,
+    /// Its server's cgroup, when it used cgroup containment.
+    pub cgroup: Option<String>,
 }
 
 /// What is at a lock's path.
@@ -306,7 +429,7 @@ pub enum Fate {
     Live,
     /// Its supervisor is verifiably dead: tear down these supervisors' leftovers
     /// and remove the files.
-    Dead(Vec<SupervisorId>),
+    Dead(Vec<DeadSupervisor>),
     /// It names a supervisor that is running (a copy, or one re-registering):
     /// never touched by a sweep.
     NamesRunning(Pid),
@@ -335,12 +458,25 @@ impl Found {
     /// The fate of this registration from what its files say, leaving aside
     /// whether its lock is held (a sweeper looks again while holding it).
     pub fn fate_of_contents(&self) -> Fate {
-        let mut ids: Vec<SupervisorId> = self.claimed.into_iter().collect();
-        if let Some(r) = self.record().filter(|r| !ids.contains(&r.supervisor)) {
-            ids.push(r.supervisor);
+        let mut ids: Vec<DeadSupervisor> = self
+            .claimed
+            .iter()
+            .map(|c| DeadSupervisor {
+                id: c.id,
+                cgroup: c.cgroup.clone(),
+            })
+            .collect();
+        if let Some(r) = self
+            .record()
+            .filter(|r| ids.iter().all(|d| d.id != r.supervisor))
+        {
+            ids.push(DeadSupervisor {
+                id: r.supervisor,
+                cgroup: r.cgroup.clone(),
+            });
         }
-        if let Some(running) = ids.iter().find(|id| is_running(**id)) {
-            return Fate::NamesRunning(running.pid);
+        if let Some(running) = ids.iter().find(|d| is_running(d.id)) {
+            return Fate::NamesRunning(running.id.pid);
         }
         if self.lock_file == LockFile::NotRegular {
             return Fate::Unverifiable;
@@ -435,11 +571,13 @@ pub fn remove_dead(state: &StateDir, stem: &str) -> Option<Removed> {
         drop(lock);
         return None;
     };
-    let killed = ids
-        .iter()
-        .flat_map(|id| tear_down(Leftovers::of(*id)))
-        .collect();
-    Some(remove_files(state, found, lock, killed))
+    let killed = ids.iter().flat_map(tear_down).collect();
+    remove_registration(state, stem, Files::AtPaths, Some(lock));
+    Some(Removed {
+        problem: found.problem(),
+        stem: found.stem,
+        killed,
+    })
 }
 
 /// Removes a registration whose files cannot be trusted (corrupt, not regular, or
@@ -465,32 +603,12 @@ pub fn remove_untrusted(
         }
         return None;
     }
-    if lock.is_none() {
-        let _ = std::fs::remove_file(&lock_path);
-    }
-    let removed = Removed {
+    remove_registration(state, stem, Files::AtPaths, lock);
+    Some(Removed {
         stem: stem.to_string(),
         problem: found.problem(),
         killed: Vec::new(),
-    };
-    let _ = std::fs::remove_file(state.record_path(stem));
-    let _ = std::fs::remove_file(state.socket_path(stem));
-    if let Some(lock) = lock {
-        lock.remove();
-    }
-    Some(removed)
-}
-
-fn remove_files(state: &StateDir, found: Found, lock: Lock, killed: Vec<Pid>) -> Removed {
-    // Removes a symlinked record itself, never what it points to.
-    let _ = std::fs::remove_file(state.record_path(&found.stem));
-    let _ = std::fs::remove_file(state.socket_path(&found.stem));
-    lock.remove();
-    Removed {
-        problem: found.problem(),
-        stem: found.stem,
-        killed,
-    }
+    })
 }
 
 /// The PIDs a sweep would tear down for a dead registration (for `gc --dry-run`).
@@ -498,29 +616,35 @@ pub fn leftovers_of(found: &Found) -> Vec<Pid> {
     match found.fate() {
         Fate::Dead(ids) => ids
             .into_iter()
-            .flat_map(|id| Leftovers::of(id).members())
+            .flat_map(|dead| Leftovers::of(dead.id).members())
             .map(|p| p.pid)
             .collect(),
         _ => Vec::new(),
     }
 }
 
-/// Tears the leftovers down: SIGTERM and SIGKILL at once (their server already
-/// died of SIGKILL, by its parent-death signal), then waits until they are gone,
-/// at most the teardown's kill wait. Returns the PIDs that were there.
-fn tear_down(mut leftovers: Leftovers) -> Vec<Pid> {
+/// Tears down what is left of a dead supervisor's tree and returns the PIDs that
+/// were there. With cgroup containment that is exactly its cgroup (killed by the
+/// kernel, then removed); otherwise, and if the cgroup cannot be used, the
+/// processes carrying its marker: SIGTERM and SIGKILL at once (their server
+/// already died of SIGKILL, by its parent-death signal), then a wait until they
+/// are gone, at most the teardown's kill wait.
+fn tear_down(dead: &DeadSupervisor) -> Vec<Pid> {
+    if let Some(path) = &dead.cgroup {
+        let marker = contain::marker_value(dead.id.pid, dead.id.start);
+        match contain::kill_leftover_cgroup(path, &marker) {
+            Ok(pids) => return pids,
+            Err(e) => diag::say(format_args!("leftover cgroup {path}: {e}")),
+        }
+    }
+    let mut leftovers = Leftovers::of(dead.id);
     let pids: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
     if pids.is_empty() {
         return pids;
     }
     let mut teardown = Teardown::new(Duration::ZERO);
     teardown.begin(Instant::now(), &mut leftovers);
-    while !matches!(teardown.phase(), Phase::Finished { .. }) {
-        if let Some(pause) = teardown.next_check(Instant::now()) {
-            std::thread::sleep(pause);
-        }
-        teardown.advance(Instant::now(), &mut leftovers);
-    }
+    teardown.run_to_end(&mut leftovers);
     pids
 }
 
@@ -529,6 +653,8 @@ struct Leftovers {
     marker: String,
     born_after: StartTime,
     me: Pid,
+    /// The leftovers signalled so far, pinned; teardown wakes when one exits.
+    pins: Pins,
 }
 
 impl Leftovers {
@@ -537,6 +663,7 @@ impl Leftovers {
             marker: dead.tree_marker(),
             born_after: dead.start,
             me: Pid::current(),
+            pins: Pins::new(),
         }
     }
 
@@ -556,13 +683,22 @@ impl Leftovers {
 }
 
 impl Tree for Leftovers {
-    fn signal_all(&mut self, signal: libc::c_int) {
+    fn signal_all(&mut self, signals: &[libc::c_int]) {
         for member in self.members() {
-            signal_if_still(&member, signal);
+            self.pins.pin(member);
+        }
+        for &signal in signals {
+            self.pins.send(signal, None);
         }
     }
 
+    /// Scans again only once every pinned leftover has exited.
     fn is_empty(&mut self) -> bool {
-        self.members().is_empty()
+        self.pins.drop_exited();
+        self.pins.is_empty() && self.members().is_empty()
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.pins.wake_fd().into_iter().collect()
     }
 }

@@ -1,4 +1,4 @@
-//! Which signals ocwrap handles and why (SPEC §3 rule 6), and their delivery to the
+//! Which signals ocwrap handles and why (docs/DESIGN.md, "Signals"), and their delivery to the
 //! supervisor's event loop.
 //!
 //! Policy:

@@ -1,5 +1,5 @@
 //! Starting the server: its own process group (or session), stdio as configured, and
-//! the guard that makes it die with the supervisor (SPEC §3 rules 1 and 2).
+//! the guard that makes it die with the supervisor (docs/DESIGN.md, "Lifecycle", rules 1 and 2).
 //!
 //! process-wrap sets up the group or session; our own wrapper adds the parent-death
 //! guard. The child handle process-wrap returns is dropped on purpose: the
@@ -16,6 +16,7 @@ use process_wrap::std::{CommandWrap, CommandWrapper, ProcessGroup, ProcessSessio
 
 use crate::cli::StdinMode;
 use crate::config::RunConfig;
+use crate::contain::Containment;
 use crate::error::Error;
 use crate::process::Pid;
 use crate::sys;
@@ -34,8 +35,13 @@ impl CommandWrapper for DieWithSupervisor {
 }
 
 /// Starts the server and returns its PID, which is also its process group's ID.
-/// `marker` (`KEY=value`) goes into its environment, inherited by its whole tree.
-pub fn spawn_server(config: &RunConfig, marker: &str) -> Result<Pid, Error> {
+/// `marker` (`KEY=value`) goes into its environment, inherited by its whole tree;
+/// with cgroup `containment` the server is in its cgroup before it runs any code.
+pub fn spawn_server(
+    config: &RunConfig,
+    marker: &str,
+    containment: &Containment,
+) -> Result<Pid, Error> {
     let log = match &config.log {
         Some(path) => Some(open_log(path).map_err(|source| Error::Log {
             path: path.clone(),
@@ -65,6 +71,11 @@ pub fn spawn_server(config: &RunConfig, marker: &str) -> Result<Pid, Error> {
     command.wrap(DieWithSupervisor {
         supervisor: Pid::current(),
     });
+    if let Containment::Cgroup(cgroup) = containment {
+        cgroup
+            .enter_before_exec(command.command_mut())
+            .map_err(Error::os("opening the cgroup's cgroup.procs"))?;
+    }
     let child = command.spawn().map_err(|source| classify(config, source))?;
     Pid::from_u32(child.id())
         .ok_or_else(|| Error::os("spawn")(io::Error::other("child has no pid")))

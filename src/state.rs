@@ -1,5 +1,5 @@
 //! The state directory: where records, locks, control sockets and logs live
-//! (SPEC §4), and the checks that make it safe to trust.
+//! (docs/DESIGN.md, "Records and locks"), and the checks that make it safe to trust.
 //!
 //! The directory is created `0700`. An existing one is refused (exit 125) if it is a
 //! symlink, belongs to another user, or is group- or world-writable: any of those
@@ -8,7 +8,7 @@
 use std::fs::{self, DirBuilder};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::Error;
 use crate::sys;
@@ -31,9 +31,13 @@ impl StateDir {
 
     /// Opens (creating if needed) and checks the state directory.
     pub fn open(path: Option<&Path>) -> Result<StateDir, Error> {
-        let path = path
+        let given = path
             .map(Path::to_path_buf)
             .unwrap_or_else(StateDir::default_path);
+        let path = normalise(&given).ok_or_else(|| Error::UnsafeStateDir {
+            path: given.clone(),
+            problem: "ends in '..'; name the directory itself",
+        })?;
         let unsafe_dir = |problem: &'static str| Error::UnsafeStateDir {
             path: path.clone(),
             problem,
@@ -150,6 +154,19 @@ impl StateDir {
     }
 }
 
+/// `path` without trailing slashes and `.` components, so that its last component
+/// is the directory itself: `symlink_metadata("link/")` and `("link/.")` resolve the
+/// symlink `link`, and a symlinked state dir would pass as a plain directory. `None`
+/// when the last component is `..`, which names the parent of wherever the rest of
+/// the path leads, possibly through a symlink: no check on it would mean much.
+fn normalise(path: &Path) -> Option<PathBuf> {
+    let normal: PathBuf = path.components().collect();
+    match normal.components().next_back() {
+        Some(Component::ParentDir) => None,
+        _ => Some(normal),
+    }
+}
+
 /// Whether `name` is a valid `--name`: `[A-Za-z0-9._-]{1,64}`, and not `.`/`..`-like.
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -172,5 +189,30 @@ mod tests {
         assert!(!valid_name("a/b"));
         assert!(!valid_name(".."));
         assert!(!valid_name("white space"));
+    }
+
+    #[test]
+    fn the_state_dir_path_ends_in_the_directory_itself() {
+        for (given, normal) in [
+            ("link", "link"),
+            ("link/", "link"),
+            ("link//", "link"),
+            ("link/.", "link"),
+            ("link/./", "link"),
+            ("/run/user/0/./ocwrap/", "/run/user/0/ocwrap"),
+            ("./state", "./state"),
+            ("a/../b", "a/../b"),
+            ("/", "/"),
+        ] {
+            // Compared as text: `Path`'s own equality ignores trailing slashes.
+            assert_eq!(
+                normalise(Path::new(given)).map(PathBuf::into_os_string),
+                Some(normal.into()),
+                "{given}"
+            );
+        }
+        for parent in ["..", "state/..", "state/../", "state/../."] {
+            assert_eq!(normalise(Path::new(parent)), None, "{parent}");
+        }
     }
 }

@@ -3,34 +3,37 @@
 //! [`Teardown`] when a rule says the tree must go (docs/DESIGN.md, "Lifecycle").
 //!
 //! The loop sleeps in `poll(2)` on the signal self-pipe, the owners' pidfds, the
-//! control socket and its open connections, the state-dir watch and (while
-//! starting) the readiness probe; its timeout is the nearest of the owner poll
-//! interval (poll method only), the end of `--linger`, the teardown recheck and the
-//! control connections' deadlines. With pidfds and nothing happening it has no
-//! timeout at all, so an idle supervisor costs no wake-ups. Nothing in the loop
-//! blocks: a control client is served only as far as its socket allows at that
-//! moment, so no client can delay the reaction to an owner's death, a signal or
-//! `stop`.
+//! control socket and its open connections, the state-dir watch, (while
+//! starting) the readiness probe and (while tearing down) the tree's wake-up
+//! descriptor; its timeout is the nearest of the owner poll interval (poll method
+//! only), the end of `--linger`, the teardown deadline and the control
+//! connections' deadlines. With pidfds and nothing happening it has no timeout at
+//! all, so an idle supervisor costs no wake-ups. Nothing in the loop blocks: a
+//! control client is served only as far as its socket allows at that moment, so no
+//! client can delay the reaction to an owner's death, a signal or `stop`.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::RunConfig;
+use crate::contain::Containment;
 use crate::control::{ClientId, Clients, Refusal, Reply, Request};
 use crate::diag;
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::exit;
+use crate::handoff::{Event, Reporter};
+use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
-use crate::ready::{Probe, ReadyWatch};
+use crate::ready::{Probe, ReadyProbe};
 use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
 use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
 use crate::state::StateDir;
 use crate::sys::{self, Interest};
-use crate::teardown::{Phase, Teardown};
+use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
 use crate::watch::{OwnerWatch, WatchMethod};
 
@@ -38,22 +41,46 @@ use crate::watch::{OwnerWatch, WatchMethod};
 /// record, so the number is bounded like every other input.
 pub const MAX_LEASES: usize = 256;
 
-/// Why the tree is being torn down; it decides ocwrap's exit code (docs/DESIGN.md,
-/// "Exit codes").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cause {
-    /// The last lease is gone (after `--linger`): our own rule, exit 0.
-    OwnersGone,
-    /// `ocwrap stop`: our own rule, exit 0.
-    Stop,
-    /// A terminating signal to ocwrap: exit with the server's status.
-    Signal(libc::c_int),
-    /// The server exited by itself: exit with its status.
-    ServerExited,
+/// Who the owners are.
+enum Owners {
+    /// Resolved here from the command line (`ocwrap run`).
+    FromConfig,
+    /// As `up` resolved them, start times included (`ocwrap __supervise`).
+    Given(Vec<Owner>),
 }
 
 /// Runs `ocwrap run` to the end and returns the exit code.
 pub fn run(config: RunConfig) -> Result<u8, Error> {
+    supervise(config, Owners::FromConfig, Reporter::none())
+}
+
+/// Runs the supervisor that `up` started (`ocwrap __supervise`), with the config
+/// and owners `up` handed over, and tells `up` how it went.
+pub fn run_handed_off() -> Result<u8, Error> {
+    let (handoff, reporter) =
+        Reporter::receive().map_err(Error::os("reading the handoff from ocwrap up"))?;
+    supervise(handoff.config, Owners::Given(handoff.owners), reporter)
+}
+
+fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Result<u8, Error> {
+    let outcome = register_and_run(config, owners, &mut reporter);
+    if let Err(e) = &outcome {
+        let exit_status = Some(i32::from(e.exit_code())).filter(|&code| {
+            code == i32::from(exit::NOT_FOUND) || code == i32::from(exit::NOT_EXECUTABLE)
+        });
+        reporter.send(&Event::Failed {
+            error: error::one_line(e),
+            exit_status,
+        });
+    }
+    outcome
+}
+
+fn register_and_run(
+    config: RunConfig,
+    owners: Owners,
+    reporter: &mut Reporter,
+) -> Result<u8, Error> {
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
     let state = StateDir::open(config.state_dir.as_deref())?;
@@ -68,8 +95,12 @@ pub fn run(config: RunConfig) -> Result<u8, Error> {
         })?,
     };
     let mut registration = Registration::take(state, stem, me)?;
-    match start(&config, me, &mut registration) {
-        Ok(parts) => Ok(Supervisor::new(&config, registration, parts).run()),
+    reporter.send(&Event::Registered);
+    match start(&config, owners, me, &mut registration) {
+        Ok(parts) => {
+            let reporter = std::mem::replace(reporter, Reporter::none());
+            Ok(Supervisor::new(&config, registration, parts, reporter).run())
+        }
         Err(e) => {
             registration.remove();
             Err(e)
@@ -83,18 +114,25 @@ struct Started {
     owners: Vec<Owner>,
     watch: OwnerWatch,
     record: Record,
-    ready: Option<ReadyWatch>,
+    ready: Option<ReadyProbe>,
+    containment: Containment,
 }
 
 fn start(
     config: &RunConfig,
+    owners: Owners,
     me: SupervisorId,
     registration: &mut Registration,
 ) -> Result<Started, Error> {
     sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
     let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
     let method = WatchMethod::choose(config.watch_method)?;
-    let owners = owner::resolve(&config.owners)?;
+    // Given owners are not looked up again: one whose PID now shows another start
+    // time is simply gone at the first check.
+    let owners = match owners {
+        Owners::FromConfig => owner::resolve(&config.owners)?,
+        Owners::Given(owners) => owners,
+    };
     let mut watch = OwnerWatch::new(method);
     for owner in &owners {
         diag::note(format_args!(
@@ -103,7 +141,11 @@ fn start(
         ));
         watch.add(*owner);
     }
-    let leader = spawn::spawn_server(config, &me.tree_marker())?;
+    let containment = Containment::choose(config.contain, me.pid, me.start)?;
+    registration
+        .claim_cgroup(containment.cgroup_path())
+        .map_err(Error::os("writing the lock file"))?;
+    let leader = spawn::spawn_server(config, &me.tree_marker(), &containment)?;
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -115,19 +157,18 @@ fn start(
     ));
     // The leader is our unreaped child, so its /proc entry exists even if it exited.
     let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
-    let ready = match config.port {
-        Some(port) => Some(
-            ReadyWatch::start(Probe::new(&config.host, port, config.health.as_deref()))
-                .map_err(Error::os("starting the readiness probe"))?,
-        ),
-        None => None,
-    };
+    let ready = config.port.map(|port| {
+        ReadyProbe::new(
+            Probe::new(&config.host, port, config.health.as_deref()),
+            Instant::now(),
+        )
+    });
     let server = ServerId {
         pid: leader,
         pgid: leader,
         start: server_start,
     };
-    let record = new_record(config, me, server, &owners, ready.is_some());
+    let record = new_record(config, me, server, &owners, ready.is_some(), &containment);
     registration.save(&record);
     Ok(Started {
         signals,
@@ -135,6 +176,7 @@ fn start(
         watch,
         record,
         ready,
+        containment,
     })
 }
 
@@ -145,6 +187,7 @@ fn new_record(
     server: ServerId,
     owners: &[Owner],
     probing: bool,
+    containment: &Containment,
 ) -> Record {
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     Record {
@@ -172,6 +215,8 @@ fn new_record(
             RecordState::Ready
         },
         log: config.log.as_ref().map(|p| text(p.as_os_str())),
+        contain: containment.kind(),
+        cgroup: containment.cgroup_path(),
     }
 }
 
@@ -191,52 +236,64 @@ fn url_host(host: &str) -> String {
 struct Supervisor {
     registration: Registration,
     clients: Clients,
+    /// Requests answered once the server is ready (or refused when teardown
+    /// begins first).
+    waiting: Vec<ClientId>,
+    /// `up`, waiting for `ready` or `failed` (the foreground `run`: nobody).
+    reporter: Reporter,
     record: Record,
-    linger: Duration,
-    /// Whether the lease rule applies: the server was started with owners. One
-    /// started with `--owner none` runs until stopped, whatever leases it gets.
-    owned: bool,
+    stage: Stage,
+    rules: Rules,
     leases: Leases,
     watch: OwnerWatch,
     signals: Signals,
-    ready: Option<ReadyWatch>,
+    ready: Option<ReadyProbe>,
     tree: ServerTree,
     teardown: Teardown,
-    linger_until: Option<Instant>,
-    cause: Option<Cause>,
-    /// A SIGCHLD arrived since the children were last looked at. Reaping scans
-    /// /proc, so it is done on that event (and during teardown), not on every wake.
+    /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
+    /// children, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
 }
 
 /// Which of the loop's sources were ready after a `poll`.
 #[derive(Default)]
 struct Woken {
-    ready: bool,
     state_dir: bool,
 }
 
 impl Supervisor {
-    fn new(config: &RunConfig, registration: Registration, started: Started) -> Supervisor {
+    fn new(
+        config: &RunConfig,
+        registration: Registration,
+        started: Started,
+        reporter: Reporter,
+    ) -> Supervisor {
         Supervisor {
-            tree: ServerTree::new(started.record.server.pid),
+            reporter,
+            tree: ServerTree::new(started.record.server.pid, started.containment),
             registration,
             clients: Clients::default(),
+            waiting: Vec::new(),
+            stage: Stage::START,
+            rules: Rules {
+                owned: !started.owners.is_empty(),
+                linger: config.linger,
+            },
             record: started.record,
-            linger: config.linger,
-            owned: !started.owners.is_empty(),
             leases: Leases::new(started.owners),
             watch: started.watch,
             signals: started.signals,
             ready: started.ready,
             teardown: Teardown::new(config.grace),
-            linger_until: None,
-            cause: None,
             child_event: true,
         }
     }
 
     fn run(mut self) -> u8 {
+        if self.ready.is_none() {
+            // No port to probe: ready once started.
+            self.apply(Input::Ready, Instant::now());
+        }
         loop {
             let now = Instant::now();
             if std::mem::take(&mut self.child_event) || self.teardown.has_begun() {
@@ -251,8 +308,12 @@ impl Supervisor {
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
-            if woken.ready {
-                self.on_ready();
+            if self
+                .ready
+                .as_mut()
+                .is_some_and(|probe| probe.advance(Instant::now()))
+            {
+                self.apply(Input::Ready, Instant::now());
             }
             if woken.state_dir {
                 self.registration.on_disturbance(Instant::now());
@@ -272,12 +333,16 @@ impl Supervisor {
     fn wait(&self, now: Instant) -> Woken {
         let timeout = [
             self.watch.next_check(),
-            self.linger_until.map(|t| t.saturating_duration_since(now)),
+            self.stage.next_wake(now),
             self.teardown.next_check(now),
             self.clients
                 .next_deadline()
                 .map(|t| t.saturating_duration_since(now)),
             self.registration.next_check(now),
+            self.ready
+                .as_ref()
+                .and_then(ReadyProbe::next_wake)
+                .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
         .flatten()
@@ -286,13 +351,18 @@ impl Supervisor {
             (self.signals.fd(), Interest::Read),
             (self.registration.socket().fd(), Interest::Read),
         ];
-        let ready_at = push_read(&mut fds, self.ready.as_ref().map(ReadyWatch::fd));
+        fds.extend(self.ready.as_ref().and_then(ReadyProbe::fd));
         let dir_at = push_read(&mut fds, self.registration.watch_fd());
         fds.extend(self.watch.fds().map(|fd| (fd, Interest::Read)));
         fds.extend(self.clients.fds());
+        fds.extend(
+            self.tree
+                .wake_fds()
+                .into_iter()
+                .map(|fd| (fd, Interest::Read)),
+        );
         match sys::poll(&fds, timeout) {
             Ok(woke) => Woken {
-                ready: ready_at.is_some_and(|i| woke[i]),
                 state_dir: dir_at.is_some_and(|i| woke[i]),
             },
             Err(e) => {
@@ -315,67 +385,99 @@ impl Supervisor {
             self.tree.forward(signal);
             return;
         }
-        if self.teardown.has_begun() {
-            diag::note(format_args!(
-                "{} during teardown: SIGKILL now",
-                signals::name(signal)
-            ));
-            self.teardown.escalate(now, &mut self.tree);
-            return;
-        }
         diag::note(format_args!(
-            "{}: forwarding, then tearing down",
-            signals::name(signal)
+            "{}: {}",
+            signals::name(signal),
+            if self.stage.is_stopping() {
+                "SIGKILL now"
+            } else {
+                "tearing down"
+            }
         ));
-        // Teardown sends SIGTERM itself; sending it twice would look like an
-        // impatient second request to servers that count them.
-        if signal != libc::SIGTERM {
-            self.tree.forward(signal);
-        }
-        self.start_teardown(Cause::Signal(signal), now);
+        self.apply(Input::Signal(signal), now);
     }
 
-    fn on_ready(&mut self) {
+    /// Moves the lifecycle on and carries out what it says.
+    fn apply(&mut self, input: Input, now: Instant) {
+        let (stage, actions) = self.stage.step(input, now, &self.rules);
+        self.stage = stage;
+        for action in actions {
+            match action {
+                Action::AnnounceReady => self.announce_ready(),
+                Action::Forward(signal) => self.tree.forward(signal),
+                Action::BeginTeardown => self.begin_teardown(now),
+                Action::Escalate => self.teardown.escalate(now, &mut self.tree),
+            }
+        }
+    }
+
+    fn announce_ready(&mut self) {
+        diag::note("server is ready");
         self.ready = None;
-        if self.record.state == RecordState::Starting {
-            diag::note("server is ready");
-            self.record.state = RecordState::Ready;
-            self.registration.save(&self.record);
+        self.record.state = RecordState::Ready;
+        self.registration.save(&self.record);
+        self.answer_waiting(&Reply::ok(self.record.clone()));
+        self.reporter.ready(&self.record);
+    }
+
+    /// Signals first, writes after: the tree gets its SIGTERM before the record
+    /// says `stopping`, so no file system delay stands between the decision and
+    /// the signal.
+    fn begin_teardown(&mut self, now: Instant) {
+        diag::note(format_args!("tearing down: {:?}", self.stage.cause()));
+        self.ready = None;
+        self.teardown.begin(now, &mut self.tree);
+        self.answer_waiting(&Reply::refused(
+            Refusal::Stopping,
+            "stopping: the server is being torn down",
+        ));
+        self.record.state = RecordState::Stopping;
+        self.registration.save(&self.record);
+    }
+
+    /// Answers the requests held until the server is ready.
+    fn answer_waiting(&mut self, reply: &Reply) {
+        for client in std::mem::take(&mut self.waiting) {
+            self.clients.reply(client, reply);
         }
     }
 
     fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
         diag::note(format_args!("control {request:?}"));
-        let reply = self.handle(request, now);
+        let reply = self.handle(&request, now);
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
-        self.clients.reply(client, &reply);
+        let wants_ready = reply.ok && !self.stage.is_ready();
+        if wants_ready && waits_for_ready(&request) {
+            self.waiting.push(client);
+        } else {
+            self.clients.reply(client, &reply);
+        }
     }
 
-    fn handle(&mut self, request: Request, now: Instant) -> Reply {
-        match request {
-            Request::Status => {}
+    fn handle(&mut self, request: &Request, now: Instant) -> Reply {
+        match *request {
+            Request::Status { .. } => {}
             // A second stop is impatience, like a second signal: SIGKILL now.
-            Request::Stop if self.teardown.has_begun() => {
-                self.teardown.escalate(now, &mut self.tree)
-            }
-            Request::Stop => self.start_teardown(Cause::Stop, now),
-            Request::Attach { .. } | Request::Release { .. } if self.teardown.has_begun() => {
+            Request::Stop => self.apply(Input::Stop, now),
+            Request::Attach { .. } | Request::Release { .. } if self.stage.is_stopping() => {
                 return Reply::refused(
                     Refusal::Stopping,
                     "stopping: the server is being torn down",
                 );
             }
-            Request::Attach { owners } => {
-                if let Err((kind, message)) = self.attach(&owners) {
+            Request::Attach { ref owners } => {
+                if let Err((kind, message)) = self.attach(owners) {
                     return Reply::refused(kind, message);
                 }
+                self.apply(Input::Leases(self.leases.owners().len()), now);
             }
             Request::Release { owner: Some(pid) } => match self.leases.remove(pid) {
                 Some(owner) => {
                     diag::note(format_args!("released owner pid {pid}"));
                     self.leases_gone(&[owner]);
+                    self.apply(Input::Leases(self.leases.owners().len()), now);
                 }
                 None => {
                     return Reply::refused(Refusal::NotOwner, format!("pid {pid} is not an owner"));
@@ -385,6 +487,7 @@ impl Supervisor {
                 let gone = self.leases.clear();
                 diag::note(format_args!("released all {} owners", gone.len()));
                 self.leases_gone(&gone);
+                self.apply(Input::Leases(0), now);
             }
         }
         Reply::ok(self.record.clone())
@@ -439,7 +542,6 @@ impl Supervisor {
             self.leases.add(owner);
             self.watch.add(owner);
         }
-        self.linger_until = None;
         self.save_owners();
         Ok(())
     }
@@ -459,74 +561,73 @@ impl Supervisor {
 
     fn check_server(&mut self, now: Instant) {
         self.tree.reap_orphans();
-        if !self.teardown.has_begun() && self.tree.leader_exited() {
+        if !self.stage.is_stopping() && self.tree.leader_exited() {
             diag::note(format_args!("server pid {} exited", self.tree.leader()));
-            self.start_teardown(Cause::ServerExited, now);
+            self.apply(Input::ServerExited, now);
         }
     }
 
     fn check_owners(&mut self, now: Instant) {
-        if self.teardown.has_begun() {
+        if self.stage.is_stopping() {
             return;
         }
         let gone = self.leases.sweep(sys::proc_info);
         for owner in &gone {
             diag::note(format_args!("owner pid {} is gone", owner.pid));
         }
-        self.leases_gone(&gone);
-        if !self.owned || !self.leases.is_empty() {
-            return;
+        if !gone.is_empty() {
+            self.leases_gone(&gone);
+            self.apply(Input::Leases(self.leases.owners().len()), now);
         }
-        let deadline = *self.linger_until.get_or_insert_with(|| {
-            if !self.linger.is_zero() {
-                diag::note(format_args!(
-                    "no owner left; lingering for {:?}",
-                    self.linger
-                ));
-            }
-            crate::duration::deadline_after(now, self.linger)
-        });
-        if now >= deadline {
-            diag::note("no owner left: tearing down");
-            self.start_teardown(Cause::OwnersGone, now);
-        }
-    }
-
-    /// Signals first, writes after: the tree gets its SIGTERM before the record
-    /// says `stopping`, so no file system delay stands between the decision and
-    /// the signal.
-    fn start_teardown(&mut self, cause: Cause, now: Instant) {
-        let first = self.cause.is_none();
-        if first {
-            self.cause = Some(cause);
-            self.ready = None;
-        }
-        self.teardown.begin(now, &mut self.tree);
-        if first {
-            self.record.state = RecordState::Stopping;
-            self.registration.save(&self.record);
-        }
+        self.apply(Input::Tick, now);
     }
 
     /// Reaps the leader and everything left, removes the record, socket and lock,
     /// and turns the cause into an exit code.
-    fn finish(self, clean: bool) -> u8 {
+    fn finish(mut self, clean: bool) -> u8 {
         if !clean {
             diag::say("some processes of the server's tree survived SIGKILL; giving up on them");
         }
         let status: Option<ExitStatus> = self.tree.reap_leader();
         self.tree.reap_orphans();
+        self.tree.close();
         self.registration.remove();
-        diag::note(format_args!(
-            "server status: {status:?}; cause: {:?}",
-            self.cause
-        ));
-        match (self.cause, status) {
-            (Some(Cause::OwnersGone | Cause::Stop), _) => exit::SUCCESS,
-            (_, Some(status)) => exit::from_status(status),
-            (_, None) => exit::INTERNAL,
+        let cause = self.stage.cause();
+        diag::note(format_args!("server status: {status:?}; cause: {cause:?}"));
+        let code = lifecycle::exit_code(cause, status.map(exit::from_status));
+        if self.reporter.is_waiting() {
+            self.reporter.send(&failure_before_ready(cause, code));
         }
+        code
     }
+}
+
+/// What `up` is told when the tree ended before the server was ready.
+fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
+    let (error, exit_status) = match cause {
+        Some(Cause::ServerExited) | None => (
+            format!("the server exited before it was ready (exit status {code})"),
+            Some(i32::from(code)),
+        ),
+        Some(Cause::OwnersGone) => (
+            "every owner was gone before the server was ready".into(),
+            None,
+        ),
+        Some(Cause::Stop) => ("stopped before the server was ready".into(), None),
+        Some(Cause::Signal(signal)) => (
+            format!("{} before the server was ready", signals::name(signal)),
+            None,
+        ),
+    };
+    Event::Failed { error, exit_status }
+}
+
+/// Whether a request's reply is held until the server is ready.
+fn waits_for_ready(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Attach { .. } | Request::Status { wait_ready: true }
+    )
 }
 
 /// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.

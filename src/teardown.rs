@@ -1,4 +1,4 @@
-//! Teardown: the one bounded state machine that ends a server's tree (SPEC §3 rule 4).
+//! Teardown: the one bounded state machine that ends a server's tree (docs/DESIGN.md, "Lifecycle", rule 5).
 //!
 //! `Running` → (`begin`) SIGTERM + SIGCONT to the whole tree → `Terminating` until
 //! the tree is empty or the grace ends → SIGKILL → `Killing` until the tree is empty
@@ -6,24 +6,31 @@
 //! `Finished`. A second terminating signal during the grace (`escalate`) skips
 //! straight to SIGKILL. The machine does not know what a process is: it acts on a
 //! [`Tree`], so it is tested below with a fake one and no real processes.
+//!
+//! Nothing here polls on a timer: between deadlines the caller sleeps on the
+//! tree's [`Tree::wake_fds`] (a member exited, the tree may be empty) and calls
+//! [`Teardown::advance`] when one is ready or [`Teardown::next_check`] has passed.
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
+
+use crate::sys;
 
 /// How long the tree may take to vanish after SIGKILL. Only a process stuck in
 /// uninterruptible sleep (a dead NFS mount, a device) survives that long; we then
 /// give up on it rather than hang, and say so.
 pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
-/// How often the tree is looked at while tearing down. Deaths below our direct
-/// children send us no SIGCHLD, so a short timer is the only way to see them.
-pub const RECHECK: Duration = Duration::from_millis(10);
-
 /// What teardown acts on: every live process of the server's tree.
 pub trait Tree {
-    /// Sends `signal` to every live process of the tree.
-    fn signal_all(&mut self, signal: libc::c_int);
+    /// Sends each of `signals`, in order, to every live process of the tree. The
+    /// machine repeats only SIGKILL, to reach processes forked late.
+    fn signal_all(&mut self, signals: &[libc::c_int]);
     /// Whether no live process of the tree is left.
     fn is_empty(&mut self) -> bool;
+    /// Descriptors that become readable when the tree changes (a member exits,
+    /// the tree empties); teardown sleeps on them between deadlines.
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,9 +76,8 @@ impl Teardown {
             self.phase = Phase::Finished { clean: true };
             return;
         }
-        tree.signal_all(libc::SIGTERM);
         // A stopped process cannot act on SIGTERM until it is continued.
-        tree.signal_all(libc::SIGCONT);
+        tree.signal_all(&[libc::SIGTERM, libc::SIGCONT]);
         self.phase = Phase::Terminating {
             deadline: now + self.grace,
         };
@@ -107,24 +113,44 @@ impl Teardown {
                 } else if now >= deadline {
                     self.phase = Phase::Finished { clean: false };
                 } else {
-                    tree.signal_all(libc::SIGKILL);
+                    tree.signal_all(&[libc::SIGKILL]);
                 }
             }
         }
     }
 
-    /// How long the supervisor may sleep before calling [`Teardown::advance`].
+    /// How long the caller may sleep on the tree's wake-up descriptors before
+    /// calling [`Teardown::advance`]: until the current deadline.
     pub fn next_check(&self, now: Instant) -> Option<Duration> {
         match self.phase {
             Phase::Running | Phase::Finished { .. } => None,
             Phase::Terminating { deadline } | Phase::Killing { deadline } => {
-                Some(RECHECK.min(deadline.saturating_duration_since(now)))
+                Some(deadline.saturating_duration_since(now))
+            }
+        }
+    }
+
+    /// Drives a begun teardown to its end in this thread, sleeping on the tree's
+    /// wake-up descriptors and deadlines (for callers with no event loop of their
+    /// own, such as `gc`). Returns whether the tree emptied.
+    pub fn run_to_end(&mut self, tree: &mut impl Tree) -> bool {
+        loop {
+            let now = Instant::now();
+            self.advance(now, tree);
+            if let Phase::Finished { clean } = self.phase {
+                return clean;
+            }
+            let pause = self.next_check(now);
+            if let Err(e) = sys::poll_readable(&tree.wake_fds(), pause) {
+                // Only bad arguments or lack of memory: a bounded pause keeps going.
+                crate::diag::note(format_args!("poll failed: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
 
     fn kill(&mut self, now: Instant, tree: &mut impl Tree) {
-        tree.signal_all(libc::SIGKILL);
+        tree.signal_all(&[libc::SIGKILL]);
         self.phase = Phase::Killing {
             deadline: now + KILL_WAIT,
         };
@@ -154,14 +180,19 @@ mod tests {
     }
 
     impl Tree for FakeTree {
-        fn signal_all(&mut self, signal: libc::c_int) {
-            self.received.push(signal);
-            if self.fatal.contains(&signal) {
-                self.alive = 0;
+        fn signal_all(&mut self, signals: &[libc::c_int]) {
+            for &signal in signals {
+                self.received.push(signal);
+                if self.fatal.contains(&signal) {
+                    self.alive = 0;
+                }
             }
         }
         fn is_empty(&mut self) -> bool {
             self.alive == 0
+        }
+        fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+            Vec::new()
         }
     }
 
@@ -247,12 +278,25 @@ mod tests {
     }
 
     #[test]
-    fn next_check_never_sleeps_past_the_deadline() {
+    fn between_events_teardown_sleeps_until_the_deadline_and_no_less() {
         let now = Instant::now();
         let mut tree = FakeTree::new(1, &[]);
-        let mut teardown = Teardown::new(Duration::from_millis(3));
+        let mut teardown = Teardown::new(Duration::from_secs(3));
         assert_eq!(teardown.next_check(now), None);
         teardown.begin(now, &mut tree);
-        assert_eq!(teardown.next_check(now), Some(Duration::from_millis(3)));
+        assert_eq!(teardown.next_check(now), Some(Duration::from_secs(3)));
+        teardown.escalate(now, &mut tree);
+        assert_eq!(teardown.next_check(now), Some(KILL_WAIT));
+    }
+
+    #[test]
+    fn run_to_end_wakes_at_the_deadlines() {
+        let mut tree = FakeTree::new(1, &[libc::SIGKILL]);
+        let mut teardown = Teardown::new(Duration::from_millis(20));
+        let began = Instant::now();
+        teardown.begin(began, &mut tree);
+        assert!(teardown.run_to_end(&mut tree));
+        assert!(began.elapsed() >= Duration::from_millis(20));
+        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL]);
     }
 }

@@ -1,52 +1,97 @@
 //! The server's process tree as ocwrap sees it, and the only code that signals it
-//! (SPEC §3 rules 1, 5 and 7).
+//! (docs/DESIGN.md, "Lifecycle" and "Containment").
 //!
-//! The tree is the server's process group plus every descendant of the supervisor.
-//! The supervisor is a child subreaper, so a descendant that `setsid`+double-forked
-//! out of the group reparents to it and stays in that tree. Kill-only-what-we-started
-//! holds because:
+//! Its members are found in one of three ways, so that the cost grows with the
+//! tree and never with the host:
+//! - cgroup containment: the cgroup's own list of processes. The kernel kills the
+//!   whole cgroup with one write and says when it is empty;
+//! - group containment: a walk down from the supervisor through each process's
+//!   children. The supervisor is a child subreaper, so a descendant that
+//!   `setsid`+double-forked out of the group reparents to it and stays below it;
+//! - last resort, where the kernel lists no children: a scan of every process on
+//!   the host, which `-v` reports.
+//!
+//! Kill-only-what-we-started holds because:
 //! - the group is signalled only while its leader is our unreaped child: the leader
 //!   is left a zombie until teardown ends (see [`ServerTree::leader_exited`]), so its
 //!   PID, which is the group's ID, cannot be recycled in between;
-//! - a descendant outside the group is signalled through a pidfd opened after the
-//!   scan that found it, and only if the pidfd's process still has the start time
-//!   seen in that scan.
+//! - any other member is signalled through a pidfd opened after the look that found
+//!   it, and only if the pidfd's process is still the one seen: the same start time
+//!   (walk, scan) or still in our cgroup.
+//!
+//! Teardown sleeps on [`Tree::wake_fds`]: the pidfds of the members found so far
+//! (one epoll set), or the cgroup's events. A process forked after the last look
+//! makes no event; it is found at the next look, which comes when every member
+//! known so far has exited, or at the grace deadline.
 
+use std::collections::HashSet;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use crate::contain::{self, Containment};
 use crate::diag;
 use crate::process::{self, Pid, ProcInfo, RunState, Target};
-use crate::sys::{self, PidFd};
+use crate::sys::{self, Cgroup, EventSet, PidFd};
 use crate::teardown::Tree;
 
 /// How long the end of teardown waits for the leader to become reapable.
 const REAP_WAIT: Duration = Duration::from_secs(5);
 
-/// Sends `signal` to the process `seen` describes, only if it is still that process:
-/// a pidfd pins whatever holds the PID now, and its start time must equal the one
-/// seen. A PID recycled since `seen` was taken is left alone.
-pub fn signal_if_still(seen: &ProcInfo, signal: libc::c_int) {
-    let Ok(pidfd) = PidFd::open(seen.pid) else {
-        return;
-    };
-    if sys::proc_info(seen.pid).is_some_and(|now| now.start == seen.start) {
-        let _ = pidfd.send_signal(signal);
-    }
+/// The most looks a walk takes to get two that agree (a tree that keeps forking
+/// faster than it can be read is taken as last seen; teardown looks again later).
+const MAX_LOOKS: usize = 8;
+
+/// How members are found.
+#[derive(Debug)]
+enum Finder {
+    Cgroup(Cgroup),
+    Walk,
+    Scan,
 }
 
 #[derive(Debug)]
 pub struct ServerTree {
     supervisor: Pid,
     leader: Pid,
+    finder: Finder,
+    /// Members found so far, pinned (walk and scan; a cgroup keeps its own list).
+    pins: Pins,
+    /// The last look's members, sorted by PID: a new look must agree with it.
+    last_look: Vec<ProcInfo>,
+    /// Signals the whole tree has been sent, in order.
+    sent: Vec<libc::c_int>,
+    /// Whether the cgroup's events are in the wake set yet.
+    watching_cgroup: bool,
+    /// Whether the members were just found, with no wake-up since (so a signal
+    /// sent now needs no new look: `begin` looks to see if the tree is empty,
+    /// then signals it).
+    just_found: bool,
 }
 
 impl ServerTree {
-    /// `leader` must be our child and the leader of its own group or session.
-    pub fn new(leader: Pid) -> ServerTree {
+    /// `leader` must be our child and the leader of its own group or session, and
+    /// `containment` the one it was spawned into.
+    pub fn new(leader: Pid, containment: Containment) -> ServerTree {
+        let finder = match containment {
+            Containment::Cgroup(cgroup) => Finder::Cgroup(cgroup),
+            Containment::Group if sys::children_listed() => Finder::Walk,
+            Containment::Group => {
+                diag::note(
+                    "this kernel lists no children: the tree is found by scanning every process on the host",
+                );
+                Finder::Scan
+            }
+        };
         ServerTree {
             supervisor: Pid::current(),
             leader,
+            finder,
+            pins: Pins::new(),
+            last_look: Vec::new(),
+            sent: Vec::new(),
+            watching_cgroup: false,
+            just_found: false,
         }
     }
 
@@ -54,7 +99,7 @@ impl ServerTree {
         self.leader
     }
 
-    /// Forwards a signal to the server's group (SPEC §3 rule 6).
+    /// Forwards a signal to the server's group (docs/DESIGN.md, "Signals").
     pub fn forward(&self, signal: libc::c_int) {
         if let Err(e) = sys::signal(Target::ProcessGroup(self.leader), signal) {
             diag::note(format_args!(
@@ -89,39 +134,404 @@ impl ServerTree {
     }
 
     /// Reaps every exited child except the leader: orphans that reparented to us as
-    /// subreaper, and children of ours that died. Nothing stays `<defunct>`.
+    /// subreaper, and children of ours that died. Nothing stays `<defunct>`. Reads
+    /// only our own children; reaping one that still runs is a no-op.
     pub fn reap_orphans(&self) {
-        for child in sys::all_processes() {
-            if child.ppid == Some(self.supervisor)
-                && child.state == RunState::Dead
-                && child.pid != self.leader
-            {
-                let _ = sys::reap(child.pid);
+        let children: Vec<Pid> = match self.finder {
+            Finder::Scan => sys::all_processes()
+                .into_iter()
+                .filter(|p| p.ppid == Some(self.supervisor) && p.state == RunState::Dead)
+                .map(|p| p.pid)
+                .collect(),
+            Finder::Cgroup(_) | Finder::Walk => sys::children(self.supervisor),
+        };
+        for child in children.into_iter().filter(|&c| c != self.leader) {
+            let _ = sys::reap(child);
+        }
+    }
+
+    /// Ends the containment once the tree is gone and the leader reaped: removes
+    /// the server's cgroup.
+    pub fn close(self) {
+        if let Finder::Cgroup(cgroup) = self.finder {
+            let path = cgroup.path().display().to_string();
+            if let Err(e) = cgroup.remove() {
+                diag::say(format_args!(
+                    "cannot remove the server's cgroup {path}: {e}"
+                ));
             }
         }
     }
 
-    fn live_members(&self) -> Vec<ProcInfo> {
-        process::descendants(&sys::all_processes(), self.supervisor)
-            .into_iter()
-            .filter(ProcInfo::is_live)
-            .collect()
+    /// The live members now, sorted by PID (the leader included while it runs).
+    fn look(&self) -> Vec<ProcInfo> {
+        let mut found: Vec<ProcInfo> = match &self.finder {
+            Finder::Cgroup(cgroup) => cgroup
+                .members()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(sys::proc_info)
+                .filter(ProcInfo::is_live)
+                .collect(),
+            Finder::Walk => walk_once(self.supervisor, sys::children, sys::proc_info),
+            Finder::Scan => process::descendants(&sys::all_processes(), self.supervisor)
+                .into_iter()
+                .filter(ProcInfo::is_live)
+                .collect(),
+        };
+        found.sort_by_key(|p| p.pid);
+        found
+    }
+
+    /// Looks until two looks in a row agree, then pins every member not pinned yet.
+    ///
+    /// Why twice: the kernel writes a children list a page at a time and drops its
+    /// locks in between, so a child forked (or a sibling reaped) while the list is
+    /// read can be skipped. A child missed that way exists by the next look, which
+    /// then differs; two looks that agree saw no such change. The previous look
+    /// counts as the first one, so a quiet tree costs one walk.
+    fn find(&mut self) {
+        let mut previous = std::mem::take(&mut self.last_look);
+        let mut look = self.look();
+        for _ in 1..MAX_LOOKS {
+            if same_processes(&previous, &look) {
+                break;
+            }
+            previous = look;
+            look = self.look();
+        }
+        for info in &look {
+            self.pins.pin(*info);
+        }
+        self.last_look = look;
+        self.just_found = true;
+    }
+
+    /// Drops the members that exited; once none is left, looks again.
+    fn refresh(&mut self) {
+        self.just_found = false;
+        self.pins.drop_exited();
+        if self.pins.is_empty() {
+            self.find();
+        }
+    }
+
+    /// Sends `signal` to the group unless it already had it; returns whether it did.
+    fn signal_group_once(&self, signal: libc::c_int) -> bool {
+        // Safe while the leader is unreaped, which lasts until teardown ends.
+        !self.sent.contains(&signal)
+            && sys::signal(Target::ProcessGroup(self.leader), signal).is_ok()
+    }
+
+    fn signal_cgroup(&mut self, signals: &[libc::c_int]) {
+        let Finder::Cgroup(cgroup) = &self.finder else {
+            return;
+        };
+        if !self.watching_cgroup {
+            self.watching_cgroup = self.pins.watch_change(cgroup.events_fd());
+        }
+        for &signal in signals {
+            if signal == libc::SIGKILL {
+                match cgroup.kill() {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => diag::say(format_args!("cgroup.kill failed: {e}")),
+                }
+            }
+            let members = self.look();
+            diag::note(format_args!(
+                "{}: {} processes in the cgroup",
+                crate::signals::name(signal),
+                members.len()
+            ));
+            let group = self.signal_group_once(signal);
+            for member in members {
+                if !(group && member.pgid == Some(self.leader)) {
+                    contain::signal_member(cgroup, member.pid, signal);
+                }
+            }
+        }
+    }
+
+    fn signal_found(&mut self, signals: &[libc::c_int]) {
+        if !signals.iter().any(|s| !self.sent.contains(s)) {
+            self.refresh();
+        } else if !std::mem::take(&mut self.just_found) {
+            self.find();
+        }
+        for &signal in signals {
+            let group = self.signal_group_once(signal).then_some(self.leader);
+            let reached = self.pins.send(signal, group);
+            if reached > 0 {
+                diag::note(format_args!(
+                    "{}: {} processes of the tree",
+                    crate::signals::name(signal),
+                    reached
+                ));
+            }
+        }
     }
 }
 
 impl Tree for ServerTree {
-    fn signal_all(&mut self, signal: libc::c_int) {
-        // Safe while the leader is unreaped, which lasts until teardown ends.
-        let _ = sys::signal(Target::ProcessGroup(self.leader), signal);
-        for member in self.live_members() {
-            if member.pgid == Some(self.leader) {
-                continue;
+    /// A signal new to the tree goes to the group and to every member, looked up
+    /// afresh; a repeated one (SIGKILL while killing) only to members found since.
+    fn signal_all(&mut self, signals: &[libc::c_int]) {
+        if matches!(self.finder, Finder::Cgroup(_)) {
+            self.signal_cgroup(signals);
+        } else {
+            self.signal_found(signals);
+        }
+        for &signal in signals {
+            if !self.sent.contains(&signal) {
+                self.sent.push(signal);
             }
-            signal_if_still(&member, signal);
         }
     }
 
     fn is_empty(&mut self) -> bool {
-        self.live_members().is_empty()
+        if let Finder::Cgroup(cgroup) = &self.finder {
+            match cgroup.is_populated() {
+                Ok(populated) => return !populated,
+                Err(e) => diag::note(format_args!("reading cgroup.events: {e}")),
+            }
+            return self.look().is_empty();
+        }
+        self.refresh();
+        self.pins.is_empty()
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.pins.wake_fd().into_iter().collect()
+    }
+}
+
+/// Every live process below `root`, sorted by PID, found by following each
+/// process's children (`children`) and checking each one (`info`): a PID whose
+/// process no longer has that parent was recycled in between and is skipped.
+fn walk_once(
+    root: Pid,
+    children: impl Fn(Pid) -> Vec<Pid>,
+    info: impl Fn(Pid) -> Option<ProcInfo>,
+) -> Vec<ProcInfo> {
+    let mut found = Vec::new();
+    let mut seen = HashSet::from([root]);
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for pid in children(parent) {
+            let Some(child) = info(pid).filter(|c| c.ppid == Some(parent)) else {
+                continue;
+            };
+            if child.is_live() && seen.insert(pid) {
+                found.push(child);
+                frontier.push(pid);
+            }
+        }
+    }
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
+fn same_processes(a: &[ProcInfo], b: &[ProcInfo]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.pid == y.pid && x.start == y.start)
+}
+
+/// Processes pinned by pidfds, watched together: one descriptor (an epoll set) is
+/// readable while any of them has exited, so teardown sleeps until one does.
+#[derive(Debug, Default)]
+pub struct Pins {
+    set: Option<EventSet>,
+    pinned: Vec<Pinned>,
+}
+
+#[derive(Debug)]
+struct Pinned {
+    info: ProcInfo,
+    pidfd: PidFd,
+    /// Signals this process has been sent by us, so none is sent twice.
+    sent: Vec<libc::c_int>,
+}
+
+/// The key of a watched change that is not a process exit (a cgroup's events).
+const CHANGE_KEY: u64 = u64::MAX;
+
+impl Pins {
+    pub fn new() -> Pins {
+        Pins::default()
+    }
+
+    fn set(&mut self) -> Option<&EventSet> {
+        if self.set.is_none() {
+            match EventSet::new() {
+                Ok(set) => self.set = Some(set),
+                Err(e) => diag::say(format_args!("cannot watch the tree for exits: {e}")),
+            }
+        }
+        self.set.as_ref()
+    }
+
+    /// Pins `seen` unless it is pinned already: a pidfd is opened, then the PID
+    /// must still have the start time seen, so the pidfd names that process and
+    /// not one that recycled its PID.
+    pub fn pin(&mut self, seen: ProcInfo) {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.info.pid == seen.pid && p.info.start == seen.start)
+        {
+            return;
+        }
+        let Ok(pidfd) = PidFd::open(seen.pid) else {
+            return;
+        };
+        if sys::proc_info(seen.pid).is_none_or(|now| now.start != seen.start) {
+            return;
+        }
+        if let Some(set) = self.set() {
+            let _ = set.watch_exit(&pidfd, seen.pid.get() as u64);
+        }
+        self.pinned.push(Pinned {
+            info: seen,
+            pidfd,
+            sent: Vec::new(),
+        });
+    }
+
+    /// Wakes [`Pins::wake_fd`] when `fd` signals a change (a cgroup's events).
+    fn watch_change(&mut self, fd: BorrowedFd<'_>) -> bool {
+        self.set()
+            .is_some_and(|set| set.watch_change(fd, CHANGE_KEY).is_ok())
+    }
+
+    /// Forgets (and closes) the pinned processes that have exited.
+    pub fn drop_exited(&mut self) {
+        let Some(set) = &self.set else {
+            return;
+        };
+        let exited: HashSet<u64> = set
+            .ready(self.pinned.len() + 1)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        self.pinned
+            .retain(|p| !exited.contains(&(p.info.pid.get() as u64)));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pinned.is_empty()
+    }
+
+    /// Sends `signal` to every pinned process that has not had it from us; those
+    /// still in `group_signalled` (a group that was just sent it) only count as
+    /// sent, so that no one gets a second SIGTERM. Membership is read again after
+    /// the group signal: a process seen in the group may have left it (setsid)
+    /// since, and then the group signal missed it. SIGKILL goes to every one of
+    /// them all the same: it cannot be had twice.
+    /// Returns how many processes had it.
+    pub fn send(&mut self, signal: libc::c_int, group_signalled: Option<Pid>) -> usize {
+        let mut reached = 0;
+        for pinned in self.pinned.iter_mut().filter(|p| !p.sent.contains(&signal)) {
+            let in_group = signal != libc::SIGKILL
+                && group_signalled.is_some()
+                && sys::proc_info(pinned.info.pid).is_some_and(|now| {
+                    now.start == pinned.info.start && now.pgid == group_signalled
+                });
+            if in_group || pinned.pidfd.send_signal(signal).is_ok() {
+                reached += 1;
+            }
+            pinned.sent.push(signal);
+        }
+        reached
+    }
+
+    /// The descriptor to sleep on until a pinned process exits.
+    pub fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.set.as_ref().map(AsFd::as_fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::StartTime;
+    use std::collections::HashMap;
+
+    fn info(pid: i32, ppid: i32) -> ProcInfo {
+        ProcInfo {
+            pid: Pid::new(pid).unwrap(),
+            ppid: Pid::new(ppid),
+            pgid: Pid::new(pid),
+            sid: Pid::new(pid),
+            start: StartTime(pid as u64),
+            state: RunState::Live,
+        }
+    }
+
+    fn pids(found: &[ProcInfo]) -> Vec<i32> {
+        found.iter().map(|p| p.pid.get()).collect()
+    }
+
+    #[test]
+    fn the_walk_follows_children_down_and_skips_the_dead_and_the_recycled() {
+        let tree: HashMap<i32, Vec<i32>> =
+            HashMap::from([(1, vec![10, 20]), (10, vec![11, 12]), (11, vec![13])]);
+        let children = |p: Pid| {
+            tree.get(&p.get())
+                .map(|c| c.iter().filter_map(|&c| Pid::new(c)).collect())
+                .unwrap_or_default()
+        };
+        let procs = |p: Pid| match p.get() {
+            10 | 20 => Some(info(p.get(), 1)),
+            11 | 12 => Some(info(p.get(), 10)),
+            // 13's PID now belongs to a process with another parent.
+            13 => Some(info(13, 99)),
+            _ => None,
+        };
+        let root = Pid::new(1).unwrap();
+        assert_eq!(pids(&walk_once(root, children, procs)), [10, 11, 12, 20]);
+        let dead_20 = |p: Pid| {
+            procs(p).map(|mut i| {
+                if p.get() == 20 {
+                    i.state = RunState::Dead;
+                }
+                i
+            })
+        };
+        assert_eq!(pids(&walk_once(root, children, dead_20)), [10, 11, 12]);
+    }
+
+    #[test]
+    fn a_walk_never_loops_on_a_cycle() {
+        // Impossible at one instant, but PID reuse between reads could fake one.
+        let children = |p: Pid| vec![Pid::new(if p.get() == 1 { 2 } else { 1 }).unwrap()];
+        let procs = |p: Pid| Some(info(p.get(), if p.get() == 2 { 1 } else { 2 }));
+        assert_eq!(pids(&walk_once(Pid::new(1).unwrap(), children, procs)), [2]);
+    }
+
+    #[test]
+    fn looks_agree_only_on_the_same_processes() {
+        let a = [info(5, 1), info(6, 1)];
+        let mut b = a;
+        assert!(same_processes(&a, &b));
+        b[1].start = StartTime(99);
+        assert!(!same_processes(&a, &b));
+        assert!(!same_processes(&a, &a[..1]));
+    }
+
+    #[test]
+    fn pins_send_each_signal_once_and_let_a_signalled_group_count() {
+        let me = sys::proc_info(Pid::current()).unwrap();
+        let mut pins = Pins::new();
+        pins.pin(me);
+        pins.pin(me);
+        assert_eq!(pins.pinned.len(), 1, "pinned once");
+        // Our own group "was signalled": nothing is actually sent to us.
+        assert_eq!(pins.send(libc::SIGCONT, me.pgid), 1);
+        assert_eq!(pins.send(libc::SIGCONT, None), 0, "not twice");
+        pins.drop_exited();
+        assert!(!pins.is_empty(), "we are alive");
     }
 }

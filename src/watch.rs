@@ -1,4 +1,4 @@
-//! How the supervisor is woken to look at its owners (SPEC §3 rule 3).
+//! How the supervisor is woken to look at its owners (docs/DESIGN.md, "Lifecycle", rule 3).
 //!
 //! With pidfds each owner's exit makes a descriptor readable, so an idle supervisor
 //! sleeps in `poll(2)` with no timeout and never wakes up. Without them (another
@@ -15,7 +15,7 @@ use crate::owner::Owner;
 use crate::process::Pid;
 use crate::sys::{self, PidFd};
 
-/// How often owners are checked when polling (SPEC: at most 250 ms).
+/// How often owners are checked when polling (the design allows at most 250 ms).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,6 +20,20 @@
 //!     prints `sleeper <pid>` and blocks forever (an owner, a decoy).
 //! ocwrap-fixture connect SOCKET LINE
 //!     sends LINE to a Unix socket and prints `reply <answer>`.
+//! ocwrap-fixture wide TOTAL [--fanout F]
+//!     prints the `server …` line, then builds a tree of TOTAL processes in all
+//!     (itself included, F children per process, default 10), each inheriting its
+//!     stderr, and prints `ready <TOTAL>` once every one of them runs.
+//! ocwrap-fixture decoys N
+//!     forks N idle processes that block every signal (see
+//!     `ocwrap::sys::fork_idle_children`), prints `decoys <N> master <pid>`, and for
+//!     each `check` line on stdin prints `disturbed <pid> …` for every one that was
+//!     signalled or is gone, then `checked <N>`. They die with it.
+//!
+//! `tree --late-chain K` (with --signals): on SIGTERM the server first starts a
+//! chain of K processes, each in a new session, ignoring SIGTERM, printing
+//! `late <pid>` and starting the next; then it exits. A chain that escapes during
+//! teardown, bounded by K.
 //!
 //! `tree --listen PORT` also listens on 127.0.0.1:PORT (printing `listening PORT`)
 //! and answers any HTTP request with 200; with `--mute` it accepts and never answers;
@@ -69,7 +83,21 @@ fn main() -> ExitCode {
             mute: has("--mute"),
             listen_after: value("--listen-after")
                 .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+            late_chain: value("--late-chain").unwrap_or(0),
         }),
+        "wide" => match rest.first().and_then(|n| n.parse::<u32>().ok()) {
+            Some(total) if total >= 1 => wide(total, value("--fanout").unwrap_or(10).max(1)),
+            _ => usage(),
+        },
+        "node" => match (rest.first(), rest.get(1)) {
+            (Some(size), Some(fanout)) => match (size.parse(), fanout.parse()) {
+                (Ok(size), Ok(fanout)) => node(size, fanout),
+                _ => usage(),
+            },
+            _ => usage(),
+        },
+        "late" => late(value_at(rest, 0).unwrap_or(1)),
+        "decoys" => decoys(value_at(rest, 0).unwrap_or(0) as usize),
         "connect" if rest.len() == 2 => connect(&rest[0], &rest[1]),
         "spawn" if !rest.is_empty() => spawn(rest),
         "sleep" => {
@@ -80,6 +108,9 @@ fn main() -> ExitCode {
         "grandchild" => {
             ignore_term_if(has("--ignore-term"));
             survive_usr_if(has("--survive-usr"));
+            if let Some(parent) = value("--after-parent") {
+                wait_for_exit(parent);
+            }
             say(format_args!("{} {}", label(rest), std::process::id()));
             block()
         }
@@ -103,6 +134,7 @@ struct Options {
     listen: Option<u16>,
     mute: bool,
     listen_after: Option<std::time::Duration>,
+    late_chain: u32,
 }
 
 fn tree(opts: &Options) -> ExitCode {
@@ -116,7 +148,7 @@ fn tree(opts: &Options) -> ExitCode {
         id(me.and_then(|p| p.sid)),
     ));
     if opts.signals || opts.ignore_term {
-        record_signals(opts.ignore_term);
+        record_signals(opts.ignore_term, opts.late_chain);
     }
     let mut flags: Vec<&str> = Vec::new();
     if opts.ignore_term {
@@ -159,6 +191,18 @@ fn tree(opts: &Options) -> ExitCode {
 
 /// The middle of a double fork: a new session, one child that inherits our stdout,
 /// and an immediate exit so the child is orphaned (and reparents to a subreaper).
+/// Waits (at most 10 s) until the process `pid` (the middle of a double fork) has
+/// exited. A pidfd turns readable only after the kernel has reparented the exiting
+/// process's children; a PID already reaped cannot be opened, and is gone too.
+fn wait_for_exit(pid: u32) {
+    use std::os::fd::AsFd;
+    let pid = ocwrap::process::Pid::from_u32(pid);
+    if let Some(pidfd) = pid.and_then(|p| ocwrap::sys::PidFd::open(p).ok()) {
+        let _ =
+            ocwrap::sys::poll_readable(&[pidfd.as_fd()], Some(std::time::Duration::from_secs(10)));
+    }
+}
+
 fn escape_middle(rest: &[String]) -> ExitCode {
     if let Err(e) = ocwrap::sys::new_session() {
         say(format_args!("setsid failed: {e}"));
@@ -174,7 +218,13 @@ fn escape_middle(rest: &[String]) -> ExitCode {
         .iter()
         .map(String::as_str)
         .filter(|a| *a == "--ignore-term" || *a == "--survive-usr");
-    let args: Vec<&str> = [mode, label].into_iter().chain(passed_on).collect();
+    // The escapee announces itself only once this middle process has exited, so
+    // that a test reading `escapee <pid>` finds it already reparented.
+    let me = std::process::id().to_string();
+    let args: Vec<&str> = [mode, label, "--after-parent", &me]
+        .into_iter()
+        .chain(passed_on)
+        .collect();
     let spawned = Command::new(std::env::current_exe().unwrap_or_else(|_| "ocwrap-fixture".into()))
         .args(&args)
         .stdin(Stdio::null())
@@ -299,8 +349,9 @@ fn spawn(rest: &[String]) -> ExitCode {
 }
 
 /// Prints each signal received; exits 128+n on a terminating one unless it is
-/// SIGTERM and `ignore_term` is set.
-fn record_signals(ignore_term: bool) {
+/// SIGTERM and `ignore_term` is set. With `late_chain` > 0, SIGTERM first starts
+/// that many late processes (see `late`).
+fn record_signals(ignore_term: bool, late_chain: u32) {
     let Ok(mut signals) = Signals::new(RECORDED) else {
         say("cannot install signal handlers");
         return;
@@ -311,6 +362,9 @@ fn record_signals(ignore_term: bool) {
                 "signal {}",
                 ocwrap::signals::name(signal).trim_start_matches("SIG")
             ));
+            if signal == libc::SIGTERM && late_chain > 0 {
+                start_late(late_chain);
+            }
             if TERMINATING.contains(&signal) && !(ignore_term && signal == libc::SIGTERM) {
                 std::process::exit(128 + signal);
             }
@@ -339,6 +393,113 @@ fn survive_usr_if(survive: bool) {
             }
         }
     }
+}
+
+/// One link of a late chain: a new session, SIGTERM ignored, `late <pid>`, then
+/// the next link (`left` - 1 more), then it waits to be killed.
+fn late(left: u32) -> ExitCode {
+    if let Err(e) = ocwrap::sys::new_session() {
+        say(format_args!("setsid failed: {e}"));
+    }
+    ignore_term_if(true);
+    say(format_args!("late {}", std::process::id()));
+    if left > 1 {
+        start_late(left - 1);
+    }
+    block()
+}
+
+fn start_late(left: u32) {
+    let started = Command::new(std::env::current_exe().unwrap_or_else(|_| "ocwrap-fixture".into()))
+        .args(["late", &left.to_string()])
+        .stdin(Stdio::null())
+        .spawn();
+    if let Err(e) = started {
+        say(format_args!("spawn failed: {e}"));
+    }
+}
+
+/// The root of a wide tree: the `server` line, the tree, then `ready <total>`.
+fn wide(total: u32, fanout: u32) -> ExitCode {
+    say(format_args!(
+        "server {} ppid {}",
+        std::process::id(),
+        std::os::unix::process::parent_id()
+    ));
+    let size = 1 + grow(total - 1, fanout);
+    say(format_args!("ready {size}"));
+    block()
+}
+
+/// A process of a wide tree heading `size` processes (itself included): says
+/// `up <size>` to its parent once all of them run.
+fn node(size: u32, fanout: u32) -> ExitCode {
+    let size = 1 + grow(size.saturating_sub(1), fanout);
+    say(format_args!("up {size}"));
+    block()
+}
+
+/// Starts `below` processes under this one, in at most `fanout` subtrees of
+/// near-equal size, and waits until each subtree says it is up; returns how many
+/// did. Each child's stdout is a pipe to us (dropped once it has spoken); its
+/// stderr is ours.
+fn grow(below: u32, fanout: u32) -> u32 {
+    let branches = below.min(fanout);
+    let children: Vec<_> = (0..branches)
+        .filter_map(|i| {
+            let share = below / branches + u32::from(i < below % branches);
+            self_command(&["node", &share.to_string(), &fanout.to_string()], &[])
+                .spawn()
+                .ok()
+        })
+        .collect();
+    let mut up = 0;
+    for mut child in children {
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        up += line
+            .strip_prefix("up ")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+    }
+    up
+}
+
+/// N idle processes that say whether anyone signalled them (see the header).
+fn decoys(count: usize) -> ExitCode {
+    let pids = match ocwrap::sys::fork_idle_children(count) {
+        Ok(pids) => pids,
+        Err(e) => {
+            say(format_args!("fork failed: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    say(format_args!(
+        "decoys {} master {}",
+        pids.len(),
+        std::process::id()
+    ));
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        if line.trim() != "check" {
+            continue;
+        }
+        for &pid in &pids {
+            let live = ocwrap::sys::proc_info(pid).is_some_and(|p| p.is_live());
+            match ocwrap::sys::pending_signals(pid) {
+                Some(0) if live => {}
+                Some(pending) if live => say(format_args!("disturbed {pid} pending {pending:#x}")),
+                _ => say(format_args!("disturbed {pid} gone")),
+            }
+        }
+        say(format_args!("checked {}", pids.len()));
+    }
+    ExitCode::SUCCESS
+}
+
+fn value_at(rest: &[String], at: usize) -> Option<u32> {
+    rest.get(at).and_then(|v| v.parse().ok())
 }
 
 fn label(rest: &[String]) -> &str {

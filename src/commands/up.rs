@@ -1,46 +1,54 @@
-//! `ocwrap up`: what a plugin's `ensureServer` calls (SPEC §5). Start-or-attach in
-//! the background, wait until ready, report, and leave nothing behind on failure.
+//! `ocwrap up`: what a plugin's `ensureServer` calls (docs/DESIGN.md, "`up`").
+//! Start-or-attach in the background, wait until ready, report, and leave nothing
+//! behind on failure.
 //!
-//! 1. A live supervisor holds the name: attach the caller's owners, wait until it is
-//!    ready, report `attached`.
+//! 1. A live supervisor holds the name: attach the caller's owners; the reply comes
+//!    once the server is ready; report `attached`.
 //! 2. Else the port already answers: report `external`; nothing is started,
 //!    recorded or ever signalled.
-//! 3. Else start `ocwrap run` detached (own session, stdio to the log) with the
-//!    owners as explicit `--owner-pid`s, wait until it is ready, report `started`.
+//! 3. Else start `ocwrap __supervise` detached (own session, stdio to the log),
+//!    hand it the validated config and the resolved owners, and block on its
+//!    answer (see [`crate::handoff`]): report `started`.
 //!
 //! Concurrent `up`s for one name take turns on `<name>.up` (a flock) for the
-//! decision, and hold it until the supervisor they started holds the name's own
-//! lock, so exactly one starts and the others find it live and attach.
+//! decision, and hold it until the supervisor they started says it holds the
+//! name's own lock, so exactly one starts and the others find it live and attach.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process_wrap::std::{ChildWrapper, CommandWrap, ProcessSession};
+use process_wrap::std::{ChildWrapper, CommandWrap, CommandWrapper, ProcessSession};
 use serde::Serialize;
 
 use super::{open_state, print_json};
-use crate::cli::{UpArgs, WatchMethodArg};
+use crate::cli::{StdinMode, UpArgs};
 use crate::config::{self, RunConfig};
 use crate::control::{self, Refusal, Request};
 use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
+use crate::handoff::{self, Channel, Event, Handoff};
 use crate::owner::{self, Owner};
 use crate::process::Pid;
 use crate::ready::Probe;
-use crate::record::{self, Lock, Record, RecordState};
+use crate::record::{self, Lock, Record};
 use crate::spawn;
 use crate::state::StateDir;
+use crate::sys;
 
 /// A log over this size at start is moved to `<log>.1` first.
 const LOG_ROTATE_AT: u64 = 10 * 1024 * 1024;
 /// Lines of the log quoted when `up` fails.
 const LOG_TAIL_LINES: usize = 20;
-/// How often `up` looks at the record or the supervisor while waiting.
-const LOOK_EVERY: Duration = Duration::from_millis(10);
+/// How long `up` waits after asking a supervisor it started to stop.
+const STOP_WAIT: Duration = Duration::from_millis(250);
+/// How soon `up` asks again a supervisor that was too busy to take its request.
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
 
 #[derive(Serialize)]
 struct UpJson<'a> {
@@ -149,19 +157,16 @@ fn bring_up(
             return Ok(Outcome::External { url, port });
         }
         let log = log_path(config, state, stem);
-        let mut supervisor = spawn_supervisor(config, state, stem, owners, &log)?;
-        let taken = wait_for_lock(state, stem, supervisor.as_mut(), deadline);
-        turn.remove();
-        taken.map_err(|status| supervisor_failed(status, &log))?;
-        return wait_started(state, stem, supervisor, &log, deadline, timeout)
-            .map(Outcome::Started);
+        let mut started = Started::spawn(config, owners, log)?;
+        let outcome = started.until_ready(state, stem, turn, deadline, timeout);
+        return outcome.map(Outcome::Started);
     }
 }
 
-/// Attaches `owners` to the live supervisor of `stem` and waits until it is ready.
-/// Without owners (`--owner none`) there is no lease to add: it only asks for the
-/// supervisor's status. `Ok(None)`: it was stopping or went away, so the caller
-/// should decide again.
+/// Attaches `owners` to the live supervisor of `stem`; its reply comes once the
+/// server is ready. Without owners (`--owner none`) there is no lease to add: it
+/// asks for the status, answered once ready. `Ok(None)`: it was stopping or went
+/// away, so the caller should decide again.
 fn attach(
     state: &StateDir,
     stem: &str,
@@ -169,83 +174,224 @@ fn attach(
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
     let request = if owners.is_empty() {
-        Request::Status
+        Request::Status { wait_ready: true }
     } else {
         Request::Attach {
             owners: owners.iter().map(|o| o.pid).collect(),
         }
     };
     let lock = state.lock_path(stem);
-    // Some(true): attached; Some(false): decide again; None: not listening yet.
-    let attached = look_until(deadline, || {
+    // Some(Some): attached; Some(None): decide again; None: ask again (busy).
+    let answer = look_until(deadline, || {
         if !record::is_held(&lock) {
-            return Some(Ok(false));
+            return Some(Ok(None));
         }
-        match control::request(&state.socket_path(stem), &request) {
-            Ok(reply) if reply.ok => Some(Ok(true)),
+        match control::request_until(&state.socket_path(stem), &request, deadline) {
+            Ok(reply) if reply.ok => Some(Ok(reply.record)),
             Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
                 // Let it finish, then start a new one.
-                Some(Ok(record::wait_until_free(&lock, deadline)).map(|_| false))
+                record::wait_until_free(&lock, deadline);
+                Some(Ok(None))
             }
+            Ok(reply) if reply.kind == Some(Refusal::Busy) => None,
             Ok(reply) => Some(Err(failure(
                 reply.error.unwrap_or_else(|| "attach refused".into()),
                 None,
             ))),
-            // Locked but not listening yet: it is starting up.
-            Err(_) => None,
-        }
-    });
-    match attached {
-        Some(Ok(true)) => {}
-        Some(Ok(false)) => return Ok(None),
-        Some(Err(f)) => return Err(f),
-        None => {
-            return Err(failure(
-                format!("{stem}: could not attach before the ready timeout"),
+            Err(_) if Instant::now() >= deadline => Some(Err(failure(
+                format!("{stem}: not ready before the ready timeout"),
                 None,
-            ));
+            ))),
+            // It went away between the lock check and the request: decide again.
+            Err(_) => Some(Ok(None)),
         }
-    }
-    diag::note(format_args!("attached to {stem}"));
-    wait_ready_attached(state, stem, deadline)
-}
-
-/// Waits until the supervisor we attached to reports ready; `Ok(None)` when it
-/// is stopping or gone instead.
-fn wait_ready_attached(
-    state: &StateDir,
-    stem: &str,
-    deadline: Instant,
-) -> Result<Option<Record>, Failure> {
-    let lock = state.lock_path(stem);
-    let outcome = look_until(deadline, || match record::read(&state.record_path(stem)) {
-        // Written after our attach was accepted, so it lists our owners.
-        Ok(r) if r.state == RecordState::Ready => Some(Some(r)),
-        Ok(r) if r.state == RecordState::Stopping => {
-            record::wait_until_free(&lock, deadline);
-            Some(None)
-        }
-        _ if !record::is_held(&lock) => Some(None),
-        _ => None,
     });
-    outcome.ok_or_else(|| failure(format!("{stem}: not ready before the ready timeout"), None))
+    match answer {
+        Some(Ok(record)) => {
+            if record.is_some() {
+                diag::note(format_args!("attached to {stem}"));
+            }
+            Ok(record)
+        }
+        Some(Err(f)) => Err(f),
+        None => Err(failure(
+            format!("{stem}: not ready before the ready timeout"),
+            None,
+        )),
+    }
 }
 
 fn log_path(config: &RunConfig, state: &StateDir, stem: &str) -> PathBuf {
     config.log.clone().unwrap_or_else(|| state.log_path(stem))
 }
 
-/// Starts `ocwrap run …` for the same command in its own session, so that killing
-/// the caller's process group (an agent's command timeout does) cannot reach it:
-/// only the loss of its owners can.
-fn spawn_supervisor(
-    config: &RunConfig,
-    state: &StateDir,
-    stem: &str,
-    owners: &[Owner],
-    log: &Path,
-) -> Result<Box<dyn ChildWrapper>, Failure> {
-    let open_log = || -> std::io::Result<(File, File)> {
+/// A supervisor this `up` started, and the channel it answers on.
+struct Started {
+    child: Box<dyn ChildWrapper>,
+    channel: Channel,
+    log: PathBuf,
+}
+
+impl Started {
+    /// Starts `ocwrap __supervise` in its own session, so that killing the caller's
+    /// process group (an agent's command timeout does) cannot reach it: only the
+    /// loss of its owners can. Then hands it the config and the owners.
+    fn spawn(config: &RunConfig, owners: &[Owner], log: PathBuf) -> Result<Started, Failure> {
+        let (out, err) = open_rotated_log(&log)?;
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::from_error(Error::os("finding the ocwrap binary")(e)))?;
+        let (ours, theirs) = UnixStream::pair()
+            .map_err(|e| Failure::from_error(Error::os("making the handoff channel")(e)))?;
+        let mut command = CommandWrap::with_new(exe, |c| {
+            c.arg(handoff::SUBCOMMAND);
+            // The server must not take the caller's OCWRAP_* for its own options.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("OCWRAP_") {
+                    c.env_remove(key);
+                }
+            }
+            c.stdin(Stdio::null()).stdout(out).stderr(err);
+        });
+        command.wrap(ProcessSession);
+        command.wrap(PassChannel(theirs));
+        let child = command
+            .spawn()
+            .map_err(|e| Failure::from_error(Error::os("starting the supervisor")(e)))?;
+        // Our copy of its end must close, so that its exit ends the channel.
+        drop(command);
+        let mut config = config.clone();
+        config.log = Some(log.clone());
+        config.stdin = StdinMode::Null;
+        let mut channel = Channel::new(ours);
+        let sent = channel.send(&Handoff {
+            config,
+            owners: owners.to_vec(),
+        });
+        let mut started = Started {
+            child,
+            channel,
+            log,
+        };
+        if let Err(e) = sent {
+            started.kill();
+            return Err(Failure::from_error(Error::os(
+                "handing over to the supervisor",
+            )(e)));
+        }
+        Ok(started)
+    }
+
+    /// Waits for the supervisor's answers: gives up the turn once it holds the
+    /// name, returns its record once the server is ready. On failure or timeout,
+    /// makes sure it is gone, so nothing is left running.
+    fn until_ready(
+        &mut self,
+        state: &StateDir,
+        stem: &str,
+        turn: Lock,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Record, Failure> {
+        let mut turn = Some(turn);
+        let outcome = loop {
+            match self.channel.next(deadline) {
+                Ok(Some(Event::Registered)) => {
+                    if let Some(turn) = turn.take() {
+                        turn.remove();
+                    }
+                }
+                Ok(Some(Event::Ready { record })) => break Ok(*record),
+                Ok(Some(Event::Failed { error, exit_status })) => {
+                    // It tears down what is left, then exits: the end of the channel.
+                    if !self.ended_by(deadline) {
+                        self.stop(state, stem);
+                    }
+                    let mut f = failure(error, Some(&self.log));
+                    f.exit_status = exit_status;
+                    break Err(f);
+                }
+                Err(e) if is_timeout(&e) => {
+                    self.stop(state, stem);
+                    // exit_status stays null: the server did not exit, we stopped it.
+                    break Err(failure(
+                        format!("{stem}: not ready within {timeout:?}"),
+                        Some(&self.log),
+                    ));
+                }
+                // The channel ended without an answer: the supervisor is gone.
+                Ok(None) | Err(_) => {
+                    let status = self.child.wait().ok().and_then(|s| s.code());
+                    break Err(supervisor_ended(status, &self.log));
+                }
+            }
+        };
+        if let Some(turn) = turn {
+            turn.remove();
+        }
+        outcome
+    }
+
+    /// Whether the supervisor ended (closed its end of the channel) by `deadline`.
+    fn ended_by(&mut self, deadline: Instant) -> bool {
+        loop {
+            match self.channel.next(deadline) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let _ = self.child.wait();
+                    return true;
+                }
+                Err(e) if is_timeout(&e) => return false,
+                Err(_) => {
+                    let _ = self.child.wait();
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Stops a supervisor that never became ready: `stop`, and a second `stop`
+    /// (which means SIGKILL) if its tree does not go at once; SIGKILL to the
+    /// supervisor itself as the last resort (its server then dies of its
+    /// parent-death signal, the rest is swept by the next command).
+    fn stop(&mut self, state: &StateDir, stem: &str) {
+        let socket = state.socket_path(stem);
+        for _ in 0..2 {
+            let _ = control::request(&socket, &Request::Stop);
+            if self.ended_by(Instant::now() + STOP_WAIT) {
+                return;
+            }
+        }
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Makes the supervisor's end of the handoff channel its descriptor 3.
+#[derive(Debug)]
+struct PassChannel(UnixStream);
+
+impl CommandWrapper for PassChannel {
+    fn pre_spawn(&mut self, command: &mut Command, _core: &CommandWrap) -> std::io::Result<()> {
+        sys::pass_channel(command, self.0.as_fd());
+        Ok(())
+    }
+}
+
+/// Opens the log for the supervisor's and the server's output, first moving a log
+/// over [`LOG_ROTATE_AT`] to `<log>.1`.
+fn open_rotated_log(log: &Path) -> Result<(File, File), Failure> {
+    let open = || -> std::io::Result<(File, File)> {
         if fs::metadata(log).is_ok_and(|m| m.is_file() && m.len() > LOG_ROTATE_AT) {
             let mut rotated = log.as_os_str().to_owned();
             rotated.push(".1");
@@ -253,160 +399,17 @@ fn spawn_supervisor(
         }
         spawn::open_log(log)
     };
-    let (out, err) = open_log().map_err(|source| {
+    open().map_err(|source| {
         Failure::from_error(Error::Log {
             path: log.to_path_buf(),
             source,
         })
-    })?;
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::from_error(Error::os("finding the ocwrap binary")(e)))?;
-    let mut command = CommandWrap::with_new(exe, |c| {
-        c.arg("run")
-            .args(run_args(config, state, stem, owners, log));
-        c.arg("--").arg(&config.program).args(&config.args);
-        // Everything is passed explicitly; the caller's OCWRAP_* must not add to it.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("OCWRAP_") {
-                c.env_remove(key);
-            }
-        }
-        c.stdin(Stdio::null()).stdout(out).stderr(err);
-    });
-    command.wrap(ProcessSession);
-    command
-        .spawn()
-        .map_err(|e| Failure::from_error(Error::os("starting the supervisor")(e)))
-}
-
-fn run_args(
-    config: &RunConfig,
-    state: &StateDir,
-    stem: &str,
-    owners: &[Owner],
-    log: &Path,
-) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "--name".into(),
-        stem.into(),
-        "--host".into(),
-        config.host.clone(),
-        "--grace".into(),
-        format!("{}ms", config.grace.as_millis()),
-        "--linger".into(),
-        format!("{}ms", config.linger.as_millis()),
-        "--state-dir".into(),
-        state.path().to_string_lossy().into_owned(),
-        "--log".into(),
-        log.to_string_lossy().into_owned(),
-        "--stdin".into(),
-        "null".into(),
-        "--watch-method".into(),
-        match config.watch_method {
-            WatchMethodArg::Auto => "auto",
-            WatchMethodArg::Pidfd => "pidfd",
-            WatchMethodArg::Poll => "poll",
-        }
-        .into(),
-    ];
-    if let Some(port) = config.port {
-        args.extend(["--port".into(), port.to_string()]);
-    }
-    if let Some(health) = &config.health {
-        args.extend(["--health".into(), health.clone()]);
-    }
-    if config.session {
-        args.push("--session".into());
-    }
-    if config.verbose {
-        args.push("-v".into());
-    }
-    if owners.is_empty() {
-        args.extend(["--owner".into(), "none".into()]);
-    }
-    for owner in owners {
-        args.extend(["--owner-pid".into(), owner.pid.to_string()]);
-    }
-    args
-}
-
-/// Waits until the new supervisor holds the name's lock. `Err` carries its exit
-/// status if it exited first (bad state dir, name taken, command not found…).
-fn wait_for_lock(
-    state: &StateDir,
-    stem: &str,
-    supervisor: &mut dyn ChildWrapper,
-    deadline: Instant,
-) -> Result<(), Option<i32>> {
-    let lock = state.lock_path(stem);
-    let outcome = look_until(deadline, || {
-        if record::is_held(&lock) {
-            return Some(Ok(()));
-        }
-        match supervisor.try_wait() {
-            Ok(Some(status)) => Some(Err(status.code())),
-            _ => None,
-        }
-    });
-    outcome.unwrap_or(Err(None))
-}
-
-/// Waits until the supervisor we started reports the server ready. On failure,
-/// stops it and waits until it is gone, so nothing is left running.
-fn wait_started(
-    state: &StateDir,
-    stem: &str,
-    mut supervisor: Box<dyn ChildWrapper>,
-    log: &Path,
-    deadline: Instant,
-    timeout: Duration,
-) -> Result<Record, Failure> {
-    let outcome = look_until(deadline, || {
-        if let Ok(Some(status)) = supervisor.try_wait() {
-            return Some(Err(exited_early(status.code(), log)));
-        }
-        record::read(&state.record_path(stem))
-            .ok()
-            .filter(|r| r.state == RecordState::Ready)
-            .map(Ok)
-    });
-    outcome.unwrap_or_else(|| {
-        stop(state, stem, supervisor.as_mut());
-        // exit_status stays null: the server did not exit, we stopped it.
-        Err(failure(
-            format!("{stem}: not ready within {timeout:?}"),
-            Some(log),
-        ))
     })
 }
 
-/// Stops a supervisor that never became ready: `stop`, and a second `stop` (which
-/// means SIGKILL) if its tree does not go at once; SIGKILL to the supervisor itself
-/// as the last resort (its server then dies of its parent-death signal).
-fn stop(state: &StateDir, stem: &str, supervisor: &mut dyn ChildWrapper) {
-    let socket = state.socket_path(stem);
-    let _ = control::request(&socket, &Request::Stop);
-    if wait_exit(supervisor, Duration::from_millis(250)) {
-        return;
-    }
-    let _ = control::request(&socket, &Request::Stop);
-    if wait_exit(supervisor, Duration::from_millis(250)) {
-        return;
-    }
-    let _ = supervisor.start_kill();
-    let _ = supervisor.wait();
-}
-
-fn wait_exit(supervisor: &mut dyn ChildWrapper, within: Duration) -> bool {
-    look_until(Instant::now() + within, || {
-        matches!(supervisor.try_wait(), Ok(Some(_))).then_some(())
-    })
-    .is_some()
-}
-
-/// Asks `look` every [`LOOK_EVERY`] until it answers, or `None` once `deadline` has
-/// passed. `up` waits on a record file and on a child's exit, and neither can wake
-/// a short-lived command that owns no event loop, so it looks.
+/// Asks `look` until it answers, pausing [`BUSY_PAUSE`] in between, or `None` once
+/// `deadline` has passed: only for a supervisor that answered `busy`, which has no
+/// event to wait on.
 fn look_until<T>(deadline: Instant, mut look: impl FnMut() -> Option<T>) -> Option<T> {
     loop {
         if let Some(answer) = look() {
@@ -415,31 +418,19 @@ fn look_until<T>(deadline: Instant, mut look: impl FnMut() -> Option<T>) -> Opti
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(LOOK_EVERY);
+        std::thread::sleep(BUSY_PAUSE);
     }
 }
 
-fn exited_early(status: Option<i32>, log: &Path) -> Failure {
+/// The supervisor ended without an answer. Exit 125 (or 2) is its own failure
+/// (state dir, socket path, name taken): its message is in the log, since its
+/// stderr goes there.
+fn supervisor_ended(status: Option<i32>, log: &Path) -> Failure {
     let what = match status {
-        Some(code) => format!("the server exited before it was ready (exit status {code})"),
-        None => "the supervisor ended before the server was ready".to_string(),
-    };
-    let mut f = failure(what, Some(log));
-    f.exit_status = status;
-    f
-}
-
-/// The supervisor we started ended (or timed out) before we saw it hold the name.
-/// Exit 125 (or 2) is its own failure (state dir, socket, name taken), reported as
-/// such, with its message from the log (its stderr goes there); any other status
-/// is the server's, which started and exited before we looked.
-fn supervisor_failed(status: Option<i32>, log: &Path) -> Failure {
-    let what = match status {
-        Some(code) if code == i32::from(exit::INTERNAL) || code == i32::from(exit::USAGE) => {
-            format!("the supervisor failed before starting the server (exit status {code})")
+        Some(code) => {
+            format!("the supervisor ended before the server was ready (exit status {code})")
         }
-        Some(_) => return exited_early(status, log),
-        None => "the supervisor did not take the name before the ready timeout".to_string(),
+        None => "the supervisor was killed before the server was ready".to_string(),
     };
     failure(what, Some(log))
 }

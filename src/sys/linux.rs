@@ -70,6 +70,60 @@ pub fn die_with_supervisor(command: &mut Command, supervisor: Pid) {
     }
 }
 
+/// The descriptor number a handed-off channel has in the child.
+const HANDOFF_FD: RawFd = 3;
+
+/// Arranges for `channel` to be descriptor 3 of the spawned command: how `up`
+/// hands its validated config to the detached supervisor (`__supervise`), and how
+/// the supervisor answers. The parent keeps its own descriptor open until `spawn`
+/// returns, so the number stays valid in the child between fork and exec.
+pub fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
+    let raw = channel.as_raw_fd();
+    let hook = move || -> io::Result<()> {
+        // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
+        // descriptor table; `raw` is open in this (forked) process.
+        unsafe {
+            if raw == HANDOFF_FD {
+                if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, HANDOFF_FD) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Takes descriptor 3 as the channel `up` handed us, if it is a Unix socket, and
+/// marks it close-on-exec so the server never inherits it (`up` must see the
+/// channel close when the supervisor ends, not when the server does).
+pub fn take_channel() -> io::Result<std::os::unix::net::UnixStream> {
+    // SAFETY: stat is plain data; zeroed is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives for the call.
+    if unsafe { libc::fstat(HANDOFF_FD, &mut st) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptor 3 is not the channel from ocwrap up",
+        ));
+    }
+    // SAFETY: F_SETFD on a descriptor that fstat just showed to be open.
+    if unsafe { libc::fcntl(HANDOFF_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: descriptor 3 is open, is a socket, and nothing else in this process
+    // owns it: it was handed to us at exec for exactly this use.
+    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(HANDOFF_FD) })
+}
+
 /// Sets a signal to be ignored (SIGTTIN/SIGTTOU: a supervisor in a background
 /// process group must not be stopped by the terminal).
 pub fn ignore_signal(signal: libc::c_int) -> io::Result<()> {
@@ -153,6 +207,64 @@ pub fn new_session() -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Test fixture: forks `count` idle children, standing for the unrelated processes
+/// of a busy host. Each blocks every signal it can and sleeps until its parent dies
+/// (`PR_SET_PDEATHSIG` SIGKILL), so a signal anyone sends it stays pending, where
+/// [`pending_signals`] shows it. Returns their PIDs; stops at the first failed fork.
+pub fn fork_idle_children(count: usize) -> io::Result<Vec<Pid>> {
+    let parent = Pid::current().get();
+    let mut children = Vec::with_capacity(count);
+    for _ in 0..count {
+        // SAFETY: the child only runs `idle_until_parent_dies`, which makes
+        // async-signal-safe calls and never returns into Rust code, so forking a
+        // process that may have other threads is sound.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => return Err(io::Error::last_os_error()),
+            0 => idle_until_parent_dies(parent),
+            pid => children.extend(Pid::new(pid)),
+        }
+    }
+    Ok(children)
+}
+
+/// The body of a child of [`fork_idle_children`]; never returns.
+fn idle_until_parent_dies(parent: libc::pid_t) -> ! {
+    // SAFETY: only async-signal-safe calls (we may have been forked from a process
+    // with other threads); `set` lives on this stack frame for the calls using it.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+/// The signals pending for `pid` (its own and its thread group's, from
+/// `/proc/PID/status`) as a bit set, bit n-1 for signal n; `None` when it is gone.
+pub fn pending_signals(pid: Pid) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    Some(mask("SigPnd:")? | mask("ShdPnd:")?)
 }
 
 /// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
@@ -271,6 +383,87 @@ pub fn poll(
     Ok(pfds.iter().map(|p| p.revents != 0).collect())
 }
 
+/// Starts a TCP connection to `addr` without waiting for it: the returned stream is
+/// non-blocking and becomes writable when the connection is made or has failed
+/// (then `take_error` says why). Readiness probes run in the supervisor's loop this
+/// way, so a slow server can never block it.
+pub fn connect_nonblocking(addr: &std::net::SocketAddr) -> io::Result<std::net::TcpStream> {
+    let (domain, storage, len) = socket_address(addr);
+    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+    let raw = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `storage` holds a valid address of `len` bytes for the call.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+    }
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// A socket address in the C layout `connect(2)` takes.
+fn socket_address(
+    addr: &std::net::SocketAddr,
+) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is large enough and aligned for any sockaddr.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            (
+                libc::AF_INET,
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            (
+                libc::AF_INET6,
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
 /// Whether our child `pid` has exited, without reaping it (`WNOWAIT`): the server's
 /// leader is left a zombie until teardown ends so that its PID, which is also its
 /// process group's ID, cannot be recycled while we still signal that group.
@@ -301,8 +494,15 @@ pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
 
 /// One process from `/proc/PID/stat`, or `None` when there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
-    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    // A stat line is well under 1 KiB; one read, no size query (tree walks call
+    // this once per process).
+    let mut text = [0u8; 1024];
+    let n = io::Read::read(
+        &mut fs::File::open(format!("/proc/{pid}/stat")).ok()?,
+        &mut text,
+    )
+    .ok()?;
+    parse_stat(pid, &text[..n])
 }
 
 /// Every process visible in `/proc` right now (a snapshot: processes come and go
@@ -316,6 +516,128 @@ pub fn all_processes() -> Vec<ProcInfo> {
         .filter_map(Pid::new)
         .filter_map(proc_info)
         .collect()
+}
+
+/// Whether this kernel lists children in `/proc/PID/task/TID/children`
+/// (`CONFIG_PROC_CHILDREN`), which the walk down the server's tree reads.
+pub fn children_listed() -> bool {
+    let me = Pid::current();
+    Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+}
+
+/// The children of `pid`, zombies included, from `/proc/PID/task/TID/children` of
+/// every thread: a child belongs to the thread that forked it, and an orphan to
+/// whichever thread of its subreaper the kernel picked. Empty when `pid` is gone.
+///
+/// The kernel builds that file a page at a time and drops its locks in between, so
+/// a child forked or reaped while it is read can be missed: callers that need the
+/// whole tree read it again until two readings agree (see `crate::tree`).
+pub fn children(pid: Pid) -> Vec<Pid> {
+    let task_dir = format!("/proc/{pid}/task");
+    // A task directory links one entry per thread plus `.` and `..`: a process
+    // with one thread (most of them) needs no directory listing.
+    let tasks: Vec<std::path::PathBuf> = match fs::metadata(&task_dir) {
+        Err(_) => return Vec::new(),
+        Ok(meta) if std::os::unix::fs::MetadataExt::nlink(&meta) <= 3 => {
+            vec![Path::new(&task_dir).join(pid.to_string())]
+        }
+        Ok(_) => match fs::read_dir(&task_dir) {
+            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+            Err(_) => return Vec::new(),
+        },
+    };
+    let mut found = Vec::new();
+    let mut text = Vec::new();
+    for task in tasks {
+        text.clear();
+        let read = fs::File::open(task.join("children"))
+            .and_then(|mut f| io::Read::read_to_end(&mut f, &mut text));
+        if read.is_ok() {
+            found.extend(
+                text.split(|b| b.is_ascii_whitespace())
+                    .filter_map(|w| std::str::from_utf8(w).ok()?.parse::<i32>().ok())
+                    .filter_map(Pid::new),
+            );
+        }
+    }
+    found
+}
+
+/// An epoll set: one descriptor that is readable while any descriptor watched in
+/// it is ready. Teardown sleeps on it, so the supervisor polls one descriptor for
+/// the whole tree, whatever the tree's size.
+#[derive(Debug)]
+pub struct EventSet(OwnedFd);
+
+impl EventSet {
+    pub fn new() -> io::Result<EventSet> {
+        // SAFETY: epoll_create1 takes flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        Ok(EventSet(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// Ready once the process behind `pidfd` has exited. Closing the pidfd removes
+    /// it from the set (the kernel drops a closed descriptor's registration).
+    pub fn watch_exit(&self, pidfd: &PidFd, key: u64) -> io::Result<()> {
+        self.add(pidfd.as_fd(), libc::EPOLLIN, key)
+    }
+
+    /// Ready when a kernel status file (a cgroup's `cgroup.events`) changed and has
+    /// not been read since: such files signal a change with `POLLPRI`, and would
+    /// always look readable to a plain `POLLIN` poll.
+    pub fn watch_change(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+        self.add(fd, libc::EPOLLPRI, key)
+    }
+
+    fn add(&self, fd: BorrowedFd<'_>, events: libc::c_int, key: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: events as u32,
+            u64: key,
+        };
+        // SAFETY: a valid epoll descriptor, a valid descriptor to watch, and an event
+        // struct that lives for the call.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut event,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The keys of the watched descriptors that are ready now, without waiting;
+    /// `watched` is how many are in the set, so that one call returns every one.
+    pub fn ready(&self, watched: usize) -> io::Result<Vec<u64>> {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; watched.max(1)];
+        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
+        loop {
+            // SAFETY: `events` is a valid array of at least `max` entries for the call.
+            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, 0) };
+            if n >= 0 {
+                return Ok(events[..n as usize].iter().map(|e| e.u64).collect());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl AsFd for EventSet {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// Parses `/proc/PID/stat`. The command name (field 2) may contain spaces and
@@ -562,6 +884,33 @@ pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Whether `pid` is a kernel thread (`PF_KTHREAD` in the flags, field 9 of
+/// `/proc/PID/stat`). A kernel thread never exits on a user's account, so it can
+/// never be an owner that dies. False when there is no such process.
+pub fn is_kernel_thread(pid: Pid) -> bool {
+    fs::read(format!("/proc/{pid}/stat")).is_ok_and(|text| stat_has_kthread_flag(&text))
+}
+
+/// `PF_KTHREAD` from `include/linux/sched.h`; the libc crate does not export it.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Whether the flags word (field 9) of a `/proc/PID/stat` text has `PF_KTHREAD`.
+/// Fields are counted from the last `)`, as in [`parse_stat`].
+fn stat_has_kthread_flag(text: &[u8]) -> bool {
+    let Some(close) = text.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    std::str::from_utf8(&text[close + 1..])
+        .ok()
+        .and_then(|rest| {
+            rest.split_ascii_whitespace()
+                .nth(9 - 3)?
+                .parse::<u64>()
+                .ok()
+        })
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,5 +939,15 @@ mod tests {
         let me = proc_info(Pid::current()).unwrap();
         assert!(me.is_live());
         assert_eq!(me.ppid, Pid::parent());
+    }
+
+    #[test]
+    fn kernel_threads_are_told_by_their_flags() {
+        let kthreadd = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 24 0 0";
+        assert!(stat_has_kthread_flag(kthreadd));
+        let user = b"4242 (a (b) 2129984) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20";
+        assert!(!stat_has_kthread_flag(user));
+        assert!(!stat_has_kthread_flag(b"garbage"));
+        assert!(!is_kernel_thread(Pid::current()));
     }
 }

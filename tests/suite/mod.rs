@@ -1,6 +1,9 @@
-//! Integration tests, one module per area of the SPEC.
+//! Integration tests, one module per area of the design (docs/DESIGN.md).
 
 mod faults;
+mod handoff;
+mod inputs;
 mod records;
 mod run;
+mod tree;
 mod up;

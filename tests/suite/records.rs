@@ -1,5 +1,5 @@
 //! Records, locks, the control socket, and the commands built on them: `status`,
-//! `stop`, `release` and `gc` (SPEC §4).
+//! `stop`, `release` and `gc` (docs/DESIGN.md, "Records and locks").
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

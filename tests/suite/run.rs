@@ -1,5 +1,5 @@
 //! `ocwrap run` against the built binary: real processes, real signals, and
-//! assertions on what happened to them (SPEC §3 and §6).
+//! assertions on what happened to them (docs/DESIGN.md, "Lifecycle" and "Exit codes").
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -581,6 +581,11 @@ fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
 fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
     let (mut session, run, procs) = owned(&["--watch-method", "pidfd"], TREE);
     let supervisor = run.pinned.pid;
+    // Counting starts once the loop sleeps for good: blocked in poll(2) with no
+    // timeout (before that, start-up work may still end in a sleep of its own).
+    eventually("ocwrap sleeps in poll with no timeout", || {
+        sleeps_in_poll_forever(supervisor)
+    });
     let before = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
     run.pinned
         .assert_survives(Duration::from_secs(5), "an idle ocwrap");
@@ -591,4 +596,18 @@ fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
     );
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
+}
+
+/// Whether `pid` is blocked in poll(2) or ppoll(2) with an infinite timeout, as
+/// `/proc/PID/syscall` shows it (x86_64 numbering).
+fn sleeps_in_poll_forever(pid: ocwrap::process::Pid) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    match fields.as_slice() {
+        ["7", _, _, timeout, ..] => *timeout == "0xffffffff" || *timeout == "0xffffffffffffffff",
+        ["271", _, _, timeout, ..] => *timeout == "0x0",
+        _ => false,
+    }
 }

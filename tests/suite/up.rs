@@ -1,4 +1,4 @@
-//! `ocwrap up` (SPEC §5): started, attached, external, races, detachment from the
+//! `ocwrap up` (docs/DESIGN.md, "`up`"): started, attached, external, races, detachment from the
 //! caller, and failures that leave nothing behind.
 
 use std::path::PathBuf;

@@ -345,6 +345,65 @@ impl Running {
         status
     }
 
+    /// Waits until every process holding the write end of this process's stdout
+    /// has exited (end of file); panics after [`DEADLINE`]. A fixture tree whose
+    /// processes all inherit stdout is wholly gone when this returns.
+    pub fn wait_stdout_closed(&mut self, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    self.track(&line);
+                    self.seen.push(line);
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{what}: stdout still open after {DEADLINE:?}")
+                }
+            }
+        }
+    }
+
+    /// The same for stderr.
+    pub fn wait_stderr_closed(&self, what: &str) {
+        // Disconnected: the reader already reported the end (to `wait_exit`).
+        if let Err(RecvTimeoutError::Timeout) = self.stderr_eof.recv_timeout(DEADLINE) {
+            panic!("{what}: stderr still open after {DEADLINE:?}");
+        }
+    }
+
+    /// Waits until `count` lines starting with `prefix` have been seen; returns them.
+    pub fn expect_lines(&mut self, prefix: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let found: Vec<String> = self
+                .seen
+                .iter()
+                .filter(|l| l.starts_with(prefix))
+                .cloned()
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    self.track(&line);
+                    self.seen.push(line);
+                }
+                Err(_) => panic!(
+                    "{count} lines starting with {prefix:?} not within {DEADLINE:?}; saw {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
     /// Waits for exit and returns the code, failing on death by signal.
     pub fn exit_code(&mut self) -> i32 {
         let status = self.wait_exit();
@@ -355,24 +414,32 @@ impl Running {
 }
 
 /// The labels of fixture lines that announce a process.
-const ANNOUNCED: [&str; 6] = [
+const ANNOUNCED: [&str; 7] = [
     "server",
     "child",
     "escapee",
     "transient",
     "spawner",
     "sleeper",
+    "late",
 ];
 
 impl Drop for Running {
     /// SIGKILLs whatever this test started and left running: the launched process
     /// and every process its output announced, through the pidfds pinned then.
+    /// Then, once they are gone, removes the empty cgroup that a SIGKILLed ocwrap
+    /// leaves behind, so that no test leaves a cgroup.
     fn drop(&mut self) {
         for proc in &self.tracked {
             proc.signal(libc::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let deadline = Instant::now() + DEADLINE;
+        for proc in &self.tracked {
+            let _ = proc.exited_within(deadline.saturating_duration_since(Instant::now()));
+        }
+        ocwrap::contain::remove_dead_cgroups();
     }
 }
 

@@ -1,0 +1,214 @@
+//! Containment: what holds the server's tree together so that teardown reaches all
+//! of it (docs/DESIGN.md, "Containment"), and the clean-up of a dead supervisor's cgroup.
+//!
+//! - `cgroup`: the server starts inside its own child cgroup (cgroup v2), which no
+//!   descendant can leave. Its members are the cgroup's list, teardown ends with the
+//!   kernel killing the whole cgroup, and "all gone" is an event. After ocwrap's own
+//!   death (SIGKILL, OOM) the cgroup still names exactly what is left.
+//! - `group`: the server's process group plus everything below the supervisor,
+//!   which is a child subreaper; members are found by walking down from it.
+//!
+//! `auto` takes a cgroup when a writable cgroup v2 is there, else the group.
+//! Not here: finding members and signalling them (`crate::tree`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::ContainArg;
+use crate::diag;
+use crate::error::Error;
+use crate::process::{Pid, StartTime};
+use crate::record;
+use crate::sys::{self, Cgroup};
+
+/// How long a leftover cgroup may take to empty after `cgroup.kill`.
+const LEFTOVER_KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The containment in use, as the record and `status` name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainKind {
+    Cgroup,
+    /// Also what a record written before containment was recorded means.
+    #[default]
+    Group,
+}
+
+/// The containment chosen for one server, before it is spawned.
+#[derive(Debug)]
+pub enum Containment {
+    Cgroup(Cgroup),
+    Group,
+}
+
+impl Containment {
+    /// Chooses per `--contain`. The cgroup is named after the supervisor (its tree
+    /// marker value), so a leftover cgroup says whose it was.
+    pub fn choose(arg: ContainArg, supervisor: Pid, start: StartTime) -> Result<Self, Error> {
+        let name = cgroup_name(&marker_value(supervisor, start));
+        if arg != ContainArg::Group {
+            remove_dead_cgroups();
+        }
+        let containment = match arg {
+            ContainArg::Group => Containment::Group,
+            ContainArg::Cgroup => Cgroup::create(&name)
+                .map(Containment::Cgroup)
+                .map_err(Error::os("creating the server's cgroup (--contain cgroup)"))?,
+            ContainArg::Auto => Cgroup::create(&name).map_or_else(
+                |e| {
+                    diag::note(format_args!("no cgroup for the server ({e})"));
+                    Containment::Group
+                },
+                Containment::Cgroup,
+            ),
+        };
+        match &containment {
+            Containment::Cgroup(cgroup) => diag::note(format_args!(
+                "containment: cgroup {}{}",
+                cgroup.path().display(),
+                if cgroup.can_kill() {
+                    ""
+                } else {
+                    " (no cgroup.kill: members are signalled one by one)"
+                }
+            )),
+            Containment::Group => diag::note("containment: process group and subreaper tree"),
+        }
+        Ok(containment)
+    }
+
+    pub fn kind(&self) -> ContainKind {
+        match self {
+            Containment::Cgroup(_) => ContainKind::Cgroup,
+            Containment::Group => ContainKind::Group,
+        }
+    }
+
+    /// The cgroup's path, for the record.
+    pub fn cgroup_path(&self) -> Option<String> {
+        match self {
+            Containment::Cgroup(cgroup) => Some(cgroup.path().to_string_lossy().into_owned()),
+            Containment::Group => None,
+        }
+    }
+}
+
+/// The value of a supervisor's tree marker, `<pid>.<start time>`.
+pub fn marker_value(supervisor: Pid, start: StartTime) -> String {
+    let marker = record::SupervisorId {
+        pid: supervisor,
+        start,
+    }
+    .tree_marker();
+    match marker.split_once('=') {
+        Some((_, value)) => value.to_string(),
+        None => marker,
+    }
+}
+
+fn cgroup_name(marker_value: &str) -> String {
+    format!("ocwrap-{marker_value}")
+}
+
+/// Kills what is left in the cgroup of a dead supervisor, waits until it is empty,
+/// removes it, and returns the PIDs that were in it. `marker_value` is that
+/// supervisor's tree marker value (`<pid>.<start time>`, see [`marker_value`]).
+///
+/// Refuses (`InvalidInput`) a path that is not a cgroup2 directory named exactly
+/// `ocwrap-<marker_value>` below a cgroup2 mount, and a supervisor that is still
+/// alive: a record's word alone never leads to a kill. A cgroup that no longer
+/// exists has nothing left: `Ok` with no PIDs.
+pub fn kill_leftover_cgroup(path: &str, marker_value: &str) -> io::Result<Vec<Pid>> {
+    if supervisor_is_alive(marker_value)? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the supervisor of {path} is alive"),
+        ));
+    }
+    let Some(cgroup) = Cgroup::open_existing(Path::new(path), &cgroup_name(marker_value))? else {
+        return Ok(Vec::new());
+    };
+    let found = cgroup.members()?;
+    if !cgroup.kill()? {
+        for &pid in &found {
+            signal_member(&cgroup, pid, libc::SIGKILL);
+        }
+    }
+    if !cgroup.wait_empty(LEFTOVER_KILL_WAIT)? {
+        return Err(io::Error::other(format!(
+            "processes in {path} outlived SIGKILL for {LEFTOVER_KILL_WAIT:?}"
+        )));
+    }
+    cgroup.remove()?;
+    Ok(found)
+}
+
+/// Removes the empty cgroups that dead supervisors left inside our own cgroup
+/// (after a SIGKILL or an OOM kill nothing else removes them); returns their paths.
+/// Only empty ones: the kernel refuses to remove a cgroup that still holds
+/// processes, and those leftovers are for `gc` to kill, from their record.
+pub fn remove_dead_cgroups() -> Vec<PathBuf> {
+    let Ok(cgroups) = sys::own_child_cgroups() else {
+        return Vec::new();
+    };
+    cgroups
+        .into_iter()
+        .filter(|path| {
+            let value = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("ocwrap-"));
+            value.is_some_and(|v| matches!(supervisor_is_alive(v), Ok(false)))
+        })
+        .filter(|path| sys::remove_empty_cgroup(path).is_ok())
+        .collect()
+}
+
+/// Whether the process named by a marker value is alive with that start time.
+fn supervisor_is_alive(marker_value: &str) -> io::Result<bool> {
+    let parsed = marker_value
+        .split_once('.')
+        .and_then(|(pid, start)| Some((pid.parse::<Pid>().ok()?, start.parse::<u64>().ok()?)));
+    let Some((pid, start)) = parsed else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{marker_value}' is not a tree marker value"),
+        ));
+    };
+    Ok(sys::proc_info(pid).is_some_and(|p| p.is_live() && p.start == StartTime(start)))
+}
+
+/// Sends `signal` to `pid` only if, once pinned by a pidfd, it is still in `cgroup`:
+/// a PID read from the cgroup's list and recycled since then is left alone.
+pub fn signal_member(cgroup: &Cgroup, pid: Pid, signal: libc::c_int) {
+    if let Ok(pidfd) = sys::PidFd::open(pid)
+        && cgroup.holds(pid)
+    {
+        let _ = pidfd.send_signal(signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cgroup_is_named_after_the_tree_marker() {
+        let value = marker_value(Pid::new(42).unwrap(), StartTime(777));
+        assert_eq!(value, "42.777");
+        assert_eq!(cgroup_name(&value), "ocwrap-42.777");
+    }
+
+    #[test]
+    fn a_live_supervisor_or_a_bad_marker_is_refused() {
+        let me = sys::proc_info(Pid::current()).unwrap();
+        let mine = marker_value(me.pid, me.start);
+        let err = kill_leftover_cgroup("/sys/fs/cgroup/ocwrap-x", &mine).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let err = kill_leftover_cgroup("/sys/fs/cgroup/ocwrap-x", "nonsense").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
