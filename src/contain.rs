@@ -22,7 +22,7 @@ use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, StartTime};
 use crate::record;
-use crate::sys::{self, Cgroup};
+use crate::sys::{self, Cgroup, Signal};
 
 /// How long a leftover cgroup may take to empty after `cgroup.kill`.
 const LEFTOVER_KILL_WAIT: Duration = Duration::from_secs(5);
@@ -134,7 +134,7 @@ pub fn kill_leftover_cgroup(path: &str, marker_value: &str) -> io::Result<Vec<Pi
     let found = cgroup.members()?;
     if !cgroup.kill()? {
         for &pid in &found {
-            signal_member(&cgroup, pid, libc::SIGKILL);
+            signal_member(&cgroup, pid, sys::SIGKILL);
         }
     }
     if !cgroup.wait_empty(LEFTOVER_KILL_WAIT)? {
@@ -183,7 +183,7 @@ fn supervisor_is_alive(marker_value: &str) -> io::Result<bool> {
 
 /// Sends `signal` to `pid` only if, once pinned by a pidfd, it is still in `cgroup`:
 /// a PID read from the cgroup's list and recycled since then is left alone.
-pub fn signal_member(cgroup: &Cgroup, pid: Pid, signal: libc::c_int) {
+pub fn signal_member(cgroup: &Cgroup, pid: Pid, signal: Signal) {
     if let Ok(pidfd) = sys::PidFd::open(pid)
         && cgroup.holds(pid)
     {

@@ -15,9 +15,7 @@
 //! a few system calls per wake and is dropped at its deadline; past
 //! [`MAX_CLIENTS`] connections, newcomers get a `busy` refusal at once.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::process::Pid;
 use crate::record::{self, Record};
-use crate::sys::{self, FileId, Interest};
+use crate::sys::{self, ControlListener, ControlStream, FileId, Interest, Waitable};
 
 /// Longest request accepted, newline included.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -126,10 +124,11 @@ impl Reply {
     }
 }
 
-/// The supervisor's listening socket.
+/// The supervisor's listening socket (on Windows, a named pipe whose name the file
+/// at the socket's path holds: see `sys::ControlListener`).
 #[derive(Debug)]
 pub struct ControlSocket {
-    listener: UnixListener,
+    listener: ControlListener,
     path: PathBuf,
     id: FileId,
 }
@@ -142,8 +141,7 @@ impl ControlSocket {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let listener = UnixListener::bind(path)?;
-        listener.set_nonblocking(true)?;
+        let listener = ControlListener::bind(path)?;
         let id = FileId::at(path).ok_or_else(|| io::Error::other("socket vanished after bind"))?;
         Ok(ControlSocket {
             listener,
@@ -152,8 +150,9 @@ impl ControlSocket {
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.listener.as_fd()
+    /// Ready when a connection is pending.
+    pub fn waitable(&self) -> Waitable<'_> {
+        self.listener.waitable()
     }
 
     /// Whether the socket's path still names the socket we bound.
@@ -181,7 +180,7 @@ pub struct Clients {
 #[derive(Debug)]
 struct Client {
     id: ClientId,
-    stream: UnixStream,
+    stream: ControlStream,
     deadline: Instant,
     phase: Phase,
 }
@@ -200,12 +199,15 @@ enum Phase {
 }
 
 impl Clients {
-    /// Descriptors to wait on: readable while reading, writable while writing.
-    pub fn fds(&self) -> impl Iterator<Item = (BorrowedFd<'_>, Interest)> {
-        self.open.iter().filter_map(|c| match c.phase {
-            Phase::Reading(_) | Phase::Handling => Some((c.stream.as_fd(), Interest::Read)),
-            Phase::Writing { .. } => Some((c.stream.as_fd(), Interest::Write)),
-            Phase::Closed => None,
+    /// What to wait on: readable while reading, writable while writing.
+    pub fn waitables(&self) -> impl Iterator<Item = (Waitable<'_>, Interest)> {
+        self.open.iter().filter_map(|c| {
+            let interest = match c.phase {
+                Phase::Reading(_) | Phase::Handling => Interest::Read,
+                Phase::Writing { .. } => Interest::Write,
+                Phase::Closed => return None,
+            };
+            Some((c.stream.waitable(interest), interest))
         })
     }
 
@@ -223,7 +225,11 @@ impl Clients {
     /// Accepts every pending connection, reads and writes what can be read and
     /// written now, drops connections past their deadline, and returns the
     /// requests that are complete. Never blocks.
-    pub fn service(&mut self, socket: &ControlSocket, now: Instant) -> Vec<(ClientId, Request)> {
+    pub fn service(
+        &mut self,
+        socket: &mut ControlSocket,
+        now: Instant,
+    ) -> Vec<(ClientId, Request)> {
         let mut complete = self.progress(0, now);
         // Newcomers last: the count that decides `busy` must not include clients
         // that have gone since the last wake.
@@ -245,7 +251,7 @@ impl Clients {
             }
             match &mut client.phase {
                 Phase::Reading(buffer) => {
-                    if let Some(outcome) = read_some(&client.stream, buffer) {
+                    if let Some(outcome) = read_some(&mut client.stream, buffer) {
                         match outcome {
                             Ok(request) => {
                                 client.phase = Phase::Handling;
@@ -256,7 +262,7 @@ impl Clients {
                     }
                 }
                 Phase::Writing { .. } => client.flush(),
-                Phase::Handling if has_gone(&client.stream) => client.phase = Phase::Closed,
+                Phase::Handling if has_gone(&mut client.stream) => client.phase = Phase::Closed,
                 Phase::Handling | Phase::Closed => {}
             }
         }
@@ -272,11 +278,11 @@ impl Clients {
         self.open.retain(|c| !matches!(c.phase, Phase::Closed));
     }
 
-    fn accept(&mut self, socket: &ControlSocket, now: Instant) {
-        while let Ok((stream, _)) = socket.listener.accept() {
-            if stream.set_nonblocking(true).is_err() {
+    fn accept(&mut self, socket: &mut ControlSocket, now: Instant) {
+        while let Some(accepted) = socket.listener.accept() {
+            let Ok(stream) = accepted else {
                 continue;
-            }
+            };
             let mut client = Client {
                 id: ClientId(self.next),
                 stream,
@@ -308,7 +314,7 @@ impl Client {
             return;
         };
         while *sent < line.len() {
-            match (&self.stream).write(&line[*sent..]) {
+            match self.stream.write(&line[*sent..]) {
                 Ok(0) => break,
                 Ok(n) => *sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -326,7 +332,7 @@ impl Client {
                 format!("request not complete within {REQUEST_DEADLINE:?}"),
             );
             // Best effort: whatever fits in the socket buffer now.
-            let _ = (&self.stream).write(&reply.line());
+            let _ = self.stream.write(&reply.line());
         }
         self.phase = Phase::Closed;
     }
@@ -334,10 +340,10 @@ impl Client {
 
 /// Whether a client whose reply is pending has closed its end (what it sends
 /// meanwhile is read and dropped).
-fn has_gone(stream: &UnixStream) -> bool {
+fn has_gone(stream: &mut ControlStream) -> bool {
     let mut chunk = [0u8; 512];
     loop {
-        match (&*stream).read(&mut chunk) {
+        match stream.read(&mut chunk) {
             Ok(0) => return true,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -346,9 +352,9 @@ fn has_gone(stream: &UnixStream) -> bool {
     }
 }
 
-fn refusal_at_accept(stream: &UnixStream, open: usize) -> Option<Reply> {
-    match sys::peer_uid(stream) {
-        Ok(uid) if uid == sys::effective_uid() => {}
+fn refusal_at_accept(stream: &ControlStream, open: usize) -> Option<Reply> {
+    match stream.peer_user() {
+        Ok(uid) if uid == sys::current_user() => {}
         Ok(uid) => {
             return Some(Reply::refused(
                 Refusal::ForeignPeer,
@@ -372,10 +378,10 @@ fn refusal_at_accept(stream: &UnixStream, open: usize) -> Option<Reply> {
 
 /// Reads what the peer has sent so far. `None`: the request is not complete yet;
 /// `Some(Ok)`: a request; `Some(Err)`: the reply that refuses it.
-fn read_some(stream: &UnixStream, buffer: &mut Vec<u8>) -> Option<Result<Request, Reply>> {
+fn read_some(stream: &mut ControlStream, buffer: &mut Vec<u8>) -> Option<Result<Request, Reply>> {
     let mut chunk = [0u8; 4096];
     let ended = loop {
-        match (&*stream).read(&mut chunk) {
+        match stream.read(&mut chunk) {
             Ok(0) => break true,
             Ok(n) => {
                 buffer.extend_from_slice(&chunk[..n]);
@@ -433,16 +439,15 @@ fn request_once(path: &Path, request: &Request, deadline: Instant) -> io::Result
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let mut stream = UnixStream::connect(path)?;
-    stream.set_read_timeout(Some(wait))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
-    stream.write_all(&line)?;
-    let mut answer = Vec::new();
-    BufReader::new(stream)
-        .take(record::MAX_RECORD + MAX_MESSAGE as u64)
-        .read_until(b'\n', &mut answer)?;
+    let answer = sys::control_request(
+        path,
+        &line,
+        wait,
+        IO_TIMEOUT,
+        record::MAX_RECORD + MAX_MESSAGE as u64,
+    )?;
     serde_json::from_slice(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
@@ -485,52 +490,73 @@ mod tests {
         );
     }
 
-    /// A pair of connected sockets: the supervisor's end (non-blocking) and a client.
-    fn pair() -> (UnixStream, UnixStream) {
-        let (ours, theirs) = UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        (ours, theirs)
+    /// A pair of connected ends: the supervisor's and a client's.
+    fn pair() -> (ControlStream, ControlStream) {
+        ControlStream::pair().unwrap()
+    }
+
+    fn send(stream: &mut ControlStream, data: &[u8]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        stream.write_all_until(data, deadline).unwrap();
+    }
+
+    /// Reads until the request is complete (or refused, with that kind), as the
+    /// loop would.
+    fn read_all(
+        ours: &mut ControlStream,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Request, Option<Refusal>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(outcome) = read_some(ours, buffer) {
+                return outcome.map_err(|reply| reply.kind);
+            }
+            assert!(Instant::now() < deadline, "no complete request within 10 s");
+            sys::poll_readable(
+                &[ours.waitable(Interest::Read)],
+                Some(Duration::from_millis(100)),
+            )
+            .unwrap();
+        }
     }
 
     #[test]
     fn a_request_is_complete_at_its_newline_or_at_end_of_file() {
-        let (ours, mut theirs) = pair();
+        let (mut ours, mut theirs) = pair();
         let mut buffer = Vec::new();
-        theirs.write_all(b"{\"op\":\"st").unwrap();
-        assert!(read_some(&ours, &mut buffer).is_none(), "half a request");
-        theirs.write_all(b"atus\"}\n").unwrap();
+        send(&mut theirs, b"{\"op\":\"st");
+        assert!(
+            read_some(&mut ours, &mut buffer).is_none(),
+            "half a request"
+        );
+        send(&mut theirs, b"atus\"}\n");
         assert_eq!(
-            read_some(&ours, &mut buffer),
-            Some(Ok(Request::Status { wait_ready: false }))
+            read_all(&mut ours, &mut buffer),
+            Ok(Request::Status { wait_ready: false })
         );
 
-        let (ours, mut theirs) = pair();
-        let mut buffer = Vec::new();
-        theirs.write_all(b"{\"op\":\"stop\"}").unwrap();
-        theirs.shutdown(std::net::Shutdown::Write).unwrap();
-        assert_eq!(read_some(&ours, &mut buffer), Some(Ok(Request::Stop)));
+        let (mut ours, mut theirs) = pair();
+        send(&mut theirs, b"{\"op\":\"stop\"}");
+        drop(theirs);
+        assert_eq!(read_all(&mut ours, &mut Vec::new()), Ok(Request::Stop));
     }
 
     #[test]
     fn an_oversize_or_malformed_request_is_refused_with_its_kind() {
-        let (ours, theirs) = pair();
+        let (mut ours, mut theirs) = pair();
         let writer = std::thread::spawn(move || {
-            let _ = (&theirs).write_all(&vec![b' '; MAX_MESSAGE + 10]);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let _ = theirs.write_all_until(&vec![b' '; MAX_MESSAGE + 10], deadline);
             theirs
         });
-        let mut buffer = Vec::new();
-        let outcome = loop {
-            if let Some(outcome) = read_some(&ours, &mut buffer) {
-                break outcome;
-            }
-        };
-        assert_eq!(outcome.unwrap_err().kind, Some(Refusal::TooLarge));
+        let outcome = read_all(&mut ours, &mut Vec::new());
+        assert_eq!(outcome, Err(Some(Refusal::TooLarge)));
         drop(ours);
         let _ = writer.join();
 
-        let (ours, mut theirs) = pair();
-        theirs.write_all(b"{ not json\n").unwrap();
-        let outcome = read_some(&ours, &mut Vec::new()).unwrap();
-        assert_eq!(outcome.unwrap_err().kind, Some(Refusal::BadRequest));
+        let (mut ours, mut theirs) = pair();
+        send(&mut theirs, b"{ not json\n");
+        let outcome = read_all(&mut ours, &mut Vec::new());
+        assert_eq!(outcome, Err(Some(Refusal::BadRequest)));
     }
 }

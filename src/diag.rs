@@ -7,8 +7,6 @@
 //! otherwise. Messages are one short line, below `PIPE_BUF`, so such a write is atomic.
 
 use std::fmt::Display;
-use std::io::Write;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sys;
@@ -41,8 +39,5 @@ pub fn say(message: impl Display) {
         line.truncate(cut);
     }
     line.push('\n');
-    let stderr = std::io::stderr();
-    if sys::writable_now(stderr.as_fd()) {
-        let _ = stderr.lock().write_all(line.as_bytes());
-    }
+    sys::write_stderr_line(line.as_bytes());
 }

@@ -1,8 +1,9 @@
 //! Exit codes (docs/DESIGN.md, "Exit codes") as named constants, and the mapping from a server's wait
 //! status to ocwrap's own exit code.
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+
+use crate::sys;
 
 /// `run`: torn down by our own rule; other commands: success.
 pub const SUCCESS: u8 = 0;
@@ -21,10 +22,15 @@ const SIGNAL_BASE: u8 = 128;
 
 /// The server's own code, or 128+n when it died of signal n.
 pub fn from_status(status: ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
+    from_parts(status.code(), sys::exit_signal(&status))
+}
+
+/// The exit code for a process that exited with `code`, or died of `signal`.
+fn from_parts(code: Option<i32>, signal: Option<i32>) -> u8 {
+    if let Some(code) = code {
         // A wait status carries only the low 8 bits of the exit code.
         code as u8
-    } else if let Some(signal) = status.signal() {
+    } else if let Some(signal) = signal {
         SIGNAL_BASE.saturating_add(signal as u8)
     } else {
         INTERNAL
@@ -37,9 +43,10 @@ mod tests {
 
     #[test]
     fn codes_and_signals_map_like_a_shell() {
-        assert_eq!(from_status(ExitStatus::from_raw(7 << 8)), 7);
-        assert_eq!(from_status(ExitStatus::from_raw(libc::SIGTERM)), 143);
-        assert_eq!(from_status(ExitStatus::from_raw(libc::SIGKILL)), 137);
-        assert_eq!(from_status(ExitStatus::from_raw(0)), 0);
+        assert_eq!(from_parts(Some(7), None), 7);
+        assert_eq!(from_parts(None, Some(sys::SIGTERM)), 143);
+        assert_eq!(from_parts(None, Some(sys::SIGKILL)), 137);
+        assert_eq!(from_parts(Some(0), None), 0);
+        assert_eq!(from_parts(None, None), INTERNAL);
     }
 }

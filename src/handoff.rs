@@ -12,8 +12,7 @@
 //! so `up` knows the tree is gone when it reads the end of it. `up` blocks on these
 //! answers: no file is polled.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::RunConfig;
 use crate::owner::Owner;
 use crate::record::{MAX_RECORD, Record};
+use crate::sys::HandoffChannel;
 
 /// The hidden subcommand that runs a supervisor handed off by `up`.
 pub const SUBCOMMAND: &str = "__supervise";
@@ -58,18 +58,14 @@ pub enum Event {
 /// The supervisor's end of the channel.
 #[derive(Debug)]
 pub struct Reporter {
-    channel: Option<UnixStream>,
+    channel: Option<HandoffChannel>,
 }
 
 impl Reporter {
-    /// Reads the handoff from descriptor 3 (`up`'s end).
+    /// Reads the handoff from the channel `up` passed us (descriptor 3 on Unix).
     pub fn receive() -> io::Result<(Handoff, Reporter)> {
-        let channel = crate::sys::take_channel()?;
-        channel.set_read_timeout(Some(HANDOFF_WAIT))?;
-        let mut line = Vec::new();
-        BufReader::new(&channel)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut line)?;
+        let mut channel = HandoffChannel::take()?;
+        let line = channel.read_line_until(MAX_LINE, Instant::now() + HANDOFF_WAIT)?;
         let handoff = serde_json::from_slice(&line)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         Ok((
@@ -94,7 +90,7 @@ impl Reporter {
         };
         if let Ok(mut line) = serde_json::to_vec(event) {
             line.push(b'\n');
-            let _ = channel.write_all(&line);
+            let _ = channel.write_line(&line);
         }
     }
 
@@ -115,35 +111,25 @@ impl Reporter {
 /// `up`'s end of the channel.
 #[derive(Debug)]
 pub struct Channel {
-    reader: BufReader<UnixStream>,
+    ours: HandoffChannel,
 }
 
 impl Channel {
-    pub fn new(ours: UnixStream) -> Channel {
-        Channel {
-            reader: BufReader::new(ours),
-        }
+    pub fn new(ours: HandoffChannel) -> Channel {
+        Channel { ours }
     }
 
     pub fn send(&mut self, handoff: &Handoff) -> io::Result<()> {
         let mut line = serde_json::to_vec(handoff).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.reader.get_mut().write_all(&line)
+        self.ours.write_line(&line)
     }
 
     /// The next event, waiting until `deadline`. `Ok(None)`: the supervisor closed
     /// the channel (it exited) without another word; `Err` of kind `WouldBlock` or
     /// `TimedOut`: the deadline passed.
     pub fn next(&mut self, deadline: Instant) -> io::Result<Option<Event>> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.reader.get_ref().set_read_timeout(Some(left))?;
-        let mut line = Vec::new();
-        (&mut self.reader)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut line)?;
+        let line = self.ours.read_line_until(MAX_LINE, deadline)?;
         if line.is_empty() {
             return Ok(None);
         }

@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use libc::c_int;
-
 use crate::duration::deadline_after;
 use crate::exit;
+use crate::sys::{self, Signal};
 
 /// Why the tree is being torn down; it decides the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +20,7 @@ pub enum Cause {
     /// `ocwrap stop`: our own rule, exit 0.
     Stop,
     /// A terminating signal to ocwrap: exit with the server's status.
-    Signal(c_int),
+    Signal(Signal),
     /// The server exited by itself: exit with its status.
     ServerExited,
 }
@@ -61,7 +60,7 @@ pub enum Input {
     /// `ocwrap stop`.
     Stop,
     /// SIGINT, SIGTERM, SIGHUP or SIGQUIT to ocwrap.
-    Signal(c_int),
+    Signal(Signal),
     /// The server (the group leader) exited.
     ServerExited,
 }
@@ -72,7 +71,7 @@ pub enum Action {
     /// Record `ready`, answer the requests waiting for it, tell `up`.
     AnnounceReady,
     /// Pass this terminating signal on to the server's group before teardown.
-    Forward(c_int),
+    Forward(Signal),
     /// Begin teardown (signals first), then record `stopping` and refuse the
     /// requests still waiting for readiness.
     BeginTeardown,
@@ -169,7 +168,7 @@ impl Stage {
             Input::Stop => stop(Cause::Stop, Vec::new()),
             // Teardown sends SIGTERM itself; sending it twice would look like an
             // impatient second request to servers that count them.
-            Input::Signal(libc::SIGTERM) => stop(Cause::Signal(libc::SIGTERM), Vec::new()),
+            Input::Signal(sys::SIGTERM) => stop(Cause::Signal(sys::SIGTERM), Vec::new()),
             Input::Signal(signal) => stop(Cause::Signal(signal), vec![Action::Forward(signal)]),
             Input::ServerExited => stop(Cause::ServerExited, Vec::new()),
         }
@@ -273,21 +272,21 @@ mod tests {
     #[test]
     fn a_terminating_signal_is_forwarded_first_except_sigterm() {
         let now = Instant::now();
-        let (_, actions) = Stage::START.step(Input::Signal(libc::SIGINT), now, &OWNED);
+        let (_, actions) = Stage::START.step(Input::Signal(sys::SIGINT), now, &OWNED);
         assert_eq!(
             actions,
-            [Action::Forward(libc::SIGINT), Action::BeginTeardown]
+            [Action::Forward(sys::SIGINT), Action::BeginTeardown]
         );
-        let (stage, actions) = Stage::START.step(Input::Signal(libc::SIGTERM), now, &OWNED);
+        let (stage, actions) = Stage::START.step(Input::Signal(sys::SIGTERM), now, &OWNED);
         assert_eq!(actions, [Action::BeginTeardown]);
-        assert_eq!(stage.cause(), Some(Cause::Signal(libc::SIGTERM)));
+        assert_eq!(stage.cause(), Some(Cause::Signal(sys::SIGTERM)));
     }
 
     #[test]
     fn a_second_stop_or_signal_escalates_and_nothing_else_changes_a_stopping_stage() {
         let now = Instant::now();
         let (stopping, _) = Stage::START.step(Input::Stop, now, &OWNED);
-        for input in [Input::Stop, Input::Signal(libc::SIGTERM)] {
+        for input in [Input::Stop, Input::Signal(sys::SIGTERM)] {
             let (stage, actions) = stopping.step(input, now, &OWNED);
             assert_eq!(actions, [Action::Escalate]);
             assert_eq!(stage, stopping);
@@ -307,7 +306,7 @@ mod tests {
         assert_eq!(exit_code(Some(Cause::OwnersGone), Some(143)), 0);
         assert_eq!(exit_code(Some(Cause::Stop), None), 0);
         assert_eq!(exit_code(Some(Cause::ServerExited), Some(3)), 3);
-        assert_eq!(exit_code(Some(Cause::Signal(libc::SIGINT)), Some(130)), 130);
+        assert_eq!(exit_code(Some(Cause::Signal(sys::SIGINT)), Some(130)), 130);
         assert_eq!(exit_code(Some(Cause::ServerExited), None), exit::INTERNAL);
     }
 

@@ -41,7 +41,7 @@ impl Pid {
 
     /// The parent of this process, as the kernel says now.
     pub fn parent() -> Option<Pid> {
-        Pid::new(std::os::unix::process::parent_id() as i32)
+        crate::sys::parent_pid()
     }
 
     pub fn from_u32(raw: u32) -> Option<Pid> {

@@ -15,10 +15,9 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use crate::sys::{self, Interest};
+use crate::sys::{Connection, Interest, Waitable};
 
 /// How long one attempt may take, from connect to the status line.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -122,20 +121,20 @@ enum Step {
     },
     /// A connect is under way.
     Connecting {
-        stream: TcpStream,
+        stream: Connection,
         addr: usize,
         give_up: Instant,
     },
     /// Connected; sending the health request (`sent` bytes are out).
     Sending {
-        stream: TcpStream,
+        stream: Connection,
         request: Vec<u8>,
         sent: usize,
         give_up: Instant,
     },
     /// Reading the status line.
     Reading {
-        stream: TcpStream,
+        stream: Connection,
         line: Vec<u8>,
         give_up: Instant,
     },
@@ -154,15 +153,16 @@ impl ReadyProbe {
         }
     }
 
-    /// The descriptor to wait on now, if the probe is waiting on one.
-    pub fn fd(&self) -> Option<(BorrowedFd<'_>, Interest)> {
-        match &self.step {
+    /// What to wait on now, if the probe is waiting on something.
+    pub fn waitable(&self) -> Option<(Waitable<'_>, Interest)> {
+        let (stream, interest) = match &self.step {
             Step::Connecting { stream, .. } | Step::Sending { stream, .. } => {
-                Some((stream.as_fd(), Interest::Write))
+                (stream, Interest::Write)
             }
-            Step::Reading { stream, .. } => Some((stream.as_fd(), Interest::Read)),
-            Step::Pause { .. } | Step::Ready => None,
-        }
+            Step::Reading { stream, .. } => (stream, Interest::Read),
+            Step::Pause { .. } | Step::Ready => return None,
+        };
+        Some((stream.waitable(interest), interest))
     }
 
     /// When the loop must call [`ReadyProbe::advance`] at the latest.
@@ -201,7 +201,7 @@ impl ReadyProbe {
                 stream,
                 addr,
                 give_up,
-            } => match connected(&stream) {
+            } => match stream.finished() {
                 Some(Ok(())) => match &self.probe.health {
                     None => (Step::Ready, true),
                     Some(path) => (
@@ -230,7 +230,7 @@ impl ReadyProbe {
                 request,
                 mut sent,
                 give_up,
-            } => match (&stream).write(&request[sent..]) {
+            } => match stream.write(&request[sent..]) {
                 Ok(n) if n > 0 => {
                     sent += n;
                     if sent == request.len() {
@@ -272,7 +272,7 @@ impl ReadyProbe {
                 give_up,
             } => {
                 let mut chunk = [0u8; 256];
-                match (&stream).read(&mut chunk) {
+                match stream.read(&mut chunk) {
                     Ok(n) if n > 0 => {
                         line.extend_from_slice(&chunk[..n]);
                         if line.contains(&b'\n') || line.len() >= MAX_STATUS_LINE {
@@ -313,7 +313,7 @@ impl ReadyProbe {
         let Some(addr) = self.probe.addrs.get(at % self.probe.addrs.len().max(1)) else {
             return self.pause_until(0, now);
         };
-        match sys::connect_nonblocking(addr) {
+        match Connection::start(addr) {
             Ok(stream) => Step::Connecting {
                 stream,
                 addr: at,
@@ -343,18 +343,6 @@ impl ReadyProbe {
     }
 }
 
-/// Whether a non-blocking connect has finished: `None` while it is under way.
-fn connected(stream: &TcpStream) -> Option<io::Result<()>> {
-    match stream.take_error() {
-        Ok(Some(e)) | Err(e) => Some(Err(e)),
-        Ok(None) => match stream.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
-            Err(e) => Some(Err(e)),
-        },
-    }
-}
-
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
 }
@@ -374,8 +362,8 @@ mod tests {
             let wait = probe
                 .next_wake()
                 .map(|t| t.saturating_duration_since(Instant::now()));
-            let fds: Vec<(BorrowedFd<'_>, Interest)> = probe.fd().into_iter().collect();
-            sys::poll(&fds, wait.or(Some(Duration::from_millis(5)))).unwrap();
+            let sources: Vec<(Waitable<'_>, Interest)> = probe.waitable().into_iter().collect();
+            crate::sys::poll(&sources, wait.or(Some(Duration::from_millis(5)))).unwrap();
         }
         false
     }

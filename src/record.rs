@@ -12,7 +12,7 @@
 //! regular file of a bounded size. A record is information, never authority: nothing
 //! is signalled because a record says so without checking the process.
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -200,7 +200,7 @@ pub fn write(path: &Path, record: &Record) -> io::Result<FileId> {
             .create_new(true)
             .open(&temp)?;
         file.write_all(&text)?;
-        let id = FileId::of(&file.metadata()?);
+        let id = FileId::of_file(&file)?;
         fs::rename(&temp, path)?;
         Ok(id)
     })();
@@ -251,7 +251,7 @@ impl Lock {
     fn wait_for(path: PathBuf) -> io::Result<Lock> {
         loop {
             let file = open_lock(&path, true)?;
-            file.lock()?;
+            sys::lock_exclusive(&file)?;
             if let Some(lock) = Lock::confirm(file, &path)? {
                 return Ok(lock);
             }
@@ -270,10 +270,8 @@ impl Lock {
                 Err(e) if !create && e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Error(e)) => return Err(e),
+            if !sys::try_lock_exclusive(&file)? {
+                return Ok(None);
             }
             match Lock::confirm(file, &path)? {
                 Some(lock) => return Ok(Some(lock)),
@@ -284,7 +282,7 @@ impl Lock {
     }
 
     fn confirm(file: File, path: &Path) -> io::Result<Option<Lock>> {
-        let id = FileId::of(&file.metadata()?);
+        let id = FileId::of_file(&file)?;
         Ok((FileId::at(path) == Some(id)).then(|| Lock {
             file,
             path: path.to_path_buf(),
@@ -343,7 +341,7 @@ fn open_lock(path: &Path, create: bool) -> io::Result<File> {
 /// anything and never blocks (a FIFO planted there reads as not held).
 pub fn is_held(path: &Path) -> bool {
     match open_entry(path, MAX_LOCK_CONTENT, false, false) {
-        Ok(file) => matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
+        Ok(file) => matches!(sys::try_lock_shared(&file), Ok(false)),
         Err(_) => false,
     }
 }
@@ -358,7 +356,7 @@ pub fn wait_until_free(path: &Path, deadline: Instant) -> bool {
     let spawned = std::thread::Builder::new()
         .name("lock-wait".into())
         .spawn(move || {
-            let _ = tx.send(file.lock_shared().is_ok());
+            let _ = tx.send(sys::lock_shared(&file).is_ok());
         });
     spawned.is_ok()
         && rx

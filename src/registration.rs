@@ -27,7 +27,6 @@
 //! supervisor whose state dir was just wiped, names a supervisor that is alive.
 
 use std::io;
-use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use crate::contain;
@@ -37,7 +36,7 @@ use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::record::{self, Claim, Lock, Record, RecordState, SupervisorId, Unreadable};
 use crate::state::StateDir;
-use crate::sys::{self, FileId, FileWatch};
+use crate::sys::{self, FileId, FileWatch, Signal, Waitable};
 use crate::teardown::{Teardown, Tree};
 use crate::tree::Pins;
 
@@ -147,9 +146,16 @@ impl Registration {
         &self.socket
     }
 
-    /// Readable when one of our files or the state dir was disturbed.
-    pub fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.watch.as_ref().map(FileWatch::fd)
+    pub fn socket_mut(&mut self) -> &mut ControlSocket {
+        &mut self.socket
+    }
+
+    /// Ready when one of our files or the state dir was disturbed.
+    pub fn watch_waitables(&self) -> Vec<Waitable<'_>> {
+        self.watch
+            .as_ref()
+            .map(FileWatch::waitables)
+            .unwrap_or_default()
     }
 
     /// Writes the record, re-registering first if the registration was disturbed.
@@ -683,7 +689,7 @@ impl Leftovers {
 }
 
 impl Tree for Leftovers {
-    fn signal_all(&mut self, signals: &[libc::c_int]) {
+    fn signal_all(&mut self, signals: &[Signal]) {
         for member in self.members() {
             self.pins.pin(member);
         }
@@ -698,7 +704,7 @@ impl Tree for Leftovers {
         self.pins.is_empty() && self.members().is_empty()
     }
 
-    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.pins.wake_fd().into_iter().collect()
+    fn waitables(&self) -> Vec<Waitable<'_>> {
+        self.pins.waitables()
     }
 }

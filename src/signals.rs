@@ -14,51 +14,47 @@
 //!   so a stdout or stderr pipe nobody reads can never kill ocwrap.
 //! - SIGTSTP and SIGSTOP keep their defaults: stopping the supervisor is the user's call.
 //!
-//! Delivery is signal-hook's self-pipe: handlers only write a byte, the loop polls
-//! the read end together with the owners' pidfds.
+//! Delivery is the platform's (`sys::SignalInbox`): on Unix signal-hook's self-pipe,
+//! where handlers only write a byte and the loop polls the read end together with
+//! the owners' pidfds. On Windows, ocwrap's console events (Ctrl-C, Ctrl-Break,
+//! console close) arrive as SIGINT; no other signal exists there.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
 
-use libc::c_int;
-use signal_hook::iterator::backend::SignalDelivery;
-use signal_hook::iterator::exfiltrator::SignalOnly;
-
-use crate::sys;
+use crate::sys::{self, Signal, SignalInbox, Waitable};
 
 /// Signals passed on to the server's process group.
-pub const FORWARDED: [c_int; 8] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCONT,
+pub const FORWARDED: [Signal; 8] = [
+    sys::SIGINT,
+    sys::SIGTERM,
+    sys::SIGHUP,
+    sys::SIGQUIT,
+    sys::SIGUSR1,
+    sys::SIGUSR2,
+    sys::SIGWINCH,
+    sys::SIGCONT,
 ];
 
 /// Forwarded signals that also start teardown.
-pub fn is_terminating(signal: c_int) -> bool {
+pub fn is_terminating(signal: Signal) -> bool {
     matches!(
         signal,
-        libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT
+        sys::SIGINT | sys::SIGTERM | sys::SIGHUP | sys::SIGQUIT
     )
 }
 
-pub fn name(signal: c_int) -> &'static str {
+pub fn name(signal: Signal) -> &'static str {
     match signal {
-        libc::SIGINT => "SIGINT",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGWINCH => "SIGWINCH",
-        libc::SIGCONT => "SIGCONT",
-        libc::SIGCHLD => "SIGCHLD",
-        libc::SIGKILL => "SIGKILL",
+        sys::SIGINT => "SIGINT",
+        sys::SIGTERM => "SIGTERM",
+        sys::SIGHUP => "SIGHUP",
+        sys::SIGQUIT => "SIGQUIT",
+        sys::SIGUSR1 => "SIGUSR1",
+        sys::SIGUSR2 => "SIGUSR2",
+        sys::SIGWINCH => "SIGWINCH",
+        sys::SIGCONT => "SIGCONT",
+        sys::SIGCHLD => "SIGCHLD",
+        sys::SIGKILL => "SIGKILL",
         _ => "signal",
     }
 }
@@ -66,31 +62,29 @@ pub fn name(signal: c_int) -> &'static str {
 /// The supervisor's signal inbox.
 #[derive(Debug)]
 pub struct Signals {
-    delivery: SignalDelivery<UnixStream, SignalOnly>,
+    inbox: SignalInbox,
 }
 
 impl Signals {
     /// Installs the policy above. Must run before the server is spawned, so that no
     /// signal sent in between kills ocwrap with the server left behind.
     pub fn install() -> io::Result<Signals> {
-        sys::ignore_signal(libc::SIGTTIN)?;
-        sys::ignore_signal(libc::SIGTTOU)?;
-        let (read, write) = UnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        write.set_nonblocking(true)?;
-        let handled = FORWARDED.iter().chain(&[libc::SIGCHLD]);
-        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, handled)?;
-        Ok(Signals { delivery })
+        sys::ignore_signal(sys::SIGTTIN)?;
+        sys::ignore_signal(sys::SIGTTOU)?;
+        let mut handled = FORWARDED.to_vec();
+        handled.push(sys::SIGCHLD);
+        let inbox = SignalInbox::install(&handled)?;
+        Ok(Signals { inbox })
     }
 
-    /// Readable when a signal has arrived.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.delivery.get_read().as_fd()
+    /// Ready when a signal has arrived.
+    pub fn waitable(&self) -> Waitable<'_> {
+        self.inbox.waitable()
     }
 
     /// The signals that arrived since the last call (each at most once), never
     /// blocking.
-    pub fn drain(&mut self) -> Vec<c_int> {
-        self.delivery.pending().collect()
+    pub fn drain(&mut self) -> Vec<Signal> {
+        self.inbox.drain()
     }
 }

@@ -1,13 +1,14 @@
 //! The state directory: where records, locks, control sockets and logs live
 //! (docs/DESIGN.md, "Records and locks"), and the checks that make it safe to trust.
 //!
-//! The directory is created `0700`. An existing one is refused (exit 125) if it is a
-//! symlink, belongs to another user, or is group- or world-writable: any of those
-//! would let someone else plant records, locks or sockets that ocwrap then acts on.
+//! The directory is created private to the user (`0700` on Unix; on Windows a
+//! protected access list naming only the user). An existing one is refused (exit
+//! 125) if it is a symlink, or if others may use it (`sys::private_dir_problem`:
+//! another owner, group- or world-writable): any of those would let someone else
+//! plant records, locks or sockets that ocwrap then acts on.
 
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::Error;
@@ -21,12 +22,10 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// `--state-dir`, else `$XDG_RUNTIME_DIR/ocwrap`, else `$TMPDIR/ocwrap-<uid>`.
+    /// `--state-dir`, else the platform's default: `$XDG_RUNTIME_DIR/ocwrap`, else
+    /// `$TMPDIR/ocwrap-<uid>` (Unix); `%LOCALAPPDATA%\ocwrap` (Windows).
     pub fn default_path() -> PathBuf {
-        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-            Some(runtime) => PathBuf::from(runtime).join("ocwrap"),
-            None => std::env::temp_dir().join(format!("ocwrap-{}", sys::effective_uid())),
-        }
+        sys::default_state_dir()
     }
 
     /// Opens (creating if needed) and checks the state directory.
@@ -50,7 +49,7 @@ impl StateDir {
                         source,
                     })?;
                 }
-                match DirBuilder::new().mode(0o700).create(&path) {
+                match sys::create_private_dir(&path) {
                     Ok(()) => {}
                     // Another ocwrap created it first: fine, it is checked below.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -81,13 +80,10 @@ impl StateDir {
         if !meta.is_dir() {
             return Err(unsafe_dir("is not a directory"));
         }
-        if meta.uid() != sys::effective_uid() {
-            return Err(unsafe_dir("is owned by another user"));
+        if let Some(problem) = sys::private_dir_problem(&path, &meta) {
+            return Err(unsafe_dir(problem));
         }
-        if meta.mode() & 0o022 != 0 {
-            return Err(unsafe_dir("is group- or world-writable"));
-        }
-        let id = Some(sys::FileId::of(&meta));
+        let id = sys::FileId::at(&path);
         Ok(StateDir { path, id })
     }
 
@@ -120,10 +116,10 @@ impl StateDir {
     /// The control socket's path, if it fits in a Unix socket address.
     pub fn checked_socket_path(&self, stem: &str) -> Result<PathBuf, Error> {
         let path = self.socket_path(stem);
-        if path.as_os_str().len() > sys::MAX_SOCKET_PATH {
+        if path.as_os_str().len() > sys::MAX_CONTROL_PATH {
             return Err(Error::SocketPathTooLong {
                 path,
-                limit: sys::MAX_SOCKET_PATH,
+                limit: sys::MAX_CONTROL_PATH,
             });
         }
         Ok(path)

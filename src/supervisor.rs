@@ -12,7 +12,6 @@
 //! control client is served only as far as its socket allows at that moment, so no
 //! client can delay the reaction to an owner's death, a signal or `stop`.
 
-use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,7 +31,7 @@ use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
 use crate::state::StateDir;
-use crate::sys::{self, Interest};
+use crate::sys::{self, Interest, ServerChild, Signal, Waitable};
 use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
 use crate::watch::{OwnerWatch, WatchMethod};
@@ -110,6 +109,7 @@ fn register_and_run(
 
 /// What exists once the server has started.
 struct Started {
+    server: ServerChild,
     signals: Signals,
     owners: Vec<Owner>,
     watch: OwnerWatch,
@@ -145,7 +145,8 @@ fn start(
     registration
         .claim_cgroup(containment.cgroup_path())
         .map_err(Error::os("writing the lock file"))?;
-    let leader = spawn::spawn_server(config, &me.tree_marker(), &containment)?;
+    let child = spawn::spawn_server(config, &me.tree_marker(), &containment)?;
+    let leader = child.pid();
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
         config.program.to_string_lossy(),
@@ -171,6 +172,7 @@ fn start(
     let record = new_record(config, me, server, &owners, ready.is_some(), &containment);
     registration.save(&record);
     Ok(Started {
+        server: child,
         signals,
         owners,
         watch,
@@ -259,6 +261,8 @@ struct Supervisor {
 #[derive(Default)]
 struct Woken {
     state_dir: bool,
+    /// The server's exit handle (where its exit sends no SIGCHLD).
+    server_exited: bool,
 }
 
 impl Supervisor {
@@ -270,7 +274,7 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             reporter,
-            tree: ServerTree::new(started.record.server.pid, started.containment),
+            tree: ServerTree::new(started.server, started.containment),
             registration,
             clients: Clients::default(),
             waiting: Vec::new(),
@@ -305,6 +309,7 @@ impl Supervisor {
                 return self.finish(clean);
             }
             let woken = self.wait(now);
+            self.child_event |= woken.server_exited;
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
@@ -321,7 +326,7 @@ impl Supervisor {
             self.registration.check(Instant::now(), &self.record);
             let requests = self
                 .clients
-                .service(self.registration.socket(), Instant::now());
+                .service(self.registration.socket_mut(), Instant::now());
             for (client, request) in requests {
                 self.on_request(client, request, Instant::now());
             }
@@ -347,23 +352,30 @@ impl Supervisor {
         .into_iter()
         .flatten()
         .min();
-        let mut fds: Vec<(BorrowedFd<'_>, Interest)> = vec![
-            (self.signals.fd(), Interest::Read),
-            (self.registration.socket().fd(), Interest::Read),
+        let mut sources: Vec<(Waitable<'_>, Interest)> = vec![
+            (self.signals.waitable(), Interest::Read),
+            (self.registration.socket().waitable(), Interest::Read),
         ];
-        fds.extend(self.ready.as_ref().and_then(ReadyProbe::fd));
-        let dir_at = push_read(&mut fds, self.registration.watch_fd());
-        fds.extend(self.watch.fds().map(|fd| (fd, Interest::Read)));
-        fds.extend(self.clients.fds());
-        fds.extend(
-            self.tree
-                .wake_fds()
-                .into_iter()
-                .map(|fd| (fd, Interest::Read)),
-        );
-        match sys::poll(&fds, timeout) {
+        sources.extend(self.ready.as_ref().and_then(ReadyProbe::waitable));
+        let dir = push_read(&mut sources, self.registration.watch_waitables());
+        sources.extend(self.watch.waitables().map(|w| (w, Interest::Read)));
+        sources.extend(self.clients.waitables());
+        let tree = self.tree.waitables();
+        sources.extend(tree.into_iter().map(|w| (w, Interest::Read)));
+        // Where the server's exit sends no signal (Windows), its handle wakes us,
+        // until its exit was seen: an exited process stays ready.
+        let exit = if self.stage.is_stopping() {
+            0..0
+        } else {
+            push_read(
+                &mut sources,
+                self.tree.exit_waitable().into_iter().collect(),
+            )
+        };
+        match sys::poll(&sources, timeout) {
             Ok(woke) => Woken {
-                state_dir: dir_at.is_some_and(|i| woke[i]),
+                state_dir: woke[dir].iter().any(|&w| w),
+                server_exited: woke[exit].iter().any(|&w| w),
             },
             Err(e) => {
                 // poll fails only for bad arguments or lack of memory; a bounded
@@ -375,8 +387,8 @@ impl Supervisor {
         }
     }
 
-    fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
-        if signal == libc::SIGCHLD {
+    fn on_signal(&mut self, signal: Signal, now: Instant) {
+        if signal == sys::SIGCHLD {
             self.child_event = true;
             return;
         }
@@ -630,12 +642,12 @@ fn waits_for_ready(request: &Request) -> bool {
     )
 }
 
-/// Adds `fd` (if any) to a poll set, waited on for reading; returns its index.
+/// Adds `waitables` to a poll set, waited on for reading; returns where they are.
 fn push_read<'a>(
-    fds: &mut Vec<(BorrowedFd<'a>, Interest)>,
-    fd: Option<BorrowedFd<'a>>,
-) -> Option<usize> {
-    let fd = fd?;
-    fds.push((fd, Interest::Read));
-    Some(fds.len() - 1)
+    sources: &mut Vec<(Waitable<'a>, Interest)>,
+    waitables: Vec<Waitable<'a>>,
+) -> std::ops::Range<usize> {
+    let start = sources.len();
+    sources.extend(waitables.into_iter().map(|w| (w, Interest::Read)));
+    start..sources.len()
 }

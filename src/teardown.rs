@@ -8,13 +8,12 @@
 //! [`Tree`], so it is tested below with a fake one and no real processes.
 //!
 //! Nothing here polls on a timer: between deadlines the caller sleeps on the
-//! tree's [`Tree::wake_fds`] (a member exited, the tree may be empty) and calls
+//! tree's [`Tree::waitables`] (a member exited, the tree may be empty) and calls
 //! [`Teardown::advance`] when one is ready or [`Teardown::next_check`] has passed.
 
-use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use crate::sys;
+use crate::sys::{self, Signal, Waitable};
 
 /// How long the tree may take to vanish after SIGKILL. Only a process stuck in
 /// uninterruptible sleep (a dead NFS mount, a device) survives that long; we then
@@ -25,12 +24,12 @@ pub const KILL_WAIT: Duration = Duration::from_secs(5);
 pub trait Tree {
     /// Sends each of `signals`, in order, to every live process of the tree. The
     /// machine repeats only SIGKILL, to reach processes forked late.
-    fn signal_all(&mut self, signals: &[libc::c_int]);
+    fn signal_all(&mut self, signals: &[Signal]);
     /// Whether no live process of the tree is left.
     fn is_empty(&mut self) -> bool;
-    /// Descriptors that become readable when the tree changes (a member exits,
-    /// the tree empties); teardown sleeps on them between deadlines.
-    fn wake_fds(&self) -> Vec<BorrowedFd<'_>>;
+    /// What becomes ready when the tree changes (a member exits, the tree
+    /// empties); teardown sleeps on these between deadlines.
+    fn waitables(&self) -> Vec<Waitable<'_>>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +76,7 @@ impl Teardown {
             return;
         }
         // A stopped process cannot act on SIGTERM until it is continued.
-        tree.signal_all(&[libc::SIGTERM, libc::SIGCONT]);
+        tree.signal_all(&[sys::SIGTERM, sys::SIGCONT]);
         self.phase = Phase::Terminating {
             deadline: now + self.grace,
         };
@@ -113,7 +112,7 @@ impl Teardown {
                 } else if now >= deadline {
                     self.phase = Phase::Finished { clean: false };
                 } else {
-                    tree.signal_all(&[libc::SIGKILL]);
+                    tree.signal_all(&[sys::SIGKILL]);
                 }
             }
         }
@@ -141,7 +140,7 @@ impl Teardown {
                 return clean;
             }
             let pause = self.next_check(now);
-            if let Err(e) = sys::poll_readable(&tree.wake_fds(), pause) {
+            if let Err(e) = sys::poll_readable(&tree.waitables(), pause) {
                 // Only bad arguments or lack of memory: a bounded pause keeps going.
                 crate::diag::note(format_args!("poll failed: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
@@ -150,7 +149,7 @@ impl Teardown {
     }
 
     fn kill(&mut self, now: Instant, tree: &mut impl Tree) {
-        tree.signal_all(&[libc::SIGKILL]);
+        tree.signal_all(&[sys::SIGKILL]);
         self.phase = Phase::Killing {
             deadline: now + KILL_WAIT,
         };
@@ -165,12 +164,12 @@ mod tests {
     /// A tree of `alive` processes that die of the signals in `fatal`.
     struct FakeTree {
         alive: usize,
-        fatal: Vec<libc::c_int>,
-        received: Vec<libc::c_int>,
+        fatal: Vec<Signal>,
+        received: Vec<Signal>,
     }
 
     impl FakeTree {
-        fn new(alive: usize, fatal: &[libc::c_int]) -> FakeTree {
+        fn new(alive: usize, fatal: &[Signal]) -> FakeTree {
             FakeTree {
                 alive,
                 fatal: fatal.to_vec(),
@@ -180,7 +179,7 @@ mod tests {
     }
 
     impl Tree for FakeTree {
-        fn signal_all(&mut self, signals: &[libc::c_int]) {
+        fn signal_all(&mut self, signals: &[Signal]) {
             for &signal in signals {
                 self.received.push(signal);
                 if self.fatal.contains(&signal) {
@@ -191,7 +190,7 @@ mod tests {
         fn is_empty(&mut self) -> bool {
             self.alive == 0
         }
-        fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        fn waitables(&self) -> Vec<Waitable<'_>> {
             Vec::new()
         }
     }
@@ -201,17 +200,17 @@ mod tests {
     #[test]
     fn a_tree_that_honours_sigterm_never_sees_sigkill() {
         let now = Instant::now();
-        let mut tree = FakeTree::new(3, &[libc::SIGTERM, libc::SIGKILL]);
+        let mut tree = FakeTree::new(3, &[sys::SIGTERM, sys::SIGKILL]);
         let mut teardown = Teardown::new(GRACE);
         teardown.begin(now, &mut tree);
         assert_eq!(teardown.phase(), Phase::Finished { clean: true });
-        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT]);
+        assert_eq!(tree.received, [sys::SIGTERM, sys::SIGCONT]);
     }
 
     #[test]
     fn sigterm_ignored_means_sigkill_when_the_grace_ends_and_not_before() {
         let now = Instant::now();
-        let mut tree = FakeTree::new(2, &[libc::SIGKILL]);
+        let mut tree = FakeTree::new(2, &[sys::SIGKILL]);
         let mut teardown = Teardown::new(GRACE);
         teardown.begin(now, &mut tree);
         teardown.advance(now + GRACE - Duration::from_millis(1), &mut tree);
@@ -221,21 +220,21 @@ mod tests {
                 deadline: now + GRACE
             }
         );
-        assert!(!tree.received.contains(&libc::SIGKILL));
+        assert!(!tree.received.contains(&sys::SIGKILL));
         teardown.advance(now + GRACE, &mut tree);
         assert_eq!(teardown.phase(), Phase::Finished { clean: true });
-        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL]);
+        assert_eq!(tree.received, [sys::SIGTERM, sys::SIGCONT, sys::SIGKILL]);
     }
 
     #[test]
     fn a_second_signal_during_the_grace_kills_at_once() {
         let now = Instant::now();
-        let mut tree = FakeTree::new(1, &[libc::SIGKILL]);
+        let mut tree = FakeTree::new(1, &[sys::SIGKILL]);
         let mut teardown = Teardown::new(Duration::from_secs(3600));
         teardown.begin(now, &mut tree);
         teardown.escalate(now, &mut tree);
         assert_eq!(teardown.phase(), Phase::Finished { clean: true });
-        assert_eq!(tree.received.last(), Some(&libc::SIGKILL));
+        assert_eq!(tree.received.last(), Some(&sys::SIGKILL));
     }
 
     #[test]
@@ -258,13 +257,7 @@ mod tests {
         assert!(matches!(teardown.phase(), Phase::Killing { .. }));
         teardown.advance(now + KILL_WAIT, &mut tree);
         assert_eq!(teardown.phase(), Phase::Finished { clean: false });
-        assert!(
-            tree.received
-                .iter()
-                .filter(|&&s| s == libc::SIGKILL)
-                .count()
-                >= 2
-        );
+        assert!(tree.received.iter().filter(|&&s| s == sys::SIGKILL).count() >= 2);
     }
 
     #[test]
@@ -274,7 +267,7 @@ mod tests {
         let mut teardown = Teardown::new(GRACE);
         teardown.begin(now, &mut tree);
         teardown.begin(now, &mut tree);
-        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT]);
+        assert_eq!(tree.received, [sys::SIGTERM, sys::SIGCONT]);
     }
 
     #[test]
@@ -291,12 +284,12 @@ mod tests {
 
     #[test]
     fn run_to_end_wakes_at_the_deadlines() {
-        let mut tree = FakeTree::new(1, &[libc::SIGKILL]);
+        let mut tree = FakeTree::new(1, &[sys::SIGKILL]);
         let mut teardown = Teardown::new(Duration::from_millis(20));
         let began = Instant::now();
         teardown.begin(began, &mut tree);
         assert!(teardown.run_to_end(&mut tree));
         assert!(began.elapsed() >= Duration::from_millis(20));
-        assert_eq!(tree.received, [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL]);
+        assert_eq!(tree.received, [sys::SIGTERM, sys::SIGCONT, sys::SIGKILL]);
     }
 }

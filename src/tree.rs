@@ -19,20 +19,19 @@
 //!   it, and only if the pidfd's process is still the one seen: the same start time
 //!   (walk, scan) or still in our cgroup.
 //!
-//! Teardown sleeps on [`Tree::wake_fds`]: the pidfds of the members found so far
+//! Teardown sleeps on [`Tree::waitables`]: the pidfds of the members found so far
 //! (one epoll set), or the cgroup's events. A process forked after the last look
 //! makes no event; it is found at the next look, which comes when every member
 //! known so far has exited, or at the grace deadline.
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use crate::contain::{self, Containment};
 use crate::diag;
 use crate::process::{self, Pid, ProcInfo, RunState, Target};
-use crate::sys::{self, Cgroup, EventSet, PidFd};
+use crate::sys::{self, Cgroup, EventSet, PidFd, ServerChild, Signal, Waitable};
 use crate::teardown::Tree;
 
 /// How long the end of teardown waits for the leader to become reapable.
@@ -53,6 +52,8 @@ enum Finder {
 #[derive(Debug)]
 pub struct ServerTree {
     supervisor: Pid,
+    /// The server: the leader of its own group (or session), our child.
+    server: ServerChild,
     leader: Pid,
     finder: Finder,
     /// Members found so far, pinned (walk and scan; a cgroup keeps its own list).
@@ -60,7 +61,7 @@ pub struct ServerTree {
     /// The last look's members, sorted by PID: a new look must agree with it.
     last_look: Vec<ProcInfo>,
     /// Signals the whole tree has been sent, in order.
-    sent: Vec<libc::c_int>,
+    sent: Vec<Signal>,
     /// Whether the cgroup's events are in the wake set yet.
     watching_cgroup: bool,
     /// Whether the members were just found, with no wake-up since (so a signal
@@ -70,9 +71,9 @@ pub struct ServerTree {
 }
 
 impl ServerTree {
-    /// `leader` must be our child and the leader of its own group or session, and
-    /// `containment` the one it was spawned into.
-    pub fn new(leader: Pid, containment: Containment) -> ServerTree {
+    /// `server` must be the leader of its own group or session, and `containment`
+    /// the one it was spawned into.
+    pub fn new(server: ServerChild, containment: Containment) -> ServerTree {
         let finder = match containment {
             Containment::Cgroup(cgroup) => Finder::Cgroup(cgroup),
             Containment::Group if sys::children_listed() => Finder::Walk,
@@ -85,7 +86,8 @@ impl ServerTree {
         };
         ServerTree {
             supervisor: Pid::current(),
-            leader,
+            leader: server.pid(),
+            server,
             finder,
             pins: Pins::new(),
             last_look: Vec::new(),
@@ -100,7 +102,7 @@ impl ServerTree {
     }
 
     /// Forwards a signal to the server's group (docs/DESIGN.md, "Signals").
-    pub fn forward(&self, signal: libc::c_int) {
+    pub fn forward(&self, signal: Signal) {
         if let Err(e) = sys::signal(Target::ProcessGroup(self.leader), signal) {
             diag::note(format_args!(
                 "forwarding signal {signal} to group {}: {e}",
@@ -112,7 +114,13 @@ impl ServerTree {
     /// Whether the server (the group leader) has exited. It is deliberately not
     /// reaped here: see the module header.
     pub fn leader_exited(&self) -> bool {
-        sys::has_exited(self.leader).unwrap_or(true)
+        self.server.has_exited().unwrap_or(true)
+    }
+
+    /// What becomes ready when the leader exits, where its exit wakes the loop no
+    /// other way (on Unix, SIGCHLD does: nothing).
+    pub fn exit_waitable(&self) -> Option<Waitable<'_>> {
+        self.server.exit_waitable()
     }
 
     /// Reaps the leader at the end of teardown, returning its wait status.
@@ -123,7 +131,7 @@ impl ServerTree {
     pub fn reap_leader(&self) -> Option<ExitStatus> {
         let deadline = Instant::now() + REAP_WAIT;
         loop {
-            match sys::reap(self.leader) {
+            match self.server.reap() {
                 Ok(Some(status)) => return Some(status),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(2))
@@ -217,13 +225,13 @@ impl ServerTree {
     }
 
     /// Sends `signal` to the group unless it already had it; returns whether it did.
-    fn signal_group_once(&self, signal: libc::c_int) -> bool {
+    fn signal_group_once(&self, signal: Signal) -> bool {
         // Safe while the leader is unreaped, which lasts until teardown ends.
         !self.sent.contains(&signal)
             && sys::signal(Target::ProcessGroup(self.leader), signal).is_ok()
     }
 
-    fn signal_cgroup(&mut self, signals: &[libc::c_int]) {
+    fn signal_cgroup(&mut self, signals: &[Signal]) {
         let Finder::Cgroup(cgroup) = &self.finder else {
             return;
         };
@@ -231,7 +239,7 @@ impl ServerTree {
             self.watching_cgroup = self.pins.watch_change(cgroup.events_fd());
         }
         for &signal in signals {
-            if signal == libc::SIGKILL {
+            if signal == sys::SIGKILL {
                 match cgroup.kill() {
                     Ok(true) => continue,
                     Ok(false) => {}
@@ -253,7 +261,7 @@ impl ServerTree {
         }
     }
 
-    fn signal_found(&mut self, signals: &[libc::c_int]) {
+    fn signal_found(&mut self, signals: &[Signal]) {
         if !signals.iter().any(|s| !self.sent.contains(s)) {
             self.refresh();
         } else if !std::mem::take(&mut self.just_found) {
@@ -276,7 +284,7 @@ impl ServerTree {
 impl Tree for ServerTree {
     /// A signal new to the tree goes to the group and to every member, looked up
     /// afresh; a repeated one (SIGKILL while killing) only to members found since.
-    fn signal_all(&mut self, signals: &[libc::c_int]) {
+    fn signal_all(&mut self, signals: &[Signal]) {
         if matches!(self.finder, Finder::Cgroup(_)) {
             self.signal_cgroup(signals);
         } else {
@@ -301,8 +309,8 @@ impl Tree for ServerTree {
         self.pins.is_empty()
     }
 
-    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.pins.wake_fd().into_iter().collect()
+    fn waitables(&self) -> Vec<Waitable<'_>> {
+        self.pins.waitables()
     }
 }
 
@@ -352,7 +360,7 @@ struct Pinned {
     info: ProcInfo,
     pidfd: PidFd,
     /// Signals this process has been sent by us, so none is sent twice.
-    sent: Vec<libc::c_int>,
+    sent: Vec<Signal>,
 }
 
 /// The key of a watched change that is not a process exit (a cgroup's events).
@@ -400,8 +408,8 @@ impl Pins {
         });
     }
 
-    /// Wakes [`Pins::wake_fd`] when `fd` signals a change (a cgroup's events).
-    fn watch_change(&mut self, fd: BorrowedFd<'_>) -> bool {
+    /// Wakes [`Pins::waitables`] when `fd` signals a change (a cgroup's events).
+    fn watch_change(&mut self, fd: Waitable<'_>) -> bool {
         self.set()
             .is_some_and(|set| set.watch_change(fd, CHANGE_KEY).is_ok())
     }
@@ -431,10 +439,10 @@ impl Pins {
     /// since, and then the group signal missed it. SIGKILL goes to every one of
     /// them all the same: it cannot be had twice.
     /// Returns how many processes had it.
-    pub fn send(&mut self, signal: libc::c_int, group_signalled: Option<Pid>) -> usize {
+    pub fn send(&mut self, signal: Signal, group_signalled: Option<Pid>) -> usize {
         let mut reached = 0;
         for pinned in self.pinned.iter_mut().filter(|p| !p.sent.contains(&signal)) {
-            let in_group = signal != libc::SIGKILL
+            let in_group = signal != sys::SIGKILL
                 && group_signalled.is_some()
                 && sys::proc_info(pinned.info.pid).is_some_and(|now| {
                     now.start == pinned.info.start && now.pgid == group_signalled
@@ -447,9 +455,12 @@ impl Pins {
         reached
     }
 
-    /// The descriptor to sleep on until a pinned process exits.
-    pub fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.set.as_ref().map(AsFd::as_fd)
+    /// What to sleep on until a pinned process exits.
+    pub fn waitables(&self) -> Vec<Waitable<'_>> {
+        self.set
+            .as_ref()
+            .map(EventSet::waitables)
+            .unwrap_or_default()
     }
 }
 
@@ -529,8 +540,8 @@ mod tests {
         pins.pin(me);
         assert_eq!(pins.pinned.len(), 1, "pinned once");
         // Our own group "was signalled": nothing is actually sent to us.
-        assert_eq!(pins.send(libc::SIGCONT, me.pgid), 1);
-        assert_eq!(pins.send(libc::SIGCONT, None), 0, "not twice");
+        assert_eq!(pins.send(sys::SIGCONT, me.pgid), 1);
+        assert_eq!(pins.send(sys::SIGCONT, None), 0, "not twice");
         pins.drop_exited();
         assert!(!pins.is_empty(), "we are alive");
     }

@@ -6,14 +6,13 @@
 //! be opened) it looks every [`POLL_INTERVAL`]. Either way the decision "gone or not"
 //! is made by [`crate::owner::Leases::sweep`] from the owner's start time.
 
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use crate::cli::WatchMethodArg;
 use crate::error::Error;
 use crate::owner::Owner;
 use crate::process::Pid;
-use crate::sys::{self, PidFd};
+use crate::sys::{self, AsWaitable, PidFd, Waitable};
 
 /// How often owners are checked when polling (the design allows at most 250 ms).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -77,9 +76,9 @@ impl OwnerWatch {
         self.polled.retain(|owner| !gone.contains(owner));
     }
 
-    /// Descriptors that become readable when an owner exits.
-    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        self.pidfds.iter().map(|(_, fd)| fd.as_fd())
+    /// What becomes ready when an owner exits.
+    pub fn waitables(&self) -> impl Iterator<Item = Waitable<'_>> {
+        self.pidfds.iter().map(|(_, fd)| fd.waitable())
     }
 
     /// How long `poll` may sleep before owners must be looked at again.

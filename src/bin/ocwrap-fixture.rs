@@ -19,7 +19,8 @@
 //! ocwrap-fixture sleep
 //!     prints `sleeper <pid>` and blocks forever (an owner, a decoy).
 //! ocwrap-fixture connect SOCKET LINE
-//!     sends LINE to a Unix socket and prints `reply <answer>`.
+//!     sends LINE to a control socket (on Windows, the pipe its file names) and
+//!     prints `reply <answer>`.
 //! ocwrap-fixture wide TOTAL [--fanout F]
 //!     prints the `server …` line, then builds a tree of TOTAL processes in all
 //!     (itself included, F children per process, default 10), each inheriting its
@@ -44,19 +45,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 
-use signal_hook::iterator::Signals;
+use ocwrap::process::Pid;
+use ocwrap::sys::{self, AsWaitable, Signal};
 
-const TERMINATING: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
-const RECORDED: [i32; 8] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCONT,
-];
+const TERMINATING: [Signal; 4] = [sys::SIGINT, sys::SIGTERM, sys::SIGHUP, sys::SIGQUIT];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -138,12 +130,12 @@ struct Options {
 }
 
 fn tree(opts: &Options) -> ExitCode {
-    let me = ocwrap::sys::proc_info(ocwrap::process::Pid::current());
-    let id = |p: Option<ocwrap::process::Pid>| p.map_or(0, |p| p.get());
+    let me = sys::proc_info(Pid::current());
+    let id = |p: Option<Pid>| p.map_or(0, |p| p.get());
     say(format_args!(
         "server {} ppid {} pgid {} sid {}",
         std::process::id(),
-        std::os::unix::process::parent_id(),
+        id(Pid::parent()),
         id(me.and_then(|p| p.pgid)),
         id(me.and_then(|p| p.sid)),
     ));
@@ -195,16 +187,17 @@ fn tree(opts: &Options) -> ExitCode {
 /// exited. A pidfd turns readable only after the kernel has reparented the exiting
 /// process's children; a PID already reaped cannot be opened, and is gone too.
 fn wait_for_exit(pid: u32) {
-    use std::os::fd::AsFd;
-    let pid = ocwrap::process::Pid::from_u32(pid);
-    if let Some(pidfd) = pid.and_then(|p| ocwrap::sys::PidFd::open(p).ok()) {
-        let _ =
-            ocwrap::sys::poll_readable(&[pidfd.as_fd()], Some(std::time::Duration::from_secs(10)));
+    let pid = Pid::from_u32(pid);
+    if let Some(pidfd) = pid.and_then(|p| sys::PidFd::open(p).ok()) {
+        let _ = sys::poll_readable(
+            &[pidfd.waitable()],
+            Some(std::time::Duration::from_secs(10)),
+        );
     }
 }
 
 fn escape_middle(rest: &[String]) -> ExitCode {
-    if let Err(e) = ocwrap::sys::new_session() {
+    if let Err(e) = sys::new_session() {
         say(format_args!("setsid failed: {e}"));
         return ExitCode::FAILURE;
     }
@@ -308,25 +301,27 @@ fn answer(mut stream: std::net::TcpStream) {
     }
 }
 
-/// Sends one line to a Unix socket and prints the one-line answer (a control
+/// Sends one line to a control socket and prints the one-line answer (a control
 /// client that tests can run as another user).
 fn connect(path: &str, message: &str) -> ExitCode {
-    let mut stream = match std::os::unix::net::UnixStream::connect(path) {
-        Ok(s) => s,
+    let wait = std::time::Duration::from_secs(10);
+    let line = format!("{message}\n");
+    match sys::control_request(path.as_ref(), line.as_bytes(), wait, wait, 1 << 20) {
+        Ok(reply) => {
+            say(format_args!(
+                "reply {}",
+                String::from_utf8_lossy(&reply).trim_end()
+            ));
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             say(format_args!("connect failed: {e}"));
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let _ = stream.write_all(format!("{message}\n").as_bytes());
-    let mut reply = String::new();
-    let _ = BufReader::new(stream).read_line(&mut reply);
-    say(format_args!("reply {}", reply.trim_end()));
-    ExitCode::SUCCESS
+    }
 }
 
 fn spawn(rest: &[String]) -> ExitCode {
-    use std::os::unix::process::CommandExt;
     say(format_args!("spawner {}", std::process::id()));
     let (arg0, command) = match rest {
         [flag, name, command @ ..] if flag == "--as" && !command.is_empty() => {
@@ -336,8 +331,11 @@ fn spawn(rest: &[String]) -> ExitCode {
     };
     let mut child = Command::new(&command[0]);
     child.args(&command[1..]);
-    if let Some(name) = arg0 {
-        child.arg0(name);
+    if let Some(name) = arg0
+        && let Err(e) = sys::set_arg0(&mut child, name)
+    {
+        say(format_args!("cannot set argv[0]: {e}"));
+        return ExitCode::from(127);
     }
     match child.status() {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),
@@ -352,33 +350,28 @@ fn spawn(rest: &[String]) -> ExitCode {
 /// SIGTERM and `ignore_term` is set. With `late_chain` > 0, SIGTERM first starts
 /// that many late processes (see `late`).
 fn record_signals(ignore_term: bool, late_chain: u32) {
-    let Ok(mut signals) = Signals::new(RECORDED) else {
-        say("cannot install signal handlers");
-        return;
-    };
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            say(format_args!(
-                "signal {}",
-                ocwrap::signals::name(signal).trim_start_matches("SIG")
-            ));
-            if signal == libc::SIGTERM && late_chain > 0 {
-                start_late(late_chain);
-            }
-            if TERMINATING.contains(&signal) && !(ignore_term && signal == libc::SIGTERM) {
-                std::process::exit(128 + signal);
-            }
+    let recorded = ocwrap::signals::FORWARDED;
+    let handled = sys::on_signals(&recorded, move |signal| {
+        say(format_args!(
+            "signal {}",
+            ocwrap::signals::name(signal).trim_start_matches("SIG")
+        ));
+        if signal == sys::SIGTERM && late_chain > 0 {
+            start_late(late_chain);
+        }
+        if TERMINATING.contains(&signal) && !(ignore_term && signal == sys::SIGTERM) {
+            std::process::exit(128 + signal);
         }
     });
+    if handled.is_err() {
+        say("cannot install signal handlers");
+    }
 }
 
 /// Catches SIGTERM and carries on, as a server with a slow or broken shutdown does.
 fn ignore_term_if(ignore: bool) {
-    if ignore {
-        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if signal_hook::flag::register(libc::SIGTERM, flag).is_err() {
-            say("cannot install a SIGTERM handler");
-        }
+    if ignore && sys::catch_signal(sys::SIGTERM).is_err() {
+        say("cannot install a SIGTERM handler");
     }
 }
 
@@ -386,9 +379,8 @@ fn ignore_term_if(ignore: bool) {
 /// server records forwarded signals is not killed by them.
 fn survive_usr_if(survive: bool) {
     if survive {
-        for signal in [libc::SIGUSR1, libc::SIGUSR2] {
-            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            if signal_hook::flag::register(signal, flag).is_err() {
+        for signal in [sys::SIGUSR1, sys::SIGUSR2] {
+            if sys::catch_signal(signal).is_err() {
                 say("cannot install a SIGUSR handler");
             }
         }
@@ -398,7 +390,7 @@ fn survive_usr_if(survive: bool) {
 /// One link of a late chain: a new session, SIGTERM ignored, `late <pid>`, then
 /// the next link (`left` - 1 more), then it waits to be killed.
 fn late(left: u32) -> ExitCode {
-    if let Err(e) = ocwrap::sys::new_session() {
+    if let Err(e) = sys::new_session() {
         say(format_args!("setsid failed: {e}"));
     }
     ignore_term_if(true);
@@ -424,7 +416,7 @@ fn wide(total: u32, fanout: u32) -> ExitCode {
     say(format_args!(
         "server {} ppid {}",
         std::process::id(),
-        std::os::unix::process::parent_id()
+        Pid::parent().map_or(0, Pid::get)
     ));
     let size = 1 + grow(total - 1, fanout);
     say(format_args!("ready {size}"));
@@ -469,7 +461,7 @@ fn grow(below: u32, fanout: u32) -> u32 {
 
 /// N idle processes that say whether anyone signalled them (see the header).
 fn decoys(count: usize) -> ExitCode {
-    let pids = match ocwrap::sys::fork_idle_children(count) {
+    let pids = match sys::fork_idle_children(count) {
         Ok(pids) => pids,
         Err(e) => {
             say(format_args!("fork failed: {e}"));
@@ -486,8 +478,8 @@ fn decoys(count: usize) -> ExitCode {
             continue;
         }
         for &pid in &pids {
-            let live = ocwrap::sys::proc_info(pid).is_some_and(|p| p.is_live());
-            match ocwrap::sys::pending_signals(pid) {
+            let live = sys::proc_info(pid).is_some_and(|p| p.is_live());
+            match sys::pending_signals(pid) {
                 Some(0) if live => {}
                 Some(pending) if live => say(format_args!("disturbed {pid} pending {pending:#x}")),
                 _ => say(format_args!("disturbed {pid} gone")),

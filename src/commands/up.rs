@@ -16,13 +16,10 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process_wrap::std::{ChildWrapper, CommandWrap, CommandWrapper, ProcessSession};
 use serde::Serialize;
 
 use super::{open_state, print_json};
@@ -39,7 +36,7 @@ use crate::ready::Probe;
 use crate::record::{self, Lock, Record};
 use crate::spawn;
 use crate::state::StateDir;
-use crate::sys;
+use crate::sys::{self, Detached, HandoffChannel};
 
 /// A log over this size at start is moved to `<log>.1` first.
 const LOG_ROTATE_AT: u64 = 10 * 1024 * 1024;
@@ -227,38 +224,35 @@ fn log_path(config: &RunConfig, state: &StateDir, stem: &str) -> PathBuf {
 
 /// A supervisor this `up` started, and the channel it answers on.
 struct Started {
-    child: Box<dyn ChildWrapper>,
+    child: Detached,
     channel: Channel,
     log: PathBuf,
 }
 
 impl Started {
-    /// Starts `ocwrap __supervise` in its own session, so that killing the caller's
-    /// process group (an agent's command timeout does) cannot reach it: only the
-    /// loss of its owners can. Then hands it the config and the owners.
+    /// Starts `ocwrap __supervise` detached (its own session on Unix), so that
+    /// killing the caller's process group (an agent's command timeout does) cannot
+    /// reach it: only the loss of its owners can. Then hands it the config and the
+    /// owners.
     fn spawn(config: &RunConfig, owners: &[Owner], log: PathBuf) -> Result<Started, Failure> {
         let (out, err) = open_rotated_log(&log)?;
         let exe = std::env::current_exe()
             .map_err(|e| Failure::from_error(Error::os("finding the ocwrap binary")(e)))?;
-        let (ours, theirs) = UnixStream::pair()
+        let (ours, theirs) = HandoffChannel::pair()
             .map_err(|e| Failure::from_error(Error::os("making the handoff channel")(e)))?;
-        let mut command = CommandWrap::with_new(exe, |c| {
-            c.arg(handoff::SUBCOMMAND);
-            // The server must not take the caller's OCWRAP_* for its own options.
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("OCWRAP_") {
-                    c.env_remove(key);
-                }
+        let mut command = Command::new(exe);
+        command.arg(handoff::SUBCOMMAND);
+        // The server must not take the caller's OCWRAP_* for its own options.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("OCWRAP_") {
+                command.env_remove(key);
             }
-            c.stdin(Stdio::null()).stdout(out).stderr(err);
-        });
-        command.wrap(ProcessSession);
-        command.wrap(PassChannel(theirs));
-        let child = command
-            .spawn()
+        }
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        // Our copy of its end is closed once it runs, so that its exit ends the
+        // channel.
+        let child = sys::spawn_detached(command, theirs)
             .map_err(|e| Failure::from_error(Error::os("starting the supervisor")(e)))?;
-        // Our copy of its end must close, so that its exit ends the channel.
-        drop(command);
         let mut config = config.clone();
         config.log = Some(log.clone());
         config.stdin = StdinMode::Null;
@@ -365,8 +359,7 @@ impl Started {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
@@ -375,17 +368,6 @@ fn is_timeout(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     )
-}
-
-/// Makes the supervisor's end of the handoff channel its descriptor 3.
-#[derive(Debug)]
-struct PassChannel(UnixStream);
-
-impl CommandWrapper for PassChannel {
-    fn pre_spawn(&mut self, command: &mut Command, _core: &CommandWrap) -> std::io::Result<()> {
-        sys::pass_channel(command, self.0.as_fd());
-        Ok(())
-    }
 }
 
 /// Opens the log for the supervisor's and the server's output, first moving a log

@@ -27,6 +27,13 @@ mod os;
 #[path = "windows.rs"]
 mod os;
 
+// What Linux and macOS answer alike (descriptors, POSIX signals, Unix sockets).
+#[cfg(unix)]
+mod unix;
+
+#[cfg(unix)]
+pub use unix::*;
+
 // Portable parsing of a macOS answer: built for macOS, and for the tests everywhere,
 // so that Linux runs the parser macOS relies on.
 #[cfg(any(target_os = "macos", test))]

@@ -3,8 +3,6 @@
 //! the owners exactly as handed over — an owner whose start time does not match
 //! (its PID was reused after `up` read it) is not taken for the owner.
 
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -26,14 +24,14 @@ fn hand_off(args: &[&str], owners: Vec<Owner>) -> (std::process::Child, Channel)
     argv.extend(["--", fixture_bin(), "tree", "--children", "1"]);
     let cli = Cli::try_parse_from(argv).expect("a valid command line");
     let config = RunConfig::from_args(cli.run).expect("a valid config");
-    let (ours, theirs) = UnixStream::pair().unwrap();
+    let (ours, theirs) = sys::HandoffChannel::pair().unwrap();
     let mut command = Command::new(ocwrap_bin());
     command
         .arg(SUBCOMMAND)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    sys::pass_channel(&mut command, theirs.as_fd());
+    theirs.pass_to(&mut command);
     let child = command.spawn().expect("start ocwrap __supervise");
     drop(theirs);
     let mut channel = Channel::new(ours);

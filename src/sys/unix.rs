@@ -1,0 +1,571 @@
+//! The part of the platform seam that Linux and macOS answer the same way, with
+//! Unix facilities: wait sources are descriptors, the signal vocabulary is POSIX's,
+//! the control channel is a Unix socket, the handoff to `__supervise` is a socket
+//! pair on descriptor 3, the state dir is checked by owner uid and mode bits.
+//!
+//! Each item here has a Windows counterpart of the same name in `windows.rs`. What
+//! the two Unix platforms answer differently (process facts, pidfds, file watches,
+//! containment) stays in `linux.rs` and `macos.rs`, which this file builds on.
+
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use process_wrap::std::{ChildWrapper, CommandWrap, CommandWrapper, ProcessGroup, ProcessSession};
+use signal_hook::iterator::backend::SignalDelivery;
+use signal_hook::iterator::exfiltrator::SignalOnly;
+
+use super::Cgroup;
+use super::os::{self, EventSet, FileId, FileWatch, Interest};
+use crate::process::Pid;
+
+// ---------------------------------------------------------------------------
+// Wait sources.
+
+/// What the event loop waits on: a descriptor, readable or writable (see
+/// [`super::poll`]).
+pub type Waitable<'a> = BorrowedFd<'a>;
+
+/// Anything the loop can wait on by itself (a pidfd, an epoll set).
+pub trait AsWaitable {
+    fn waitable(&self) -> Waitable<'_>;
+}
+
+impl<T: AsFd> AsWaitable for T {
+    fn waitable(&self) -> Waitable<'_> {
+        self.as_fd()
+    }
+}
+
+impl EventSet {
+    /// The descriptors to wait on for the whole set: the epoll set itself.
+    pub fn waitables(&self) -> Vec<Waitable<'_>> {
+        vec![self.as_fd()]
+    }
+}
+
+impl FileWatch {
+    /// The descriptors to wait on for every watched file: the inotify (or kqueue)
+    /// descriptor.
+    pub fn waitables(&self) -> Vec<Waitable<'_>> {
+        vec![self.fd()]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signals: the vocabulary, and their delivery to the loop.
+
+/// A signal number.
+pub type Signal = libc::c_int;
+
+pub use libc::{
+    SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
+    SIGUSR2, SIGWINCH,
+};
+
+/// The supervisor's signal inbox: signal-hook's self-pipe. Handlers only write a
+/// byte; the loop polls the read end with everything else.
+#[derive(Debug)]
+pub struct SignalInbox {
+    delivery: SignalDelivery<UnixStream, SignalOnly>,
+}
+
+impl SignalInbox {
+    /// Handles `signals` from now on.
+    pub fn install(signals: &[Signal]) -> io::Result<SignalInbox> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, signals)?;
+        Ok(SignalInbox { delivery })
+    }
+
+    /// Readable when a signal has arrived.
+    pub fn waitable(&self) -> Waitable<'_> {
+        self.delivery.get_read().as_fd()
+    }
+
+    /// The signals that arrived since the last call (each at most once), never
+    /// blocking.
+    pub fn drain(&mut self) -> Vec<Signal> {
+        self.delivery.pending().collect()
+    }
+}
+
+/// Test fixtures: calls `handler` on a thread of its own for each of `signals`.
+pub fn on_signals(
+    signals: &[Signal],
+    mut handler: impl FnMut(Signal) + Send + 'static,
+) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new(signals)?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            handler(signal);
+        }
+    });
+    Ok(())
+}
+
+/// Test fixtures: catches `signal` and does nothing about it (a server that
+/// ignores SIGTERM, or survives SIGUSR1).
+pub fn catch_signal(signal: Signal) -> io::Result<()> {
+    signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false))).map(|_| ())
+}
+
+/// The signal that ended a process, if one did.
+pub fn exit_signal(status: &ExitStatus) -> Option<i32> {
+    status.signal()
+}
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+/// The parent of this process, as the kernel says now.
+pub fn parent_pid() -> Option<Pid> {
+    Pid::new(std::os::unix::process::parent_id() as i32)
+}
+
+/// The server as its supervisor knows it: our child, by PID. Its leader stays an
+/// unreaped child until teardown ends, so the PID cannot be recycled meanwhile.
+#[derive(Debug)]
+pub struct ServerChild {
+    pid: Pid,
+}
+
+impl ServerChild {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Whether it has exited, without reaping it.
+    pub fn has_exited(&self) -> io::Result<bool> {
+        os::has_exited(self.pid)
+    }
+
+    /// Reaps it if it has exited, returning its status.
+    pub fn reap(&self) -> io::Result<Option<ExitStatus>> {
+        os::reap(self.pid)
+    }
+
+    /// Nothing: its exit wakes the loop through SIGCHLD.
+    pub fn exit_waitable(&self) -> Option<Waitable<'_>> {
+        None
+    }
+}
+
+/// The process-wrap layer that ties the server's life to ours.
+#[derive(Debug)]
+struct DieWithSupervisor {
+    supervisor: Pid,
+}
+
+impl CommandWrapper for DieWithSupervisor {
+    fn pre_spawn(&mut self, command: &mut Command, _core: &CommandWrap) -> io::Result<()> {
+        os::die_with_supervisor(command, self.supervisor);
+        Ok(())
+    }
+}
+
+/// Starts the server in its own process group (or, with `session`, its own
+/// session), with the guard that makes it die with `supervisor` (process-wrap sets
+/// up the group; our own wrapper adds the guard). A cgroup was entered already by
+/// [`Cgroup::enter_before_exec`], so `_cgroup` is not needed here. The child handle
+/// process-wrap returns is dropped on purpose: the supervisor reaps every child it
+/// inherits through its own loop, this one included.
+pub fn spawn_server(
+    command: Command,
+    session: bool,
+    supervisor: Pid,
+    _cgroup: Option<&Cgroup>,
+) -> io::Result<ServerChild> {
+    let mut command = CommandWrap::from(command);
+    if session {
+        command.wrap(ProcessSession);
+    } else {
+        command.wrap(ProcessGroup::leader());
+    }
+    command.wrap(DieWithSupervisor { supervisor });
+    let child = command.spawn()?;
+    let pid = Pid::from_u32(child.id()).ok_or_else(|| io::Error::other("child has no pid"))?;
+    Ok(ServerChild { pid })
+}
+
+/// Whether a spawn failed because the command does not exist (exit 127).
+pub fn command_not_found(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR)
+    )
+}
+
+/// Whether a spawn failed because the command cannot be executed (exit 126).
+pub fn command_not_executable(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::EPERM)
+    )
+}
+
+/// Test fixtures: runs the command with `arg0` as its argv[0].
+pub fn set_arg0(command: &mut Command, arg0: &str) -> io::Result<()> {
+    command.arg0(arg0);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Files: logs, the state dir, locks.
+
+/// Opens (creating, `0600`) the log for appending. Opened without blocking (a
+/// FIFO nobody reads is refused with `ENXIO` instead of hanging ocwrap), then made
+/// blocking again for the server's writes.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    os::set_nonblocking(file.as_fd(), false)?;
+    Ok(file)
+}
+
+/// `$XDG_RUNTIME_DIR/ocwrap`, else `$TMPDIR/ocwrap-<uid>`.
+pub fn default_state_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("ocwrap"),
+        None => std::env::temp_dir().join(format!("ocwrap-{}", os::effective_uid())),
+    }
+}
+
+/// Makes a directory that only its owner may use (`0700`).
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    DirBuilder::new().mode(0o700).create(path)
+}
+
+/// Why an existing state dir cannot be trusted, if it cannot: another user owns
+/// it, or others may write to it (either would let them plant records, locks or
+/// sockets that ocwrap then acts on).
+pub fn private_dir_problem(_path: &Path, meta: &fs::Metadata) -> Option<&'static str> {
+    if os::file_owner(meta) != os::effective_uid() {
+        Some("is owned by another user")
+    } else if os::file_mode(meta) & 0o022 != 0 {
+        Some("is group- or world-writable")
+    } else {
+        None
+    }
+}
+
+impl FileId {
+    /// The identity of an open file.
+    pub fn of_file(file: &File) -> io::Result<FileId> {
+        Ok(FileId::of(&file.metadata()?))
+    }
+}
+
+/// Takes the exclusive lock (`flock`) on `file`, waiting for it.
+pub fn lock_exclusive(file: &File) -> io::Result<()> {
+    file.lock()
+}
+
+/// Takes the exclusive lock on `file` if nobody holds it; `false` when someone does.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    lock_outcome(file.try_lock())
+}
+
+/// Takes a shared lock on `file`, waiting while someone holds it exclusively.
+pub fn lock_shared(file: &File) -> io::Result<()> {
+    file.lock_shared()
+}
+
+/// Takes a shared lock on `file` unless someone holds it exclusively (`false`).
+pub fn try_lock_shared(file: &File) -> io::Result<bool> {
+    lock_outcome(file.try_lock_shared())
+}
+
+fn lock_outcome(result: Result<(), TryLockError>) -> io::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ocwrap's own diagnostics.
+
+/// Writes one diagnostic line to stderr only if the write cannot block now: a
+/// stderr pipe nobody reads must never stall the supervisor (the line is then
+/// dropped). Lines are below `PIPE_BUF`, so such a write is atomic.
+pub fn write_stderr_line(line: &[u8]) {
+    let stderr = io::stderr();
+    if os::writable_now(stderr.as_fd()) {
+        let _ = stderr.lock().write_all(line);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Readiness probes: a TCP connection driven by the loop.
+
+/// A non-blocking TCP connection under way, for the readiness probe.
+#[derive(Debug)]
+pub struct Connection(TcpStream);
+
+impl Connection {
+    /// Starts connecting to `addr` without waiting (see [`os::connect_nonblocking`]).
+    pub fn start(addr: &SocketAddr) -> io::Result<Connection> {
+        os::connect_nonblocking(addr).map(Connection)
+    }
+
+    /// The descriptor to wait on: writable once connected (or failed), readable
+    /// when an answer came.
+    pub fn waitable(&self, _interest: Interest) -> Waitable<'_> {
+        self.0.as_fd()
+    }
+
+    /// Whether the connect has finished: `None` while it is under way.
+    pub fn finished(&self) -> Option<io::Result<()>> {
+        match self.0.take_error() {
+            Ok(Some(e)) | Err(e) => Some(Err(e)),
+            Ok(None) => match self.0.peer_addr() {
+                Ok(_) => Some(Ok(())),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
+                Err(e) => Some(Err(e)),
+            },
+        }
+    }
+
+    /// Reads what has arrived, never blocking (`WouldBlock` when nothing has).
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.0).read(buf)
+    }
+
+    /// Writes what fits now, never blocking.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.0).write(buf)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The control channel: a Unix socket per name.
+
+/// Who runs a process: a user ID.
+pub type UserId = u32;
+
+/// The user this process runs as (its effective uid).
+pub fn current_user() -> UserId {
+    os::effective_uid()
+}
+
+/// Longest control socket path (`sun_path` less its NUL).
+pub const MAX_CONTROL_PATH: usize = os::MAX_SOCKET_PATH;
+
+/// The supervisor's listening control socket, non-blocking.
+#[derive(Debug)]
+pub struct ControlListener(UnixListener);
+
+impl ControlListener {
+    /// Binds a new socket at `path` (which must not exist).
+    pub fn bind(path: &Path) -> io::Result<ControlListener> {
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Ok(ControlListener(listener))
+    }
+
+    /// The next pending connection, without waiting: `None` when there is none
+    /// (or accepting failed), `Some(Err)` for one that could not be set up.
+    pub fn accept(&mut self) -> Option<io::Result<ControlStream>> {
+        let (stream, _) = self.0.accept().ok()?;
+        Some(stream.set_nonblocking(true).map(|()| ControlStream(stream)))
+    }
+
+    /// Readable when a connection is pending.
+    pub fn waitable(&self) -> Waitable<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// One control connection, non-blocking.
+#[derive(Debug)]
+pub struct ControlStream(UnixStream);
+
+impl ControlStream {
+    /// Two connected ends, both non-blocking (for tests).
+    pub fn pair() -> io::Result<(ControlStream, ControlStream)> {
+        let (a, b) = UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        b.set_nonblocking(true)?;
+        Ok((ControlStream(a), ControlStream(b)))
+    }
+
+    /// The descriptor to wait on for `interest`.
+    pub fn waitable(&self, _interest: Interest) -> Waitable<'_> {
+        self.0.as_fd()
+    }
+
+    /// Reads what has arrived: `Ok(0)` once the peer closed, `WouldBlock` when
+    /// nothing has arrived yet.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.0).read(buf)
+    }
+
+    /// Writes what fits now (`WouldBlock` when nothing does).
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.0).write(buf)
+    }
+
+    /// Writes all of `data`, waiting for room at most until `deadline`.
+    pub fn write_all_until(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
+        while !data.is_empty() {
+            match self.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    os::poll(&[(self.0.as_fd(), Interest::Write)], Some(left))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The user at the other end, as the kernel recorded it at `connect(2)`.
+    pub fn peer_user(&self) -> io::Result<UserId> {
+        os::peer_uid(&self.0)
+    }
+}
+
+/// A client's whole exchange: connects to the control socket at `path`, sends
+/// `line`, and reads one line of reply (at most `limit` bytes), waiting at most
+/// `read_wait` for it and `write_wait` for the request to go out.
+pub fn control_request(
+    path: &Path,
+    line: &[u8],
+    read_wait: Duration,
+    write_wait: Duration,
+    limit: u64,
+) -> io::Result<Vec<u8>> {
+    let mut stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(read_wait))?;
+    stream.set_write_timeout(Some(write_wait))?;
+    stream.write_all(line)?;
+    let mut answer = Vec::new();
+    BufReader::new(stream)
+        .take(limit)
+        .read_until(b'\n', &mut answer)?;
+    Ok(answer)
+}
+
+// ---------------------------------------------------------------------------
+// The handoff from `up` to `__supervise`: a socket pair, descriptor 3 in the child.
+
+/// One end of the handoff channel.
+#[derive(Debug)]
+pub struct HandoffChannel {
+    reader: BufReader<UnixStream>,
+}
+
+impl HandoffChannel {
+    fn new(stream: UnixStream) -> HandoffChannel {
+        HandoffChannel {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Two connected ends: ours, and the one for the child.
+    pub fn pair() -> io::Result<(HandoffChannel, HandoffChannel)> {
+        let (ours, theirs) = UnixStream::pair()?;
+        Ok((HandoffChannel::new(ours), HandoffChannel::new(theirs)))
+    }
+
+    /// The end `up` handed to this process (`__supervise`): descriptor 3.
+    pub fn take() -> io::Result<HandoffChannel> {
+        os::take_channel().map(HandoffChannel::new)
+    }
+
+    /// Makes this end the spawned command's descriptor 3 (see
+    /// [`os::pass_channel`]); this end must stay open until the command is spawned.
+    pub fn pass_to(&self, command: &mut Command) {
+        os::pass_channel(command, self.reader.get_ref().as_fd());
+    }
+
+    /// Sends one line (`line` ends in a newline).
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.reader.get_mut().write_all(line)
+    }
+
+    /// The next line (newline kept), at most `limit` bytes, waiting until
+    /// `deadline`: empty once the other end closed; an error of kind `WouldBlock`
+    /// or `TimedOut` when the deadline passed.
+    pub fn read_line_until(&mut self, limit: u64, deadline: Instant) -> io::Result<Vec<u8>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.reader.get_ref().set_read_timeout(Some(left))?;
+        let mut line = Vec::new();
+        (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)?;
+        Ok(line)
+    }
+}
+
+/// Makes the supervisor's end of the handoff channel its descriptor 3.
+#[derive(Debug)]
+struct PassChannel(HandoffChannel);
+
+impl CommandWrapper for PassChannel {
+    fn pre_spawn(&mut self, command: &mut Command, _core: &CommandWrap) -> io::Result<()> {
+        self.0.pass_to(command);
+        Ok(())
+    }
+}
+
+/// A supervisor `up` started.
+pub struct Detached(Box<dyn ChildWrapper>);
+
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Detached").field(&self.0.id()).finish()
+    }
+}
+
+impl Detached {
+    /// Waits for it to exit.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.0.wait()
+    }
+
+    /// Kills it (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.start_kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` (`ocwrap __supervise`) in its own session, so that killing the
+/// caller's process group (an agent's command timeout does) cannot reach it, with
+/// `channel` as its descriptor 3. Our copy of that end is closed once it runs, so
+/// that its exit ends the channel.
+pub fn spawn_detached(command: Command, channel: HandoffChannel) -> io::Result<Detached> {
+    let mut command = CommandWrap::from(command);
+    command.wrap(ProcessSession);
+    command.wrap(PassChannel(channel));
+    let child = command.spawn()?;
+    drop(command);
+    Ok(Detached(child))
+}
