@@ -109,8 +109,8 @@ impl Registration {
     }
 
     /// Watches the dir, the lock, the socket and the record (once it is written).
-    fn watch_all(&self) {
-        if let Some(watch) = &self.watch {
+    fn watch_all(&mut self) {
+        if let Some(watch) = &mut self.watch {
             let _ = watch.watch_dir(self.state.path());
             let _ = watch.watch_file(&self.state.lock_path(&self.stem));
             let _ = watch.watch_file(&self.state.socket_path(&self.stem));
@@ -180,7 +180,7 @@ impl Registration {
 
     /// After the watch woke the loop: consume its events and plan a look.
     pub fn on_disturbance(&mut self, now: Instant) {
-        if self.watch.as_ref().is_some_and(FileWatch::drain) {
+        if self.watch.as_mut().is_some_and(|watch| watch.drain()) {
             self.repair_at = Some(now + REPAIR_DELAY);
         }
     }
@@ -216,7 +216,7 @@ impl Registration {
         match record::write(&self.state.record_path(&self.stem), record) {
             Ok(id) => {
                 self.record = Some(id);
-                if let Some(watch) = &self.watch {
+                if let Some(watch) = &mut self.watch {
                     let _ = watch.watch_file(&self.state.record_path(&self.stem));
                 }
             }

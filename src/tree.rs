@@ -371,14 +371,14 @@ impl Pins {
         Pins::default()
     }
 
-    fn set(&mut self) -> Option<&EventSet> {
+    fn set(&mut self) -> Option<&mut EventSet> {
         if self.set.is_none() {
             match EventSet::new() {
                 Ok(set) => self.set = Some(set),
                 Err(e) => diag::say(format_args!("cannot watch the tree for exits: {e}")),
             }
         }
-        self.set.as_ref()
+        self.set.as_mut()
     }
 
     /// Pins `seen` unless it is pinned already: a pidfd is opened, then the PID
@@ -416,7 +416,7 @@ impl Pins {
 
     /// Forgets (and closes) the pinned processes that have exited.
     pub fn drop_exited(&mut self) {
-        let Some(set) = &self.set else {
+        let Some(set) = &mut self.set else {
             return;
         };
         let exited: HashSet<u64> = set

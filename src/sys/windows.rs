@@ -1,54 +1,67 @@
 //! Windows implementation of the platform seam.
 //!
-//! The same questions as on Linux, answered with handles and job objects:
+//! The same questions as on Unix, answered with handles and job objects:
 //!
 //! | question | Windows |
 //! |---|---|
-//! | who is this process (start time, parent, state)? | `GetProcessTimes` on a handle; parent and exe name from a Toolhelp snapshot |
+//! | who is this process (start time, parent, state)? | `GetProcessTimes` on a handle; parent and exe name from a Toolhelp snapshot, a parent younger than its child being a reused PID |
 //! | has this owner gone? | its process handle (`SYNCHRONIZE`) is signalled: [`poll`] waits on it |
-//! | keep the server (and its whole tree) from outliving us | a [`Job`] with `KILL_ON_JOB_CLOSE`, joined while suspended |
-//! | ask the server to stop | `CTRL_BREAK_EVENT` to its process group ([`request_stop`]) |
-//! | kill the tree | [`Job::terminate`] |
-//! | who is at the other end of the control channel? | [`PipeStream::peer_is_current_user`]: the peer's PID from the pipe, its token's user |
+//! | keep the server (and its whole tree) from outliving us | a job with `KILL_ON_JOB_CLOSE`, joined while suspended ([`spawn_server`]) |
+//! | contain the tree, list it, kill it | the job ([`Cgroup`]): its members, `TerminateJobObject`, its messages on a completion port |
+//! | ask the server to stop | `CTRL_BREAK_EVENT` to its process group ([`signal`]) |
+//! | who is at the other end of the control channel? | the pipe's client PID, its creation time and its token's user ([`ControlStream::peer_user`]) |
 //! | was this file removed or replaced? | change notifications on its directory ([`FileWatch`]), then [`FileId`] |
+//! | hand the config to `__supervise` | a private pipe whose client end it inherits ([`HandoffChannel`]) |
+//! | open a state-dir entry safely | `FILE_FLAG_OPEN_REPARSE_POINT`, then a regular-file check |
 //!
 //! Every wake-up source is a waitable `HANDLE` that stays signalled while it is
 //! ready (level-triggered, like `poll(2)`): a process handle once the process has
-//! exited, a manual-reset event for everything else. Sockets and pipes join the wait
-//! through such an event: a named pipe's pending overlapped `ConnectNamedPipe`,
-//! `ReadFile` or `WriteFile` sets the event in its `OVERLAPPED` when it completes
-//! ([`PipeListener::handle`], [`PipeStream::read_handle`],
-//! [`PipeStream::write_handle`]), and a socket would be tied to an event with
-//! `WSAEventSelect` (`FD_READ | FD_CLOSE`). Auto-reset events must never be waited
-//! on: [`poll`] looks at every handle again after a wake, and that look would
-//! consume them.
+//! exited, a manual-reset event for everything else. Pipes and sockets join the
+//! wait through such an event: a named pipe's pending overlapped `ConnectNamedPipe`,
+//! `ReadFile` or `WriteFile` sets the event in its `OVERLAPPED` when it completes,
+//! and a socket is tied to one with `WSAEventSelect` ([`Connection`]). Auto-reset
+//! events must never be waited on: [`poll`] looks at every handle again after a
+//! wake, and that look would consume them.
 //!
-//! Items with no Windows meaning keep their Linux signature and say so: no-ops
+//! Items with no Windows meaning keep their Unix signature and say so: no-ops
 //! where the job object already gives the guarantee (`become_child_subreaper`),
 //! `Unsupported` where the caller asked for something Windows cannot do
-//! (`new_session`). Every `unsafe` block carries a `// SAFETY:` comment.
+//! (`new_session`, a signal other than SIGKILL to one process). Every `unsafe`
+//! block carries a `// SAFETY:` comment.
 
+use std::cell::Cell;
 use std::ffi::OsStr;
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
 use std::mem::{size_of, zeroed};
+use std::net::{SocketAddr, TcpStream};
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::windows::io::{
-    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, HandleOrInvalid, HandleOrNull,
-    OwnedHandle, RawHandle,
+    AsHandle, AsRawHandle, AsRawSocket, BorrowedHandle, FromRawHandle, FromRawSocket,
+    HandleOrInvalid, HandleOrNull, OwnedHandle, RawHandle, RawSocket,
 };
 use std::os::windows::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_BROKEN_PIPE, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_PIPE_BUSY,
-    ERROR_PIPE_CONNECTED, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE, HLOCAL, LocalFree,
-    WAIT_ABANDONED_0, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_BROKEN_PIPE, ERROR_EXE_MACHINE_TYPE_MISMATCH,
+    ERROR_FILE_NOT_FOUND, ERROR_INVALID_NAME, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING,
+    ERROR_LOCK_VIOLATION, ERROR_MORE_DATA, ERROR_PATH_NOT_FOUND, ERROR_PIPE_BUSY,
+    ERROR_PIPE_CONNECTED, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE, HANDLE_FLAG_INHERIT,
+    HLOCAL, LocalFree, SetHandleInformation, WAIT_ABANDONED_0, WAIT_FAILED, WAIT_OBJECT_0,
+    WAIT_TIMEOUT,
+};
+use windows_sys::Win32::Networking::WinSock::{
+    ADDRESS_FAMILY, AF_INET, AF_INET6, FD_CLOSE, FD_CONNECT, FD_CONNECT_BIT, FD_READ, FD_WRITE,
+    INVALID_SOCKET, IPPROTO_TCP, SOCK_STREAM, SOCKADDR_IN, SOCKADDR_IN6, SOCKADDR_STORAGE, SOCKET,
+    WSA_FLAG_NO_HANDLE_INHERIT, WSA_FLAG_OVERLAPPED, WSADATA, WSAEVENT, WSAEWOULDBLOCK,
+    WSAEnumNetworkEvents, WSAEventSelect, WSAGetLastError, WSANETWORKEVENTS, WSASocketW,
+    WSAStartup, connect,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
@@ -62,21 +75,26 @@ use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, CreateDirectoryW, CreateFileW, FILE_FLAG_BACKUP_SEMANTICS,
     FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OPEN_REPARSE_POINT, FILE_FLAG_OVERLAPPED,
     FILE_NOTIFY_CHANGE, FILE_NOTIFY_CHANGE_DIR_NAME, FILE_NOTIFY_CHANGE_FILE_NAME,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FindCloseChangeNotification,
-    FindFirstChangeNotificationW, FindNextChangeNotification, GetFileInformationByHandle,
-    OPEN_EXISTING, PIPE_ACCESS_DUPLEX, ReadFile, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
-    WriteFile,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TYPE_PIPE,
+    FindCloseChangeNotification, FindFirstChangeNotificationW, FindNextChangeNotification,
+    GetFileInformationByHandle, GetFileType, LOCK_FILE_FLAGS, LOCKFILE_EXCLUSIVE_LOCK,
+    LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, OPEN_EXISTING, PIPE_ACCESS_DUPLEX, ReadFile,
+    SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT, WriteFile,
 };
 use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
     TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
 };
-use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::System::IO::{
+    CancelIoEx, CreateIoCompletionPort, GetOverlappedResult, GetQueuedCompletionStatus, OVERLAPPED,
+    PostQueuedCompletionStatus,
+};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectBasicAccountingInformation,
+    JOBOBJECT_ASSOCIATE_COMPLETION_PORT, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+    JOBOBJECT_BASIC_PROCESS_ID_LIST, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectAssociateCompletionPortInformation, JobObjectBasicAccountingInformation,
     JobObjectBasicProcessIdList, JobObjectExtendedLimitInformation, QueryInformationJobObject,
     SetInformationJobObject, TerminateJobObject,
 };
@@ -87,14 +105,14 @@ use windows_sys::Win32::System::Pipes::{
 };
 use windows_sys::Win32::System::SystemInformation::GetSystemTimeAsFileTime;
 use windows_sys::Win32::System::Threading::{
-    CREATE_NEW_PROCESS_GROUP, CREATE_SUSPENDED, CreateEventW, GetCurrentProcess,
-    GetExitCodeProcess, GetProcessTimes, INFINITE, OpenProcess, OpenProcessToken, OpenThread,
-    PROCESS_ACCESS_RIGHTS, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, ResetEvent,
-    ResumeThread, SetEvent, THREAD_SUSPEND_RESUME, TerminateProcess, WaitForMultipleObjects,
-    WaitForSingleObject,
+    CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, CREATE_SUSPENDED,
+    CreateEventW, GetCurrentProcess, GetExitCodeProcess, GetProcessTimes, INFINITE, OpenProcess,
+    OpenProcessToken, OpenThread, PROCESS_ACCESS_RIGHTS, PROCESS_QUERY_LIMITED_INFORMATION,
+    PROCESS_SYNCHRONIZE, PROCESS_TERMINATE, ResetEvent, ResumeThread, SetEvent,
+    THREAD_SUSPEND_RESUME, TerminateProcess, WaitForMultipleObjects, WaitForSingleObject,
 };
 
-use crate::process::{Pid, ProcInfo, RunState, StartTime};
+use crate::process::{Pid, ProcInfo, RunState, StartTime, Target};
 
 // ---------------------------------------------------------------------------
 // Small helpers: every Win32 return convention turned into io::Result once.
@@ -335,10 +353,47 @@ pub fn process_names(pid: Pid) -> Vec<String> {
     names
 }
 
-/// Whether a process can never exit while we watch it: the Idle (0) and System (4)
-/// processes, or ourselves. Such a PID must not be accepted as an owner.
-pub fn is_immortal(pid: Pid) -> bool {
-    pid.get() == 4 || pid == Pid::current()
+/// Whether `pid` is one of the kernel's own processes (System, 4; Idle is PID 0,
+/// which no [`Pid`] names): it never exits on a user's account, so it can never be
+/// an owner that dies.
+pub fn is_kernel_thread(pid: Pid) -> bool {
+    pid.get() == 4
+}
+
+/// The parent of this process, if it still runs: the PID recorded at our creation,
+/// accepted only if that process is not younger than us (else the PID was reused).
+pub fn parent_pid() -> Option<Pid> {
+    let me = Pid::current();
+    let start = identity(me)?.0;
+    let parent = snapshot()
+        .ok()?
+        .into_iter()
+        .find(|e| Pid::from_u32(e.pid) == Some(me))
+        .and_then(|e| Pid::from_u32(e.parent))?;
+    verified_parent(start, Some((parent, identity(parent)?.0)))
+}
+
+/// Process snapshots record every parent, so children can always be listed.
+pub fn children_listed() -> bool {
+    true
+}
+
+/// The processes whose recorded parent is `pid` and that are younger than it (an
+/// older one names a process that had the PID before). Processes whose parent has
+/// exited are listed under nobody: Windows never reparents them. Empty when `pid`
+/// is gone.
+pub fn children(pid: Pid) -> Vec<Pid> {
+    let Some((start, _)) = identity(pid) else {
+        return Vec::new();
+    };
+    let Ok(all) = snapshot() else {
+        return Vec::new();
+    };
+    all.iter()
+        .filter(|e| Pid::from_u32(e.parent) == Some(pid))
+        .filter_map(|e| Pid::from_u32(e.pid))
+        .filter(|&child| identity(child).is_some_and(|(born, _)| born >= start))
+        .collect()
 }
 
 /// Windows keeps no environment of another process that we could read without
@@ -350,7 +405,7 @@ pub fn environ_has(_pid: Pid, _entry: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Owners: process handles.
+// Owners and members: process handles.
 
 /// A handle on one process (the Windows counterpart of a pidfd): it keeps naming
 /// that process, and keeps its PID from being reused, for as long as it is open.
@@ -359,49 +414,33 @@ pub fn environ_has(_pid: Pid, _entry: &str) -> bool {
 pub struct PidFd(OwnedHandle);
 
 impl PidFd {
-    /// Opens `pid` for waiting, querying and terminating (terminating succeeds only
-    /// where we are allowed to: our own servers).
+    /// Opens `pid` for waiting and querying, and for terminating where we may (our
+    /// own user's processes; an owner of another user is only waited on).
     pub fn open(pid: Pid) -> io::Result<PidFd> {
-        open_process(pid, PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION).map(PidFd)
-    }
-
-    /// The same process as a child we spawned (the handle is duplicated, so the
-    /// `Child` may be dropped).
-    pub fn of_child(child: &Child) -> io::Result<PidFd> {
-        Ok(PidFd(child.as_handle().try_clone_to_owned()?))
+        let wait = PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION;
+        open_process(pid, wait | PROCESS_TERMINATE)
+            .or_else(|_| open_process(pid, wait))
+            .map(PidFd)
     }
 
     pub fn try_clone(&self) -> io::Result<PidFd> {
         Ok(PidFd(self.0.try_clone()?))
     }
 
-    /// The process's creation time, read through the handle: unlike a lookup by
-    /// PID, it cannot be answered by a process that took the PID since.
-    pub fn start_time(&self) -> io::Result<StartTime> {
-        creation_time(self.0.as_handle())
-    }
-
-    pub fn has_exited(&self) -> bool {
-        is_signalled(self.0.as_handle())
-    }
-
-    /// Kills the process. Only a handle with `PROCESS_TERMINATE` can: one from
-    /// [`PidFd::of_child`] (our server), never an owner's from [`PidFd::open`].
-    pub fn terminate(&self, exit_code: u32) -> io::Result<()> {
-        // SAFETY: a valid process handle; the call checks its access rights.
-        check(unsafe { TerminateProcess(raw(&self.0), exit_code) })
-    }
-
-    /// Its exit status once it has exited. A process killed from outside reports
-    /// the code its killer chose (under Wine: 0).
-    pub fn exit_status(&self) -> io::Result<Option<ExitStatus>> {
-        if !self.has_exited() {
-            return Ok(None);
+    /// "Signals" the process through its handle, so it reaches that process or
+    /// nobody, never a newcomer with its PID. Windows has one signal a process
+    /// cannot refuse: SIGKILL is `TerminateProcess`. SIGCONT has nothing to do (no
+    /// process is stopped by a signal here). Every other signal is `Unsupported`:
+    /// a graceful request goes to a process group ([`signal`]), not to a process.
+    pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
+        match signal {
+            SIGKILL => {
+                // SAFETY: a valid process handle; the call checks its access rights.
+                check(unsafe { TerminateProcess(raw(&self.0), KILLED_EXIT_CODE) })
+            }
+            SIGCONT => Ok(()),
+            _ => Err(unsupported_signal(signal)),
         }
-        let mut code = 0u32;
-        // SAFETY: a valid process handle and one u32 that lives for the call.
-        check(unsafe { GetExitCodeProcess(raw(&self.0), &mut code) })?;
-        Ok(Some(ExitStatus::from_raw(code)))
     }
 }
 
@@ -416,26 +455,61 @@ pub fn pidfd_supported() -> bool {
     true
 }
 
-/// Whether `pid` has exited. It is only safe for a process whose handle we hold
-/// elsewhere (the server's, in its [`PidFd`]): that keeps the PID from being reused.
-pub fn has_exited(pid: Pid) -> io::Result<bool> {
-    let handle = open_process(pid, PROCESS_SYNCHRONIZE)?;
-    Ok(is_signalled(handle.as_handle()))
+/// The exit code given to processes we kill (`TerminateProcess`,
+/// `TerminateJobObject`): 128 + SIGKILL, as a shell reports a killed process.
+const KILLED_EXIT_CODE: u32 = 137;
+
+fn unsupported_signal(signal: Signal) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("signal {signal} has no Windows counterpart"),
+    )
 }
 
-/// The exit status of `pid` once it has exited. Windows has no zombies to reap: a
-/// process's record goes when its last handle closes. As [`has_exited`], only for
-/// a process whose handle we hold.
-pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
-    PidFd(open_process(
-        pid,
-        PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION,
-    )?)
-    .exit_status()
+/// Sends `signal` to a process or a process group, as far as Windows has one:
+///
+/// - to a group (the server's, made with `CREATE_NEW_PROCESS_GROUP`), a
+///   terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) is the graceful request
+///   to stop, `CTRL_BREAK_EVENT` ([`request_stop`]); SIGCONT does nothing;
+/// - to a process, SIGKILL is `TerminateProcess` (by PID: only for a process whose
+///   identity the caller made sure of);
+/// - anything else is `Unsupported`. PID 1 and group 1 are refused, as on Unix.
+pub fn signal(target: Target, signal: Signal) -> io::Result<()> {
+    if target.for_kill().is_none() {
+        return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+    }
+    match (target, signal) {
+        (Target::ProcessGroup(group), SIGINT | SIGTERM | SIGHUP | SIGQUIT) => request_stop(group),
+        (Target::ProcessGroup(_), SIGCONT) => Ok(()),
+        (Target::Process(pid), SIGKILL) => PidFd::open(pid)?.send_signal(SIGKILL),
+        _ => Err(unsupported_signal(signal)),
+    }
+}
+
+/// Nothing to reap: Windows has no zombies, and a process's record goes when its
+/// last handle closes. The server's own status comes from its handle
+/// ([`ServerChild::reap`]).
+pub fn reap(_pid: Pid) -> io::Result<Option<ExitStatus>> {
+    Ok(None)
 }
 
 // ---------------------------------------------------------------------------
 // Waiting.
+
+/// What the event loop waits on: a waitable handle, signalled while ready (see
+/// the module header).
+pub type Waitable<'a> = BorrowedHandle<'a>;
+
+/// Anything the loop can wait on by itself (a process handle).
+pub trait AsWaitable {
+    fn waitable(&self) -> Waitable<'_>;
+}
+
+impl<T: AsHandle> AsWaitable for T {
+    fn waitable(&self) -> Waitable<'_> {
+        self.as_handle()
+    }
+}
 
 /// What a wait source is waited on for. On Windows the handle itself carries it
 /// (a pipe's read event or write event), so it is kept only for the signature.
@@ -546,7 +620,355 @@ fn wait_any_chunked(handles: &[BorrowedHandle<'_>], millis: u32) -> io::Result<(
 }
 
 // ---------------------------------------------------------------------------
-// Containment: the job object.
+// Containment: the seam's `Cgroup` is a job object here.
+
+/// The completion key of a job's own messages on its port.
+const JOB_KEY: usize = 1;
+/// The completion key that tells a job's watcher thread to end.
+const STOP_KEY: usize = 2;
+/// Job messages (`winnt.h`) that say a member exited, or that none is left.
+const JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO: u32 = 4;
+const JOB_OBJECT_MSG_EXIT_PROCESS: u32 = 7;
+const JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS: u32 = 8;
+
+/// The server's containment: a [`Job`] that no member can leave and that the
+/// kernel empties when its last handle (ours) closes, however ocwrap ends. It is
+/// what the seam calls a cgroup: its members are the job's list, teardown ends
+/// with `TerminateJobObject`, and a member's exit is an event (the job's messages
+/// on a completion port, turned into a manual-reset event by a small thread,
+/// since a port cannot join a wait).
+///
+/// A job has no path and cannot be opened by anyone else (it is unnamed): the path
+/// it reports (`/job/<name>`) only names it in the record, and after ocwrap's death
+/// there is nothing to clean up, since the kernel already killed every member.
+#[derive(Debug)]
+pub struct Cgroup {
+    job: Job,
+    path: PathBuf,
+    changed: Arc<OwnedHandle>,
+    port: Arc<OwnedHandle>,
+}
+
+impl Cgroup {
+    /// A new job named `name` (in the record only), with its event thread.
+    pub fn create(name: &str) -> io::Result<Cgroup> {
+        let job = Job::new()?;
+        let changed = Arc::new(manual_event()?);
+        // SAFETY: a new completion port tied to no file; the handle is ours alone.
+        let port = Arc::new(unsafe {
+            owned_or_null(CreateIoCompletionPort(
+                windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE,
+                std::ptr::null_mut(),
+                0,
+                1,
+            ))
+        }?);
+        let association = JOBOBJECT_ASSOCIATE_COMPLETION_PORT {
+            CompletionKey: JOB_KEY as *mut std::ffi::c_void,
+            CompletionPort: raw(&*port),
+        };
+        // SAFETY: a valid job handle and a structure of the size we pass that lives
+        // for the call; the port outlives the job's use of it (see Drop).
+        check(unsafe {
+            SetInformationJobObject(
+                raw(&job.0),
+                JobObjectAssociateCompletionPortInformation,
+                (&association as *const JOBOBJECT_ASSOCIATE_COMPLETION_PORT).cast(),
+                size_of::<JOBOBJECT_ASSOCIATE_COMPLETION_PORT>() as u32,
+            )
+        })?;
+        let (watched_port, signalled) = (Arc::clone(&port), Arc::clone(&changed));
+        std::thread::Builder::new()
+            .name("job-events".into())
+            .spawn(move || forward_job_events(&watched_port, &signalled))?;
+        Ok(Cgroup {
+            job,
+            path: PathBuf::from(format!("/job/{name}")),
+            changed,
+            port,
+        })
+    }
+
+    /// Nothing to open: an unnamed job cannot be reached by another process, and
+    /// the one a dead supervisor held was emptied by the kernel when it died.
+    pub fn open_existing(_path: &Path, _name: &str) -> io::Result<Option<Cgroup>> {
+        Ok(None)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `TerminateJobObject` kills every member at once.
+    pub fn can_kill(&self) -> bool {
+        true
+    }
+
+    /// Nothing to do before the spawn: [`spawn_server`] joins the server to the
+    /// job while it is suspended, so not one of its instructions runs outside.
+    pub fn enter_before_exec(&self, _command: &mut Command) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub fn members(&self) -> io::Result<Vec<Pid>> {
+        self.job.members()
+    }
+
+    pub fn holds(&self, pid: Pid) -> bool {
+        self.members().is_ok_and(|m| m.contains(&pid))
+    }
+
+    /// Whether a member still runs. The change event is reset first, so an exit
+    /// after this look sets it again and wakes the waiter.
+    pub fn is_populated(&self) -> io::Result<bool> {
+        // SAFETY: a valid event handle.
+        unsafe { ResetEvent(raw(&*self.changed)) };
+        Ok(self.job.active()? > 0)
+    }
+
+    /// Signalled when a member exited since the last [`Cgroup::is_populated`].
+    pub fn events_fd(&self) -> Waitable<'_> {
+        self.changed.as_handle()
+    }
+
+    pub fn kill(&self) -> io::Result<bool> {
+        self.job.terminate(KILLED_EXIT_CODE)?;
+        Ok(true)
+    }
+
+    /// Waits until no member runs, at most `timeout`; whether none does.
+    pub fn wait_empty(&self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_populated()? {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            wait_any(&[self.events_fd()], wait_millis(Some(left)))?;
+        }
+    }
+
+    /// Closes the job (its members are gone by now).
+    pub fn remove(self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // SAFETY: a valid port handle; the message only tells the thread to end.
+        unsafe { PostQueuedCompletionStatus(raw(&*self.port), 0, STOP_KEY, std::ptr::null()) };
+    }
+}
+
+/// The body of a job's event thread: sets `changed` for each member's exit and
+/// when none is left, until told to stop.
+fn forward_job_events(port: &OwnedHandle, changed: &OwnedHandle) {
+    loop {
+        let (mut message, mut key) = (0u32, 0usize);
+        let mut overlapped: *mut OVERLAPPED = std::ptr::null_mut();
+        // SAFETY: a valid port handle and out-parameters that live for the call.
+        let ok = unsafe {
+            GetQueuedCompletionStatus(raw(port), &mut message, &mut key, &mut overlapped, INFINITE)
+        };
+        if ok == 0 || key == STOP_KEY {
+            return;
+        }
+        let exit = matches!(
+            message,
+            JOB_OBJECT_MSG_EXIT_PROCESS
+                | JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS
+                | JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO
+        );
+        if key == JOB_KEY && exit {
+            // SAFETY: a valid event handle kept alive by the caller's Arc.
+            unsafe { SetEvent(raw(changed)) };
+        }
+    }
+}
+
+/// No job is left behind by a dead supervisor (see [`Cgroup`]): none to list.
+pub fn own_child_cgroups() -> io::Result<Vec<PathBuf>> {
+    Ok(Vec::new())
+}
+
+/// Nothing to remove (see [`own_child_cgroups`]).
+pub fn remove_empty_cgroup(_path: &Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "jobs are not left behind on Windows",
+    ))
+}
+
+/// The jobs of servers started without a job of their own (`--contain group`):
+/// kept open for ocwrap's whole life, so that those servers die with it too.
+static PRIVATE_JOBS: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+
+/// The server as its supervisor knows it: its PID, and its process handle, which
+/// keeps the PID from being reused until teardown ends and gives its exit status.
+#[derive(Debug)]
+pub struct ServerChild {
+    pid: Pid,
+    process: OwnedHandle,
+}
+
+impl ServerChild {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    pub fn has_exited(&self) -> io::Result<bool> {
+        Ok(is_signalled(self.process.as_handle()))
+    }
+
+    /// Its status once it has exited. A process killed from outside reports the
+    /// code its killer chose (under Wine: 0).
+    pub fn reap(&self) -> io::Result<Option<ExitStatus>> {
+        if !is_signalled(self.process.as_handle()) {
+            return Ok(None);
+        }
+        let mut code = 0u32;
+        // SAFETY: a valid process handle and one u32 that lives for the call.
+        check(unsafe { GetExitCodeProcess(raw(&self.process), &mut code) })?;
+        Ok(Some(ExitStatus::from_raw(code)))
+    }
+
+    /// Its process handle: signalled once it has exited (no SIGCHLD here).
+    pub fn exit_waitable(&self) -> Option<Waitable<'_>> {
+        Some(self.process.as_handle())
+    }
+}
+
+/// Starts the server suspended and in a new process group (so that
+/// [`request_stop`] reaches it, and a Ctrl-C meant for ocwrap's console does not),
+/// joins it to `cgroup`'s job (or, without one, to a job of its own that lives as
+/// long as ocwrap) and only then lets it run: nothing it starts can be outside the
+/// job, and the job dies with ocwrap. `session` means nothing more here (Windows
+/// has no sessions to start); `supervisor` is unused: the job, not a parent check,
+/// ties the server to us.
+pub fn spawn_server(
+    mut command: Command,
+    _session: bool,
+    _supervisor: Pid,
+    cgroup: Option<&Cgroup>,
+) -> io::Result<ServerChild> {
+    command.creation_flags(CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP);
+    // The handoff handle was for this supervisor only.
+    command.env_remove(HANDOFF_ENV);
+    let child = command.spawn()?;
+    match cgroup {
+        Some(cgroup) => cgroup.job.adopt(&child)?,
+        None => {
+            let job = Job::new()?;
+            job.adopt(&child)?;
+            PRIVATE_JOBS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(job);
+        }
+    }
+    let pid = Pid::from_u32(child.id()).ok_or_else(|| io::Error::other("child has no pid"))?;
+    Ok(ServerChild {
+        pid,
+        process: OwnedHandle::from(child),
+    })
+}
+
+/// Whether a spawn failed because the command does not exist (exit 127).
+pub fn command_not_found(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error().map(|e| e as u32),
+        Some(ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND | ERROR_INVALID_NAME)
+    )
+}
+
+/// Whether a spawn failed because the command cannot be executed (exit 126).
+pub fn command_not_executable(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error().map(|e| e as u32),
+        Some(ERROR_ACCESS_DENIED | ERROR_BAD_EXE_FORMAT | ERROR_EXE_MACHINE_TYPE_MISMATCH)
+    )
+}
+
+/// Not offered: Windows passes one command line, whose first word the program
+/// parses itself; there is no separate argv[0] to set.
+pub fn set_arg0(_command: &mut Command, _arg0: &str) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "Windows has no argv[0] apart from the program",
+    ))
+}
+
+/// No-op: Windows has no subreaper. The job is what keeps every descendant in
+/// ocwrap's tree, wherever its parent went.
+pub fn become_child_subreaper() -> io::Result<()> {
+    Ok(())
+}
+
+/// Processes in exit-watch sets, and other handles, watched together. Windows has
+/// no handle that stands for a set of handles, so [`EventSet::waitables`] gives all
+/// of them (and [`poll`] waits on any number). A watched process's handle is a
+/// copy, dropped once [`EventSet::ready`] has reported its exit: an exited process
+/// stays signalled, and would keep waking the loop.
+#[derive(Debug, Default)]
+pub struct EventSet {
+    watched: Vec<Watched>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    key: u64,
+    handle: OwnedHandle,
+    /// A process's exit (reported once) rather than a change (reported while set).
+    exit: bool,
+}
+
+impl EventSet {
+    pub fn new() -> io::Result<EventSet> {
+        Ok(EventSet::default())
+    }
+
+    /// Ready once the process behind `pidfd` has exited.
+    pub fn watch_exit(&mut self, pidfd: &PidFd, key: u64) -> io::Result<()> {
+        self.watched.push(Watched {
+            key,
+            handle: pidfd.0.try_clone()?,
+            exit: true,
+        });
+        Ok(())
+    }
+
+    /// Ready while `waitable` (a job's change event) is signalled.
+    pub fn watch_change(&mut self, waitable: Waitable<'_>, key: u64) -> io::Result<()> {
+        self.watched.push(Watched {
+            key,
+            handle: waitable.try_clone_to_owned()?,
+            exit: false,
+        });
+        Ok(())
+    }
+
+    /// The keys of the watched handles that are signalled now, without waiting.
+    pub fn ready(&mut self, _watched: usize) -> io::Result<Vec<u64>> {
+        let mut ready = Vec::new();
+        self.watched.retain(|w| {
+            let signalled = is_signalled(w.handle.as_handle());
+            if signalled {
+                ready.push(w.key);
+            }
+            !(signalled && w.exit)
+        });
+        Ok(ready)
+    }
+
+    /// Every handle of the set, to wait on together.
+    pub fn waitables(&self) -> Vec<Waitable<'_>> {
+        self.watched.iter().map(|w| w.handle.as_handle()).collect()
+    }
+}
 
 /// A job object that holds the server and everything it starts. Its only handle is
 /// ours, and it is created with `KILL_ON_JOB_CLOSE`: when that handle closes — we
@@ -554,10 +976,10 @@ fn wait_any_chunked(handles: &[BorrowedHandle<'_>], millis: u32) -> io::Result<(
 /// job, grandchildren included. No descendant can leave it: breakaway is not
 /// allowed, so `CREATE_BREAKAWAY_FROM_JOB` fails.
 #[derive(Debug)]
-pub struct Job(OwnedHandle);
+struct Job(OwnedHandle);
 
 impl Job {
-    pub fn new() -> io::Result<Job> {
+    fn new() -> io::Result<Job> {
         // SAFETY: no security attributes (the handle is not inheritable), no name.
         let job =
             Job(unsafe { owned_or_null(CreateJobObjectW(std::ptr::null(), std::ptr::null())) }?);
@@ -577,11 +999,11 @@ impl Job {
         Ok(job)
     }
 
-    /// Puts a child that was created suspended (see [`die_with_supervisor`]) into
+    /// Puts a child that was created suspended (see [`spawn_server`]) into
     /// the job, then lets it run: not one of its instructions runs outside the job,
     /// so nothing it starts can be outside it either. If it cannot join, it is
     /// terminated before it ever ran, never left running unconfined.
-    pub fn adopt(&self, child: &Child) -> io::Result<()> {
+    fn adopt(&self, child: &Child) -> io::Result<()> {
         // SAFETY: a valid job handle and the child's valid process handle.
         let joined = check(unsafe { AssignProcessToJobObject(raw(&self.0), raw(child)) })
             .and_then(|()| resume_suspended(child.id()));
@@ -593,7 +1015,7 @@ impl Job {
     }
 
     /// The PIDs of the processes in the job now.
-    pub fn members(&self) -> io::Result<Vec<Pid>> {
+    fn members(&self) -> io::Result<Vec<Pid>> {
         let mut capacity = 64usize;
         loop {
             // The list is a header and `capacity` PIDs; usize words keep the
@@ -636,7 +1058,7 @@ impl Job {
     }
 
     /// How many processes in the job are still running.
-    pub fn active(&self) -> io::Result<u32> {
+    fn active(&self) -> io::Result<u32> {
         // SAFETY: plain data; all-zero is a valid value to overwrite.
         let mut info: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = unsafe { zeroed() };
         // SAFETY: a valid job handle and a structure of the size we pass.
@@ -653,7 +1075,7 @@ impl Job {
     }
 
     /// Kills every process in the job at once, each with `exit_code`.
-    pub fn terminate(&self, exit_code: u32) -> io::Result<()> {
+    fn terminate(&self, exit_code: u32) -> io::Result<()> {
         // SAFETY: a valid job handle.
         check(unsafe { TerminateJobObject(raw(&self.0), exit_code) })
     }
@@ -694,82 +1116,117 @@ fn resume_suspended(pid: u32) -> io::Result<()> {
     }
 }
 
-/// Prepares the server's command: created suspended (so that [`Job::adopt`] puts it
-/// into the job before it runs) and in a new process group (so that
-/// [`request_stop`] can reach it, and a Ctrl-C meant for ocwrap's console does
-/// not). The caller must pass the child to `Job::adopt`: until then it does not
-/// run. `supervisor` is unused: the job, not a parent check, ties the server to us.
-pub fn die_with_supervisor(command: &mut Command, _supervisor: Pid) {
-    command.creation_flags(CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP);
-}
-
-/// No-op: Windows has no subreaper. The job is what keeps every descendant in
-/// ocwrap's tree, wherever its parent went.
-pub fn become_child_subreaper() -> io::Result<()> {
-    Ok(())
-}
-
-/// The graceful request to stop: `CTRL_BREAK_EVENT` to the server's process group
-/// (the server's PID; see [`die_with_supervisor`]). It reaches only processes
-/// attached to ocwrap's console; a server without one gets nothing, and teardown
-/// goes on to [`Job::terminate`] after the grace. Wine does not implement it.
-pub fn request_stop(group: Pid) -> io::Result<()> {
-    let group =
-        u32::try_from(group.get()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // Group 0 would mean every process on our console, ourselves included.
-    if group == 0 {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: plain values.
-    check(unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) })
-}
-
 // ---------------------------------------------------------------------------
-// ocwrap's own console events.
+// Signals: the vocabulary, and ocwrap's own console events.
 
-/// Ctrl-C, Ctrl-Break and console close (and logoff/shutdown) for ocwrap itself,
-/// through `ctrlc`: each is a request to stop. They arrive on a thread of their own;
-/// this turns them into a count and a manual-reset event the loop waits on. On
+/// A signal number. Windows has no signals; the portable code speaks POSIX's
+/// vocabulary, with Linux's numbers (so that exit codes read 128 + n as there),
+/// and this file says what each means here: see [`signal`], [`PidFd::send_signal`]
+/// and [`SignalInbox`].
+pub type Signal = i32;
+
+pub const SIGHUP: Signal = 1;
+pub const SIGINT: Signal = 2;
+pub const SIGQUIT: Signal = 3;
+pub const SIGKILL: Signal = 9;
+pub const SIGUSR1: Signal = 10;
+pub const SIGUSR2: Signal = 12;
+pub const SIGTERM: Signal = 15;
+pub const SIGCHLD: Signal = 17;
+pub const SIGCONT: Signal = 18;
+pub const SIGTTIN: Signal = 21;
+pub const SIGTTOU: Signal = 22;
+pub const SIGWINCH: Signal = 28;
+
+/// ocwrap's own "signals": Ctrl-C, Ctrl-Break and console close (and logoff and
+/// shutdown), through `ctrlc`, which cannot tell them apart. Each arrives as SIGINT
+/// (a request to stop, as from a terminal). They come on a thread of their own;
+/// this turns them into a list and a manual-reset event the loop waits on. On
 /// console close Windows gives the handler about 5 s before it kills ocwrap; then
-/// the job's handle closes and the tree goes with it anyway.
+/// the job's handle closes and the tree goes with it anyway. No other signal of
+/// the vocabulary ever arrives (the server's exit wakes the loop through its
+/// handle: [`ServerChild::exit_waitable`]).
 #[derive(Debug)]
-pub struct StopRequests {
+pub struct SignalInbox {
     event: Arc<OwnedHandle>,
-    count: Arc<AtomicUsize>,
+    pending: Arc<Mutex<Vec<Signal>>>,
 }
 
-impl StopRequests {
-    /// Installs the handler (once per process).
-    pub fn install() -> io::Result<StopRequests> {
+impl SignalInbox {
+    /// Installs the console handler (once per process) if SIGINT is among
+    /// `signals`.
+    pub fn install(signals: &[Signal]) -> io::Result<SignalInbox> {
         let event = Arc::new(manual_event()?);
-        let count = Arc::new(AtomicUsize::new(0));
-        let (set, counted) = (Arc::clone(&event), Arc::clone(&count));
-        ctrlc::set_handler(move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            // SAFETY: a valid event handle kept alive by the Arc.
-            unsafe { SetEvent(raw(&*set)) };
-        })
-        .map_err(io::Error::other)?;
-        Ok(StopRequests { event, count })
+        let pending = Arc::new(Mutex::new(Vec::new()));
+        if signals.contains(&SIGINT) {
+            let (set, arrived) = (Arc::clone(&event), Arc::clone(&pending));
+            ctrlc::set_handler(move || {
+                let mut arrived = arrived.lock().unwrap_or_else(PoisonError::into_inner);
+                if !arrived.contains(&SIGINT) {
+                    arrived.push(SIGINT);
+                }
+                // SAFETY: a valid event handle kept alive by the Arc.
+                unsafe { SetEvent(raw(&*set)) };
+            })
+            .map_err(io::Error::other)?;
+        }
+        Ok(SignalInbox { event, pending })
     }
 
-    /// Signalled while a request is pending.
-    pub fn handle(&self) -> BorrowedHandle<'_> {
+    /// Signalled while a console event is pending.
+    pub fn waitable(&self) -> Waitable<'_> {
         self.event.as_handle()
     }
 
-    /// How many requests arrived since the last call. The event is reset before the
-    /// count is taken, so a request arriving in between is never lost (at worst it
-    /// causes one empty wake-up).
-    pub fn drain(&self) -> usize {
+    /// The events that arrived since the last call. The event is reset before the
+    /// list is taken, so one arriving in between is never lost (at worst it causes
+    /// one empty wake-up).
+    pub fn drain(&mut self) -> Vec<Signal> {
         // SAFETY: a valid event handle.
         unsafe { ResetEvent(raw(&*self.event)) };
-        self.count.swap(0, Ordering::SeqCst)
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
+/// The graceful request to stop: `CTRL_BREAK_EVENT` to the server's process group
+/// (the server's PID; see [`spawn_server`]). It reaches only processes attached to
+/// ocwrap's console; a server without one gets nothing, and teardown goes on to
+/// `TerminateJobObject` after the grace. Wine does not implement it, so it is
+/// untested there.
+fn request_stop(group: Pid) -> io::Result<()> {
+    let group =
+        u32::try_from(group.get()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain values; a group is never 0 (every process on our console).
+    check(unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) })
+}
+
+/// Test fixtures: not offered (a process can only be sent console events, which
+/// Wine does not deliver to groups).
+pub fn on_signals(
+    _signals: &[Signal],
+    _handler: impl FnMut(Signal) + Send + 'static,
+) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no signals on Windows",
+    ))
+}
+
+/// Test fixtures: not offered (see [`on_signals`]).
+pub fn catch_signal(_signal: Signal) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no signals on Windows",
+    ))
+}
+
+/// Never: a Windows process ends with an exit code, however it ends.
+pub fn exit_signal(_status: &ExitStatus) -> Option<i32> {
+    None
+}
+
 /// No-op: there are no job-control signals (SIGTTIN/SIGTTOU) on Windows.
-pub fn ignore_signal(_signal: i32) -> io::Result<()> {
+pub fn ignore_signal(_signal: Signal) -> io::Result<()> {
     Ok(())
 }
 
@@ -788,43 +1245,72 @@ pub fn new_session() -> io::Result<()> {
     ))
 }
 
-/// Not offered: files have no non-blocking mode on Windows, and a log path cannot
-/// be a FIFO that blocks `open` (a named pipe without a free instance fails at once
-/// with `ERROR_PIPE_BUSY`).
-pub fn set_nonblocking(_handle: BorrowedHandle<'_>, _on: bool) -> io::Result<()> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
+/// Test fixtures only: not offered (no `fork`).
+pub fn fork_idle_children(_count: usize) -> io::Result<Vec<Pid>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no fork on Windows",
+    ))
 }
 
-/// Not offered: per-process wake-up counts would need `NtQuerySystemInformation`.
-pub fn voluntary_context_switches(_pid: Pid) -> io::Result<u64> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
+/// Test fixtures only: nothing is ever pending (no signals).
+pub fn pending_signals(_pid: Pid) -> Option<u64> {
+    None
 }
 
-/// Writes one diagnostic line to stderr without ever blocking the caller.
+/// Writes one diagnostic line to stderr without letting a stalled reader block the
+/// caller for long.
 ///
 /// Windows cannot say whether a pipe write would block (a pipe's free-space figure
 /// shrinks by the size of the reader's pending read, so a reader that waits reads
-/// as "full"). So lines go to one writer thread through a bounded queue: a stderr
-/// nobody reads stalls only that thread, and lines that do not fit in the queue are
-/// dropped, as on Linux when stderr is not writable.
-pub fn write_stderr_line(line: Vec<u8>) {
-    static QUEUE: OnceLock<Option<mpsc::SyncSender<Vec<u8>>>> = OnceLock::new();
-    let queue = QUEUE.get_or_init(|| {
-        let (send, receive) = mpsc::sync_channel::<Vec<u8>>(64);
+/// as "full"). So lines are written by one writer thread, and the caller waits for
+/// its line at most [`STDERR_WAIT`] (so that a command's last words reach a reader
+/// before it exits). While a line is stuck in that thread (nobody reads stderr),
+/// further lines are dropped at once, as on Unix when stderr is not writable.
+pub fn write_stderr_line(line: &[u8]) {
+    static WRITER: OnceLock<Option<StderrWriter>> = OnceLock::new();
+    static BUSY: AtomicBool = AtomicBool::new(false);
+    let writer = WRITER.get_or_init(|| {
+        let (lines, receive) = mpsc::channel::<Vec<u8>>();
+        let (ack, done) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("stderr".into())
             .spawn(move || {
-                use std::io::Write;
                 for line in receive {
                     let _ = io::stderr().lock().write_all(&line);
+                    BUSY.store(false, Ordering::SeqCst);
+                    let _ = ack.send(());
                 }
             })
             .ok()
-            .map(|_| send)
+            .map(|_| StderrWriter {
+                lines,
+                done: Mutex::new(done),
+            })
     });
-    if let Some(queue) = queue {
-        let _ = queue.try_send(line);
+    let Some(writer) = writer else {
+        return;
+    };
+    if BUSY.swap(true, Ordering::SeqCst) {
+        return;
     }
+    let done = writer.done.lock().unwrap_or_else(PoisonError::into_inner);
+    while done.try_recv().is_ok() {}
+    if writer.lines.send(line.to_vec()).is_err() {
+        BUSY.store(false, Ordering::SeqCst);
+        return;
+    }
+    let _ = done.recv_timeout(STDERR_WAIT);
+}
+
+/// How long a diagnostic line may take to be written (see [`write_stderr_line`]).
+const STDERR_WAIT: Duration = Duration::from_millis(100);
+
+/// The stderr writer thread's queue, and its word that a line is out.
+#[derive(Debug)]
+struct StderrWriter {
+    lines: mpsc::Sender<Vec<u8>>,
+    done: Mutex<mpsc::Receiver<()>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -951,7 +1437,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// The owner of a file or directory.
-pub fn file_owner(path: &Path) -> io::Result<UserSid> {
+fn file_owner(path: &Path) -> io::Result<UserSid> {
     let path = wide(path);
     let mut owner: PSID = std::ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
@@ -978,12 +1464,83 @@ pub fn file_owner(path: &Path) -> io::Result<UserSid> {
     Ok(sid)
 }
 
+/// Why an existing state dir cannot be trusted, if it cannot: another user owns
+/// it (or its owner cannot be read). Its access list is not examined: a dir ocwrap
+/// made admits only its user (see [`create_private_dir`]); one made otherwise by
+/// the same user is trusted as the user's own.
+pub fn private_dir_problem(path: &Path, _meta: &fs::Metadata) -> Option<&'static str> {
+    match file_owner(path) {
+        Ok(owner) if owner == current_user() => None,
+        Ok(_) => Some("is owned by another user"),
+        Err(_) => Some("has an owner that cannot be read"),
+    }
+}
+
 /// Where records, locks and logs live by default: `%LOCALAPPDATA%\ocwrap`, which is
-/// per user (the temp dir is not private on every Windows set-up).
-pub fn default_state_dir() -> Option<PathBuf> {
+/// per user (the temp dir is not private on every Windows set-up), else
+/// `ocwrap` in the temp dir.
+pub fn default_state_dir() -> PathBuf {
     std::env::var_os("LOCALAPPDATA")
         .filter(|v| !v.is_empty())
-        .map(|dir| PathBuf::from(dir).join("ocwrap"))
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ocwrap")
+}
+
+/// Opens (creating) the log for appending. Opening a file never blocks on Windows,
+/// and a named pipe without a free instance fails at once (`ERROR_PIPE_BUSY`).
+pub fn open_log(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+// ---------------------------------------------------------------------------
+// Locks: a byte-range lock far beyond the data.
+
+/// Where the lock byte is. Windows byte-range locks are mandatory: a reader of a
+/// locked range fails. The claim written at the start of a lock file must stay
+/// readable by everyone while the lock is held, so the lock is taken on one byte
+/// far beyond anything ever written there (a lock may lie past the end of a file).
+const LOCK_AT: u64 = 1 << 62;
+
+fn lock_byte(file: &File, flags: LOCK_FILE_FLAGS) -> io::Result<bool> {
+    // SAFETY: plain data; all-zero is a valid value before the offset is set.
+    let mut at: OVERLAPPED = unsafe { zeroed() };
+    at.Anonymous.Anonymous.Offset = LOCK_AT as u32;
+    at.Anonymous.Anonymous.OffsetHigh = (LOCK_AT >> 32) as u32;
+    // SAFETY: a valid file handle opened for synchronous I/O (the call completes,
+    // or fails, before it returns) and an OVERLAPPED that lives for the call.
+    let ok = unsafe { LockFileEx(raw(file), flags, 0, 1, 0, &mut at) };
+    if ok != 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if flags & LOCKFILE_FAIL_IMMEDIATELY != 0
+        && error.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32)
+    {
+        return Ok(false);
+    }
+    Err(error)
+}
+
+/// Takes the exclusive lock on `file`, waiting for it. Released when the file is
+/// closed (Wine's `UnlockFileEx` reports an error although it releases).
+pub fn lock_exclusive(file: &File) -> io::Result<()> {
+    lock_byte(file, LOCKFILE_EXCLUSIVE_LOCK).map(|_| ())
+}
+
+/// Takes the exclusive lock on `file` if nobody holds it; `false` when someone does.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    lock_byte(file, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY)
+}
+
+/// Takes a shared lock on `file`, waiting while someone holds it exclusively.
+pub fn lock_shared(file: &File) -> io::Result<()> {
+    lock_byte(file, 0).map(|_| ())
+}
+
+/// Takes a shared lock on `file` unless someone holds it exclusively (`false`).
+pub fn try_lock_shared(file: &File) -> io::Result<bool> {
+    lock_byte(file, LOCKFILE_FAIL_IMMEDIATELY)
 }
 
 // ---------------------------------------------------------------------------
@@ -1141,11 +1698,15 @@ impl FileWatch {
     }
 
     /// The handles to wait on (each signalled after a change, until drained).
-    pub fn handles(&self) -> impl Iterator<Item = BorrowedHandle<'_>> {
-        self.notifications.iter().map(|n| {
-            // SAFETY: the handle is open for as long as `self` keeps the notification.
-            unsafe { BorrowedHandle::borrow_raw(n.handle) }
-        })
+    pub fn waitables(&self) -> Vec<Waitable<'_>> {
+        self.notifications
+            .iter()
+            .map(|n| {
+                // SAFETY: the handle is open for as long as `self` keeps the
+                // notification.
+                unsafe { BorrowedHandle::borrow_raw(n.handle) }
+            })
+            .collect()
     }
 
     /// Re-arms every notification that fired; whether any had. A notification that
@@ -1170,27 +1731,30 @@ impl FileWatch {
 // The control channel: a named pipe per name.
 
 /// Longest name a named pipe may have (`\\.\pipe\` included).
-pub const MAX_PIPE_NAME: usize = 256;
+const MAX_PIPE_NAME: usize = 256;
 
 /// Each side's pipe buffer: far above one request (64 KiB at most) is not needed,
 /// and a reply larger than it is written in pieces as the client reads.
 const PIPE_BUFFER: u32 = 64 * 1024;
 
-/// The control pipe's name for a supervisor name: `\\.\pipe\ocwrap-<SID>-<name>`.
-/// The user's SID makes it per user; the pipe's descriptor (see
-/// [`PipeListener::create`]) makes it private.
-pub fn control_pipe_name(name: &str) -> io::Result<String> {
-    let pipe = format!(
-        r"\\.\pipe\ocwrap-{}-{name}",
-        UserSid::current()?.to_string_form()?
+/// A pipe name of our own: `\\.\pipe\ocwrap-<SID>-<what>-<pid>-<n>`, unique among
+/// live processes (a PID is). The user's SID keeps users apart; the pipe's
+/// descriptor (see [`PipeListener::create`]) makes it private.
+fn unique_pipe_name(what: &str) -> io::Result<String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        r"\\.\pipe\ocwrap-{}-{what}-{}-{}",
+        UserSid::current()?.to_string_form()?,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    if pipe.len() > MAX_PIPE_NAME {
+    if name.len() > MAX_PIPE_NAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "pipe name too long",
         ));
     }
-    Ok(pipe)
+    Ok(name)
 }
 
 /// One overlapped operation slot: the `OVERLAPPED` (boxed: the kernel writes to its
@@ -1209,6 +1773,10 @@ impl std::fmt::Debug for Op {
             .finish_non_exhaustive()
     }
 }
+
+// SAFETY: an `Op` is used by one thread at a time (its owner's); its OVERLAPPED
+// holds only our own event handle and offsets, valid in any thread.
+unsafe impl Send for Op {}
 
 impl Op {
     fn new() -> io::Result<Op> {
@@ -1267,7 +1835,7 @@ impl Op {
 /// The supervisor's end of the control pipe: one instance always waits for the
 /// next client (an overlapped `ConnectNamedPipe`), and its event joins [`poll`].
 #[derive(Debug)]
-pub struct PipeListener {
+struct PipeListener {
     name: Vec<u16>,
     security: PrivateSecurityHolder,
     waiting: PipeStream,
@@ -1291,7 +1859,7 @@ impl PipeListener {
     /// fail if the name exists already, so nobody can squat it and receive our
     /// clients' requests; the descriptor admits only the current user, so nobody
     /// else can connect or add an instance.
-    pub fn create(name: &str) -> io::Result<PipeListener> {
+    fn create(name: &str) -> io::Result<PipeListener> {
         let security = PrivateSecurityHolder(PrivateSecurity::new(&UserSid::current()?, false)?);
         let name = wide(name);
         let waiting = new_instance(&name, &security.0, true)?;
@@ -1325,28 +1893,27 @@ impl PipeListener {
     }
 
     /// Signalled when a client has connected.
-    pub fn handle(&self) -> BorrowedHandle<'_> {
+    fn handle(&self) -> BorrowedHandle<'_> {
         self.connect.event.as_handle()
     }
 
-    /// The next connected client, or `WouldBlock`; never waits. A new instance
-    /// takes over the waiting.
-    pub fn accept(&mut self) -> io::Result<PipeStream> {
+    /// The next connected client, `None` while there is none; never waits. A new
+    /// instance takes over the waiting. A client that went away before it was
+    /// accepted is skipped (`None`: the next one wakes the loop again).
+    fn accept(&mut self) -> io::Result<Option<PipeStream>> {
         if self.connect.pending {
             match self.connect.finish(&self.waiting.handle) {
                 Ok(Some(_)) => {}
-                Ok(None) => return Err(io::Error::from(io::ErrorKind::WouldBlock)),
-                Err(e) => {
-                    // That client is gone already: wait for the next one on a
-                    // fresh instance.
+                Ok(None) => return Ok(None),
+                Err(_) => {
                     self.waiting = new_instance(&self.name, &self.security.0, false)?;
                     self.start_connect()?;
-                    return Err(e);
+                    return Ok(None);
                 }
             }
         }
         if !is_signalled(self.connect.event.as_handle()) {
-            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            return Ok(None);
         }
         let next = new_instance(&self.name, &self.security.0, false)?;
         let mut connected = std::mem::replace(&mut self.waiting, next);
@@ -1354,9 +1921,27 @@ impl PipeListener {
         // SAFETY: a valid event handle; the next connect starts unsignalled.
         unsafe { ResetEvent(raw(&self.connect.event)) };
         self.start_connect()?;
-        // A read in flight from the start, so that its event means "readable".
-        connected.fill()?;
-        Ok(connected)
+        // A read in flight from the start, so that its event means "readable". A
+        // failure (the client left already) comes back from the first read.
+        if connected.fill().is_err() {
+            connected.ended = true;
+            connected.read.signal();
+        }
+        Ok(Some(connected))
+    }
+
+    /// Waits at most `timeout` for the next client (for a channel's first one).
+    fn accept_within(&mut self, timeout: Duration) -> io::Result<PipeStream> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(stream) = self.accept()? {
+                return Ok(stream);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !wait_any(&[self.handle()], wait_millis(Some(left)))? {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+        }
     }
 }
 
@@ -1401,7 +1986,7 @@ enum Side {
 /// operation's event ([`PipeStream::read_handle`], [`PipeStream::write_handle`])
 /// is signalled when calling again will make progress.
 #[derive(Debug)]
-pub struct PipeStream {
+struct PipeStream {
     handle: OwnedHandle,
     side: Side,
     read: Op,
@@ -1437,7 +2022,7 @@ impl PipeStream {
     /// Connects to the supervisor's pipe, waiting at most `timeout` for a free
     /// instance. The server may identify us but never act as us
     /// (`SECURITY_IDENTIFICATION`).
-    pub fn connect(name: &str, timeout: Duration) -> io::Result<PipeStream> {
+    fn connect(name: &str, timeout: Duration) -> io::Result<PipeStream> {
         let deadline = Instant::now() + timeout;
         let name = wide(name);
         loop {
@@ -1470,7 +2055,7 @@ impl PipeStream {
     }
 
     /// The PID of the process at the other end, as the pipe recorded it.
-    pub fn peer_pid(&self) -> io::Result<Pid> {
+    fn peer_pid(&self) -> io::Result<Pid> {
         let mut pid = 0u32;
         // SAFETY: a valid pipe handle and one u32 that lives for the call.
         check(unsafe {
@@ -1482,23 +2067,23 @@ impl PipeStream {
         Pid::from_u32(pid).ok_or_else(|| io::Error::other("the pipe names no peer process"))
     }
 
-    /// Whether the peer runs as the current user. The pipe gives only the peer's
-    /// PID, so its process is opened and must have been created no later than the
-    /// connection (else that PID was reused by another process since); its token's
-    /// user is then compared with ours.
-    pub fn peer_is_current_user(&self) -> io::Result<bool> {
+    /// The user the peer runs as. The pipe gives only the peer's PID, so its
+    /// process is opened and must have been created no later than the connection
+    /// (else that PID was reused by another process since); its token's user is
+    /// the answer.
+    fn peer_user(&self) -> io::Result<UserSid> {
         let pid = self.peer_pid()?;
         let process = open_process(pid, PROCESS_QUERY_LIMITED_INFORMATION)?;
         if creation_time(process.as_handle())?.0 > self.connected_at {
-            return Ok(false);
+            return Err(io::Error::other("the peer's PID was reused"));
         }
-        Ok(token_user(raw(&process))? == UserSid::current()?)
+        token_user(raw(&process))
     }
 
     /// Reads what is there without waiting: `Ok(0)` once the peer has closed,
     /// `WouldBlock` while a read is in flight (then [`PipeStream::read_handle`]
     /// is signalled when it completes).
-    pub fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.unread.is_empty() && !self.ended {
             self.fill()?;
         }
@@ -1571,7 +2156,7 @@ impl PipeStream {
     /// then calls again later with the same remaining bytes (it may not change
     /// them), and gets the count once the write completed. This is how a client
     /// that does not read can never stall the writer.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.write.pending {
             return match self.write.finish(&self.handle)? {
                 Some(n) => Ok(n as usize),
@@ -1606,17 +2191,17 @@ impl PipeStream {
     }
 
     /// Signalled when [`PipeStream::read`] will make progress.
-    pub fn read_handle(&self) -> BorrowedHandle<'_> {
+    fn read_handle(&self) -> BorrowedHandle<'_> {
         self.read.event.as_handle()
     }
 
     /// Signalled when [`PipeStream::write`] will make progress.
-    pub fn write_handle(&self) -> BorrowedHandle<'_> {
+    fn write_handle(&self) -> BorrowedHandle<'_> {
         self.write.event.as_handle()
     }
 
     /// Writes all of `data`, waiting at most until `deadline` (for clients).
-    pub fn write_all_until(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
+    fn write_all_until(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
         while !data.is_empty() {
             match self.write(data) {
                 Ok(n) => data = &data[n..],
@@ -1631,7 +2216,7 @@ impl PipeStream {
 
     /// Reads until a `\n` (kept), the peer closes, or `limit` bytes, waiting at most
     /// until `deadline` (for clients).
-    pub fn read_line_until(&mut self, limit: usize, deadline: Instant) -> io::Result<Vec<u8>> {
+    fn read_line_until(&mut self, limit: usize, deadline: Instant) -> io::Result<Vec<u8>> {
         let mut line = Vec::new();
         let mut chunk = [0u8; READ_CHUNK];
         while !line.contains(&b'\n') && line.len() < limit {
@@ -1664,6 +2249,422 @@ impl Drop for PipeStream {
     fn drop(&mut self) {
         self.read.cancel(&self.handle);
         self.write.cancel(&self.handle);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The control channel: a named pipe per registration, named by a file.
+
+/// Who runs a process: a user's security identifier.
+pub type UserId = UserSid;
+
+impl std::fmt::Display for UserSid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_string_form() {
+            Ok(text) => f.write_str(&text),
+            Err(_) => f.write_str("(unreadable SID)"),
+        }
+    }
+}
+
+/// The user this process runs as. Read once; if it cannot be read, an empty SID
+/// that no peer ever matches (every control client is then refused).
+pub fn current_user() -> UserId {
+    static CURRENT: OnceLock<UserSid> = OnceLock::new();
+    CURRENT
+        .get_or_init(|| UserSid::current().unwrap_or(UserSid(Vec::new())))
+        .clone()
+}
+
+/// Longest control path: the path of the file naming the pipe (Windows paths, with
+/// std's long-path support).
+pub const MAX_CONTROL_PATH: usize = 32_000;
+
+/// The prefix of every pipe name ocwrap makes (see [`unique_pipe_name`]).
+const PIPE_PREFIX: &str = r"\\.\pipe\ocwrap-";
+
+/// The supervisor's control endpoint. Windows has no Unix sockets (and Wine no
+/// AF_UNIX at all), so it is a named pipe ([`PipeListener`]: private to the user,
+/// its first instance ours), and the file at the control path names it. The file
+/// gives the endpoint what the portable code expects of a socket: an identity, a
+/// place in the state dir that can be watched, replaced and removed. A new bind
+/// makes a new pipe, so re-registering never collides with the pipe still open.
+#[derive(Debug)]
+pub struct ControlListener(PipeListener);
+
+impl ControlListener {
+    /// Makes a new pipe and the file at `path` (which must not exist) naming it.
+    pub fn bind(path: &Path) -> io::Result<ControlListener> {
+        let name = unique_pipe_name("control")?;
+        let listener = PipeListener::create(&name)?;
+        let mut file = state_entry_options()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.write_all(name.as_bytes())?;
+        Ok(ControlListener(listener))
+    }
+
+    /// The next connected client, without waiting: `None` when there is none.
+    pub fn accept(&mut self) -> Option<io::Result<ControlStream>> {
+        match self.0.accept() {
+            Ok(Some(stream)) => Some(Ok(ControlStream(stream))),
+            Ok(None) => None,
+            // The pipe could not be re-armed: nothing more to accept now; the
+            // registration's own checks notice a control endpoint that is gone.
+            Err(_) => None,
+        }
+    }
+
+    /// Signalled when a client has connected.
+    pub fn waitable(&self) -> Waitable<'_> {
+        self.0.handle()
+    }
+}
+
+/// The pipe named by the control file at `path`: a regular file of our own, holding
+/// one of ocwrap's pipe names.
+fn pipe_named_at(path: &Path) -> io::Result<String> {
+    let file = state_entry_options().read(true).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_PIPE_NAME as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} does not name a control pipe", path.display()),
+        ));
+    }
+    let mut name = String::new();
+    io::Read::read_to_string(&mut &file, &mut name)?;
+    if !name.starts_with(PIPE_PREFIX) || name[PIPE_PREFIX.len()..].contains(['\\', '/']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} does not name a control pipe", path.display()),
+        ));
+    }
+    Ok(name)
+}
+
+/// One control connection, non-blocking.
+#[derive(Debug)]
+pub struct ControlStream(PipeStream);
+
+impl ControlStream {
+    /// Two connected ends, both non-blocking (for tests).
+    pub fn pair() -> io::Result<(ControlStream, ControlStream)> {
+        let name = unique_pipe_name("pair")?;
+        let mut listener = PipeListener::create(&name)?;
+        let client = PipeStream::connect(&name, PAIR_WAIT)?;
+        let server = listener.accept_within(PAIR_WAIT)?;
+        Ok((ControlStream(server), ControlStream(client)))
+    }
+
+    /// Signalled when a read (`Read`) or a write (`Write`) will make progress.
+    pub fn waitable(&self, interest: Interest) -> Waitable<'_> {
+        match interest {
+            Interest::Read => self.0.read_handle(),
+            Interest::Write => self.0.write_handle(),
+        }
+    }
+
+    /// Reads what has arrived: `Ok(0)` once the peer closed, `WouldBlock` when
+    /// nothing has arrived yet.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+
+    /// Writes without waiting (see [`PipeStream::write`]).
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    /// Writes all of `data`, waiting for room at most until `deadline`.
+    pub fn write_all_until(&mut self, data: &[u8], deadline: Instant) -> io::Result<()> {
+        self.0.write_all_until(data, deadline)
+    }
+
+    /// The user at the other end (see [`PipeStream::peer_user`]).
+    pub fn peer_user(&self) -> io::Result<UserId> {
+        self.0.peer_user()
+    }
+}
+
+/// How long a pipe pair may take to connect (both ends are in this process).
+const PAIR_WAIT: Duration = Duration::from_secs(5);
+
+/// A client's whole exchange: connects to the pipe the file at `path` names, sends
+/// `line`, and reads one line of reply (at most `limit` bytes), waiting at most
+/// `read_wait` for it and `write_wait` for the connection and the request.
+pub fn control_request(
+    path: &Path,
+    line: &[u8],
+    read_wait: Duration,
+    write_wait: Duration,
+    limit: u64,
+) -> io::Result<Vec<u8>> {
+    let name = pipe_named_at(path)?;
+    let mut stream = PipeStream::connect(&name, write_wait)?;
+    stream.write_all_until(line, Instant::now() + write_wait)?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    stream.read_line_until(limit, Instant::now() + read_wait)
+}
+
+// ---------------------------------------------------------------------------
+// The handoff from `up` to `__supervise`: a private pipe whose client end the
+// supervisor inherits.
+
+/// The environment variable that gives `__supervise` its inherited handle.
+const HANDOFF_ENV: &str = "OCWRAP_HANDOFF_HANDLE";
+
+/// How long a handoff line may take to be written (the other side reads at once).
+const HANDOFF_WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// One end of the handoff channel: a connected pipe.
+#[derive(Debug)]
+pub struct HandoffChannel(PipeStream);
+
+impl HandoffChannel {
+    /// Two connected ends: ours (the pipe's server end), and the one for the child.
+    pub fn pair() -> io::Result<(HandoffChannel, HandoffChannel)> {
+        let name = unique_pipe_name("handoff")?;
+        let mut listener = PipeListener::create(&name)?;
+        let theirs = PipeStream::connect(&name, PAIR_WAIT)?;
+        let ours = listener.accept_within(PAIR_WAIT)?;
+        Ok((HandoffChannel(ours), HandoffChannel(theirs)))
+    }
+
+    /// The end `up` handed to this process (`__supervise`): the handle named by
+    /// [`HANDOFF_ENV`], made non-inheritable at once so that the server never gets
+    /// it (`up` must see the channel end when the supervisor ends).
+    pub fn take() -> io::Result<HandoffChannel> {
+        let not_handed = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no channel from ocwrap up was handed to this process",
+            )
+        };
+        let value = std::env::var(HANDOFF_ENV).map_err(|_| not_handed())?;
+        let handle = value.parse::<usize>().map_err(|_| not_handed())? as HANDLE;
+        // SAFETY: asks about a handle value; an invalid one is FILE_TYPE_UNKNOWN.
+        if unsafe { GetFileType(handle) } != FILE_TYPE_PIPE {
+            return Err(not_handed());
+        }
+        // SAFETY: the handle was just shown to be an open pipe of this process.
+        check(unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) })?;
+        // SAFETY: an open pipe handle inherited at creation for exactly this use;
+        // nothing else in this process owns it.
+        let owned = unsafe { OwnedHandle::from_raw_handle(handle as RawHandle) };
+        PipeStream::new(owned, Side::Client).map(HandoffChannel)
+    }
+
+    /// Sends one line (`line` ends in a newline).
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.0
+            .write_all_until(line, Instant::now() + HANDOFF_WRITE_WAIT)
+    }
+
+    /// The next line (newline kept), at most `limit` bytes, waiting until
+    /// `deadline`: empty once the other end closed; `TimedOut` when the deadline
+    /// passed.
+    pub fn read_line_until(&mut self, limit: u64, deadline: Instant) -> io::Result<Vec<u8>> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        self.0.read_line_until(limit, deadline)
+    }
+}
+
+/// A supervisor `up` started.
+#[derive(Debug)]
+pub struct Detached(Child);
+
+impl Detached {
+    /// Waits for it to exit.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.0.wait()
+    }
+
+    /// Kills it and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` (`ocwrap __supervise`) detached: in a new process group and
+/// without the caller's console (a console of its own, hidden), so that neither
+/// Ctrl-C nor closing the caller's console reaches it, and out of the caller's job
+/// where that job allows it. `channel` is inherited (its handle value in
+/// [`HANDOFF_ENV`]); our copy is closed once the child runs, so that its exit ends
+/// the channel.
+pub fn spawn_detached(mut command: Command, channel: HandoffChannel) -> io::Result<Detached> {
+    let handle = raw(&channel.0.handle);
+    // SAFETY: a valid handle of ours; only its inheritance flag changes.
+    check(unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) })?;
+    command.env(HANDOFF_ENV, (handle as usize).to_string());
+    let flags = CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW;
+    command.creation_flags(flags | CREATE_BREAKAWAY_FROM_JOB);
+    let child = match command.spawn() {
+        // In a job that does not allow breakaway: stay in it.
+        Err(e) if e.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) => {
+            command.creation_flags(flags);
+            command.spawn()
+        }
+        other => other,
+    };
+    drop(channel);
+    child.map(Detached)
+}
+
+// ---------------------------------------------------------------------------
+// Readiness probes: a TCP connection driven by the loop.
+
+/// A non-blocking TCP connection under way, for the readiness probe. A socket
+/// cannot join a wait by itself: `WSAEventSelect` ties it to a manual-reset event,
+/// which every operation here resets first (`WSAEnumNetworkEvents`), so that it
+/// means "something new happened" and the loop never spins on an old event.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    event: OwnedHandle,
+    /// The outcome of the connect (a Winsock error code, 0 for success), once
+    /// `FD_CONNECT` was reported.
+    connected: Cell<Option<i32>>,
+}
+
+impl Connection {
+    /// Starts connecting to `addr` without waiting.
+    pub fn start(addr: &SocketAddr) -> io::Result<Connection> {
+        winsock_started()?;
+        let (family, storage, len) = socket_address(addr);
+        // SAFETY: plain values; returns a new socket or INVALID_SOCKET.
+        let socket = unsafe {
+            WSASocketW(
+                i32::from(family),
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                std::ptr::null(),
+                0,
+                WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT,
+            )
+        };
+        if socket == INVALID_SOCKET {
+            return Err(winsock_error());
+        }
+        // SAFETY: a new socket that nobody else owns.
+        let stream = unsafe { TcpStream::from_raw_socket(socket as RawSocket) };
+        let event = manual_event()?;
+        let events = (FD_CONNECT | FD_READ | FD_WRITE | FD_CLOSE) as i32;
+        // SAFETY: a valid socket and event; this also makes the socket non-blocking.
+        if unsafe { WSAEventSelect(socket, raw(&event) as WSAEVENT, events) } != 0 {
+            return Err(winsock_error());
+        }
+        // SAFETY: `storage` holds a valid address of `len` bytes for the call.
+        let rc = unsafe { connect(socket, (&storage as *const SOCKADDR_STORAGE).cast(), len) };
+        if rc != 0 {
+            let error = winsock_error();
+            if error.raw_os_error() != Some(WSAEWOULDBLOCK) {
+                return Err(error);
+            }
+        }
+        Ok(Connection {
+            stream,
+            event,
+            connected: Cell::new(None),
+        })
+    }
+
+    /// Signalled when something happened on the connection since the last look.
+    pub fn waitable(&self, _interest: Interest) -> Waitable<'_> {
+        self.event.as_handle()
+    }
+
+    /// Resets the event and takes note of the connect's outcome if it came.
+    fn look(&self) {
+        // SAFETY: plain data; all-zero is a valid value to overwrite.
+        let mut happened: WSANETWORKEVENTS = unsafe { zeroed() };
+        // SAFETY: a valid socket and event, and a structure that lives for the call.
+        let rc = unsafe {
+            WSAEnumNetworkEvents(
+                self.stream.as_raw_socket() as SOCKET,
+                raw(&self.event) as WSAEVENT,
+                &mut happened,
+            )
+        };
+        if rc == 0 && happened.lNetworkEvents & FD_CONNECT as i32 != 0 {
+            self.connected
+                .set(Some(happened.iErrorCode[FD_CONNECT_BIT as usize]));
+        }
+    }
+
+    /// Whether the connect has finished: `None` while it is under way.
+    pub fn finished(&self) -> Option<io::Result<()>> {
+        self.look();
+        match self.connected.get()? {
+            0 => Some(Ok(())),
+            code => Some(Err(io::Error::from_raw_os_error(code))),
+        }
+    }
+
+    /// Reads what has arrived, never blocking (`WouldBlock` when nothing has).
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.look();
+        (&self.stream).read(buf)
+    }
+
+    /// Writes what fits now, never blocking.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.look();
+        (&self.stream).write(buf)
+    }
+}
+
+/// Starts Winsock for this process (once; std does so too, lazily, for its own
+/// sockets, and the count of starts is never taken back).
+fn winsock_started() -> io::Result<()> {
+    static STARTED: OnceLock<i32> = OnceLock::new();
+    let rc = *STARTED.get_or_init(|| {
+        // SAFETY: plain data; the call fills it.
+        let mut data: WSADATA = unsafe { zeroed() };
+        // SAFETY: a valid version and a structure that lives for the call.
+        unsafe { WSAStartup(0x202, &mut data) }
+    });
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+fn winsock_error() -> io::Error {
+    // SAFETY: reads this thread's last Winsock error.
+    io::Error::from_raw_os_error(unsafe { WSAGetLastError() })
+}
+
+/// A socket address in the C layout `connect` takes.
+fn socket_address(addr: &SocketAddr) -> (ADDRESS_FAMILY, SOCKADDR_STORAGE, i32) {
+    // SAFETY: plain data; all zeroes is a valid value.
+    let mut storage: SOCKADDR_STORAGE = unsafe { zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: plain data; all zeroes is a valid value.
+            let mut sin: SOCKADDR_IN = unsafe { zeroed() };
+            sin.sin_family = AF_INET;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.S_un.S_addr = u32::from_ne_bytes(a.ip().octets());
+            // SAFETY: SOCKADDR_STORAGE is large enough and aligned for any address.
+            unsafe { std::ptr::write((&mut storage as *mut SOCKADDR_STORAGE).cast(), sin) };
+            (AF_INET, storage, size_of::<SOCKADDR_IN>() as i32)
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: plain data; all zeroes is a valid value.
+            let mut sin6: SOCKADDR_IN6 = unsafe { zeroed() };
+            sin6.sin6_family = AF_INET6;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr.u.Byte = a.ip().octets();
+            sin6.Anonymous.sin6_scope_id = a.scope_id();
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&mut storage as *mut SOCKADDR_STORAGE).cast(), sin6) };
+            (AF_INET6, storage, size_of::<SOCKADDR_IN6>() as i32)
+        }
     }
 }
 
@@ -1704,22 +2705,17 @@ mod tests {
     }
 
     #[test]
-    fn a_pipe_client_is_accepted_identified_and_answered() {
-        let name = format!(r"\\.\pipe\ocwrap-test-{}", std::process::id());
-        let mut listener = PipeListener::create(&name).unwrap();
+    fn a_pipe_pair_is_connected_identified_and_answered() {
+        let (mut server, mut client) = ControlStream::pair().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut client = PipeStream::connect(&name, Duration::from_secs(5)).unwrap();
-        let woke = poll_readable(&[listener.handle()], Some(Duration::from_secs(5))).unwrap();
-        assert_eq!(woke, [true], "no connection within 5 s");
-        let mut server = listener.accept().unwrap();
-        assert_eq!(server.peer_pid().unwrap(), Pid::current());
-        assert!(server.peer_is_current_user().unwrap());
-        assert!(client.peer_is_current_user().unwrap());
+        assert_eq!(server.0.peer_pid().unwrap(), Pid::current());
+        assert_eq!(server.peer_user().unwrap(), current_user());
+        assert_eq!(client.peer_user().unwrap(), current_user());
         client
             .write_all_until(b"{\"op\":\"status\"}\n", deadline)
             .unwrap();
         assert_eq!(
-            server.read_line_until(1024, deadline).unwrap(),
+            server.0.read_line_until(1024, deadline).unwrap(),
             b"{\"op\":\"status\"}\n"
         );
         server
@@ -1727,13 +2723,73 @@ mod tests {
             .unwrap();
         drop(server);
         assert_eq!(
-            client.read_line_until(1024, deadline).unwrap(),
+            client.0.read_line_until(1024, deadline).unwrap(),
             b"{\"ok\":true}\n"
         );
         assert!(
-            client.read_line_until(1024, deadline).unwrap().is_empty(),
+            client.0.read_line_until(1024, deadline).unwrap().is_empty(),
             "the server closed: end of stream"
         );
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ocwrap-sys-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_control_request_reaches_the_pipe_its_file_names() {
+        let dir = scratch("control");
+        let path = dir.join("x.sock");
+        let mut listener = ControlListener::bind(&path).unwrap();
+        assert!(pipe_named_at(&path).unwrap().starts_with(PIPE_PREFIX));
+        let client_path = path.clone();
+        let client = std::thread::spawn(move || {
+            let wait = Duration::from_secs(5);
+            control_request(&client_path, b"ping\n", wait, wait, 1024)
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut stream = loop {
+            if let Some(accepted) = listener.accept() {
+                break accepted.unwrap();
+            }
+            assert!(Instant::now() < deadline, "no client within 5 s");
+            poll_readable(&[listener.waitable()], Some(Duration::from_millis(100))).unwrap();
+        };
+        assert_eq!(stream.0.read_line_until(1024, deadline).unwrap(), b"ping\n");
+        stream.write_all_until(b"pong\n", deadline).unwrap();
+        assert_eq!(client.join().unwrap().unwrap(), b"pong\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_held_lock_leaves_the_claim_readable() {
+        let dir = scratch("lock");
+        let path = dir.join("x.lock");
+        let open = || {
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap()
+        };
+        let mut holder = open();
+        assert!(try_lock_exclusive(&holder).unwrap());
+        holder.write_all(b"42 7\n").unwrap();
+        let other = open();
+        assert!(!try_lock_exclusive(&other).unwrap(), "held");
+        assert!(!try_lock_shared(&other).unwrap(), "held");
+        let mut claim = String::new();
+        (&other).read_to_string(&mut claim).unwrap();
+        assert_eq!(claim, "42 7\n");
+        drop(holder);
+        assert!(try_lock_exclusive(&other).unwrap(), "free once closed");
+        drop(other);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
