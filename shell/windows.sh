@@ -215,6 +215,43 @@ check() {
 run_tests() {
     step "testing for $GNU under Wine"
     cargo test -Zbuild-std --target "$GNU"
+    kill9_scenario
+}
+
+# `kill -9` of ocwrap's own Linux process: a way to die that only Wine has (no
+# Windows program can cause it), so it is checked from here. The tree (the fixture
+# and its grandchild) must go with it: the wineserver closes the dead process's
+# handles, the job's last one among them, and the job kills what is in it.
+kill9_scenario() {
+    step "kill -9 of ocwrap's Linux process under Wine"
+    local exe="$CARGO_TARGET_DIR/$GNU/debug" state='C:\ocwrap-kill9'
+    local work="$ROOT/kill9"
+    rm -rf "$work" "$PREFIX/drive_c/ocwrap-kill9"
+    mkdir -p "$work"
+    # `wine` execs into the program: $! is ocwrap's own Linux process.
+    wine "$exe/ocwrap.exe" --state-dir "$state" --owner none -- \
+        "$exe/ocwrap-fixture.exe" tree --children 1 >"$work/out" 2>"$work/err" </dev/null &
+    local ocwrap=$! waited=0
+    until grep -qx ready "$work/out"; do
+        ((waited++ < 600)) || die "the fixture was not ready within 60 s: $(cat "$work/out" "$work/err")"
+        sleep 0.1
+    done
+    local server child
+    server=$(awk '$1 == "server" { print $2 }' "$work/out")
+    child=$(awk '$1 == "child" { print $2 }' "$work/out")
+    # PIDs with their start times, taken while the tree runs: Wine reuses PIDs.
+    local tree
+    tree=$(wine "$exe/ocwrap-fixture.exe" identify "$server" "$child" </dev/null |
+        awk '$2 != "gone" { printf "%s:%s ", $1, $2 }')
+    [[ $(wc -w <<<"$tree") -eq 2 ]] || die "the server and its grandchild do not both run: '$tree'"
+    kill -9 "$ocwrap"
+    { wait "$ocwrap"; } 2>/dev/null || true
+    local verdict
+    # shellcheck disable=SC2086 # one word per process
+    verdict=$(wine "$exe/ocwrap-fixture.exe" wait-gone $tree --within 20 </dev/null) ||
+        die "after kill -9 of ocwrap, still running: $verdict"
+    echo "windows.sh: kill -9 of ocwrap (Linux pid $ocwrap): server and grandchild ($tree) $verdict" >&2
+    rm -rf "$work" "$PREFIX/drive_c/ocwrap-kill9"
 }
 
 main() {

@@ -9,3 +9,5 @@
 mod suite;
 #[cfg(unix)]
 mod support;
+#[cfg(windows)]
+mod windows;

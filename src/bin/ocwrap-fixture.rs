@@ -25,6 +25,12 @@
 //!     prints the `server …` line, then builds a tree of TOTAL processes in all
 //!     (itself included, F children per process, default 10), each inheriting its
 //!     stderr, and prints `ready <TOTAL>` once every one of them runs.
+//! ocwrap-fixture identify PID…
+//!     prints `<pid> <start time>` for each PID that runs, `<pid> gone` for the rest.
+//! ocwrap-fixture wait-gone PID:START… [--within SECONDS]
+//!     waits until none of these processes (each a PID and its start time) runs
+//!     any more, at most SECONDS (default 20); prints `gone`, or `alive <pid>` for
+//!     each survivor and exits 1. For shell scripts that check a tree from outside.
 //! ocwrap-fixture decoys N
 //!     forks N idle processes that block every signal (see
 //!     `ocwrap::sys::fork_idle_children`), prints `decoys <N> master <pid>`, and for
@@ -90,6 +96,8 @@ fn main() -> ExitCode {
         },
         "late" => late(value_at(rest, 0).unwrap_or(1)),
         "decoys" => decoys(value_at(rest, 0).unwrap_or(0) as usize),
+        "identify" => identify(rest),
+        "wait-gone" => wait_gone(rest, value("--within").unwrap_or(20)),
         "connect" if rest.len() == 2 => connect(&rest[0], &rest[1]),
         "spawn" if !rest.is_empty() => spawn(rest),
         "sleep" => {
@@ -488,6 +496,57 @@ fn decoys(count: usize) -> ExitCode {
         say(format_args!("checked {}", pids.len()));
     }
     ExitCode::SUCCESS
+}
+
+fn identify(pids: &[String]) -> ExitCode {
+    for pid in pids.iter().filter_map(|p| p.parse::<Pid>().ok()) {
+        match sys::proc_info(pid).filter(|p| p.is_live()) {
+            Some(info) => say(format_args!("{pid} {}", info.start.0)),
+            None => say(format_args!("{pid} gone")),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn wait_gone(rest: &[String], within: u32) -> ExitCode {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within.into());
+    // Each process is pinned first, then its start time checked: a PID that shows
+    // another start time is another process, and the one named is gone.
+    let pinned: Vec<(Pid, sys::PidFd)> = rest
+        .iter()
+        .filter_map(|a| a.split_once(':'))
+        .filter_map(|(pid, start)| Some((pid.parse::<Pid>().ok()?, start.parse::<u64>().ok()?)))
+        .filter_map(|(pid, start)| {
+            let pidfd = sys::PidFd::open(pid).ok()?;
+            let info = sys::proc_info(pid)?;
+            (info.is_live() && info.start.0 == start).then_some((pid, pidfd))
+        })
+        .collect();
+    let mut alive: Vec<&(Pid, sys::PidFd)> = pinned.iter().collect();
+    while !alive.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let waitables: Vec<_> = alive.iter().map(|(_, fd)| fd.waitable()).collect();
+        let Ok(exited) = sys::poll_readable(&waitables, Some(left)) else {
+            break;
+        };
+        alive = alive
+            .into_iter()
+            .zip(exited)
+            .filter(|(_, exited)| !exited)
+            .map(|(p, _)| p)
+            .collect();
+    }
+    if alive.is_empty() {
+        say("gone");
+        return ExitCode::SUCCESS;
+    }
+    for (pid, _) in alive {
+        say(format_args!("alive {pid}"));
+    }
+    ExitCode::FAILURE
 }
 
 fn value_at(rest: &[String], at: usize) -> Option<u32> {

@@ -81,7 +81,10 @@ use windows_sys::Win32::Storage::FileSystem::{
     LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, OPEN_EXISTING, PIPE_ACCESS_DUPLEX, ReadFile,
     SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT, WriteFile,
 };
-use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+use windows_sys::Win32::System::Console::{
+    CTRL_BREAK_EVENT, CTRL_C_EVENT, GenerateConsoleCtrlEvent, GetStdHandle, STD_ERROR_HANDLE,
+    STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, SetConsoleCtrlHandler,
+};
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
     TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
@@ -858,6 +861,7 @@ pub fn spawn_server(
     command.creation_flags(CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP);
     // The handoff handle was for this supervisor only.
     command.env_remove(HANDOFF_ENV);
+    keep_stdio_private();
     let child = command.spawn()?;
     match cgroup {
         Some(cgroup) => cgroup.job.adopt(&child)?,
@@ -875,6 +879,25 @@ pub fn spawn_server(
         pid,
         process: OwnedHandle::from(child),
     })
+}
+
+/// Makes this process's own standard handles non-inheritable. Windows hands every
+/// inheritable handle to every child (std spawns with `bInheritHandles`), and the
+/// standard handles a process got from its parent stay inheritable: a supervisor
+/// would pass `up`'s stdout pipe on to the server, and whoever reads that pipe
+/// would wait for its end as long as the server runs. What a child is meant to get
+/// std passes as inheritable copies made for the spawn, so this takes nothing from
+/// it.
+fn keep_stdio_private() {
+    for which in [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE] {
+        // SAFETY: plain value; returns our standard handle, NULL or INVALID.
+        let handle = unsafe { GetStdHandle(which) };
+        if !handle.is_null() && handle != windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE {
+            // SAFETY: a handle of this process; only its inheritance flag changes
+            // (a console pseudo-handle refuses, which is fine: it is not inherited).
+            unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) };
+        }
+    }
 }
 
 /// Whether a spawn failed because the command does not exist (exit 127).
@@ -1212,12 +1235,19 @@ pub fn on_signals(
     ))
 }
 
-/// Test fixtures: not offered (see [`on_signals`]).
-pub fn catch_signal(_signal: Signal) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "no signals on Windows",
-    ))
+/// Test fixtures: ignores the console's requests to stop (Ctrl-C and Ctrl-Break,
+/// what [`signal`] sends for SIGINT and SIGTERM), as a server with a slow or broken
+/// shutdown does. Other signals are never delivered here: nothing to catch.
+pub fn catch_signal(signal: Signal) -> io::Result<()> {
+    unsafe extern "system" fn ignore_stop(event: u32) -> windows_sys::core::BOOL {
+        i32::from(event == CTRL_C_EVENT || event == CTRL_BREAK_EVENT)
+    }
+    match signal {
+        // SAFETY: registers a handler that touches no memory and may run on any
+        // thread.
+        SIGINT | SIGTERM => check(unsafe { SetConsoleCtrlHandler(Some(ignore_stop), 1) }),
+        _ => Ok(()),
+    }
 }
 
 /// Never: a Windows process ends with an exit code, however it ends.
@@ -2501,6 +2531,7 @@ pub fn spawn_detached(mut command: Command, channel: HandoffChannel) -> io::Resu
     command.env(HANDOFF_ENV, (handle as usize).to_string());
     let flags = CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW;
     command.creation_flags(flags | CREATE_BREAKAWAY_FROM_JOB);
+    keep_stdio_private();
     let child = match command.spawn() {
         // In a job that does not allow breakaway: stay in it.
         Err(e) if e.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) => {
@@ -2789,6 +2820,74 @@ mod tests {
         drop(holder);
         assert!(try_lock_exclusive(&other).unwrap(), "free once closed");
         drop(other);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The (user SID, access mask) of each entry of the access list of `handle`.
+    fn access_list(handle: BorrowedHandle<'_>) -> Vec<(UserSid, u32)> {
+        use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
+        use windows_sys::Win32::Security::{
+            ACCESS_ALLOWED_ACE, ACL, ACL_SIZE_INFORMATION, AclSizeInformation,
+            DACL_SECURITY_INFORMATION, GetAce, GetAclInformation,
+        };
+        let mut dacl: *mut ACL = std::ptr::null_mut();
+        let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        // SAFETY: a valid handle; on success `dacl` points into `sd`, which the call
+        // allocated with LocalAlloc and which is freed below, after the reads.
+        let rc = unsafe {
+            GetSecurityInfo(
+                raw(&handle),
+                SE_KERNEL_OBJECT,
+                DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut dacl,
+                std::ptr::null_mut(),
+                &mut sd,
+            )
+        };
+        assert_eq!(rc, 0, "GetSecurityInfo");
+        assert!(!dacl.is_null(), "a null access list admits everyone");
+        // SAFETY: plain data; the call fills it.
+        let mut size: ACL_SIZE_INFORMATION = unsafe { zeroed() };
+        // SAFETY: a valid ACL and a structure of the size passed.
+        check(unsafe {
+            GetAclInformation(
+                dacl,
+                (&mut size as *mut ACL_SIZE_INFORMATION).cast(),
+                size_of::<ACL_SIZE_INFORMATION>() as u32,
+                AclSizeInformation,
+            )
+        })
+        .unwrap();
+        let entries = (0..size.AceCount)
+            .map(|i| {
+                let mut ace: *mut std::ffi::c_void = std::ptr::null_mut();
+                // SAFETY: a valid ACL and an index below its count.
+                check(unsafe { GetAce(dacl, i, &mut ace) }).unwrap();
+                let ace = ace as *const ACCESS_ALLOWED_ACE;
+                // SAFETY: the entry lives in the ACL; an allowing entry (type 0, the
+                // only kind our descriptor has) ends in its SID.
+                unsafe {
+                    assert_eq!((*ace).Header.AceType, 0, "an allowing entry");
+                    let sid = std::ptr::addr_of!((*ace).SidStart) as PSID;
+                    (UserSid(sid_bytes(sid)), (*ace).Mask)
+                }
+            })
+            .collect();
+        // SAFETY: allocated by GetSecurityInfo, freed once, not used after.
+        unsafe { LocalFree(sd as HLOCAL) };
+        entries
+    }
+
+    #[test]
+    fn the_control_pipe_admits_only_this_user() {
+        let dir = scratch("acl");
+        let listener = ControlListener::bind(&dir.join("x.sock")).unwrap();
+        let entries = access_list(listener.0.waiting.handle.as_handle());
+        assert_eq!(entries.len(), 1, "one entry: {entries:?}");
+        assert_eq!(entries[0].0, current_user());
+        drop(listener);
         let _ = fs::remove_dir_all(&dir);
     }
 
