@@ -3,23 +3,29 @@
 #
 #   bash shell/windows.sh [all|smoke|check|test]      (default: all)
 #
+#   check  type-checks and lints ocwrap for x86_64-pc-windows-gnu and
+#          x86_64-pc-windows-msvc (shell/xcheck.sh with those targets)
 #   smoke  a tiny generated crate (target/windows/smoke) builds for
-#          x86_64-pc-windows-gnu and runs under Wine: the toolchain and the prefix work
-#   check  type-checks ocwrap for x86_64-pc-windows-gnu and x86_64-pc-windows-msvc
-#   test   `cargo test` for x86_64-pc-windows-gnu, each test binary run by Wine
-#   all    smoke, check, then test
+#          x86_64-pc-windows-gnu and runs under Wine: the toolchain and the prefix
+#          work (a diagnosis when `test` fails to build or to start anything)
+#   test   `cargo test` for x86_64-pc-windows-gnu, each test binary run by Wine (the
+#          unit tests and tests/windows/), then `kill -9` of ocwrap's Linux process
+#          checked from the shell
+#   all    check, then test
 #
 # rustup cannot download targets here, so the compiler is Debian 12's own Rust
 # (rustc-web), downloaded and unpacked, never installed, and std is built from its
 # source (rust-web-src) with -Zbuild-std: a compiler and a std source of the same
-# version. MinGW links; Wine 8 runs. Everything fetched or built lives under
-# target/windows/ (toolchain, build, Wine prefix), so a warm run only rebuilds what
-# changed. Anything that cannot be installed fails the run, loudly.
+# version. It is the toolchain shell/xcheck.sh fetches and caches under
+# target/xcheck/toolchain (fetched here through it when missing). MinGW links;
+# Wine 8 runs. What is built here lives under target/windows/ (the build and the
+# Wine prefix), so a warm run only rebuilds what changed. Anything that cannot be
+# installed fails the run, loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROOT="$PWD/target/windows"
-TOOLCHAIN="$ROOT/toolchain"
+TOOLCHAIN="$PWD/target/xcheck/toolchain"
 PREFIX="$ROOT/prefix"
 GNU=x86_64-pc-windows-gnu
 MSVC=x86_64-pc-windows-msvc
@@ -66,52 +72,12 @@ ensure_host_packages() {
     done
 }
 
-# The single dependency of $1 (at version $2) whose name matches the regex $3.
-dependency_of() {
-    local found
-    found=$(apt-cache depends "$1=$2" | sed -nE "s/^ *Depends: ($3)\$/\1/p" | sort -u)
-    [[ -n $found && $(wc -l <<<"$found") -eq 1 ]] ||
-        die "expected one dependency of $1=$2 matching '$3', found: '${found:-none}'"
-    echo "$found"
-}
-
-# Debian's rustc, its std (host libraries, for build scripts and proc macros), the
-# std source, and the LLVM it links, unpacked into $TOOLCHAIN. The versioned package
-# names move with security updates, so they are looked up, never assumed.
+# The toolchain shell/xcheck.sh caches; fetched (and both Windows targets checked)
+# through it when it is not there yet.
 ensure_toolchain() {
-    if [[ -f $TOOLCHAIN/.complete ]]; then
-        return
+    if [[ ! -f $TOOLCHAIN/xcheck-packages.txt ]]; then
+        check
     fi
-    step "fetching Debian's Rust toolchain"
-    apt_update_once
-    local version std llvm src_version llvm_version
-    version=$(apt-cache policy rustc-web | sed -nE 's/^ *Candidate: (.+)$/\1/p')
-    [[ -n $version && $version != "(none)" ]] || die "apt has no rustc-web"
-    std=$(dependency_of libstd-rust-web-dev "$version" 'libstd-rust-web-1\.[0-9]+')
-    llvm=$(dependency_of "$std" "$version" 'libllvm[0-9]+')
-    src_version=$(apt-cache policy rust-web-src | sed -nE 's/^ *Candidate: (.+)$/\1/p')
-    [[ $src_version == "$version" ]] ||
-        die "rust-web-src $src_version does not match rustc-web $version"
-    llvm_version=$(apt-cache policy "$llvm" | sed -nE 's/^ *Candidate: (.+)$/\1/p')
-    [[ -n $llvm_version && $llvm_version != "(none)" ]] || die "apt has no $llvm"
-    local packages=(
-        "rustc-web=$version" "libstd-rust-web-dev=$version" "$std=$version"
-        "rust-web-src=$version" "$llvm=$llvm_version"
-    )
-    local debs="$ROOT/debs"
-    rm -rf "$debs" "$TOOLCHAIN.partial"
-    mkdir -p "$debs" "$TOOLCHAIN.partial"
-    # apt drops privileges to _apt for downloads; that user cannot write under
-    # target/, which apt only warns about. Downloads land in $debs either way.
-    (cd "$debs" && apt-get download -q "${packages[@]}" >&2) ||
-        die "cannot download ${packages[*]}"
-    local deb
-    for deb in "$debs"/*.deb; do
-        dpkg-deb -x "$deb" "$TOOLCHAIN.partial" || die "cannot unpack $deb"
-    done
-    rm -rf "$debs" "$TOOLCHAIN"
-    printf '%s\n' "${packages[@]}" >"$TOOLCHAIN.partial/.complete"
-    mv "$TOOLCHAIN.partial" "$TOOLCHAIN"
 }
 
 # Points cargo at the unpacked compiler. RUSTC_BOOTSTRAP lets this stable compiler
@@ -196,6 +162,9 @@ fn greets() {
     assert!(greeting().contains("windows"));
 }
 EOF
+    # A target dir of its own: a std built for another crate in ocwrap's target dir
+    # would make the next ocwrap build rebuild std (and this one the same).
+    export CARGO_TARGET_DIR="$ROOT/smoke-build"
     (cd "$crate" && cargo build -q -Zbuild-std --target "$GNU") || die "smoke build failed"
     local out
     out=$(wine "$CARGO_TARGET_DIR/$GNU/debug/smoke.exe") || die "smoke.exe failed under Wine"
@@ -205,11 +174,8 @@ EOF
 }
 
 check() {
-    step "type-checking for $GNU and $MSVC"
-    # A target dir of its own: with -Zbuild-std, std checked and std built share
-    # fingerprints, and each would rebuild the other on every run (~35 s each).
-    CARGO_TARGET_DIR="$ROOT/check" cargo check --all-targets -Zbuild-std --target "$GNU"
-    CARGO_TARGET_DIR="$ROOT/check" cargo check --all-targets -Zbuild-std --target "$MSVC"
+    step "type-checking and linting for $GNU and $MSVC (shell/xcheck.sh)"
+    bash shell/xcheck.sh "$GNU" "$MSVC" || die "the Windows type-check failed"
 }
 
 run_tests() {
@@ -260,23 +226,24 @@ main() {
     all | smoke | check | test) ;;
     *) die "usage: bash shell/windows.sh [all|smoke|check|test]" ;;
     esac
+    if [[ $what == check ]]; then
+        check
+        return
+    fi
     ensure_host_packages
-    ensure_toolchain
+    if [[ $what == all ]]; then
+        check
+    else
+        ensure_toolchain
+    fi
     toolchain_env
     ensure_prefix
     # End whatever a test left running in our prefix (and only there).
     trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
     case $what in
     smoke) smoke ;;
-    check) check ;;
     test) run_tests ;;
-    all)
-        # Separate statements: `set -e` does not apply inside a function called
-        # as part of an `&&` list.
-        smoke
-        check
-        run_tests
-        ;;
+    all) run_tests ;;
     esac
     step "done; target/windows holds $(du -sh "$ROOT" | cut -f1)"
 }
