@@ -3,9 +3,11 @@
 # tests against the built binaries, then the end-to-end run against the real
 # opencode server (installed from npm by shell/e2e-opencode.sh), then the chaos
 # suite (shell/chaos.sh); in between, the macOS type-check (shell/xcheck.sh, which
-# fetches Debian's Rust and its source with apt and caches them under target/). Needs the Rust
-# toolchain (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel with
-# /proc and pidfds.
+# fetches Debian's Rust and its source with apt and caches them under target/) and
+# the Windows build and test run under Wine (shell/windows.sh, which installs MinGW
+# and Wine with apt, and builds with the same Rust). Needs the Rust toolchain
+# (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel with /proc
+# and pidfds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,11 +44,15 @@ read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print 
 check_no_cgroup_left "cargo test"
 echo "== macOS: type-check and clippy for both Apple targets (shell/xcheck.sh)"
 bash shell/xcheck.sh
+echo "== Windows: type-check and clippy for both targets, tests under Wine (shell/windows.sh)"
+bash shell/windows.sh 2>&1 | tee "$log"
+read -r wpassed wfailed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
 echo "== chaos: 200 random SIGKILLs (seed printed; replay with shell/chaos.sh 200 SEED)"
 bash shell/chaos.sh 200
 check_no_cgroup_left "the end-to-end run or the chaos suite"
-# One closing line for the whole run: every cargo test, the three e2e scenarios and
-# the 200 chaos iterations (set -e has already stopped the run if any failed).
-echo "tests: $((passed + 3 + 200)) passed, $failed failed"
+# One closing line for the whole run: every cargo test (Linux, and Windows under
+# Wine with its kill -9 check), the three e2e scenarios and the 200 chaos
+# iterations (set -e has already stopped the run if any failed).
+echo "tests: $((passed + wpassed + 1 + 3 + 200)) passed, $((failed + wfailed)) failed"

@@ -2,8 +2,9 @@
 //! (docs/DESIGN.md, "The `__supervise` handshake").
 //!
 //! `up` validates the command line once and resolves the owners once (PID and start
-//! time). It then starts `ocwrap __supervise` with one end of a socket pair as
-//! descriptor 3 and writes one JSON line on it: the [`Handoff`], the config and the
+//! time). It then starts `ocwrap __supervise` with one end of a channel
+//! (`sys::HandoffChannel`: a socket pair as descriptor 3 on Unix, an inherited pipe
+//! on Windows) and writes one JSON line on it: the [`Handoff`], the config and the
 //! owners exactly as validated. Nothing is parsed again, and an owner whose PID was
 //! reused in between is not taken for the owner (its start time differs, so the
 //! supervisor finds it gone). The supervisor answers on the same channel with

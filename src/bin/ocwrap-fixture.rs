@@ -310,23 +310,27 @@ fn answer(mut stream: std::net::TcpStream) {
 }
 
 /// Sends one line to a control socket and prints the one-line answer (a control
-/// client that tests can run as another user).
+/// client that tests can run as another user). The answer is read even if the
+/// line could not be sent: a supervisor that refuses a peer answers at once and
+/// closes.
 fn connect(path: &str, message: &str) -> ExitCode {
-    let wait = std::time::Duration::from_secs(10);
-    let line = format!("{message}\n");
-    match sys::control_request(path.as_ref(), line.as_bytes(), wait, wait, 1 << 20) {
-        Ok(reply) => {
-            say(format_args!(
-                "reply {}",
-                String::from_utf8_lossy(&reply).trim_end()
-            ));
-            ExitCode::SUCCESS
-        }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut stream = match sys::ControlStream::connect(path.as_ref()) {
+        Ok(s) => s,
         Err(e) => {
             say(format_args!("connect failed: {e}"));
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let _ = stream.write_all_until(format!("{message}\n").as_bytes(), deadline);
+    let reply = stream
+        .read_line_until(1 << 20, deadline)
+        .unwrap_or_default();
+    say(format_args!(
+        "reply {}",
+        String::from_utf8_lossy(&reply).trim_end()
+    ));
+    ExitCode::SUCCESS
 }
 
 fn spawn(rest: &[String]) -> ExitCode {

@@ -406,6 +406,14 @@ impl ControlStream {
         Ok((ControlStream(a), ControlStream(b)))
     }
 
+    /// A client's end, connected to the control socket at `path` (test fixtures;
+    /// a whole exchange is [`control_request`]).
+    pub fn connect(path: &Path) -> io::Result<ControlStream> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_nonblocking(true)?;
+        Ok(ControlStream(stream))
+    }
+
     /// The descriptor to wait on for `interest`.
     pub fn waitable(&self, _interest: Interest) -> Waitable<'_> {
         self.0.as_fd()
@@ -440,6 +448,30 @@ impl ControlStream {
             }
         }
         Ok(())
+    }
+
+    /// Reads until a newline (kept), the end of the stream, or `limit` bytes,
+    /// waiting at most until `deadline`.
+    pub fn read_line_until(&mut self, limit: usize, deadline: Instant) -> io::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !line.contains(&b'\n') && line.len() < limit {
+            let want = chunk.len().min(limit - line.len());
+            match self.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(n) => line.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    os::poll(&[(self.0.as_fd(), Interest::Read)], Some(left))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(line)
     }
 
     /// The user at the other end, as the kernel recorded it at `connect(2)`.

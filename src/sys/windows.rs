@@ -2388,6 +2388,12 @@ impl ControlStream {
         Ok((ControlStream(server), ControlStream(client)))
     }
 
+    /// A client's end, connected to the pipe the file at `path` names (test
+    /// fixtures; a whole exchange is [`control_request`]).
+    pub fn connect(path: &Path) -> io::Result<ControlStream> {
+        PipeStream::connect(&pipe_named_at(path)?, PAIR_WAIT).map(ControlStream)
+    }
+
     /// Signalled when a read (`Read`) or a write (`Write`) will make progress.
     pub fn waitable(&self, interest: Interest) -> Waitable<'_> {
         match interest {
@@ -2410,6 +2416,12 @@ impl ControlStream {
     /// Writes all of `data`, waiting for room at most until `deadline`.
     pub fn write_all_until(&mut self, data: &[u8], deadline: Instant) -> io::Result<()> {
         self.0.write_all_until(data, deadline)
+    }
+
+    /// Reads until a newline (kept), the end of the stream, or `limit` bytes,
+    /// waiting at most until `deadline`.
+    pub fn read_line_until(&mut self, limit: usize, deadline: Instant) -> io::Result<Vec<u8>> {
+        self.0.read_line_until(limit, deadline)
     }
 
     /// The user at the other end (see [`PipeStream::peer_user`]).
