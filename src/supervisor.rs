@@ -8,7 +8,8 @@
 //! descriptor; its timeout is the nearest of the owner poll interval (poll method
 //! only), the end of `--linger`, the teardown deadline and the control
 //! connections' deadlines. With pidfds and nothing happening it has no timeout at
-//! all, so an idle supervisor costs no wake-ups. Nothing in the loop blocks: a
+//! all, so an idle supervisor costs no wake-ups. (On Windows every source is a
+//! handle, the server's exit included: `sys::Waitable`.) Nothing in the loop blocks: a
 //! control client is served only as far as its socket allows at that moment, so no
 //! client can delay the reaction to an owner's death, a signal or `stop`.
 

@@ -471,9 +471,12 @@ fn unsupported_signal(signal: Signal) -> io::Error {
 
 /// Sends `signal` to a process or a process group, as far as Windows has one:
 ///
-/// - to a group (the server's, made with `CREATE_NEW_PROCESS_GROUP`), a
-///   terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) is the graceful request
-///   to stop, `CTRL_BREAK_EVENT` ([`request_stop`]); SIGCONT does nothing;
+/// - to a group (the server's, made with `CREATE_NEW_PROCESS_GROUP`), SIGTERM,
+///   SIGHUP and SIGQUIT are the graceful request to stop, `CTRL_BREAK_EVENT`
+///   ([`request_stop`]). SIGINT does nothing: Ctrl-C cannot be sent to another
+///   group, and the one SIGINT ocwrap forwards (its own Ctrl-C, see
+///   [`SignalInbox`]) is followed at once by teardown's SIGTERM, so the server gets
+///   one Ctrl-Break, not two. SIGCONT does nothing either;
 /// - to a process, SIGKILL is `TerminateProcess` (by PID: only for a process whose
 ///   identity the caller made sure of);
 /// - anything else is `Unsupported`. PID 1 and group 1 are refused, as on Unix.
@@ -482,8 +485,8 @@ pub fn signal(target: Target, signal: Signal) -> io::Result<()> {
         return Err(io::Error::from(io::ErrorKind::PermissionDenied));
     }
     match (target, signal) {
-        (Target::ProcessGroup(group), SIGINT | SIGTERM | SIGHUP | SIGQUIT) => request_stop(group),
-        (Target::ProcessGroup(_), SIGCONT) => Ok(()),
+        (Target::ProcessGroup(group), SIGTERM | SIGHUP | SIGQUIT) => request_stop(group),
+        (Target::ProcessGroup(_), SIGINT | SIGCONT) => Ok(()),
         (Target::Process(pid), SIGKILL) => PidFd::open(pid)?.send_signal(SIGKILL),
         _ => Err(unsupported_signal(signal)),
     }
@@ -1355,12 +1358,6 @@ impl UserSid {
     pub fn current() -> io::Result<UserSid> {
         // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no closing.
         token_user(unsafe { GetCurrentProcess() })
-    }
-
-    /// The user that the process `pid` runs as.
-    pub fn of_process(pid: Pid) -> io::Result<UserSid> {
-        let process = open_process(pid, PROCESS_QUERY_LIMITED_INFORMATION)?;
-        token_user(raw(&process))
     }
 
     /// The SID's string form (`S-1-5-21-…`): unique per account, and made only of
