@@ -11,6 +11,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 use crate::process::Pid;
+use crate::state::Name;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,8 +56,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Selector {
     /// The supervisor's name
-    #[arg(long, value_name = "N", conflicts_with = "port")]
-    pub name: Option<String>,
+    #[arg(long, value_name = "N", conflicts_with = "port", value_parser = Name::parse)]
+    pub name: Option<Name>,
 
     /// The supervisor of this port (its name is `port-P`)
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
@@ -64,10 +65,10 @@ pub struct Selector {
 }
 
 impl Selector {
-    pub fn stem(&self) -> Option<String> {
+    pub fn stem(&self) -> Option<Name> {
         match (&self.name, self.port) {
             (Some(name), _) => Some(name.clone()),
-            (None, Some(port)) => Some(format!("port-{port}")),
+            (None, Some(port)) => Some(Name::of_port(port)),
             (None, None) => None,
         }
     }
@@ -240,8 +241,8 @@ pub struct RunArgs {
     pub contain: ContainArg,
 
     /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port
-    #[arg(long, value_name = "N", env = "OCWRAP_NAME")]
-    pub name: Option<String>,
+    #[arg(long, value_name = "N", env = "OCWRAP_NAME", value_parser = Name::parse)]
+    pub name: Option<Name>,
 
     /// TCP port the server listens on: readiness and the default name
     #[arg(long, value_name = "P", env = "OCWRAP_PORT", value_parser = clap::value_parser!(u16).range(1..))]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{Cli, ContainArg, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
+use crate::state::Name;
 
 /// Who owns the server: the leases ocwrap starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -46,7 +47,7 @@ pub struct RunConfig {
     pub contain: ContainArg,
     pub verbose: bool,
     /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
-    pub name: Option<String>,
+    pub name: Option<Name>,
     pub port: Option<u16>,
     pub host: String,
     pub health: Option<String>,
@@ -71,7 +72,7 @@ impl RunConfig {
                 format!("--owner-ancestor takes a process name, not '{name}'"),
             ));
         }
-        let name = record_name(&raw)?;
+        let name = record_name(&raw);
         if let Some(path) = raw
             .health
             .as_ref()
@@ -118,18 +119,8 @@ impl RunConfig {
 }
 
 /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
-fn record_name(raw: &RunArgs) -> Result<Option<String>, Error> {
-    match (&raw.name, raw.port) {
-        (Some(name), _) if !crate::state::valid_name(name) => Err(usage(
-            ErrorKind::InvalidValue,
-            format!(
-                "--name must match [A-Za-z0-9._-]{{1,64}} and not start with '.', not '{name}'"
-            ),
-        )),
-        (Some(name), _) => Ok(Some(name.clone())),
-        (None, Some(port)) => Ok(Some(format!("port-{port}"))),
-        (None, None) => Ok(None),
-    }
+fn record_name(raw: &RunArgs) -> Option<Name> {
+    raw.name.clone().or_else(|| raw.port.map(Name::of_port))
 }
 
 fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {

@@ -31,7 +31,7 @@ use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
 use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
-use crate::state::StateDir;
+use crate::state::{Name, StateDir};
 use crate::sys::{self, Interest};
 use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
@@ -86,7 +86,7 @@ fn register_and_run(
     let state = StateDir::open(config.state_dir.as_deref())?;
     registration::sweep(&state);
     let me = Pid::current();
-    let stem = config.name.clone().unwrap_or_else(|| format!("pid-{me}"));
+    let stem = config.name.clone().unwrap_or_else(|| Name::unnamed(me));
     state.checked_socket_path(&stem)?;
     let me = SupervisorId {
         pid: me,
@@ -94,7 +94,7 @@ fn register_and_run(
             Error::os("reading our own start time")(std::io::Error::other("no entry"))
         })?,
     };
-    let mut registration = Registration::take(state, stem, me)?;
+    let mut registration = Registration::take(state, stem.to_string(), me)?;
     reporter.send(&Event::Registered);
     match start(&config, owners, me, &mut registration) {
         Ok(parts) => {
@@ -192,7 +192,7 @@ fn new_record(
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     Record {
         version: record::RECORD_VERSION,
-        name: config.name.clone(),
+        name: config.name.as_ref().map(Name::to_string),
         supervisor,
         server,
         command: {

@@ -26,18 +26,6 @@ pub fn open_state(path: Option<&Path>) -> Result<StateDir, Error> {
     Ok(state)
 }
 
-/// The stem to act on, or a clear error when the name is not a valid one.
-pub fn checked_stem(stem: String) -> Result<String, Error> {
-    if crate::state::valid_name(&stem) {
-        Ok(stem)
-    } else {
-        Err(crate::config::usage(
-            clap::error::ErrorKind::InvalidValue,
-            format!("'{stem}' is not a valid name ([A-Za-z0-9._-]{{1,64}})"),
-        ))
-    }
-}
-
 /// Writes one JSON value and a newline to stdout. A closed stdout is not our
 /// problem to report: the caller went away.
 pub fn print_json(value: &impl Serialize) {
