@@ -204,6 +204,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", default_value = "0s", env = "OCWRAP_LINGER", value_parser = parse_duration)]
     pub linger: Duration,
 
+    /// Tear the tree down once the port has had no established TCP connection this
+    /// long (needs --port; checked every tenth of DUR, at most once a second)
+    #[arg(long, value_name = "DUR", env = "OCWRAP_IDLE_TIMEOUT", value_parser = parse_duration, requires = "port")]
+    pub idle_timeout: Option<Duration>,
+
     /// Append the server's stdout and stderr to FILE instead of sharing ocwrap's
     #[arg(long, value_name = "FILE", env = "OCWRAP_LOG")]
     pub log: Option<PathBuf>,

@@ -17,6 +17,13 @@ mod cgroup;
 #[cfg(target_os = "linux")]
 pub use cgroup::{Cgroup, own_child_cgroups, remove_empty_cgroup};
 
+#[cfg(target_os = "linux")]
+#[path = "tcp_linux.rs"]
+mod tcp;
+
+#[cfg(target_os = "linux")]
+pub use tcp::established_connections;
+
 #[cfg(not(target_os = "linux"))]
 compile_error!(
     "ocwrap is built and tested on Linux only; another platform needs its own src/sys module"

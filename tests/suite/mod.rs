@@ -2,6 +2,7 @@
 
 mod faults;
 mod handoff;
+mod idle;
 mod inputs;
 mod records;
 mod run;
