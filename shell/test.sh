@@ -29,6 +29,19 @@ check_no_cgroup_left() {
   fi
 }
 
+# The completion and man page tests check their output with zsh, fish and groff;
+# they skip a tool that is missing, so install them here (Debian packages).
+missing=()
+for tool in zsh:zsh fish:fish groff:groff-base; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (completion and man page checks)"
+  if ! { apt-get update -qq && apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1; then
+    echo "could not install ${missing[*]}: those checks will be skipped" >&2
+  fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

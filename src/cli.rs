@@ -46,6 +46,10 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
+    /// Print a completion script for SHELL on stdout
+    Completions(CompletionsArgs),
+    /// Print the man page, ocwrap(1), in roff on stdout (try: ocwrap man | man -l -)
+    Man,
     /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
     #[command(name = "__supervise", hide = true)]
     Supervise,
@@ -138,6 +142,13 @@ pub struct GcArgs {
 
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

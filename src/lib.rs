@@ -54,6 +54,8 @@ pub fn run() -> u8 {
         Some(Command::Stop(args)) => commands::stop::run(args),
         Some(Command::Release(args)) => commands::release::run(args),
         Some(Command::Gc(args)) => commands::gc::run(args),
+        Some(Command::Completions(args)) => commands::completions::run(args.shell),
+        Some(Command::Man) => commands::man::run(),
         Some(Command::Supervise) => supervisor::run_handed_off(),
     };
     match outcome {

@@ -1,5 +1,6 @@
 //! Integration tests, one module per area of the design (docs/DESIGN.md).
 
+mod completions;
 mod faults;
 mod handoff;
 mod idle;
