@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test run, as README gives it: formatting, lints, unit and integration
 # tests against the built binaries, then the end-to-end run against the real
-# opencode server (installed from npm by shell/e2e-opencode.sh), then the chaos
+# opencode server (installed from npm by shell/e2e-opencode.sh), the npm packages
+# packed, installed from their tarballs and tested (shell/npm.sh), then the chaos
 # suite (shell/chaos.sh). Needs the Rust
 # toolchain (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel with
 # /proc and pidfds.
@@ -48,15 +49,20 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+npm_log=$(mktemp)
+trap 'rm -f "$log" "$npm_log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 check_no_cgroup_left "cargo test"
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
+echo "== npm packages: packed, installed from the tarballs, tested with node --test"
+bash shell/npm.sh 2>&1 | tee "$npm_log"
+npm_passed=$(awk '/^npm: [0-9]+ passed, [0-9]+ failed$/ { print $2 }' "$npm_log")
 echo "== chaos: 200 random SIGKILLs (seed printed; replay with shell/chaos.sh 200 SEED)"
 bash shell/chaos.sh 200
 check_no_cgroup_left "the end-to-end run or the chaos suite"
-# One closing line for the whole run: every cargo test, the three e2e scenarios and
-# the 200 chaos iterations (set -e has already stopped the run if any failed).
-echo "tests: $((passed + 3 + 200)) passed, $failed failed"
+# One closing line for the whole run: every cargo test, the three e2e scenarios,
+# the npm checks (node tests, type check, README Level 2) and the 200 chaos
+# iterations (set -e has already stopped the run if any failed).
+echo "tests: $((passed + 3 + npm_passed + 200)) passed, $failed failed"
