@@ -47,7 +47,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/stage" "$work/tarballs" "$work/project"
 cp -r npm/ocwrap npm/linux-x64 "$work/stage/"
-install -m 0755 "$binary" "$work/stage/linux-x64/bin/ocwrap"
+install -D -m 0755 "$binary" "$work/stage/linux-x64/bin/ocwrap"
 for pkg in ocwrap linux-x64; do
   (cd "$work/stage/$pkg" && npm pack --silent --pack-destination "$work/tarballs" >/dev/null) \
     || fail "npm pack of npm/$pkg"
