@@ -31,7 +31,8 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --quiet --release
 binary=$root/target/$target/release/ocwrap
 cargo build --locked --quiet --bin ocwrap-fixture
 fixture=$root/target/debug/ocwrap-fixture
-file "$binary" | grep -q 'static' || fail "$binary is not statically linked: $(file "$binary")"
+ldd "$binary" 2>&1 | grep -Eq 'statically linked|not a dynamic executable' \
+  || fail "$binary is not statically linked: $(ldd "$binary" 2>&1)"
 step_done "cargo build"
 
 version=$("$binary" --version | awk '{ print $2 }')

@@ -9,9 +9,9 @@
 //! only), the end of `--linger`, the next `--idle-timeout` sample (only with that
 //! option), the teardown deadline and the control connections' deadlines. With
 //! pidfds and nothing happening it has no timeout at all, so an idle supervisor
-//! costs no wake-ups. Nothing in the loop blocks: a
-//! control client is served only as far as its socket allows at that moment, so no
-//! client can delay the reaction to an owner's death, a signal or `stop`.
+//! costs no wake-ups. Nothing in the loop blocks: a control client is served only
+//! as far as its socket allows at that moment, so no client can delay the reaction
+//! to an owner's death, a signal or `stop`.
 
 use std::os::fd::BorrowedFd;
 use std::process::ExitStatus;
