@@ -47,6 +47,10 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
+    /// Print a completion script for SHELL on stdout
+    Completions(CompletionsArgs),
+    /// Print the man page, ocwrap(1), in roff on stdout (try: ocwrap man | man -l -)
+    Man,
     /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
     #[command(name = "__supervise", hide = true)]
     Supervise,
@@ -141,6 +145,13 @@ pub struct GcArgs {
     pub state: StateArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum OwnerMode {
     /// The process that started ocwrap
@@ -204,6 +215,11 @@ pub struct RunArgs {
     /// Keep running this long after the last owner is gone
     #[arg(long, value_name = "DUR", default_value = "0s", env = "OCWRAP_LINGER", value_parser = parse_duration)]
     pub linger: Duration,
+
+    /// Tear the tree down once the port has had no established TCP connection this
+    /// long (needs --port; checked every tenth of DUR, at most once a second)
+    #[arg(long, value_name = "DUR", env = "OCWRAP_IDLE_TIMEOUT", value_parser = parse_duration, requires = "port")]
+    pub idle_timeout: Option<Duration>,
 
     /// Append the server's stdout and stderr to FILE instead of sharing ocwrap's
     #[arg(long, value_name = "FILE", env = "OCWRAP_LOG")]

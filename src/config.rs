@@ -39,6 +39,8 @@ pub struct RunConfig {
     pub owners: OwnerSpec,
     pub grace: Duration,
     pub linger: Duration,
+    /// `--idle-timeout`: never zero (unset is off).
+    pub idle_timeout: Option<Duration>,
     #[serde(with = "os_path")]
     pub log: Option<PathBuf>,
     pub session: bool,
@@ -73,6 +75,12 @@ impl RunConfig {
             ));
         }
         let name = record_name(&raw);
+        if raw.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(usage(
+                ErrorKind::InvalidValue,
+                "--idle-timeout must be longer than 0 (leave it unset to turn it off)".into(),
+            ));
+        }
         if let Some(path) = raw
             .health
             .as_ref()
@@ -101,6 +109,7 @@ impl RunConfig {
             owners,
             grace: raw.grace,
             linger: raw.linger,
+            idle_timeout: raw.idle_timeout,
             log: raw.log,
             session: raw.session,
             stdin: raw.stdin,
@@ -296,6 +305,16 @@ mod tests {
             &["ocwrap", "--host", "10.0.0.1", "--", "true"],
             &["ocwrap", "--port", "0", "--", "true"],
             &["ocwrap", "--grace", "soon", "--", "true"],
+            &["ocwrap", "--idle-timeout", "5s", "--", "true"],
+            &[
+                "ocwrap",
+                "--port",
+                "4096",
+                "--idle-timeout",
+                "0",
+                "--",
+                "true",
+            ],
             &["ocwrap", "--owner-pid", "0", "--", "true"],
             &["ocwrap", "true"],
             &["ocwrap"],

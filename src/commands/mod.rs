@@ -2,8 +2,12 @@
 //! `up`, `status`, `stop`, `release` and `gc`. Each sweeps the registrations of
 //! dead supervisors first, reads records and locks, talks to live supervisors over
 //! their control sockets, and never signals a process on a record's word alone.
+//! Besides them, `completions` and `man` describe ocwrap itself, from its clap
+//! definition, and touch nothing.
 
+pub mod completions;
 pub mod gc;
+pub mod man;
 pub mod release;
 pub mod status;
 pub mod stop;

@@ -640,3 +640,17 @@ pub fn raw_request(socket: &Path, bytes: &[u8]) -> serde_json::Value {
         .expect("read the reply");
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
 }
+
+/// Whether `pid` is blocked in poll(2) or ppoll(2) with an infinite timeout, as
+/// `/proc/PID/syscall` shows it (x86_64 numbering).
+pub fn sleeps_in_poll_forever(pid: Pid) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    match fields.as_slice() {
+        ["7", _, _, timeout, ..] => *timeout == "0xffffffff" || *timeout == "0xffffffffffffffff",
+        ["271", _, _, timeout, ..] => *timeout == "0x0",
+        _ => false,
+    }
+}
