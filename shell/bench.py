@@ -39,7 +39,11 @@ import time
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/release")
 OCWRAP = os.path.join(BIN, "ocwrap")
 FIXTURE = os.path.join(BIN, "ocwrap-fixture")
-STATE = tempfile.mkdtemp(prefix="ocwrap-bench-")
+# The state dir on tmpfs where the machine has one, as `$XDG_RUNTIME_DIR` is on a
+# desktop: on a busy disk each of the few metadata operations of a launch (lock,
+# socket, record, their removal) can cost milliseconds, which would measure the
+# disk, not ocwrap. The report says which file system it was.
+STATE = tempfile.mkdtemp(prefix="ocwrap-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 os.environ["OCWRAP_STATE_DIR"] = os.path.join(STATE, "state")
 
 
@@ -452,6 +456,8 @@ def main():
         print(f"- {tool[0]}: {version(tool)}")
     print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(f"- ocwrap binary: {os.path.getsize(OCWRAP)} bytes, {version(['file', '-b', OCWRAP]).split(',')[0]}")
+    fs = subprocess.run(["stat", "-f", "-c", "%T", STATE], capture_output=True, text=True).stdout.strip()
+    print(f"- state dir: {STATE} ({fs})")
     print(f"- load average before: {load()}\n")
     print("Figures are min / median / p95 / max.\n")
     b1()

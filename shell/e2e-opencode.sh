@@ -7,8 +7,11 @@
 #      created over the HTTP API, then the owner SIGKILLed: every process of the
 #      tree is gone and the port is free.
 #   2. In the foreground, `ocwrap -- opencode serve …`, SIGINT to ocwrap: the same.
-#   3. README's "Level 2" JavaScript, extracted from README.md and run by node
-#      against the real server (shell/readme-level2.mjs).
+#   3. README's "Level 2" JavaScript in its no-npm form (execFile), extracted from
+#      README.md and run by node against the real server (shell/readme-level2.mjs;
+#      shell/npm.sh runs the JS API form).
+#
+# `--install-only` installs opencode-ai and stops (shell/npm.sh reuses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -25,6 +28,7 @@ if [ ! -x "$e2e/node_modules/.bin/opencode" ]; then
 fi
 [ -x "$e2e/node_modules/.bin/opencode" ] || fail "opencode-ai installed no opencode binary"
 say "opencode $("$e2e/node_modules/.bin/opencode" --version 2>/dev/null || echo '?')"
+[ "${1:-}" != --install-only ] || exit 0
 
 cargo build --locked --quiet
 bin=$root/target/debug
@@ -136,8 +140,8 @@ port_free "$port" || fail "port $port still answers"
 say "2. ok: ocwrap exited $rc; ${#tree[@]} processes gone, port $port free"
 
 # --- 3. README Level 2, run by node ---------------------------------------------
-say "3. README.md Level 2 JavaScript against the real server"
-PATH="$bin:$e2e/node_modules/.bin:$PATH" OPENCODE_PORT=$(free_port) node shell/readme-level2.mjs README.md \
+say "3. README.md Level 2 JavaScript (no-npm form) against the real server"
+PATH="$bin:$e2e/node_modules/.bin:$PATH" OPENCODE_PORT=$(free_port) node shell/readme-level2.mjs README.md level-2-raw \
   || fail "README Level 2"
 say "3. ok"
 say "all scenarios passed"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test run, as README gives it: formatting, lints, unit and integration
 # tests against the built binaries, then the end-to-end run against the real
-# opencode server (installed from npm by shell/e2e-opencode.sh), then the chaos
-# suite (shell/chaos.sh); in between, the macOS type-check (shell/xcheck.sh, which
-# fetches Debian's Rust and its source with apt and caches them under target/) and
-# the Windows build and test run under Wine (shell/windows.sh, which installs MinGW
-# and Wine with apt, and builds with the same Rust). Needs the Rust toolchain
-# (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel with /proc
-# and pidfds.
+# opencode server (installed from npm by shell/e2e-opencode.sh), the npm packages
+# packed, installed from their tarballs and tested (shell/npm.sh), then the chaos
+# suite (shell/chaos.sh); before those, the macOS type-check (shell/xcheck.sh,
+# which fetches Debian's Rust and its source with apt and caches them under
+# target/) and the Windows build and test run under Wine (shell/windows.sh, which
+# installs MinGW and Wine with apt, and builds with the same Rust). Needs the Rust
+# toolchain (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel
+# with /proc and pidfds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,13 +33,27 @@ check_no_cgroup_left() {
   fi
 }
 
+# The completion and man page tests check their output with zsh, fish and groff;
+# they skip a tool that is missing, so install them here (Debian packages).
+missing=()
+for tool in zsh:zsh fish:fish groff:groff-base; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (completion and man page checks)"
+  if ! { apt-get update -qq && apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1; then
+    echo "could not install ${missing[*]}: those checks will be skipped" >&2
+  fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+npm_log=$(mktemp)
+trap 'rm -f "$log" "$npm_log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 check_no_cgroup_left "cargo test"
@@ -49,10 +64,14 @@ bash shell/windows.sh 2>&1 | tee "$log"
 read -r wpassed wfailed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
+echo "== npm packages: packed, installed from the tarballs, tested with node --test"
+bash shell/npm.sh 2>&1 | tee "$npm_log"
+npm_passed=$(awk '/^npm: [0-9]+ passed, [0-9]+ failed$/ { print $2 }' "$npm_log")
 echo "== chaos: 200 random SIGKILLs (seed printed; replay with shell/chaos.sh 200 SEED)"
 bash shell/chaos.sh 200
 check_no_cgroup_left "the end-to-end run or the chaos suite"
 # One closing line for the whole run: every cargo test (Linux, and Windows under
-# Wine with its kill -9 check), the three e2e scenarios and the 200 chaos
-# iterations (set -e has already stopped the run if any failed).
-echo "tests: $((passed + wpassed + 1 + 3 + 200)) passed, $((failed + wfailed)) failed"
+# Wine with its kill -9 check), the three e2e scenarios, the npm checks (node tests,
+# type check, README Level 2) and the 200 chaos iterations (set -e has already
+# stopped the run if any failed).
+echo "tests: $((passed + wpassed + 1 + 3 + npm_passed + 200)) passed, $((failed + wfailed)) failed"

@@ -11,6 +11,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 use crate::process::Pid;
+use crate::state::Name;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +47,10 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
+    /// Print a completion script for SHELL on stdout
+    Completions(CompletionsArgs),
+    /// Print the man page, ocwrap(1), in roff on stdout (try: ocwrap man | man -l -)
+    Man,
     /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
     #[command(name = "__supervise", hide = true)]
     Supervise,
@@ -55,8 +60,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Selector {
     /// The supervisor's name
-    #[arg(long, value_name = "N", conflicts_with = "port")]
-    pub name: Option<String>,
+    #[arg(long, value_name = "N", conflicts_with = "port", value_parser = Name::parse)]
+    pub name: Option<Name>,
 
     /// The supervisor of this port (its name is `port-P`)
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
@@ -64,10 +69,10 @@ pub struct Selector {
 }
 
 impl Selector {
-    pub fn stem(&self) -> Option<String> {
+    pub fn stem(&self) -> Option<Name> {
         match (&self.name, self.port) {
             (Some(name), _) => Some(name.clone()),
-            (None, Some(port)) => Some(format!("port-{port}")),
+            (None, Some(port)) => Some(Name::of_port(port)),
             (None, None) => None,
         }
     }
@@ -140,6 +145,13 @@ pub struct GcArgs {
     pub state: StateArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum OwnerMode {
     /// The process that started ocwrap
@@ -204,6 +216,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", default_value = "0s", env = "OCWRAP_LINGER", value_parser = parse_duration)]
     pub linger: Duration,
 
+    /// Tear the tree down once the port has had no established TCP connection this
+    /// long (needs --port; checked every tenth of DUR, at most once a second)
+    #[arg(long, value_name = "DUR", env = "OCWRAP_IDLE_TIMEOUT", value_parser = parse_duration, requires = "port")]
+    pub idle_timeout: Option<Duration>,
+
     /// Append the server's stdout and stderr to FILE instead of sharing ocwrap's
     #[arg(long, value_name = "FILE", env = "OCWRAP_LOG")]
     pub log: Option<PathBuf>,
@@ -240,8 +257,8 @@ pub struct RunArgs {
     pub contain: ContainArg,
 
     /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port
-    #[arg(long, value_name = "N", env = "OCWRAP_NAME")]
-    pub name: Option<String>,
+    #[arg(long, value_name = "N", env = "OCWRAP_NAME", value_parser = Name::parse)]
+    pub name: Option<Name>,
 
     /// TCP port the server listens on: readiness and the default name
     #[arg(long, value_name = "P", env = "OCWRAP_PORT", value_parser = clap::value_parser!(u16).range(1..))]

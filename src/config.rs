@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{Cli, ContainArg, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
+use crate::state::Name;
 
 /// Who owns the server: the leases ocwrap starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -38,6 +39,8 @@ pub struct RunConfig {
     pub owners: OwnerSpec,
     pub grace: Duration,
     pub linger: Duration,
+    /// `--idle-timeout`: never zero (unset is off).
+    pub idle_timeout: Option<Duration>,
     #[serde(with = "os_path")]
     pub log: Option<PathBuf>,
     pub session: bool,
@@ -46,7 +49,7 @@ pub struct RunConfig {
     pub contain: ContainArg,
     pub verbose: bool,
     /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
-    pub name: Option<String>,
+    pub name: Option<Name>,
     pub port: Option<u16>,
     pub host: String,
     pub health: Option<String>,
@@ -71,7 +74,13 @@ impl RunConfig {
                 format!("--owner-ancestor takes a process name, not '{name}'"),
             ));
         }
-        let name = record_name(&raw)?;
+        let name = record_name(&raw);
+        if raw.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(usage(
+                ErrorKind::InvalidValue,
+                "--idle-timeout must be longer than 0 (leave it unset to turn it off)".into(),
+            ));
+        }
         if let Some(path) = raw
             .health
             .as_ref()
@@ -100,6 +109,7 @@ impl RunConfig {
             owners,
             grace: raw.grace,
             linger: raw.linger,
+            idle_timeout: raw.idle_timeout,
             log: raw.log,
             session: raw.session,
             stdin: raw.stdin,
@@ -118,18 +128,8 @@ impl RunConfig {
 }
 
 /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
-fn record_name(raw: &RunArgs) -> Result<Option<String>, Error> {
-    match (&raw.name, raw.port) {
-        (Some(name), _) if !crate::state::valid_name(name) => Err(usage(
-            ErrorKind::InvalidValue,
-            format!(
-                "--name must match [A-Za-z0-9._-]{{1,64}} and not start with '.', not '{name}'"
-            ),
-        )),
-        (Some(name), _) => Ok(Some(name.clone())),
-        (None, Some(port)) => Ok(Some(format!("port-{port}"))),
-        (None, None) => Ok(None),
-    }
+fn record_name(raw: &RunArgs) -> Option<Name> {
+    raw.name.clone().or_else(|| raw.port.map(Name::of_port))
 }
 
 fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {
@@ -305,6 +305,16 @@ mod tests {
             &["ocwrap", "--host", "10.0.0.1", "--", "true"],
             &["ocwrap", "--port", "0", "--", "true"],
             &["ocwrap", "--grace", "soon", "--", "true"],
+            &["ocwrap", "--idle-timeout", "5s", "--", "true"],
+            &[
+                "ocwrap",
+                "--port",
+                "4096",
+                "--idle-timeout",
+                "0",
+                "--",
+                "true",
+            ],
             &["ocwrap", "--owner-pid", "0", "--", "true"],
             &["ocwrap", "true"],
             &["ocwrap"],

@@ -4,7 +4,8 @@
 //! Layout: `cli` and `config` (the command line and its validation), `spawn`
 //! (starting the server), `owner` and `watch` (leases and how they are watched),
 //! `tree` and `teardown` (what belongs to the server and how it is ended),
-//! `signals` (the forwarding policy), `supervisor` (the event loop tying them
+//! `signals` (the forwarding policy), `lifecycle` and `idle` (the supervisor's
+//! rules, as pure state machines), `supervisor` (the event loop tying them
 //! together), and `sys` (every `unsafe` block and platform call).
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod handoff;
+pub mod idle;
 pub mod lifecycle;
 pub mod owner;
 pub mod process;
@@ -52,6 +54,8 @@ pub fn run() -> u8 {
         Some(Command::Stop(args)) => commands::stop::run(args),
         Some(Command::Release(args)) => commands::release::run(args),
         Some(Command::Gc(args)) => commands::gc::run(args),
+        Some(Command::Completions(args)) => commands::completions::run(args.shell),
+        Some(Command::Man) => commands::man::run(),
         Some(Command::Supervise) => supervisor::run_handed_off(),
     };
     match outcome {

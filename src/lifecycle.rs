@@ -1,8 +1,9 @@
 //! The supervisor's lifecycle as a state machine (docs/DESIGN.md, "Lifecycle"):
 //! starting → ready → stopping → done, with `--linger` in between. Its transitions
 //! are one pure function from (stage, input) to (stage, actions), so the rules —
-//! readiness, the lease rule and linger, `stop`, terminating signals, the server's
-//! own exit — are unit-tested without processes, as teardown is. What an action
+//! readiness, the lease rule and linger, `stop`, `--idle-timeout`, terminating
+//! signals, the server's own exit — are unit-tested without processes, as teardown
+//! is. When the port counts as idle is [`crate::idle`]'s business. What an action
 //! means for processes and files is the supervisor's business; how the tree is
 //! ended is [`crate::teardown`]'s.
 
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::duration::deadline_after;
 use crate::exit;
+use crate::record::StopCause;
+use crate::signals;
 use crate::sys::{self, Signal};
 
 /// Why the tree is being torn down; it decides the exit code.
@@ -19,10 +22,37 @@ pub enum Cause {
     OwnersGone,
     /// `ocwrap stop`: our own rule, exit 0.
     Stop,
+    /// The port had no established connection for `--idle-timeout`: our own
+    /// rule, exit 0.
+    Idle,
     /// A terminating signal to ocwrap: exit with the server's status.
     Signal(Signal),
     /// The server exited by itself: exit with its status.
     ServerExited,
+}
+
+impl Cause {
+    /// The cause as the record gives it (`stop_cause`).
+    pub fn recorded(self) -> StopCause {
+        match self {
+            Cause::OwnersGone => StopCause::OwnersGone,
+            Cause::Stop => StopCause::Stop,
+            Cause::Idle => StopCause::Idle,
+            Cause::Signal(_) => StopCause::Signal,
+            Cause::ServerExited => StopCause::ServerExited,
+        }
+    }
+}
+
+/// As `-v` says it: the record's word, and the signal's name for a signal.
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = self.recorded().as_str();
+        match self {
+            Cause::Signal(signal) => write!(f, "{word} {}", signals::name(*signal)),
+            _ => f.write_str(word),
+        }
+    }
 }
 
 /// Where a supervisor is in its life.
@@ -59,6 +89,8 @@ pub enum Input {
     Tick,
     /// `ocwrap stop`.
     Stop,
+    /// The port has had no established connection for `--idle-timeout`.
+    Idle,
     /// SIGINT, SIGTERM, SIGHUP or SIGQUIT to ocwrap.
     Signal(Signal),
     /// The server (the group leader) exited.
@@ -166,6 +198,10 @@ impl Stage {
                 _ => (self, Vec::new()),
             },
             Input::Stop => stop(Cause::Stop, Vec::new()),
+            // Idleness is measured only once the server answers: a slow start is
+            // not a lack of clients.
+            Input::Idle if ready => stop(Cause::Idle, Vec::new()),
+            Input::Idle => (self, Vec::new()),
             // Teardown sends SIGTERM itself; sending it twice would look like an
             // impatient second request to servers that count them.
             Input::Signal(sys::SIGTERM) => stop(Cause::Signal(sys::SIGTERM), Vec::new()),
@@ -179,7 +215,7 @@ impl Stage {
 /// the server's status (`code` is its status mapped as a shell does, if known).
 pub fn exit_code(cause: Option<Cause>, code: Option<u8>) -> u8 {
     match (cause, code) {
-        (Some(Cause::OwnersGone | Cause::Stop), _) => exit::SUCCESS,
+        (Some(Cause::OwnersGone | Cause::Stop | Cause::Idle), _) => exit::SUCCESS,
         (_, Some(code)) => code,
         (_, None) => exit::INTERNAL,
     }
@@ -295,6 +331,7 @@ mod tests {
             Input::Ready,
             Input::Leases(0),
             Input::Tick,
+            Input::Idle,
             Input::ServerExited,
         ] {
             assert_eq!(stopping.step(input, now, &OWNED), (stopping, Vec::new()));
@@ -305,9 +342,42 @@ mod tests {
     fn the_exit_code_follows_the_cause() {
         assert_eq!(exit_code(Some(Cause::OwnersGone), Some(143)), 0);
         assert_eq!(exit_code(Some(Cause::Stop), None), 0);
+        assert_eq!(exit_code(Some(Cause::Idle), Some(143)), 0);
         assert_eq!(exit_code(Some(Cause::ServerExited), Some(3)), 3);
         assert_eq!(exit_code(Some(Cause::Signal(sys::SIGINT)), Some(130)), 130);
         assert_eq!(exit_code(Some(Cause::ServerExited), None), exit::INTERNAL);
+    }
+
+    #[test]
+    fn idle_tears_a_ready_server_down_whoever_owns_it() {
+        let now = Instant::now();
+        let unowned = Rules {
+            owned: false,
+            linger: Duration::ZERO,
+        };
+        for rules in [OWNED, unowned] {
+            let (stage, actions) = run(Stage::START, &[Input::Ready, Input::Idle], now, &rules);
+            assert_eq!(actions, [Action::AnnounceReady, Action::BeginTeardown]);
+            assert_eq!(stage.cause(), Some(Cause::Idle));
+            assert!(stage.is_ready());
+        }
+    }
+
+    #[test]
+    fn idle_before_ready_changes_nothing() {
+        let now = Instant::now();
+        assert_eq!(
+            Stage::START.step(Input::Idle, now, &OWNED),
+            (Stage::START, Vec::new())
+        );
+    }
+
+    #[test]
+    fn causes_are_said_as_the_record_names_them() {
+        assert_eq!(Cause::Idle.to_string(), "idle");
+        assert_eq!(Cause::OwnersGone.to_string(), "owners_gone");
+        assert_eq!(Cause::Signal(sys::SIGINT).to_string(), "signal SIGINT");
+        assert_eq!(Cause::ServerExited.recorded(), StopCause::ServerExited);
     }
 
     #[test]

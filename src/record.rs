@@ -46,6 +46,36 @@ pub enum RecordState {
     Stopping,
 }
 
+/// Why a supervisor is tearing its tree down: `stop_cause` in a record whose
+/// `state` is `stopping`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopCause {
+    /// The last lease is gone (after `--linger`).
+    OwnersGone,
+    /// `ocwrap stop`.
+    Stop,
+    /// `--idle-timeout`: no established connection on the port for that long.
+    Idle,
+    /// A terminating signal to the supervisor.
+    Signal,
+    /// The server exited by itself.
+    ServerExited,
+}
+
+impl StopCause {
+    /// The word the record uses (`idle`, `owners_gone`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopCause::OwnersGone => "owners_gone",
+            StopCause::Stop => "stop",
+            StopCause::Idle => "idle",
+            StopCause::Signal => "signal",
+            StopCause::ServerExited => "server_exited",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupervisorId {
     pub pid: Pid,
@@ -88,6 +118,9 @@ pub struct Record {
     /// The server's cgroup, with `cgroup` containment.
     #[serde(default)]
     pub cgroup: Option<String>,
+    /// Why the tree is being torn down; only while `state` is `stopping`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_cause: Option<StopCause>,
 }
 
 const MARKER_KEY: &str = "OCWRAP_TREE";
@@ -444,6 +477,20 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn stop_causes_are_written_as_their_words() {
+        for cause in [
+            StopCause::OwnersGone,
+            StopCause::Stop,
+            StopCause::Idle,
+            StopCause::Signal,
+            StopCause::ServerExited,
+        ] {
+            let json = serde_json::to_string(&cause).unwrap();
+            assert_eq!(json, format!("\"{}\"", cause.as_str()));
+        }
+    }
 
     #[test]
     fn rfc3339_parses_what_it_writes() {

@@ -6,12 +6,13 @@
 //! control socket and its open connections, the state-dir watch, (while
 //! starting) the readiness probe and (while tearing down) the tree's wake-up
 //! descriptor; its timeout is the nearest of the owner poll interval (poll method
-//! only), the end of `--linger`, the teardown deadline and the control
-//! connections' deadlines. With pidfds and nothing happening it has no timeout at
-//! all, so an idle supervisor costs no wake-ups. (On Windows every source is a
-//! handle, the server's exit included: `sys::Waitable`.) Nothing in the loop blocks: a
-//! control client is served only as far as its socket allows at that moment, so no
-//! client can delay the reaction to an owner's death, a signal or `stop`.
+//! only), the end of `--linger`, the next `--idle-timeout` sample (only with that
+//! option), the teardown deadline and the control connections' deadlines. With
+//! pidfds and nothing happening it has no timeout at all, so an idle supervisor
+//! costs no wake-ups. (On Windows every source is a handle, the server's exit
+//! included: `sys::Waitable`.) Nothing in the loop blocks: a control client is
+//! served only as far as its socket allows at that moment, so no client can delay
+//! the reaction to an owner's death, a signal or `stop`.
 
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,6 +24,7 @@ use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{Event, Reporter};
+use crate::idle::IdleClock;
 use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
@@ -31,7 +33,7 @@ use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
 use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
-use crate::state::StateDir;
+use crate::state::{Name, StateDir};
 use crate::sys::{self, Interest, ServerChild, Signal, Waitable};
 use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
@@ -86,7 +88,7 @@ fn register_and_run(
     let state = StateDir::open(config.state_dir.as_deref())?;
     registration::sweep(&state);
     let me = Pid::current();
-    let stem = config.name.clone().unwrap_or_else(|| format!("pid-{me}"));
+    let stem = config.name.clone().unwrap_or_else(|| Name::unnamed(me));
     state.checked_socket_path(&stem)?;
     let me = SupervisorId {
         pid: me,
@@ -94,7 +96,7 @@ fn register_and_run(
             Error::os("reading our own start time")(std::io::Error::other("no entry"))
         })?,
     };
-    let mut registration = Registration::take(state, stem, me)?;
+    let mut registration = Registration::take(state, stem.to_string(), me)?;
     reporter.send(&Event::Registered);
     match start(&config, owners, me, &mut registration) {
         Ok(parts) => {
@@ -195,7 +197,7 @@ fn new_record(
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     Record {
         version: record::RECORD_VERSION,
-        name: config.name.clone(),
+        name: config.name.as_ref().map(Name::to_string),
         supervisor,
         server,
         command: {
@@ -220,6 +222,7 @@ fn new_record(
         log: config.log.as_ref().map(|p| text(p.as_os_str())),
         contain: containment.kind(),
         cgroup: containment.cgroup_path(),
+        stop_cause: None,
     }
 }
 
@@ -251,6 +254,10 @@ struct Supervisor {
     watch: OwnerWatch,
     signals: Signals,
     ready: Option<ReadyProbe>,
+    /// `--idle-timeout`, if given.
+    idle_timeout: Option<Duration>,
+    /// Runs from readiness until teardown when `--idle-timeout` is given.
+    idle: Option<IdleClock>,
     tree: ServerTree,
     teardown: Teardown,
     /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
@@ -289,6 +296,8 @@ impl Supervisor {
             watch: started.watch,
             signals: started.signals,
             ready: started.ready,
+            idle_timeout: config.idle_timeout,
+            idle: None,
             teardown: Teardown::new(config.grace),
             child_event: true,
         }
@@ -305,6 +314,7 @@ impl Supervisor {
                 self.check_server(now);
             }
             self.check_owners(now);
+            self.check_idle(now);
             self.teardown.advance(now, &mut self.tree);
             if let Phase::Finished { clean } = self.teardown.phase() {
                 return self.finish(clean);
@@ -345,6 +355,9 @@ impl Supervisor {
                 .next_deadline()
                 .map(|t| t.saturating_duration_since(now)),
             self.registration.next_check(now),
+            self.idle
+                .as_ref()
+                .map(|clock| clock.next_sample().saturating_duration_since(now)),
             self.ready
                 .as_ref()
                 .and_then(ReadyProbe::next_wake)
@@ -416,7 +429,7 @@ impl Supervisor {
         self.stage = stage;
         for action in actions {
             match action {
-                Action::AnnounceReady => self.announce_ready(),
+                Action::AnnounceReady => self.announce_ready(now),
                 Action::Forward(signal) => self.tree.forward(signal),
                 Action::BeginTeardown => self.begin_teardown(now),
                 Action::Escalate => self.teardown.escalate(now, &mut self.tree),
@@ -424,9 +437,12 @@ impl Supervisor {
         }
     }
 
-    fn announce_ready(&mut self) {
+    fn announce_ready(&mut self, now: Instant) {
         diag::note("server is ready");
         self.ready = None;
+        self.idle = self
+            .idle_timeout
+            .map(|timeout| IdleClock::start(timeout, now));
         self.record.state = RecordState::Ready;
         self.registration.save(&self.record);
         self.answer_waiting(&Reply::ok(self.record.clone()));
@@ -437,14 +453,19 @@ impl Supervisor {
     /// says `stopping`, so no file system delay stands between the decision and
     /// the signal.
     fn begin_teardown(&mut self, now: Instant) {
-        diag::note(format_args!("tearing down: {:?}", self.stage.cause()));
+        let cause = self.stage.cause();
+        if let Some(cause) = cause {
+            diag::note(format_args!("tearing down: {cause}"));
+        }
         self.ready = None;
+        self.idle = None;
         self.teardown.begin(now, &mut self.tree);
         self.answer_waiting(&Reply::refused(
             Refusal::Stopping,
             "stopping: the server is being torn down",
         ));
         self.record.state = RecordState::Stopping;
+        self.record.stop_cause = cause.map(Cause::recorded);
         self.registration.save(&self.record);
     }
 
@@ -595,6 +616,34 @@ impl Supervisor {
         self.apply(Input::Tick, now);
     }
 
+    /// Counts the port's established connections when the idle clock wants a
+    /// sample, and tears down once it has been idle for `--idle-timeout`.
+    fn check_idle(&mut self, now: Instant) {
+        let (Some(clock), Some(port)) = (&mut self.idle, self.record.port) else {
+            return;
+        };
+        if !clock.sample_due(now) {
+            return;
+        }
+        let idle = match sys::established_connections(port) {
+            Ok(count) => clock.observe(count, now),
+            Err(e) => {
+                diag::note(format_args!(
+                    "cannot count the connections on port {port} (taken as busy): {e}"
+                ));
+                clock.unknown(now);
+                false
+            }
+        };
+        if idle {
+            diag::note(format_args!(
+                "port {port} had no established connection for {:?}",
+                self.idle_timeout.unwrap_or_default()
+            ));
+            self.apply(Input::Idle, now);
+        }
+    }
+
     /// Reaps the leader and everything left, removes the record, socket and lock,
     /// and turns the cause into an exit code.
     fn finish(mut self, clean: bool) -> u8 {
@@ -627,6 +676,7 @@ fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
             None,
         ),
         Some(Cause::Stop) => ("stopped before the server was ready".into(), None),
+        Some(Cause::Idle) => ("idle before the server was ready".into(), None),
         Some(Cause::Signal(signal)) => (
             format!("{} before the server was ready", signals::name(signal)),
             None,

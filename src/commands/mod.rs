@@ -2,8 +2,12 @@
 //! `up`, `status`, `stop`, `release` and `gc`. Each sweeps the registrations of
 //! dead supervisors first, reads records and locks, talks to live supervisors over
 //! their control sockets, and never signals a process on a record's word alone.
+//! Besides them, `completions` and `man` describe ocwrap itself, from its clap
+//! definition, and touch nothing.
 
+pub mod completions;
 pub mod gc;
+pub mod man;
 pub mod release;
 pub mod status;
 pub mod stop;
@@ -24,18 +28,6 @@ pub fn open_state(path: Option<&Path>) -> Result<StateDir, Error> {
     let state = StateDir::open(path)?;
     registration::sweep(&state);
     Ok(state)
-}
-
-/// The stem to act on, or a clear error when the name is not a valid one.
-pub fn checked_stem(stem: String) -> Result<String, Error> {
-    if crate::state::valid_name(&stem) {
-        Ok(stem)
-    } else {
-        Err(crate::config::usage(
-            clap::error::ErrorKind::InvalidValue,
-            format!("'{stem}' is not a valid name ([A-Za-z0-9._-]{{1,64}})"),
-        ))
-    }
 }
 
 /// Writes one JSON value and a newline to stdout. A closed stdout is not our

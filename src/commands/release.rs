@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::{checked_stem, open_state, print_json, print_line};
+use super::{open_state, print_json, print_line};
 use crate::cli::ReleaseArgs;
 use crate::control::{self, Request};
 use crate::error::Error;
@@ -34,13 +34,19 @@ enum ReleaseJson {
 }
 
 pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
-    let stem = checked_stem(args.select.stem().unwrap_or_default())?;
+    // clap requires --name or --port, so there is always a name.
+    let Some(stem) = args.select.stem() else {
+        return Err(crate::config::usage(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "release needs --name or --port".into(),
+        ));
+    };
     let state = open_state(args.state.state_dir.as_deref())?;
     let outcome = release(&state, &stem, args.owner_pid);
     match (outcome, args.json) {
         (Ok(owners), true) => {
             print_json(&ReleaseJson::Released {
-                name: stem,
+                name: stem.to_string(),
                 released: args.owner_pid,
                 owners,
             });
@@ -62,7 +68,7 @@ pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
         }
         (Err(e), true) => {
             print_json(&ReleaseJson::Error {
-                name: stem,
+                name: stem.to_string(),
                 error: crate::error::one_line(&e),
             });
             Ok(e.exit_code())

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{checked_stem, open_state, print_json, print_line};
+use super::{open_state, print_json, print_line};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::exit;
@@ -29,7 +29,7 @@ struct EntryJson<'a> {
 }
 
 pub fn run(args: StatusArgs) -> Result<u8, Error> {
-    let only = args.select.stem().map(checked_stem).transpose()?;
+    let only = args.select.stem();
     let state = open_state(args.state.state_dir.as_deref())?;
     let entries = survey(&state, only.as_deref());
     if args.json {
@@ -47,7 +47,7 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
         print_table(&entries);
     }
     match only {
-        Some(stem) if !entries.iter().any(|e| e.live) => Err(Error::NotRunning(stem)),
+        Some(stem) if !entries.iter().any(|e| e.live) => Err(Error::NotRunning(stem.to_string())),
         _ => Ok(exit::SUCCESS),
     }
 }

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{checked_stem, open_state, print_json, print_line};
+use super::{open_state, print_json, print_line};
 use crate::cli::StopArgs;
 use crate::control::{self, Request};
 use crate::error::Error;
@@ -42,10 +42,10 @@ struct Failure {
 }
 
 pub fn run(args: StopArgs) -> Result<u8, Error> {
-    let only = args.select.stem().map(checked_stem).transpose()?;
+    let only = args.select.stem();
     let state = open_state(args.state.state_dir.as_deref())?;
     let targets: Vec<String> = match &only {
-        Some(stem) => vec![stem.clone()],
+        Some(stem) => vec![stem.to_string()],
         None => survey(&state, None)
             .into_iter()
             .filter(|e| e.live)

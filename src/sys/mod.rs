@@ -19,6 +19,13 @@ mod cgroup;
 #[cfg(target_os = "linux")]
 pub use cgroup::{Cgroup, own_child_cgroups, remove_empty_cgroup};
 
+#[cfg(target_os = "linux")]
+#[path = "tcp_linux.rs"]
+mod tcp;
+
+#[cfg(target_os = "linux")]
+pub use tcp::established_connections;
+
 #[cfg(target_os = "macos")]
 #[path = "macos.rs"]
 mod os;

@@ -50,11 +50,14 @@ use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
     ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_BROKEN_PIPE, ERROR_EXE_MACHINE_TYPE_MISMATCH,
-    ERROR_FILE_NOT_FOUND, ERROR_INVALID_NAME, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING,
-    ERROR_LOCK_VIOLATION, ERROR_MORE_DATA, ERROR_PATH_NOT_FOUND, ERROR_PIPE_BUSY,
+    ERROR_FILE_NOT_FOUND, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_NAME, ERROR_IO_INCOMPLETE,
+    ERROR_IO_PENDING, ERROR_LOCK_VIOLATION, ERROR_MORE_DATA, ERROR_PATH_NOT_FOUND, ERROR_PIPE_BUSY,
     ERROR_PIPE_CONNECTED, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE, HANDLE_FLAG_INHERIT,
     HLOCAL, LocalFree, SetHandleInformation, WAIT_ABANDONED_0, WAIT_FAILED, WAIT_OBJECT_0,
     WAIT_TIMEOUT,
+};
+use windows_sys::Win32::NetworkManagement::IpHelper::{
+    GetTcp6Table, GetTcpTable, MIB_TCP_STATE_ESTAB, MIB_TCP6TABLE, MIB_TCPTABLE,
 };
 use windows_sys::Win32::Networking::WinSock::{
     ADDRESS_FAMILY, AF_INET, AF_INET6, FD_CLOSE, FD_CONNECT, FD_CONNECT_BIT, FD_READ, FD_WRITE,
@@ -2656,6 +2659,65 @@ impl Connection {
     }
 }
 
+/// How many TCP connections are established with local port `port` (IPv4 and
+/// IPv6), from the IP Helper's connection tables: for `--idle-timeout`.
+pub fn established_connections(port: u16) -> io::Result<usize> {
+    let v4 = tcp_table(|table: *mut MIB_TCPTABLE, size| {
+        // SAFETY: `table` is NULL (a size query) or a buffer of `*size` bytes.
+        unsafe { GetTcpTable(table, size, 0) }
+    })?;
+    let v6 = tcp_table(|table: *mut MIB_TCP6TABLE, size| {
+        // SAFETY: as above.
+        unsafe { GetTcp6Table(table, size, 0) }
+    })?;
+    let on_port = |local: u32| u16::from_be(local as u16) == port;
+    // SAFETY: each table holds `dwNumEntries` rows inside its buffer (see tcp_table).
+    let count = unsafe {
+        rows(&v4, |t: &MIB_TCPTABLE| (t.dwNumEntries, t.table.as_ptr()))
+            .iter()
+            .filter(|r| r.Anonymous.State == MIB_TCP_STATE_ESTAB && on_port(r.dwLocalPort))
+            .count()
+            + rows(&v6, |t: &MIB_TCP6TABLE| (t.dwNumEntries, t.table.as_ptr()))
+                .iter()
+                .filter(|r| r.State == MIB_TCP_STATE_ESTAB && on_port(r.dwLocalPort))
+                .count()
+    };
+    Ok(count)
+}
+
+/// One IP Helper table (`get` is `GetTcpTable` or `GetTcp6Table`), in a buffer of
+/// usize words, so that it is aligned for the table; asked again while it grows.
+fn tcp_table<T>(get: impl Fn(*mut T, *mut u32) -> u32) -> io::Result<Vec<usize>> {
+    let mut size = 0u32;
+    let mut buffer: Vec<usize> = Vec::new();
+    loop {
+        let table = if buffer.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            buffer.as_mut_ptr().cast()
+        };
+        match get(table, &mut size) {
+            0 if !buffer.is_empty() => return Ok(buffer),
+            0 | ERROR_INSUFFICIENT_BUFFER => {
+                buffer = vec![0usize; (size as usize).div_ceil(size_of::<usize>()).max(1)];
+            }
+            error => return Err(io::Error::from_raw_os_error(error as i32)),
+        }
+    }
+}
+
+/// The rows of a table filled by [`tcp_table`].
+///
+/// # Safety
+/// `buffer` must hold a table of type `T` whose first `count` rows (as `fields`
+/// reads them) lie inside it.
+unsafe fn rows<T, R>(buffer: &[usize], fields: impl Fn(&T) -> (u32, *const R)) -> &[R] {
+    // SAFETY: the buffer holds a `T` and is aligned for it (the caller's promise).
+    let (count, first) = fields(unsafe { &*(buffer.as_ptr() as *const T) });
+    // SAFETY: the caller's promise: `count` rows from `first`, inside the buffer.
+    unsafe { std::slice::from_raw_parts(first, count as usize) }
+}
+
 /// Starts Winsock for this process (once; std does so too, lazily, for its own
 /// sockets, and the count of starts is never taken back).
 fn winsock_started() -> io::Result<()> {
@@ -2711,6 +2773,7 @@ fn socket_address(addr: &SocketAddr) -> (ADDRESS_FAMILY, SOCKADDR_STORAGE, i32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     fn at(t: u64) -> StartTime {
         StartTime(t)
@@ -2898,6 +2961,18 @@ mod tests {
         assert_eq!(entries[0].0, current_user());
         drop(listener);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn established_connections_are_counted_on_their_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(established_connections(port).unwrap(), 0);
+        let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        // The accepted side has the listening port as its local port; the
+        // client's local port is another.
+        assert_eq!(established_connections(port).unwrap(), 1);
     }
 
     #[test]

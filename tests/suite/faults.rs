@@ -3,9 +3,9 @@
 //! what their names say, inputs that are too large, and supervisors SIGKILLed at
 //! any moment — after which the next ordinary command leaves nothing behind.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,77 +13,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    DEADLINE, Launch, Proc, Running, TempDir, eventually, fixture_bin, free_port, kill_and_reap,
-    ocwrap_once, owner, status_json,
+    DEADLINE, Launch, Proc, Running, State, TempDir, eventually, fixture_bin, free_port,
+    kill_and_reap, ocwrap_once, owner, raw_request,
 };
 use ocwrap::process::Pid;
 
 const TREE: &[&str] = &["tree", "--children", "2", "--escape"];
-
-/// A private state dir inside a temp dir (ocwrap creates it).
-struct Dir {
-    _tmp: TempDir,
-    dir: PathBuf,
-}
-
-impl Dir {
-    fn new() -> Dir {
-        let tmp = TempDir::new();
-        let dir = tmp.path().join("state");
-        Dir { _tmp: tmp, dir }
-    }
-
-    fn arg(&self) -> &str {
-        self.dir.to_str().expect("utf-8 path")
-    }
-
-    /// `ocwrap run --state-dir D ARGS… -- fixture FIXTURE…`
-    fn run(&self, args: &[&str], fixture: &[&str]) -> Running {
-        Launch::ocwrap()
-            .args(["--state-dir", self.arg()])
-            .args(args)
-            .server(fixture)
-            .spawn()
-    }
-
-    fn cmd(&self, command: &str, args: &[&str]) -> (i32, String, String) {
-        let mut all = vec![command, "--state-dir", self.arg()];
-        all.extend_from_slice(args);
-        ocwrap_once(&all)
-    }
-
-    fn socket(&self, stem: &str) -> PathBuf {
-        self.dir.join(format!("{stem}.sock"))
-    }
-
-    /// Which of `<stem>.json`, `.lock` and `.sock` exist.
-    fn files(&self, stem: &str) -> Vec<String> {
-        ["json", "lock", "sock"]
-            .iter()
-            .map(|ext| format!("{stem}.{ext}"))
-            .filter(|name| std::fs::symlink_metadata(self.dir.join(name)).is_ok())
-            .collect()
-    }
-
-    /// Whether `status --json` lists `stem` as live.
-    fn is_live(&self, stem: &str) -> bool {
-        status_json(&self.dir)["supervisors"]
-            .as_array()
-            .is_some_and(|all| all.iter().any(|e| e["name"] == stem && e["live"] == true))
-    }
-}
-
-/// One request over a control socket, as raw bytes; the parsed reply line.
-fn raw_request(socket: &Path, bytes: &[u8]) -> Value {
-    let mut stream = UnixStream::connect(socket).expect("connect to the control socket");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let _ = stream.write_all(bytes);
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .expect("read the reply");
-    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
-}
 
 /// The supervisor's record, asked over its socket: an answer means the loop runs.
 fn served(socket: &Path) -> Value {
@@ -108,7 +43,7 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn a_server_started_without_owners_is_never_torn_down_by_the_lease_rule() {
-    let dir = Dir::new();
+    let dir = State::new();
     let up = |owner: &[&str]| {
         let mut args = vec!["up", "--json", "--state-dir", dir.arg(), "--name", "d"];
         args.extend_from_slice(owner);
@@ -151,7 +86,7 @@ fn a_server_started_without_owners_is_never_torn_down_by_the_lease_rule() {
 
 #[test]
 fn an_owner_that_can_never_exit_is_refused_on_attach() {
-    let dir = Dir::new();
+    let dir = State::new();
     let mut run = dir.run(&["--name", "i", "--owner", "none"], TREE);
     let procs = run.tree();
     let (_, supervisor) = run.server_and_supervisor();
@@ -170,7 +105,7 @@ fn an_owner_that_can_never_exit_is_refused_on_attach() {
 
 #[test]
 fn gc_never_acts_on_a_copy_of_a_live_record() {
-    let dir = Dir::new();
+    let dir = State::new();
     let mut run = dir.run(&["--name", "live1", "--owner", "none"], TREE);
     let procs = run.tree();
     served(&dir.socket("live1"));
@@ -196,7 +131,7 @@ fn gc_never_acts_on_a_copy_of_a_live_record() {
 
 #[test]
 fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_duplicate() {
-    let dir = Dir::new();
+    let dir = State::new();
     let port = free_port();
     let sessions: Vec<Running> = (0..3).map(|_| owner()).collect();
     let up = |session: &Running| {
@@ -251,7 +186,7 @@ fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_dupl
 
 #[test]
 fn a_supervisor_never_removes_files_that_are_not_its_own() {
-    let dir = Dir::new();
+    let dir = State::new();
     let mut a = dir.run(&["--name", "x", "--owner", "none"], TREE);
     let a_tree = a.tree();
     let a_pid = a.pinned.pid;
@@ -333,7 +268,7 @@ impl Drop for Drip {
 
 #[test]
 fn silent_and_dripping_clients_cannot_delay_the_teardown_after_an_owner_dies() {
-    let dir = Dir::new();
+    let dir = State::new();
     let mut session = owner();
     let mut run = dir.run(
         &[
@@ -357,7 +292,7 @@ fn silent_and_dripping_clients_cannot_delay_the_teardown_after_an_owner_dies() {
 
 #[test]
 fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
-    let dir = Dir::new();
+    let dir = State::new();
     let mut run = dir.run(&["--name", "b", "--owner", "none"], TREE);
     let procs = run.tree();
     let socket = dir.socket("b");
@@ -378,7 +313,7 @@ fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
 
 #[test]
 fn a_client_that_never_reads_its_reply_is_dropped_at_its_deadline() {
-    let dir = Dir::new();
+    let dir = State::new();
     let mut run = dir.run(&["--name", "r", "--owner", "none"], TREE);
     run.tree();
     let socket = dir.socket("r");
@@ -402,7 +337,7 @@ fn a_client_that_never_reads_its_reply_is_dropped_at_its_deadline() {
 
 #[test]
 fn up_with_a_log_that_never_ends_fails_cleanly() {
-    let dir = Dir::new();
+    let dir = State::new();
     let port = free_port().to_string();
     let (code, out, err) = ocwrap_once(&[
         "up",
@@ -431,7 +366,7 @@ fn up_with_a_log_that_never_ends_fails_cleanly() {
 
 #[test]
 fn fifos_named_like_records_or_locks_never_hang_a_command() {
-    let dir = Dir::new();
+    let dir = State::new();
     assert_eq!(dir.cmd("status", &[]).0, 0);
     mkfifo(&dir.dir.join("x.json"));
     mkfifo(&dir.dir.join("y.lock"));
@@ -469,7 +404,7 @@ fn fifos_named_like_records_or_locks_never_hang_a_command() {
 
 #[test]
 fn up_gives_up_on_a_turn_held_past_its_ready_timeout() {
-    let dir = Dir::new();
+    let dir = State::new();
     assert_eq!(dir.cmd("status", &[]).0, 0);
     let port = free_port();
     let turn = std::fs::File::create(dir.dir.join(format!("port-{port}.up"))).unwrap();
@@ -505,7 +440,7 @@ fn up_gives_up_on_a_turn_held_past_its_ready_timeout() {
 
 #[test]
 fn a_huge_argv_is_recorded_cut_and_up_and_stop_still_work() {
-    let dir = Dir::new();
+    let dir = State::new();
     let port = free_port().to_string();
     let filler = "x".repeat(100_000);
     let mut args = vec![
@@ -586,7 +521,7 @@ fn a_state_dir_too_long_for_a_socket_is_a_clear_error_for_run_and_up() {
 /// and its server are gone: what is left are the grandchildren and the escapee.
 /// The handle is returned to be dropped only after the check (its drop kills
 /// whatever it saw announced).
-fn sigkilled_supervisor(dir: &Dir) -> (Running, Vec<Proc>) {
+fn sigkilled_supervisor(dir: &State) -> (Running, Vec<Proc>) {
     let mut run = dir.run(&["--name", "x", "--owner", "none"], TREE);
     let procs = run.tree();
     served(&dir.socket("x"));
@@ -606,7 +541,7 @@ fn sigkilled_supervisor(dir: &Dir) -> (Running, Vec<Proc>) {
 
 #[test]
 fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
-    let dir = Dir::new();
+    let dir = State::new();
     let port = free_port().to_string();
     let commands: [&[&str]; 6] = [
         &["status"],
@@ -642,7 +577,7 @@ fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
 
 #[test]
 fn a_supervisor_killed_before_its_first_record_is_swept_by_its_claim() {
-    let dir = Dir::new();
+    let dir = State::new();
     assert_eq!(dir.cmd("status", &[]).0, 0);
     // A claim naming a supervisor that does not run (no record yet), the tree
     // marker its server would have given its children, and two decoys: one with

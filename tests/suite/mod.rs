@@ -1,7 +1,9 @@
 //! Integration tests, one module per area of the design (docs/DESIGN.md).
 
+mod completions;
 mod faults;
 mod handoff;
+mod idle;
 mod inputs;
 mod records;
 mod run;

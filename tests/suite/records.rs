@@ -1,109 +1,26 @@
 //! Records, locks, the control socket, and the commands built on them: `status`,
 //! `stop`, `release` and `gc` (docs/DESIGN.md, "Records and locks").
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, eventually, fixture_bin, free_port, kill_and_reap, ocwrap_once,
-    owner, status_json,
+    Launch, Proc, State, TempDir, eventually, fixture_bin, free_port, kill_and_reap, ocwrap_once,
+    owner, raw_request, status_json,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
 
 const NOBODY: u32 = 65534;
 
-/// A private state dir inside a temp dir (ocwrap creates it).
-struct State {
-    _tmp: TempDir,
-    dir: PathBuf,
-}
-
-impl State {
-    fn new() -> State {
-        let tmp = TempDir::new();
-        let dir = tmp.path().join("state");
-        State { _tmp: tmp, dir }
-    }
-
-    fn arg(&self) -> &str {
-        self.dir.to_str().expect("utf-8 path")
-    }
-
-    /// `ocwrap run --state-dir D ARGS… -- fixture FIXTURE…`
-    fn run(&self, args: &[&str], fixture: &[&str]) -> Running {
-        Launch::ocwrap()
-            .args(["--state-dir", self.arg()])
-            .args(args)
-            .server(fixture)
-            .spawn()
-    }
-
-    fn cmd(&self, command: &str, args: &[&str]) -> (i32, String, String) {
-        let mut all = vec![command, "--state-dir", self.arg()];
-        all.extend_from_slice(args);
-        ocwrap_once(&all)
-    }
-
-    fn record(&self, stem: &str) -> Value {
-        let text = std::fs::read_to_string(self.dir.join(format!("{stem}.json")))
-            .expect("read the record");
-        serde_json::from_str(&text).expect("the record is JSON")
-    }
-
-    fn has_record(&self, stem: &str) -> bool {
-        self.dir.join(format!("{stem}.json")).exists()
-    }
-
-    /// The status entry for `stem`, if listed.
-    fn entry(&self, stem: &str) -> Option<Value> {
-        status_json(&self.dir)["supervisors"]
-            .as_array()?
-            .iter()
-            .find(|e| e["name"] == stem)
-            .cloned()
-    }
-
-    /// Asks the supervisor of `stem` for its status over the control socket. The
-    /// socket is bound before the server is spawned, and requests are answered by
-    /// the event loop, which starts only once the first record is written: so when
-    /// this returns, the record is there. An event to wait on, not a poll.
-    fn served(&self, stem: &str) -> Value {
-        let reply = raw_request(&self.socket(stem), b"{\"op\":\"status\"}\n");
-        assert_eq!(reply["ok"], true, "{stem} answers its status: {reply}");
-        reply
-    }
-
-    fn socket(&self, stem: &str) -> PathBuf {
-        self.dir.join(format!("{stem}.sock"))
-    }
-}
-
 fn owner_pids(record: &Value) -> Vec<i64> {
     record["owners"]
         .as_array()
         .map(|a| a.iter().filter_map(|o| o["pid"].as_i64()).collect())
         .unwrap_or_default()
-}
-
-/// One request over the control socket, as raw bytes; returns the reply line.
-fn raw_request(socket: &Path, bytes: &[u8]) -> Value {
-    let mut stream = UnixStream::connect(socket).expect("connect to the control socket");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    // The supervisor may refuse before reading all of an oversize message.
-    let _ = stream.write_all(bytes);
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .expect("read the reply");
-    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
 }
 
 const TREE: &[&str] = &["tree", "--children", "1", "--escape"];
@@ -307,7 +224,7 @@ fn corrupt_symlinked_and_foreign_records_are_reported_removed_and_never_followed
     assert_eq!(state.cmd("status", &[]).0, 0);
     let mut decoy = owner();
     let decoy_start = sys::proc_info(decoy.pinned.pid).unwrap().start.0;
-    let target = state._tmp.file("precious", "do not touch\n");
+    let target = state.tmp().file("precious", "do not touch\n");
     std::fs::write(state.dir.join("corrupt.json"), "{ not json").unwrap();
     std::os::unix::fs::symlink(&target, state.dir.join("link.json")).unwrap();
     // Names the decoy with another start time (a reused PID)…

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::{
     Launch, Proc, Running, TempDir, eventually, field, fixture_bin, kill_and_reap, ocwrap_bin,
-    owner, zombie_children,
+    owner, sleeps_in_poll_forever, zombie_children,
 };
 use ocwrap::sys;
 
@@ -596,18 +596,4 @@ fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
     );
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
-}
-
-/// Whether `pid` is blocked in poll(2) or ppoll(2) with an infinite timeout, as
-/// `/proc/PID/syscall` shows it (x86_64 numbering).
-fn sleeps_in_poll_forever(pid: ocwrap::process::Pid) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
-        return false;
-    };
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    match fields.as_slice() {
-        ["7", _, _, timeout, ..] => *timeout == "0xffffffff" || *timeout == "0xffffffffffffffff",
-        ["271", _, _, timeout, ..] => *timeout == "0x0",
-        _ => false,
-    }
 }

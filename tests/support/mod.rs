@@ -538,3 +538,119 @@ pub fn zombie_children(parent: Pid) -> Vec<Pid> {
         .map(|p| p.pid)
         .collect()
 }
+
+/// A private state dir inside a temp dir (ocwrap creates it), and the commands
+/// and checks the tests run against it.
+pub struct State {
+    _tmp: TempDir,
+    pub dir: PathBuf,
+}
+
+impl State {
+    pub fn new() -> State {
+        let tmp = TempDir::new();
+        let dir = tmp.path().join("state");
+        State { _tmp: tmp, dir }
+    }
+
+    pub fn arg(&self) -> &str {
+        self.dir.to_str().expect("utf-8 path")
+    }
+
+    /// The temp dir the state dir is in (for files of the test's own).
+    pub fn tmp(&self) -> &TempDir {
+        &self._tmp
+    }
+
+    /// `ocwrap run --state-dir D ARGS… -- fixture FIXTURE…`
+    pub fn run(&self, args: &[&str], fixture: &[&str]) -> Running {
+        Launch::ocwrap()
+            .args(["--state-dir", self.arg()])
+            .args(args)
+            .server(fixture)
+            .spawn()
+    }
+
+    /// `ocwrap COMMAND --state-dir D ARGS…` to its end: (exit code, stdout, stderr).
+    pub fn cmd(&self, command: &str, args: &[&str]) -> (i32, String, String) {
+        let mut all = vec![command, "--state-dir", self.arg()];
+        all.extend_from_slice(args);
+        ocwrap_once(&all)
+    }
+
+    pub fn record(&self, stem: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join(format!("{stem}.json")))
+            .expect("read the record");
+        serde_json::from_str(&text).expect("the record is JSON")
+    }
+
+    pub fn has_record(&self, stem: &str) -> bool {
+        self.dir.join(format!("{stem}.json")).exists()
+    }
+
+    /// The status entry for `stem`, if listed.
+    pub fn entry(&self, stem: &str) -> Option<serde_json::Value> {
+        status_json(&self.dir)["supervisors"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == stem)
+            .cloned()
+    }
+
+    /// Whether `status --json` lists `stem` as live.
+    pub fn is_live(&self, stem: &str) -> bool {
+        self.entry(stem).is_some_and(|e| e["live"] == true)
+    }
+
+    /// Asks the supervisor of `stem` for its status over the control socket and
+    /// returns the reply. The socket is bound before the server is spawned, and
+    /// requests are answered by the event loop, which starts once the server has:
+    /// an event to wait on, not a poll. (Without `--port` the server is ready at
+    /// once, so its record is written before the loop answers.)
+    pub fn served(&self, stem: &str) -> serde_json::Value {
+        let reply = raw_request(&self.socket(stem), b"{\"op\":\"status\"}\n");
+        assert_eq!(reply["ok"], true, "{stem} answers its status: {reply}");
+        reply
+    }
+
+    pub fn socket(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.sock"))
+    }
+
+    /// Which of `<stem>.json`, `.lock` and `.sock` exist.
+    pub fn files(&self, stem: &str) -> Vec<String> {
+        ["json", "lock", "sock"]
+            .iter()
+            .map(|ext| format!("{stem}.{ext}"))
+            .filter(|name| std::fs::symlink_metadata(self.dir.join(name)).is_ok())
+            .collect()
+    }
+}
+
+/// One request over a control socket, as raw bytes; the parsed reply line.
+pub fn raw_request(socket: &Path, bytes: &[u8]) -> serde_json::Value {
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).expect("connect to the control socket");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    // The supervisor may refuse before reading all of an oversize message.
+    let _ = stream.write_all(bytes);
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .expect("read the reply");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
+}
+
+/// Whether `pid` is blocked in poll(2) or ppoll(2) with an infinite timeout, as
+/// `/proc/PID/syscall` shows it (x86_64 numbering).
+pub fn sleeps_in_poll_forever(pid: Pid) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    match fields.as_slice() {
+        ["7", _, _, timeout, ..] => *timeout == "0xffffffff" || *timeout == "0xffffffffffffffff",
+        ["271", _, _, timeout, ..] => *timeout == "0x0",
+        _ => false,
+    }
+}

@@ -1,0 +1,67 @@
+// Shared by the package's tests: free ports, private state dirs, stand-in
+// sessions, and waits with deadlines (Node has no pidfds, so a process's end is
+// looked for every 20 ms until the deadline, and the failure says what did not
+// happen).
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const DEADLINE_MS = 30_000;
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export function stateDir() {
+  return join(mkdtempSync(join(tmpdir(), "ocwrap-npm-")), "state");
+}
+
+/** A long-lived process standing for a session; killed by the returned stop(). */
+export function session() {
+  const child = spawn("sleep", ["1000"], { stdio: "ignore" });
+  return { pid: child.pid, end: () => child.kill("SIGKILL") };
+}
+
+export function exists(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    if (e.code === "ESRCH") return false;
+    throw e;
+  }
+}
+
+export function answers(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+/** Waits until `condition()` (sync or async) holds; throws `what` at the deadline. */
+export async function until(what, condition, deadlineMs = DEADLINE_MS) {
+  const end = Date.now() + deadlineMs;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${deadlineMs} ms`);
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+}
+
+/** Waits until the process is gone and nothing answers on the port. */
+export async function gone(what, pid, port) {
+  await until(`${what}: pid ${pid} gone`, () => !exists(pid));
+  await until(`${what}: port ${port} free`, async () => !(await answers(port)));
+}

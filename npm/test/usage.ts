@@ -1,0 +1,47 @@
+// Type-checked (tsc --noEmit, strict) against the installed package's index.d.ts:
+// what a plugin written in TypeScript does with the API. Never run.
+import { OcwrapError, binaryPath, release, status, stop, up } from "ocwrap";
+import type { StatusResult, StopResult, UpOptions, UpResult } from "ocwrap";
+
+const options: UpOptions = {
+  port: 4096,
+  health: "/global/health",
+  ownerPid: [4242, 4343],
+  idleTimeout: "30m",
+  grace: 2000,
+  command: ["opencode", "serve", "--hostname", "127.0.0.1", "--port", "4096"],
+};
+
+export async function ensureServer(): Promise<string> {
+  try {
+    const server: UpResult = await up(options);
+    if (server.status === "external") return server.url;
+    const pid: number | null = server.pid;
+    return `${server.url} (pid ${pid ?? "?"}, owners ${server.owners.map((o) => o.pid).join(",")})`;
+  } catch (e) {
+    if (e instanceof OcwrapError) {
+      const status: number | null = e.exit_status;
+      const tail: string | null = e.log_tail;
+      throw new Error(`no server (${e.exitCode}, ${status}): ${tail ?? e.message}`);
+    }
+    throw e;
+  }
+}
+
+export async function onSessionEnd(sessionPid: number, reason: string): Promise<void> {
+  if (reason === "clear") return;
+  const left = await release({ port: 4096, ownerPid: sessionPid });
+  left.owners.forEach((o) => o.start.toFixed());
+}
+
+export async function overview(): Promise<number> {
+  const all: StatusResult = await status();
+  const stopping = all.supervisors.filter((s) => s.record?.stop_cause === "idle");
+  const stopped: StopResult = await stop({ all: true, wait: true });
+  return stopping.length + stopped.stopped.length + binaryPath().length;
+}
+
+// @ts-expect-error: up needs the server's command.
+up({ port: 4096 });
+// @ts-expect-error: owner is "parent" or "none".
+up({ port: 4096, owner: "everyone", command: ["x"] });

@@ -1,0 +1,337 @@
+//! Linux: how many TCP connections are established on a local port, as the kernel
+//! counts them (for `--idle-timeout`, see `crate::idle`).
+//!
+//! The count comes from netlink `sock_diag` (`inet_diag`): one dump request per
+//! address family (IPv4 and IPv6) for sockets in state ESTABLISHED, with the port
+//! filter run in the kernel as `inet_diag` bytecode (`sport >= P && sport <= P`), so
+//! only the matching sockets are copied out. Where netlink is refused (no
+//! `tcp_diag`, a seccomp filter, a short reply), `/proc/net/tcp` and
+//! `/proc/net/tcp6` are read instead. Nothing here waits: the kernel answers a dump
+//! while the request is sent and as each part is read, so every receive is
+//! non-blocking, and one that would block counts as a refusal. Every `unsafe` block
+//! has a `// SAFETY:` comment.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// `SOCK_DIAG_BY_FAMILY` from `linux/sock_diag.h`.
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `INET_DIAG_REQ_BYTECODE` from `linux/inet_diag.h`: the filter attribute.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+/// `INET_DIAG_BC_S_GE` / `INET_DIAG_BC_S_LE`: compare the local port; the port is
+/// in the `no` field of the operation that follows.
+const INET_DIAG_BC_S_GE: u8 = 2;
+const INET_DIAG_BC_S_LE: u8 = 3;
+/// `TCP_ESTABLISHED` from `net/tcp_states.h`.
+const TCP_ESTABLISHED: u8 = 1;
+/// `struct nlmsghdr`: length, type, flags, sequence number, port ID.
+const NLMSG_HDRLEN: usize = 16;
+/// `struct inet_diag_req_v2`: family, protocol, extensions, padding, the state mask
+/// and a 48-byte `inet_diag_sockid` (unused by a dump).
+const REQ_LEN: usize = 8 + 48;
+/// The filter: two port comparisons of two 4-byte operations each.
+const BYTECODE_LEN: usize = 16;
+const ATTR_LEN: usize = 4 + BYTECODE_LEN;
+const REQUEST_LEN: usize = NLMSG_HDRLEN + REQ_LEN + ATTR_LEN;
+/// `struct inet_diag_msg` starts with family, state, timer, retransmits, then the
+/// socket ID, whose first field is the local port in network byte order.
+const MSG_STATE: usize = 1;
+const MSG_SPORT: usize = 4;
+/// Large enough for the biggest part a netlink dump sends (32 KiB).
+const RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// How many TCP connections are established with local port `port`, IPv4 and IPv6
+/// together: accepted connections of a server listening on it.
+pub fn established_connections(port: u16) -> io::Result<usize> {
+    let from_netlink = || -> io::Result<usize> {
+        let socket = DiagSocket::open()?;
+        Ok(socket.count(libc::AF_INET as u8, port, 1)?
+            + socket.count(libc::AF_INET6 as u8, port, 2)?)
+    };
+    from_netlink().or_else(|_| {
+        let table = |path: &str| match fs::read_to_string(path) {
+            Ok(text) => Ok(count_in_proc_table(&text, port)),
+            // A kernel without IPv6 has no tcp6 table, and no IPv6 connections.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && path.ends_with('6') => Ok(0),
+            Err(e) => Err(e),
+        };
+        Ok(table("/proc/net/tcp")? + table("/proc/net/tcp6")?)
+    })
+}
+
+/// A `NETLINK_SOCK_DIAG` socket.
+struct DiagSocket(OwnedFd);
+
+impl DiagSocket {
+    fn open() -> io::Result<DiagSocket> {
+        // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_SOCK_DIAG,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        Ok(DiagSocket(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// Dumps the established sockets of `family` on local port `port` and counts
+    /// them. An unconnected netlink socket sends to the kernel.
+    fn count(&self, family: u8, port: u16, seq: u32) -> io::Result<usize> {
+        let request = dump_request(family, port, seq);
+        // SAFETY: `request` is a valid buffer of `request.len()` bytes for the call.
+        let sent = unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                0,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buffer = vec![0u8; RECEIVE_BUFFER];
+        let mut total = 0;
+        loop {
+            // SAFETY: `buffer` is valid for `buffer.len()` bytes for the call.
+            // MSG_TRUNC makes it return the datagram's real length, so a part
+            // larger than the buffer is noticed instead of read cut short.
+            let n = unsafe {
+                libc::recv(
+                    self.0.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            if n > buffer.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "sock_diag reply larger than the buffer",
+                ));
+            }
+            match read_part(&buffer[..n], port, seq)? {
+                Part::More(count) => total += count,
+                Part::Done(count) => return Ok(total + count),
+            }
+        }
+    }
+}
+
+/// A dump request for the established TCP sockets of `family` whose local port is
+/// `port`: `nlmsghdr`, `inet_diag_req_v2`, and the bytecode attribute, in the
+/// kernel's (native) byte order except where the kernel says otherwise.
+fn dump_request(family: u8, port: u16, seq: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(REQUEST_LEN);
+    m.extend_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
+    m.extend_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
+    m.extend_from_slice(&[0u8; 48]);
+    m.extend_from_slice(&(ATTR_LEN as u16).to_ne_bytes());
+    m.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    // Each operation is {code, yes, no}: on a match go `yes` bytes on, else `no`.
+    // The program accepts when it steps exactly to its end, and rejects when it
+    // steps past it: `no` = bytes left + 4 is the kernel's "reject" jump.
+    let port_operation = |code: u8, no: u16| {
+        let mut op = vec![code, 8];
+        op.extend_from_slice(&no.to_ne_bytes());
+        op.extend_from_slice(&[0, 0]);
+        op.extend_from_slice(&port.to_ne_bytes());
+        op
+    };
+    m.extend(port_operation(INET_DIAG_BC_S_GE, 16 + 4));
+    m.extend(port_operation(INET_DIAG_BC_S_LE, 8 + 4));
+    m
+}
+
+/// What one datagram of a dump said.
+#[derive(Debug, PartialEq, Eq)]
+enum Part {
+    /// This many matching sockets; more parts follow.
+    More(usize),
+    /// This many, and the dump is complete.
+    Done(usize),
+}
+
+/// Counts the sockets in one datagram of a dump that are established on `port`
+/// (checked again here, whatever the kernel's filter did). Messages of another
+/// request are skipped; an error message is returned as the error it carries.
+fn read_part(datagram: &[u8], port: u16, seq: u32) -> io::Result<Part> {
+    let short = || io::Error::new(io::ErrorKind::InvalidData, "short sock_diag message");
+    let mut rest = datagram;
+    let mut count = 0;
+    while rest.len() >= NLMSG_HDRLEN {
+        let u32_at =
+            |at: usize| u32::from_ne_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+        let len = u32_at(0) as usize;
+        if len < NLMSG_HDRLEN || len > rest.len() {
+            return Err(short());
+        }
+        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+        let payload = &rest[NLMSG_HDRLEN..len];
+        if u32_at(8) == seq {
+            match i32::from(kind) {
+                libc::NLMSG_DONE => return Ok(Part::Done(count)),
+                libc::NLMSG_ERROR => {
+                    let code = payload.get(..4).ok_or_else(short)?;
+                    let code = i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
+                    return Err(io::Error::from_raw_os_error(code.saturating_neg()));
+                }
+                _ if kind == SOCK_DIAG_BY_FAMILY => {
+                    let sport = payload.get(MSG_SPORT..MSG_SPORT + 2).ok_or_else(short)?;
+                    if payload[MSG_STATE] == TCP_ESTABLISHED
+                        && u16::from_be_bytes([sport[0], sport[1]]) == port
+                    {
+                        count += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Messages are 4-byte aligned (NLMSG_ALIGN).
+        rest = &rest[len.next_multiple_of(4).min(rest.len())..];
+    }
+    Ok(Part::More(count))
+}
+
+/// Counts the rows of a `/proc/net/tcp` or `/proc/net/tcp6` table in state
+/// ESTABLISHED (`01`) whose local address ends in `:port` (hex).
+fn count_in_proc_table(text: &str, port: u16) -> usize {
+    text.lines()
+        .skip(1)
+        .filter(|row| {
+            let fields: Vec<&str> = row.split_whitespace().take(4).collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit_once(':'))
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            local_port == Some(port) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let len = NLMSG_HDRLEN + payload.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0, 0]);
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(payload);
+        m.resize(len.next_multiple_of(4), 0);
+        m
+    }
+
+    fn socket(state: u8, sport: u16) -> Vec<u8> {
+        let mut msg = vec![libc::AF_INET as u8, state, 0, 0];
+        msg.extend_from_slice(&sport.to_be_bytes());
+        msg.resize(72, 0);
+        message(SOCK_DIAG_BY_FAMILY, 7, &msg)
+    }
+
+    #[test]
+    fn the_request_is_a_header_a_dump_of_established_tcp_and_a_port_filter() {
+        let r = dump_request(libc::AF_INET6 as u8, 4096, 9);
+        assert_eq!(r.len(), REQUEST_LEN);
+        assert_eq!(
+            u32::from_ne_bytes(r[0..4].try_into().unwrap()) as usize,
+            r.len()
+        );
+        assert_eq!(r[16], libc::AF_INET6 as u8);
+        assert_eq!(r[17], libc::IPPROTO_TCP as u8);
+        assert_eq!(u32::from_ne_bytes(r[20..24].try_into().unwrap()), 2);
+        let bytecode = &r[NLMSG_HDRLEN + REQ_LEN + 4..];
+        assert_eq!(bytecode[0], INET_DIAG_BC_S_GE);
+        assert_eq!(u16::from_ne_bytes([bytecode[6], bytecode[7]]), 4096);
+        assert_eq!(bytecode[8], INET_DIAG_BC_S_LE);
+        assert_eq!(u16::from_ne_bytes([bytecode[14], bytecode[15]]), 4096);
+    }
+
+    #[test]
+    fn a_part_counts_established_sockets_on_the_port_and_ends_at_done() {
+        let mut part = Vec::new();
+        part.extend(socket(TCP_ESTABLISHED, 4096));
+        part.extend(socket(TCP_ESTABLISHED, 4097));
+        part.extend(socket(8, 4096));
+        part.extend(socket(TCP_ESTABLISHED, 4096));
+        assert_eq!(read_part(&part, 4096, 7).unwrap(), Part::More(2));
+        part.extend(message(libc::NLMSG_DONE as u16, 7, &[0; 4]));
+        assert_eq!(read_part(&part, 4096, 7).unwrap(), Part::Done(2));
+        // Another request's messages are not ours.
+        assert_eq!(read_part(&part, 4096, 8).unwrap(), Part::More(0));
+    }
+
+    #[test]
+    fn an_error_message_is_the_error_it_carries_and_a_short_one_is_refused() {
+        let error = message(libc::NLMSG_ERROR as u16, 7, &(-libc::EPERM).to_ne_bytes());
+        let e = read_part(&error, 4096, 7).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        let mut cut = socket(TCP_ESTABLISHED, 4096);
+        cut.truncate(40);
+        assert!(read_part(&cut, 4096, 7).is_err());
+    }
+
+    #[test]
+    fn proc_tables_are_read_by_local_port_and_state() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+           0: 0100007F:1000 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
+           1: 0100007F:1000 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n\
+           2: 0100007F:D2F0 0100007F:1000 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n\
+           3: 0100007F:1000 0100007F:D2F2 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0\n";
+        assert_eq!(count_in_proc_table(tcp, 0x1000), 1);
+        let tcp6 = "  sl  local_address                         remote_address                        st\n\
+           0: 00000000000000000000000001000000:1000 00000000000000000000000001000000:E000 01 0\n";
+        assert_eq!(count_in_proc_table(tcp6, 0x1000), 1);
+        assert_eq!(count_in_proc_table(tcp6, 0x1001), 0);
+    }
+
+    #[test]
+    fn the_kernel_and_proc_agree_on_a_real_loopback_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(established_connections(port).unwrap(), 0);
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_accepted, _) = listener.accept().unwrap();
+        let socket = DiagSocket::open().unwrap();
+        assert_eq!(socket.count(libc::AF_INET as u8, port, 1).unwrap(), 1);
+        assert_eq!(socket.count(libc::AF_INET6 as u8, port, 2).unwrap(), 0);
+        let proc = count_in_proc_table(&fs::read_to_string("/proc/net/tcp").unwrap(), port);
+        assert_eq!(proc, 1);
+        assert_eq!(established_connections(port).unwrap(), 1);
+    }
+
+    #[test]
+    fn ipv6_connections_count_too() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let _client = std::net::TcpStream::connect(("::1", port)).unwrap();
+        let (_accepted, _) = listener.accept().unwrap();
+        let socket = DiagSocket::open().unwrap();
+        assert_eq!(socket.count(libc::AF_INET6 as u8, port, 1).unwrap(), 1);
+        let proc = count_in_proc_table(&fs::read_to_string("/proc/net/tcp6").unwrap(), port);
+        assert_eq!(proc, 1);
+        assert_eq!(established_connections(port).unwrap(), 1);
+    }
+}
