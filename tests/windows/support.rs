@@ -119,10 +119,17 @@ impl StateDir {
 }
 
 impl Drop for StateDir {
+    /// `stop` returns before the supervisors have ended, and Windows removes no
+    /// directory while a file in it is open (their locks and logs): so the removal
+    /// is tried again until they are gone, for at most [`DEADLINE`].
     fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = output(ocwrap(&["stop", "--all", "--state-dir", self.arg()]));
-            let _ = std::fs::remove_dir_all(&self.0);
+        if !self.0.exists() {
+            return;
+        }
+        let _ = output(ocwrap(&["stop", "--all", "--state-dir", self.arg()]));
+        let give_up = Instant::now() + DEADLINE;
+        while std::fs::remove_dir_all(&self.0).is_err() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
