@@ -13,7 +13,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
 
 use crate::process::{Pid, ProcInfo, RunState, StartTime, Target};
 
@@ -331,56 +330,6 @@ impl AsFd for PidFd {
 /// Whether this kernel has pidfds (Linux ≥ 5.3) and lets us use them.
 pub fn pidfd_supported() -> bool {
     PidFd::open(Pid::current()).is_ok()
-}
-
-/// Waits until one of `fds` is readable or `timeout` passes (`None`: forever).
-/// Returns which were readable (or hung up); an interrupting signal returns early
-/// with none marked, which callers treat as a wake-up like any other.
-pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
-    let fds: Vec<(BorrowedFd<'_>, Interest)> = fds.iter().map(|&fd| (fd, Interest::Read)).collect();
-    poll(&fds, timeout)
-}
-
-/// What a descriptor in a [`poll`] set is waited on for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
-    Read,
-    Write,
-}
-
-/// Waits until one of `fds` is ready for what it is waited on for (or hung up, or
-/// in error), or `timeout` passes (`None`: forever). Returns which were ready; an
-/// interrupting signal returns early with none marked.
-pub fn poll(
-    fds: &[(BorrowedFd<'_>, Interest)],
-    timeout: Option<Duration>,
-) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|(fd, interest)| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: match interest {
-                Interest::Read => libc::POLLIN,
-                Interest::Write => libc::POLLOUT,
-            },
-            revents: 0,
-        })
-        .collect();
-    let millis = match timeout {
-        None => -1,
-        // Round up so a 0.4 ms wait does not become a busy 0 ms loop.
-        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
-    };
-    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs for the call.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, millis) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(err);
-    }
-    Ok(pfds.iter().map(|p| p.revents != 0).collect())
 }
 
 /// Starts a TCP connection to `addr` without waiting for it: the returned stream is

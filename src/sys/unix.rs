@@ -10,7 +10,7 @@
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -25,7 +25,7 @@ use signal_hook::iterator::backend::SignalDelivery;
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use super::Cgroup;
-use super::os::{self, EventSet, FileId, FileWatch, Interest};
+use super::os::{self, EventSet, FileId, FileWatch};
 use crate::process::Pid;
 
 // ---------------------------------------------------------------------------
@@ -441,7 +441,7 @@ impl ControlStream {
                     if left.is_zero() {
                         return Err(io::ErrorKind::TimedOut.into());
                     }
-                    os::poll(&[(self.0.as_fd(), Interest::Write)], Some(left))?;
+                    poll(&[(self.0.as_fd(), Interest::Write)], Some(left))?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -465,7 +465,7 @@ impl ControlStream {
                     if left.is_zero() {
                         return Err(io::ErrorKind::TimedOut.into());
                     }
-                    os::poll(&[(self.0.as_fd(), Interest::Read)], Some(left))?;
+                    poll(&[(self.0.as_fd(), Interest::Read)], Some(left))?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -600,4 +600,58 @@ pub fn spawn_detached(command: Command, channel: HandoffChannel) -> io::Result<D
     let child = command.spawn()?;
     drop(command);
     Ok(Detached(child))
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes (`None`: forever).
+/// Returns which were readable (or hung up); an interrupting signal returns early
+/// with none marked, which callers treat as a wake-up like any other.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let fds: Vec<(BorrowedFd<'_>, Interest)> = fds.iter().map(|&fd| (fd, Interest::Read)).collect();
+    poll(&fds, timeout)
+}
+
+/// What a descriptor in a [`poll`] set is waited on for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+/// Waits until one of `fds` is ready for what it is waited on for (or hung up, or
+/// in error), or `timeout` passes (`None`: forever). Returns which were ready; an
+/// interrupting signal returns early with none marked.
+///
+/// On macOS the supervisor's set holds pipes, sockets and kqueues, all of which
+/// its poll(2) supports (a kqueue is readable while it has pending events);
+/// devices, which it does not support, never appear in it.
+pub fn poll(
+    fds: &[(BorrowedFd<'_>, Interest)],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(fd, interest)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: match interest {
+                Interest::Read => libc::POLLIN,
+                Interest::Write => libc::POLLOUT,
+            },
+            revents: 0,
+        })
+        .collect();
+    let millis = match timeout {
+        None => -1,
+        // Round up so a 0.4 ms wait does not become a busy 0 ms loop.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs for the call.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, millis) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(err);
+    }
+    Ok(pfds.iter().map(|p| p.revents != 0).collect())
 }
