@@ -44,6 +44,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::{Mutex, PoisonError};
+
+use super::unix::FileId;
 use std::time::Duration;
 use std::{mem, ptr};
 
@@ -978,76 +980,9 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
     })
 }
 
-/// Flags for opening state-dir entries: never through a planted symlink
-/// (`O_NOFOLLOW`, which fails with `ELOOP` on macOS too), and never blocking in
-/// `open` itself (`O_NONBLOCK`: a FIFO planted under a record's or a lock's name
-/// would otherwise block until a writer comes). Callers check that what they opened
-/// is a regular file before reading it.
-pub const STATE_ENTRY_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-
-/// Options for opening a state-dir entry with [`STATE_ENTRY_FLAGS`], created `0600`.
-pub fn state_entry_options() -> fs::OpenOptions {
-    let mut options = fs::OpenOptions::new();
-    options.custom_flags(STATE_ENTRY_FLAGS).mode(0o600);
-    options
-}
-
-/// Whether an `open` failed because the last component was a symlink and
-/// `O_NOFOLLOW` refused it.
-pub fn is_symlink_refusal(error: &io::Error) -> bool {
-    error.raw_os_error() == Some(libc::ELOOP)
-}
-
 /// Longest path a Unix socket address can hold (`sun_path` is 104 bytes on macOS,
 /// less its NUL).
 pub const MAX_SOCKET_PATH: usize = 103;
-
-/// Which file a path named when it was looked at: (device, inode). A file replaced
-/// under the same name has another identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileId {
-    dev: u64,
-    ino: u64,
-}
-
-impl FileId {
-    pub fn of(meta: &fs::Metadata) -> FileId {
-        FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-
-    /// What `path` names now, without following a symlink; `None` if nothing.
-    pub fn at(path: &Path) -> Option<FileId> {
-        fs::symlink_metadata(path).ok().map(|m| FileId::of(&m))
-    }
-}
-
-/// What kind of file `meta` describes, in words ("a FIFO", "a directory", …).
-pub fn file_kind(meta: &fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    match () {
-        _ if t.is_file() => "a regular file",
-        _ if t.is_dir() => "a directory",
-        _ if t.is_symlink() => "a symlink",
-        _ if t.is_fifo() => "a FIFO",
-        _ if t.is_socket() => "a socket",
-        _ if t.is_block_device() || t.is_char_device() => "a device",
-        _ => "an unknown kind of file",
-    }
-}
-
-/// The owner uid of a file.
-pub fn file_owner(meta: &fs::Metadata) -> u32 {
-    meta.uid()
-}
-
-/// Permission bits of a file, for the group/world-writable check.
-pub fn file_mode(meta: &fs::Metadata) -> u32 {
-    meta.mode()
-}
 
 /// Watches files and directories for being removed, renamed or replaced: one kqueue,
 /// with an `EVFILT_VNODE` event on a descriptor of each watched file (not on the
