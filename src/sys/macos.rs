@@ -37,7 +37,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -113,101 +113,6 @@ pub fn die_with_supervisor(command: &mut Command, supervisor: Pid) {
     unsafe {
         command.pre_exec(hook);
     }
-}
-
-/// The descriptor number a handed-off channel has in the child.
-const HANDOFF_FD: RawFd = 3;
-
-/// Arranges for `channel` to be descriptor 3 of the spawned command: how `up`
-/// hands its validated config to the detached supervisor (`__supervise`), and how
-/// the supervisor answers. The parent keeps its own descriptor open until `spawn`
-/// returns, so the number stays valid in the child between fork and exec. (A
-/// `pre_exec` hook makes std fork and exec rather than `posix_spawn`, so the hook
-/// does run in the child.)
-pub fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
-    let raw = channel.as_raw_fd();
-    let hook = move || -> io::Result<()> {
-        // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
-        // descriptor table; `raw` is open in this (forked) process.
-        unsafe {
-            if raw == HANDOFF_FD {
-                if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(raw, HANDOFF_FD) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    };
-    // SAFETY: the hook above only makes async-signal-safe calls.
-    unsafe {
-        command.pre_exec(hook);
-    }
-}
-
-/// Takes descriptor 3 as the channel `up` handed us, if it is a Unix socket, and
-/// marks it close-on-exec so the server never inherits it (`up` must see the
-/// channel close when the supervisor ends, not when the server does).
-pub fn take_channel() -> io::Result<std::os::unix::net::UnixStream> {
-    // SAFETY: stat is plain data; zeroed is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { mem::zeroed() };
-    // SAFETY: fstat writes into `st`, which lives for the call.
-    if unsafe { libc::fstat(HANDOFF_FD, &mut st) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "descriptor 3 is not the channel from ocwrap up",
-        ));
-    }
-    // SAFETY: F_SETFD on a descriptor that fstat just showed to be open.
-    if unsafe { libc::fcntl(HANDOFF_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: descriptor 3 is open, is a socket, and nothing else in this process
-    // owns it: it was handed to us at exec for exactly this use.
-    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(HANDOFF_FD) })
-}
-
-/// Sets a signal to be ignored (SIGTTIN/SIGTTOU: a supervisor in a background
-/// process group must not be stopped by the terminal).
-pub fn ignore_signal(signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: installing SIG_IGN involves no handler code and no memory of ours.
-    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
-    if previous == libc::SIG_ERR {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Points each of fds 0, 1 and 2 that is closed at `/dev/null`. A supervisor started
-/// with a closed stdio slot would otherwise hand that number to the next file it
-/// opens, and its diagnostics (or the server's inherited stdio) would land there.
-pub fn ensure_stdio_open() -> io::Result<()> {
-    for fd in 0..=2 {
-        // SAFETY: F_GETFD only queries the descriptor table.
-        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
-        if closed {
-            let null = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")?;
-            // The lowest free number is reused first, so a closed slot ≤ 2 gets it.
-            let raw = null.as_raw_fd();
-            if raw == fd {
-                mem::forget(null);
-            } else {
-                // SAFETY: dup2 onto a closed descriptor number we do not own elsewhere.
-                if unsafe { libc::dup2(raw, fd) } == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether a write of at most `PIPE_BUF` bytes to `fd` would complete without

@@ -10,7 +10,7 @@
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -525,13 +525,13 @@ impl HandoffChannel {
 
     /// The end `up` handed to this process (`__supervise`): descriptor 3.
     pub fn take() -> io::Result<HandoffChannel> {
-        os::take_channel().map(HandoffChannel::new)
+        take_channel().map(HandoffChannel::new)
     }
 
     /// Makes this end the spawned command's descriptor 3 (see
     /// [`os::pass_channel`]); this end must stay open until the command is spawned.
     pub fn pass_to(&self, command: &mut Command) {
-        os::pass_channel(command, self.reader.get_ref().as_fd());
+        pass_channel(command, self.reader.get_ref().as_fd());
     }
 
     /// Sends one line (`line` ends in a newline).
@@ -724,4 +724,99 @@ pub fn file_owner(meta: &fs::Metadata) -> u32 {
 pub fn file_mode(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::MetadataExt;
     meta.mode()
+}
+
+/// The descriptor number a handed-off channel has in the child.
+const HANDOFF_FD: RawFd = 3;
+
+/// Arranges for `channel` to be descriptor 3 of the spawned command: how `up`
+/// hands its validated config to the detached supervisor (`__supervise`), and how
+/// the supervisor answers. The parent keeps its own descriptor open until `spawn`
+/// returns, so the number stays valid in the child between fork and exec. (A
+/// `pre_exec` hook makes std fork and exec rather than `posix_spawn`, so the hook
+/// does run in the child.)
+pub fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
+    let raw = channel.as_raw_fd();
+    let hook = move || -> io::Result<()> {
+        // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
+        // descriptor table; `raw` is open in this (forked) process.
+        unsafe {
+            if raw == HANDOFF_FD {
+                if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, HANDOFF_FD) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Takes descriptor 3 as the channel `up` handed us, if it is a Unix socket, and
+/// marks it close-on-exec so the server never inherits it (`up` must see the
+/// channel close when the supervisor ends, not when the server does).
+pub fn take_channel() -> io::Result<std::os::unix::net::UnixStream> {
+    // SAFETY: stat is plain data; zeroed is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives for the call.
+    if unsafe { libc::fstat(HANDOFF_FD, &mut st) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptor 3 is not the channel from ocwrap up",
+        ));
+    }
+    // SAFETY: F_SETFD on a descriptor that fstat just showed to be open.
+    if unsafe { libc::fcntl(HANDOFF_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: descriptor 3 is open, is a socket, and nothing else in this process
+    // owns it: it was handed to us at exec for exactly this use.
+    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(HANDOFF_FD) })
+}
+
+/// Sets a signal to be ignored (SIGTTIN/SIGTTOU: a supervisor in a background
+/// process group must not be stopped by the terminal).
+pub fn ignore_signal(signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: installing SIG_IGN involves no handler code and no memory of ours.
+    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Points each of fds 0, 1 and 2 that is closed at `/dev/null`. A supervisor started
+/// with a closed stdio slot would otherwise hand that number to the next file it
+/// opens, and its diagnostics (or the server's inherited stdio) would land there.
+pub fn ensure_stdio_open() -> io::Result<()> {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+        if closed {
+            let null = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            // The lowest free number is reused first, so a closed slot ≤ 2 gets it.
+            let raw = null.as_raw_fd();
+            if raw == fd {
+                std::mem::forget(null);
+            } else {
+                // SAFETY: dup2 onto a closed descriptor number we do not own elsewhere.
+                if unsafe { libc::dup2(raw, fd) } == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -252,6 +252,8 @@ impl Drip {
                     return;
                 };
                 while !stopped.load(Ordering::Relaxed) && stream.write_all(b" ").is_ok() {
+                    // The pace of the drip is the load under test, not a wait for
+                    // anything: every assertion waits on an event.
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }

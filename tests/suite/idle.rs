@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, eventually, fixture_bin, free_port, ocwrap_once,
-    sleeps_in_poll_forever, status_json,
+    Launch, Proc, Running, TempDir, assert_no_wake_ups, eventually, fixture_bin, free_port,
+    ocwrap_once, status_json,
 };
 use ocwrap::process::Pid;
-use ocwrap::sys;
 
 /// A supervisor of `fixture tree --listen P`, unowned (so only idleness or a
 /// signal ends it), in its own state dir.
@@ -169,15 +168,7 @@ fn without_idle_timeout_a_server_with_a_port_costs_no_wake_ups() {
     let served = Served::new();
     let mut run = served.run(&["--watch-method", "pidfd"], &[]);
     run.expect_line("ready");
-    let supervisor = run.pinned.pid;
-    eventually("ocwrap sleeps in poll with no timeout", || {
-        sleeps_in_poll_forever(supervisor)
-    });
-    let before = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
-    run.pinned
-        .assert_survives(Duration::from_secs(5), "an idle ocwrap");
-    let after = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
-    assert_eq!(after, before, "voluntary context switches over 5 s");
+    assert_no_wake_ups(&run.pinned, Duration::from_secs(5));
     run.pinned.signal(libc::SIGTERM);
     run.wait_exit();
 }

@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, eventually, field, fixture_bin, kill_and_reap, ocwrap_bin,
-    owner, sleeps_in_poll_forever, zombie_children,
+    Launch, Proc, Running, TempDir, assert_no_wake_ups, eventually, field, fixture_bin,
+    kill_and_reap, ocwrap_bin, owner, zombie_children,
 };
 use ocwrap::sys;
 
@@ -580,20 +580,7 @@ fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
 #[test]
 fn an_idle_supervisor_with_pidfd_does_not_wake_up() {
     let (mut session, run, procs) = owned(&["--watch-method", "pidfd"], TREE);
-    let supervisor = run.pinned.pid;
-    // Counting starts once the loop sleeps for good: blocked in poll(2) with no
-    // timeout (before that, start-up work may still end in a sleep of its own).
-    eventually("ocwrap sleeps in poll with no timeout", || {
-        sleeps_in_poll_forever(supervisor)
-    });
-    let before = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
-    run.pinned
-        .assert_survives(Duration::from_secs(5), "an idle ocwrap");
-    let after = sys::voluntary_context_switches(supervisor).expect("read ocwrap's switches");
-    assert_eq!(
-        after, before,
-        "voluntary context switches over 5 s of idling"
-    );
+    assert_no_wake_ups(&run.pinned, Duration::from_secs(5));
     kill_and_reap(&mut session);
     assert_all_gone(&procs);
 }

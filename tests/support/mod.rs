@@ -654,3 +654,21 @@ pub fn sleeps_in_poll_forever(pid: Pid) -> bool {
         _ => false,
     }
 }
+
+/// Asserts that the supervisor `supervisor` (pinned as `proc`) does not wake up
+/// for `window`: counting starts once its loop sleeps for good, blocked in poll(2)
+/// with no timeout (before that, start-up work may still end in a sleep of its
+/// own), and its voluntary context switches must not change.
+pub fn assert_no_wake_ups(proc: &Proc, window: Duration) {
+    let pid = proc.pid;
+    eventually("ocwrap sleeps in poll with no timeout", || {
+        sleeps_in_poll_forever(pid)
+    });
+    let before = sys::voluntary_context_switches(pid).expect("read ocwrap's switches");
+    proc.assert_survives(window, "an idle ocwrap");
+    let after = sys::voluntary_context_switches(pid).expect("read ocwrap's switches");
+    assert_eq!(
+        after, before,
+        "voluntary context switches over {window:?} of idling"
+    );
+}
