@@ -443,15 +443,21 @@ impl Drop for Running {
     }
 }
 
-/// The number after `label` in a `label <n> …` line.
-pub fn field(line: &str, label: &str) -> Pid {
+/// The word after `label` in a `label <word> …` line.
+pub fn word<'a>(line: &'a str, label: &str) -> &'a str {
     let mut words = line.split_whitespace();
     words
         .by_ref()
         .find(|w| *w == label)
         .and_then(|_| words.next())
-        .and_then(|n| n.parse::<Pid>().ok())
-        .unwrap_or_else(|| panic!("no '{label} <pid>' in {line:?}"))
+        .unwrap_or_else(|| panic!("no '{label} <word>' in {line:?}"))
+}
+
+/// The PID after `label` in a `label <pid> …` line.
+pub fn field(line: &str, label: &str) -> Pid {
+    word(line, label)
+        .parse::<Pid>()
+        .unwrap_or_else(|_| panic!("no '{label} <pid>' in {line:?}"))
 }
 
 /// A long-lived process that stands for a session: the fixture in `sleep` mode.
