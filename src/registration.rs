@@ -150,6 +150,11 @@ impl Registration {
         &mut self.socket
     }
 
+    /// Whether the watch on our files and the state dir runs.
+    pub fn is_watched(&self) -> bool {
+        self.watch.is_some()
+    }
+
     /// Ready when one of our files or the state dir was disturbed.
     pub fn watch_waitables(&self) -> Vec<Waitable<'_>> {
         self.watch

@@ -263,6 +263,8 @@ struct Supervisor {
     /// A SIGCHLD arrived since the children were last looked at. Reaping reads our
     /// children, so it is done on that event (and during teardown), not on every wake.
     child_event: bool,
+    /// Start-up pages were given back ([`sys::release_startup_pages`]).
+    started_up: bool,
 }
 
 /// Which of the loop's sources were ready after a `poll`.
@@ -300,6 +302,7 @@ impl Supervisor {
             idle: None,
             teardown: Teardown::new(config.grace),
             child_event: true,
+            started_up: false,
         }
     }
 
@@ -318,6 +321,15 @@ impl Supervisor {
             self.teardown.advance(now, &mut self.tree);
             if let Phase::Finished { clean } = self.teardown.phase() {
                 return self.finish(clean);
+            }
+            if !self.started_up
+                && self.record.state == RecordState::Ready
+                && self.registration.is_watched()
+            {
+                // Start-up is over (ready, state-dir watch running): from here on
+                // the loop idles, so give back the code pages start-up mapped.
+                self.started_up = true;
+                sys::release_startup_pages();
             }
             let woken = self.wait(now);
             self.child_event |= woken.server_exited;

@@ -1104,3 +1104,7 @@ pub fn established_connections(_port: u16) -> io::Result<usize> {
         "counting a port's connections is not built on macOS",
     ))
 }
+
+/// Linux unmaps the start-up pages of its own code once the server is ready; macOS
+/// keeps them (not designed for it: nothing measured there).
+pub fn release_startup_pages() {}

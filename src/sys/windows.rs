@@ -2988,3 +2988,7 @@ mod tests {
         assert_eq!(which, [3, 70, 149]);
     }
 }
+
+/// Linux unmaps the start-up pages of its own code once the server is ready;
+/// Windows keeps them (its working set is trimmed by the memory manager).
+pub fn release_startup_pages() {}
