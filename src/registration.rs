@@ -137,7 +137,11 @@ impl Registration {
 
     /// Adds the server's cgroup to the claim, before the server starts: after our
     /// own death, the sweep finds exactly what is left in it.
+    /// Without a cgroup the claim already says all there is: nothing is written.
     pub fn claim_cgroup(&mut self, cgroup: Option<String>) -> io::Result<()> {
+        if cgroup == self.claim.cgroup {
+            return Ok(());
+        }
         self.claim.cgroup = cgroup;
         self.lock.claim(&self.claim)
     }

@@ -455,8 +455,12 @@ impl Supervisor {
         self.idle = self
             .idle_timeout
             .map(|timeout| IdleClock::start(timeout, now));
-        self.record.state = RecordState::Ready;
-        self.registration.save(&self.record);
+        // A server with no port to probe was recorded ready when it started: one
+        // write per state change, so none here.
+        if self.record.state != RecordState::Ready {
+            self.record.state = RecordState::Ready;
+            self.registration.save(&self.record);
+        }
         self.answer_waiting(&Reply::ok(self.record.clone()));
         self.reporter.ready(&self.record);
     }

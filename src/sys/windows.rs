@@ -2770,6 +2770,10 @@ fn socket_address(addr: &SocketAddr) -> (ADDRESS_FAMILY, SOCKADDR_STORAGE, i32) 
     }
 }
 
+/// Linux unmaps the start-up pages of its own code once the server is ready;
+/// Windows keeps them (its working set is trimmed by the memory manager).
+pub fn release_startup_pages() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2988,7 +2992,3 @@ mod tests {
         assert_eq!(which, [3, 70, 149]);
     }
 }
-
-/// Linux unmaps the start-up pages of its own code once the server is ready;
-/// Windows keeps them (its working set is trimmed by the memory manager).
-pub fn release_startup_pages() {}
