@@ -13,7 +13,11 @@
 //! kernel allows at that moment, with one deadline for the whole exchange counted
 //! from `accept`. A client that sends nothing, or a byte at a time, costs the loop
 //! a few system calls per wake and is dropped at its deadline; past
-//! [`MAX_CLIENTS`] connections, newcomers get a `busy` refusal at once.
+//! [`client_limit`] connections, newcomers get a `busy` refusal at once. Should
+//! the process run out of descriptors all the same, the listener's reserve
+//! descriptor takes the pending connection, which is refused `busy` and closed:
+//! the backlog drains and the loop never spins on a listener it cannot accept
+//! from.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,8 +36,26 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Connections served at once, including those whose reply waits for readiness;
-/// more are refused with [`Refusal::Busy`].
+/// more are refused with [`Refusal::Busy`]. Fewer where the descriptor limit is
+/// low: see [`client_limit`].
 pub const MAX_CLIENTS: usize = 256;
+
+/// Descriptors kept for the supervisor's own work (its files, `/proc` reads, the
+/// pidfds of the tree it tears down), out of reach of control clients: clients
+/// that used them up would make every look at an owner or a member fail.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// How many connections may be open at once under this process's descriptor
+/// limit: [`MAX_CLIENTS`], or what the limit leaves past
+/// [`RESERVED_DESCRIPTORS`], but at least one, so `stop` can always get through.
+pub fn client_limit() -> usize {
+    match sys::descriptor_limit() {
+        Some(limit) => usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS))
+            .unwrap_or(MAX_CLIENTS)
+            .clamp(1, MAX_CLIENTS),
+        None => MAX_CLIENTS,
+    }
+}
 
 /// How long a client waits for the supervisor to read its request or to answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -171,10 +193,22 @@ impl ControlSocket {
 pub struct ClientId(u64);
 
 /// The open control connections of a supervisor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Clients {
     open: Vec<Client>,
     next: u64,
+    /// [`client_limit`], read once.
+    limit: usize,
+}
+
+impl Default for Clients {
+    fn default() -> Clients {
+        Clients {
+            open: Vec::new(),
+            next: 0,
+            limit: client_limit(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -290,7 +324,15 @@ impl Clients {
                 phase: Phase::Reading(Vec::new()),
             };
             self.next += 1;
-            if let Some(refusal) = refusal_at_accept(&client.stream, self.open.len()) {
+            let refusal = if socket.listener.took_reserve() {
+                Some(Reply::refused(
+                    Refusal::Busy,
+                    "busy: out of file descriptors; try again".to_string(),
+                ))
+            } else {
+                refusal_at_accept(&client.stream, self.open.len(), self.limit)
+            };
+            if let Some(refusal) = refusal {
                 // Answered at once into an empty socket buffer, then dropped.
                 client.answer(&refusal);
                 continue;
@@ -352,7 +394,7 @@ fn has_gone(stream: &mut ControlStream) -> bool {
     }
 }
 
-fn refusal_at_accept(stream: &ControlStream, open: usize) -> Option<Reply> {
+fn refusal_at_accept(stream: &ControlStream, open: usize, limit: usize) -> Option<Reply> {
     match stream.peer_user() {
         Ok(uid) if uid == sys::current_user() => {}
         Ok(uid) => {
@@ -368,10 +410,10 @@ fn refusal_at_accept(stream: &ControlStream, open: usize) -> Option<Reply> {
             ));
         }
     }
-    (open >= MAX_CLIENTS).then(|| {
+    (open >= limit).then(|| {
         Reply::refused(
             Refusal::Busy,
-            format!("busy: {MAX_CLIENTS} control connections are open; try again"),
+            format!("busy: {limit} control connections are open; try again"),
         )
     })
 }

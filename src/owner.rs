@@ -6,6 +6,8 @@
 //! a process with another start time (PID reuse). How we are woken to look is the
 //! business of [`crate::watch`]; this module only decides.
 
+use std::io;
+
 use crate::config::OwnerSpec;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
@@ -139,12 +141,17 @@ impl Leases {
         std::mem::take(&mut self.owners)
     }
 
-    /// Drops every lease whose owner `probe` no longer shows alive; returns those.
-    pub fn sweep(&mut self, probe: impl Fn(Pid) -> Option<ProcInfo>) -> Vec<Owner> {
-        let (alive, gone): (Vec<Owner>, Vec<Owner>) = self
-            .owners
-            .iter()
-            .partition(|owner| owner.matches(probe(owner.pid).as_ref()));
+    /// Drops every lease whose owner `probe` shows gone; returns those. A look
+    /// that failed (`Err`: out of descriptors, say) proves nothing, and the lease
+    /// stays until a look succeeds.
+    pub fn sweep(&mut self, probe: impl Fn(Pid) -> io::Result<Option<ProcInfo>>) -> Vec<Owner> {
+        let (alive, gone): (Vec<Owner>, Vec<Owner>) =
+            self.owners
+                .iter()
+                .partition(|owner| match probe(owner.pid) {
+                    Ok(info) => owner.matches(info.as_ref()),
+                    Err(_) => true,
+                });
         self.owners = alive;
         gone
     }
@@ -176,10 +183,12 @@ mod tests {
     #[test]
     fn a_reused_pid_with_another_start_time_is_gone() {
         let mut leases = Leases::new(vec![owner(100, 5000), owner(200, 6000)]);
-        let gone = leases.sweep(|pid| match pid.get() {
-            100 => Some(shown(100, 9999, RunState::Live)), // recycled PID
-            200 => Some(shown(200, 6000, RunState::Live)),
-            _ => None,
+        let gone = leases.sweep(|pid| {
+            Ok(match pid.get() {
+                100 => Some(shown(100, 9999, RunState::Live)), // recycled PID
+                200 => Some(shown(200, 6000, RunState::Live)),
+                _ => None,
+            })
         });
         assert_eq!(gone, [owner(100, 5000)]);
         assert_eq!(leases.owners(), [owner(200, 6000)]);
@@ -188,12 +197,25 @@ mod tests {
     #[test]
     fn a_zombie_or_missing_owner_is_gone() {
         let mut leases = Leases::new(vec![owner(100, 5000), owner(200, 6000)]);
-        let gone = leases.sweep(|pid| match pid.get() {
-            100 => Some(shown(100, 5000, RunState::Dead)),
-            _ => None,
+        let gone = leases.sweep(|pid| {
+            Ok(match pid.get() {
+                100 => Some(shown(100, 5000, RunState::Dead)),
+                _ => None,
+            })
         });
         assert_eq!(gone.len(), 2);
         assert!(leases.is_empty());
+    }
+
+    #[test]
+    fn a_look_that_failed_ends_no_lease() {
+        let mut leases = Leases::new(vec![owner(100, 5000), owner(200, 6000)]);
+        let gone = leases.sweep(|pid| match pid.get() {
+            100 => Err(io::Error::other("too many open files")),
+            _ => Ok(None),
+        });
+        assert_eq!(gone, [owner(200, 6000)]);
+        assert_eq!(leases.owners(), [owner(100, 5000)]);
     }
 
     #[test]
@@ -225,7 +247,7 @@ mod tests {
     fn a_live_owner_keeps_its_lease() {
         let me = Owner::observe(Pid::current()).unwrap();
         let mut leases = Leases::new(vec![me]);
-        assert!(leases.sweep(sys::proc_info).is_empty());
+        assert!(leases.sweep(sys::proc_lookup).is_empty());
         assert_eq!(leases.owners(), [me]);
     }
 }

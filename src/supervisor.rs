@@ -621,7 +621,7 @@ impl Supervisor {
         if self.stage.is_stopping() {
             return;
         }
-        let gone = self.leases.sweep(sys::proc_info);
+        let gone = self.leases.sweep(sys::proc_lookup);
         for owner in &gone {
             diag::note(format_args!("owner pid {} is gone", owner.pid));
         }

@@ -350,15 +350,36 @@ pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
 
 /// One process from `/proc/PID/stat`, or `None` when there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
+    proc_lookup(pid).ok().flatten()
+}
+
+/// One process: `Ok(None)` only when there is no such process (its `/proc` entry
+/// is missing or empty); an `Err` when we could not look (out of descriptors or
+/// memory, say). A caller that would end a lease on "gone" must not take a failed
+/// look for one.
+pub fn proc_lookup(pid: Pid) -> io::Result<Option<ProcInfo>> {
     // A stat line is well under 1 KiB; one read, no size query (tree walks call
     // this once per process).
     let mut text = [0u8; 1024];
-    let n = io::Read::read(
-        &mut fs::File::open(format!("/proc/{pid}/stat")).ok()?,
-        &mut text,
+    let mut file = match fs::File::open(format!("/proc/{pid}/stat")) {
+        Ok(file) => file,
+        Err(e) if is_no_such_process(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match io::Read::read(&mut file, &mut text) {
+        Ok(n) => Ok(parse_stat(pid, &text[..n])),
+        // The process was released between the open and the read.
+        Err(e) if is_no_such_process(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a `/proc/PID` access failed because the process does not exist.
+fn is_no_such_process(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ESRCH) | Some(libc::ENOTDIR)
     )
-    .ok()?;
-    parse_stat(pid, &text[..n])
 }
 
 /// Every process visible in `/proc` right now (a snapshot: processes come and go

@@ -10,7 +10,7 @@
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -368,29 +368,85 @@ pub fn current_user() -> UserId {
 /// Longest control socket path (`sun_path` less its NUL).
 pub const MAX_CONTROL_PATH: usize = os::MAX_SOCKET_PATH;
 
-/// The supervisor's listening control socket, non-blocking.
+/// The supervisor's listening control socket, non-blocking, with one descriptor
+/// held in reserve (a duplicate of the listener) for accepting when the process
+/// is out of descriptors.
 #[derive(Debug)]
-pub struct ControlListener(UnixListener);
+pub struct ControlListener {
+    listener: UnixListener,
+    reserve: Option<OwnedFd>,
+    took_reserve: bool,
+}
 
 impl ControlListener {
     /// Binds a new socket at `path` (which must not exist).
     pub fn bind(path: &Path) -> io::Result<ControlListener> {
         let listener = UnixListener::bind(path)?;
         listener.set_nonblocking(true)?;
-        Ok(ControlListener(listener))
+        let reserve = listener.as_fd().try_clone_to_owned().ok();
+        Ok(ControlListener {
+            listener,
+            reserve,
+            took_reserve: false,
+        })
     }
 
     /// The next pending connection, without waiting: `None` when there is none
     /// (or accepting failed), `Some(Err)` for one that could not be set up.
+    ///
+    /// Out of descriptors, a pending connection would keep the listener readable
+    /// and the loop spinning; so the reserve is closed to make room for it, and
+    /// [`ControlListener::took_reserve`] says that it must be refused and closed.
+    /// The reserve is taken again at the next call.
     pub fn accept(&mut self) -> Option<io::Result<ControlStream>> {
-        let (stream, _) = self.0.accept().ok()?;
+        self.took_reserve = false;
+        if self.reserve.is_none() {
+            self.reserve = self.listener.as_fd().try_clone_to_owned().ok();
+        }
+        let stream = match self.listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if is_out_of_descriptors(&e) && self.reserve.take().is_some() => {
+                let (stream, _) = self.listener.accept().ok()?;
+                self.took_reserve = true;
+                stream
+            }
+            Err(_) => return None,
+        };
         Some(stream.set_nonblocking(true).map(|()| ControlStream(stream)))
+    }
+
+    /// Whether the last connection accepted used the reserve descriptor: the
+    /// process is out of descriptors, and the connection must be refused.
+    pub fn took_reserve(&self) -> bool {
+        self.took_reserve
     }
 
     /// Readable when a connection is pending.
     pub fn waitable(&self) -> Waitable<'_> {
-        self.0.as_fd()
+        self.listener.as_fd()
     }
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE)
+    )
+}
+
+/// This process's limit on open descriptors (the soft `RLIMIT_NOFILE`), or
+/// `None` when it has none.
+pub fn descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `limit`, which is ours and valid.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
 }
 
 /// One control connection, non-blocking.

@@ -294,6 +294,12 @@ fn info_from(
     }
 }
 
+/// One process, as [`proc_info`]: `Ok(None)` when it cannot be queried. A failed
+/// query is not told apart from a missing process on Windows.
+pub fn proc_lookup(pid: Pid) -> io::Result<Option<ProcInfo>> {
+    Ok(proc_info(pid))
+}
+
 /// One process, or `None` when there is no such process (or it cannot be queried).
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
     let (start, state) = identity(pid)?;
@@ -2346,10 +2352,22 @@ impl ControlListener {
         }
     }
 
+    /// Never: a named pipe instance is made before a client connects, so a
+    /// connection never waits on a handle we cannot open (see the Unix seam).
+    pub fn took_reserve(&self) -> bool {
+        false
+    }
+
     /// Signalled when a client has connected.
     pub fn waitable(&self) -> Waitable<'_> {
         self.0.handle()
     }
+}
+
+/// No limit on handles that a control client could use up (the Unix seam caps
+/// clients below its descriptor limit).
+pub fn descriptor_limit() -> Option<u64> {
+    None
 }
 
 /// The pipe named by the control file at `path`: a regular file of our own, holding

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::{
     DEADLINE, Launch, Proc, Running, State, TempDir, eventually, fixture_bin, free_port,
-    kill_and_reap, ocwrap_once, owner, raw_request,
+    kill_and_reap, ocwrap_bin, ocwrap_once, owner, raw_request,
 };
 use ocwrap::process::Pid;
 
@@ -311,6 +311,56 @@ fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
         p.wait_gone("a process of the tree after stop");
     }
     assert_eq!(run.exit_code(), 0);
+}
+
+#[test]
+fn a_client_flood_under_a_low_descriptor_limit_is_refused_and_ends_no_lease() {
+    let dir = State::new();
+    let mut session = owner();
+    // 40 descriptors: below the supervisor's own reserve, so it serves one client
+    // at a time. Before the reserve, 100 clients used them all up, every look at
+    // the owner failed, and the server was torn down under a live owner.
+    let mut run = Launch::program("sh")
+        .args(["-c", "ulimit -n 40 && exec \"$0\" \"$@\""])
+        .arg(ocwrap_bin())
+        .args(["--state-dir", dir.arg(), "--name", "l", "--owner-pid"])
+        .arg(session.pinned.pid.to_string())
+        .server(TREE)
+        .spawn();
+    let procs = run.tree();
+    let socket = dir.socket("l");
+    served(&socket);
+    let flood = silent_clients(&socket, 100);
+    let mut busy = 0;
+    for mut client in flood {
+        // Refused at once, or (the one served) dropped at its deadline: a reply
+        // comes either way.
+        client.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut reply = String::new();
+        std::io::Read::read_to_string(&mut client, &mut reply).expect("a reply, then EOF");
+        if json_line(reply.trim_end())["kind"] == "busy" {
+            busy += 1;
+        }
+    }
+    assert!(
+        busy >= 90,
+        "only {busy} of 100 flooding clients were refused busy"
+    );
+    let record = served(&socket);
+    assert_eq!(
+        record["owners"][0]["pid"],
+        session.pinned.pid.get(),
+        "the lease outlived the flood: {record}"
+    );
+    assert!(
+        procs.iter().all(Proc::is_running),
+        "the tree outlived the flood"
+    );
+    kill_and_reap(&mut session);
+    for p in &procs {
+        p.wait_gone("a process of the tree, after the owner died");
+    }
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
 }
 
 #[test]
