@@ -373,9 +373,28 @@ fn open_lock(path: &Path, create: bool) -> io::Result<File> {
 /// Whether a live supervisor holds the lock at `path`. Looks without creating
 /// anything and never blocks (a FIFO planted there reads as not held).
 pub fn is_held(path: &Path) -> bool {
+    lock_hold(path) == Some(true)
+}
+
+/// Whether the lock at `path` may be held: held, or we could not tell because
+/// we are short of descriptors or memory. What decides that a supervisor is
+/// dead asks this: a look that failed is never taken for a free lock.
+pub fn may_be_held(path: &Path) -> bool {
+    lock_hold(path) != Some(false)
+}
+
+/// `Some(true)` held, `Some(false)` free (or no lock file, or not a regular
+/// file), `None` when a shortage of resources kept us from looking.
+fn lock_hold(path: &Path) -> Option<bool> {
+    let shortage = |e: &io::Error| sys::is_resource_shortage(e);
     match open_entry(path, MAX_LOCK_CONTENT, false, false) {
-        Ok(file) => matches!(sys::try_lock_shared(&file), Ok(false)),
-        Err(_) => false,
+        Ok(file) => match sys::try_lock_shared(&file) {
+            Ok(taken) => Some(!taken),
+            Err(e) if shortage(&e) => None,
+            Err(_) => Some(false),
+        },
+        Err(Unreadable::Io(e)) if shortage(&e) => None,
+        Err(_) => Some(false),
     }
 }
 

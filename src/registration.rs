@@ -61,7 +61,12 @@ const HOLDER_RECHECK: Duration = Duration::from_millis(50);
 /// Whether the supervisor `id` is running: its PID shows a live process with the
 /// same start time.
 pub fn is_running(id: SupervisorId) -> bool {
-    sys::proc_info(id.pid).is_some_and(|p| p.is_live() && p.start == id.start)
+    match sys::proc_lookup(id.pid) {
+        Ok(info) => info.is_some_and(|p| p.is_live() && p.start == id.start),
+        // A look that failed (out of descriptors, say) proves nothing: taken as
+        // running, so nothing is swept or killed on its account.
+        Err(_) => true,
+    }
 }
 
 /// What a live supervisor holds in the state dir.
@@ -401,7 +406,8 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
 #[derive(Debug)]
 pub struct Found {
     pub stem: String,
-    /// A live process holds the lock.
+    /// A live process holds the lock (or a shortage of descriptors kept us from
+    /// telling: see [`record::may_be_held`]).
     pub live: bool,
     /// The record, or why it cannot be used; `None` when there is no record file.
     pub record: Option<Result<Record, Unreadable>>,
@@ -459,7 +465,7 @@ impl Found {
         let record_path = state.record_path(stem);
         Found {
             stem: stem.to_string(),
-            live: record::is_held(&lock_path),
+            live: record::may_be_held(&lock_path),
             record: FileId::at(&record_path).map(|_| record::read(&record_path)),
             lock_file: LockFile::at(&lock_path),
             claimed: record::claimed_by(&lock_path),

@@ -726,6 +726,18 @@ pub fn state_entry_options() -> fs::OpenOptions {
     options
 }
 
+/// Whether a call failed for want of resources (descriptors, memory) rather than
+/// because of what it looked at: such a failure proves nothing about a file or a
+/// process, and must not be taken for "gone" or "free".
+pub fn is_resource_shortage(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::EAGAIN | libc::EINTR
+        )
+    )
+}
+
 /// Whether an `open` failed because the last component was a symlink and
 /// `O_NOFOLLOW` refused it.
 pub fn is_symlink_refusal(error: &io::Error) -> bool {

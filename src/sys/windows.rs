@@ -51,10 +51,11 @@ use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{
     ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_BROKEN_PIPE, ERROR_EXE_MACHINE_TYPE_MISMATCH,
     ERROR_FILE_NOT_FOUND, ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_NAME, ERROR_IO_INCOMPLETE,
-    ERROR_IO_PENDING, ERROR_LOCK_VIOLATION, ERROR_MORE_DATA, ERROR_PATH_NOT_FOUND, ERROR_PIPE_BUSY,
-    ERROR_PIPE_CONNECTED, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE, HANDLE_FLAG_INHERIT,
-    HLOCAL, LocalFree, SetHandleInformation, WAIT_ABANDONED_0, WAIT_FAILED, WAIT_OBJECT_0,
-    WAIT_TIMEOUT,
+    ERROR_IO_PENDING, ERROR_LOCK_VIOLATION, ERROR_MORE_DATA, ERROR_NO_SYSTEM_RESOURCES,
+    ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY, ERROR_PATH_NOT_FOUND, ERROR_PIPE_BUSY,
+    ERROR_PIPE_CONNECTED, ERROR_TOO_MANY_OPEN_FILES, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    HANDLE_FLAG_INHERIT, HLOCAL, LocalFree, SetHandleInformation, WAIT_ABANDONED_0, WAIT_FAILED,
+    WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::NetworkManagement::IpHelper::{
     GetTcp6Table, GetTcpTable, MIB_TCP_STATE_ESTAB, MIB_TCP6TABLE, MIB_TCPTABLE,
@@ -1593,6 +1594,20 @@ pub fn state_entry_options() -> fs::OpenOptions {
     let mut options = fs::OpenOptions::new();
     options.custom_flags(STATE_ENTRY_FLAGS);
     options
+}
+
+/// Whether a call failed for want of resources (handles, memory) rather than
+/// because of what it looked at (see the Unix seam).
+pub fn is_resource_shortage(error: &io::Error) -> bool {
+    error.raw_os_error().is_some_and(|code| {
+        matches!(
+            code as u32,
+            ERROR_TOO_MANY_OPEN_FILES
+                | ERROR_NOT_ENOUGH_MEMORY
+                | ERROR_OUTOFMEMORY
+                | ERROR_NO_SYSTEM_RESOURCES
+        )
+    })
 }
 
 /// Always `false`: on Windows a link is opened, not refused, and the caller's
