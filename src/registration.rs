@@ -80,8 +80,12 @@ pub struct Registration {
     /// The record file we wrote last, if any.
     record: Option<FileId>,
     watch: Option<FileWatch>,
-    /// When to look whether the registration needs repair (after a disturbance).
+    /// When to look whether the registration needs repair (after a disturbance),
+    /// or to try a failed record write again.
     repair_at: Option<Instant>,
+    /// The last record write failed (a full disk, say): it is tried again every
+    /// [`REPAIR_RETRY`] until one succeeds, so the record catches up by itself.
+    unsaved: bool,
 }
 
 impl Registration {
@@ -110,6 +114,7 @@ impl Registration {
             record: None,
             watch: None,
             repair_at: Some(Instant::now() + WATCH_DELAY),
+            unsaved: false,
         })
     }
 
@@ -214,6 +219,9 @@ impl Registration {
             if !self.is_intact() {
                 self.repair(record);
             }
+            if self.unsaved {
+                self.save(record);
+            }
         }
     }
 
@@ -230,14 +238,26 @@ impl Registration {
         match record::write(&self.state.record_path(&self.stem), record) {
             Ok(id) => {
                 self.record = Some(id);
+                if std::mem::take(&mut self.unsaved) {
+                    diag::say(format_args!(
+                        "the record for {} is written again",
+                        self.stem
+                    ));
+                }
                 if let Some(watch) = &mut self.watch {
                     let _ = watch.watch_file(&self.state.record_path(&self.stem));
                 }
             }
-            Err(e) => diag::say(format_args!(
-                "cannot write the record for {}: {e}",
-                self.stem
-            )),
+            Err(e) => {
+                if !std::mem::replace(&mut self.unsaved, true) {
+                    diag::say(format_args!(
+                        "cannot write the record for {} (trying again every {REPAIR_RETRY:?}): {e}",
+                        self.stem
+                    ));
+                }
+                let retry = Instant::now() + REPAIR_RETRY;
+                self.repair_at = Some(self.repair_at.map_or(retry, |t| t.min(retry)));
+            }
         }
     }
 

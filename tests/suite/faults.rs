@@ -364,6 +364,47 @@ fn a_client_flood_under_a_low_descriptor_limit_is_refused_and_ends_no_lease() {
 }
 
 #[test]
+fn a_record_write_that_failed_is_tried_again_until_the_record_catches_up() {
+    let dir = State::new();
+    let mut run = dir.run(&["--name", "w", "--owner", "none"], TREE);
+    let procs = run.tree();
+    let socket = dir.socket("w");
+    let supervisor = served(&socket)["supervisor"]["pid"].clone();
+    eventually("the record is written", || dir.dir.join("w.json").exists());
+    // The next write cannot make its temporary file: a directory holds the name.
+    let blocker = dir.dir.join(format!(".w.json.{supervisor}.tmp"));
+    std::fs::create_dir(&blocker).expect("make the blocking directory");
+    let session = owner();
+    let pid = session.pinned.pid.get();
+    let reply = raw_request(
+        &socket,
+        format!("{{\"op\":\"attach\",\"owners\":[{pid}]}}\n").as_bytes(),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        dir.record("w")["owners"],
+        serde_json::json!([]),
+        "the write was expected to fail"
+    );
+    std::fs::remove_dir(&blocker).expect("remove the blocking directory");
+    // No request, no signal: the supervisor tries again by itself.
+    eventually("the record shows the new lease", || {
+        dir.record("w")["owners"][0]["pid"] == pid
+    });
+    let (code, _, err) = dir.cmd("stop", &["--name", "w", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    for p in &procs {
+        p.wait_gone("a process of the tree after stop");
+    }
+    assert_eq!(run.exit_code(), 0);
+    assert!(
+        run.stderr().contains("trying again"),
+        "the failure is said: {}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn a_client_that_never_reads_its_reply_is_dropped_at_its_deadline() {
     let dir = State::new();
     let mut run = dir.run(&["--name", "r", "--owner", "none"], TREE);
