@@ -595,8 +595,11 @@ fn own_code_kib(pid: ocwrap::process::Pid) -> (u64, u64) {
     for line in smaps.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            [range, perms, _, _, _, path] if range.contains('-') => {
-                ours = *path == binary && !perms.contains('w');
+            // A mapping's first line: the path is the rest of the line after the
+            // fifth field (it may hold spaces).
+            [range, perms, _, _, _, ..] if range.contains('-') => {
+                let path = line.splitn(6, char::is_whitespace).nth(5).unwrap_or("");
+                ours = path.trim_start() == binary && !perms.contains('w');
             }
             ["Size:", kib, "kB"] if ours => size += kib.parse::<u64>().expect("Size"),
             ["Rss:", kib, "kB"] if ours => rss += kib.parse::<u64>().expect("Rss"),
