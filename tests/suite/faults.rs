@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::{
     DEADLINE, Launch, Proc, Running, State, TempDir, eventually, fixture_bin, free_port,
-    kill_and_reap, ocwrap_bin, ocwrap_once, owner, raw_request,
+    kill_and_reap, ocwrap_bin, ocwrap_once, owner, owner_dies_tree_goes, raw_request,
 };
 use ocwrap::process::Pid;
 
@@ -285,11 +285,7 @@ fn silent_and_dripping_clients_cannot_delay_the_teardown_after_an_owner_dies() {
     served(&dir.socket("c"));
     let _silent = silent_clients(&dir.socket("c"), 8);
     let _drip = Drip::start(&dir.socket("c"));
-    kill_and_reap(&mut session);
-    for p in &procs {
-        p.wait_gone("a process of the tree, with clients hanging on");
-    }
-    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 #[test]
@@ -356,11 +352,7 @@ fn a_client_flood_under_a_low_descriptor_limit_is_refused_and_ends_no_lease() {
         procs.iter().all(Proc::is_running),
         "the tree outlived the flood"
     );
-    kill_and_reap(&mut session);
-    for p in &procs {
-        p.wait_gone("a process of the tree, after the owner died");
-    }
-    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, fixture_bin, free_port, kill_and_reap, ocwrap_bin, ocwrap_once,
-    owner, word,
+    Launch, Proc, Running, TempDir, assert_state_dir_refused, fixture_bin, free_port,
+    kill_and_reap, ocwrap_bin, ocwrap_once, owner, word,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -372,27 +372,6 @@ fn symlinked_dir() -> (TempDir, PathBuf, PathBuf) {
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
     (tmp, real, link)
-}
-
-/// Every command that opens `dir` refuses it with 125 and says `problem`.
-fn assert_state_dir_refused(dir: &str, problem: &str) {
-    let mut run = Launch::ocwrap()
-        .args(["--state-dir", dir, "--name", "x"])
-        .server(&["tree"])
-        .spawn();
-    assert_eq!(run.exit_code(), 125, "{dir}: {}", run.stderr());
-    assert!(run.stderr().contains(problem), "{dir}: {:?}", run.stderr());
-    assert!(run.seen.is_empty(), "{dir}: nothing starts: {:?}", run.seen);
-    for command in [
-        &["status"][..],
-        &["gc"],
-        &["stop", "--all"],
-        &["release", "--name", "x"],
-    ] {
-        let (code, _, err) = ocwrap_once(&[command, &["--state-dir", dir]].concat());
-        assert_eq!(code, 125, "{command:?} {dir}: {err}");
-        assert!(err.contains(problem), "{command:?} {dir}: {err:?}");
-    }
 }
 
 fn assert_empty(dir: &Path) {

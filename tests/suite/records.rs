@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, State, TempDir, eventually, fixture_bin, free_port, kill_and_reap, ocwrap_once,
-    owner, raw_request, status_json,
+    Launch, Proc, State, TempDir, assert_state_dir_refused, eventually, fixture_bin, free_port,
+    kill_and_reap, owner, raw_request, status_json,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -144,18 +144,7 @@ fn an_unnamed_supervisor_writes_a_pid_record() {
 
 fn assert_refused(state_dir: &Path, problem: &str) {
     let before = std::fs::symlink_metadata(state_dir).expect("exists");
-    let dir = state_dir.to_str().unwrap();
-    let mut run = Launch::ocwrap()
-        .args(["--state-dir", dir, "--name", "x"])
-        .server(TREE)
-        .spawn();
-    assert_eq!(run.exit_code(), 125);
-    assert!(
-        run.stderr().contains(problem),
-        "{problem:?} in {:?}",
-        run.stderr()
-    );
-    assert!(run.seen.is_empty(), "nothing started: {:?}", run.seen);
+    assert_state_dir_refused(state_dir.to_str().unwrap(), problem);
     let after = std::fs::symlink_metadata(state_dir).expect("exists");
     assert_eq!(
         (before.mode(), before.uid()),
@@ -168,15 +157,6 @@ fn assert_refused(state_dir: &Path, problem: &str) {
             0,
             "nothing written"
         );
-    }
-    for command in [
-        &["status"][..],
-        &["gc"],
-        &["stop", "--all"],
-        &["release", "--name", "x"],
-    ] {
-        let (code, _, err) = ocwrap_once(&[command, &["--state-dir", dir]].concat());
-        assert_eq!(code, 125, "{command:?} refuses it too: {err}");
     }
 }
 

@@ -8,8 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, assert_no_wake_ups, eventually, field, fixture_bin,
-    kill_and_reap, ocwrap_bin, owner, sleeps_in_poll_forever, zombie_children,
+    Launch, Proc, Running, TempDir, assert_all_gone, assert_no_wake_ups, eventually, field,
+    fixture_bin, kill_and_reap, ocwrap_bin, owner, owner_dies_tree_goes, sleeps_in_poll_forever,
+    zombie_children,
 };
 use ocwrap::sys;
 
@@ -27,24 +28,6 @@ fn owned(extra: &[&str], fixture: &[&str]) -> (Running, Running, Vec<Proc>) {
         .spawn();
     let procs = run.tree();
     (session, run, procs)
-}
-
-/// Kills the owner; the whole tree must go and ocwrap exit 0 (its own rule).
-fn owner_dies_tree_goes(session: &mut Running, run: &mut Running, procs: &[Proc]) {
-    kill_and_reap(session);
-    assert_all_gone(procs);
-    assert_eq!(
-        run.exit_code(),
-        0,
-        "torn down by our own rule: {}",
-        run.stderr()
-    );
-}
-
-fn assert_all_gone(procs: &[Proc]) {
-    for p in procs {
-        p.wait_gone("a process of the server's tree");
-    }
 }
 
 /// Runs `ocwrap ARGS… -- fixture tree …` and checks it fails with 125, says

@@ -460,6 +460,45 @@ pub fn field(line: &str, label: &str) -> Pid {
         .unwrap_or_else(|_| panic!("no '{label} <pid>' in {line:?}"))
 }
 
+/// Every command that opens `dir` refuses it with 125 and says `problem`.
+pub fn assert_state_dir_refused(dir: &str, problem: &str) {
+    let mut run = Launch::ocwrap()
+        .args(["--state-dir", dir, "--name", "x"])
+        .server(&["tree"])
+        .spawn();
+    assert_eq!(run.exit_code(), 125, "{dir}: {}", run.stderr());
+    assert!(run.stderr().contains(problem), "{dir}: {:?}", run.stderr());
+    assert!(run.seen.is_empty(), "{dir}: nothing starts: {:?}", run.seen);
+    for command in [
+        &["status"][..],
+        &["gc"],
+        &["stop", "--all"],
+        &["release", "--name", "x"],
+    ] {
+        let (code, _, err) = ocwrap_once(&[command, &["--state-dir", dir]].concat());
+        assert_eq!(code, 125, "{command:?} {dir}: {err}");
+        assert!(err.contains(problem), "{command:?} {dir}: {err:?}");
+    }
+}
+
+/// Kills the owner; the whole tree must go and ocwrap exit 0 (its own rule).
+pub fn owner_dies_tree_goes(session: &mut Running, run: &mut Running, procs: &[Proc]) {
+    kill_and_reap(session);
+    assert_all_gone(procs);
+    assert_eq!(
+        run.exit_code(),
+        0,
+        "torn down by our own rule: {}",
+        run.stderr()
+    );
+}
+
+pub fn assert_all_gone(procs: &[Proc]) {
+    for p in procs {
+        p.wait_gone("a process of the server's tree");
+    }
+}
+
 /// A long-lived process that stands for a session: the fixture in `sleep` mode.
 pub fn owner() -> Running {
     let mut owner = Launch::program(fixture_bin()).arg("sleep").spawn();
