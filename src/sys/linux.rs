@@ -10,11 +10,11 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 
-use crate::process::{Pid, ProcInfo, RunState, StartTime, Target};
+use crate::process::{Pid, ProcInfo, RunState, StartTime};
 
 /// Makes this process a child subreaper: orphans below it (a server's grandchildren,
 /// or a descendant that `setsid`+double-forked out of the group) reparent to it
@@ -83,38 +83,6 @@ pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
     n == 1 && pfd.revents & libc::POLLOUT != 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) == 0
 }
 
-/// Sets or clears `O_NONBLOCK` on a descriptor (tests fill pipes with it).
-pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller borrows.
-    unsafe {
-        let flags = libc::fcntl(raw, libc::F_GETFL);
-        if flags == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        if libc::fcntl(raw, libc::F_SETFL, flags) == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Starts a new session with this process as its leader (test fixture: the middle
-/// process of a double fork).
-pub fn new_session() -> io::Result<()> {
-    // SAFETY: setsid takes no arguments and touches no memory of ours.
-    if unsafe { libc::setsid() } == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Test fixture: forks `count` idle children, standing for the unrelated processes
 /// of a busy host. Each blocks every signal it can and sleeps until its parent dies
 /// (`PR_SET_PDEATHSIG` SIGKILL), so a signal anyone sends it stays pending, where
@@ -171,20 +139,6 @@ pub fn pending_signals(pid: Pid) -> Option<u64> {
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
     };
     Some(mask("SigPnd:")? | mask("ShdPnd:")?)
-}
-
-/// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
-/// [`Target::for_kill`]) with `EPERM`.
-pub fn signal(target: Target, signal: libc::c_int) -> io::Result<()> {
-    let Some(raw) = target.for_kill() else {
-        return Err(io::Error::from_raw_os_error(libc::EPERM));
-    };
-    // SAFETY: kill takes plain integers; `raw` is never 0, -1 or ±1 (see for_kill).
-    if unsafe { libc::kill(raw, signal) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// A pidfd: a handle on one process that stays valid, and keeps naming that same
@@ -334,18 +288,6 @@ pub fn has_exited(pid: Pid) -> io::Result<bool> {
     }
     // SAFETY: after a successful waitid the kernel filled si_pid (0: not exited yet).
     Ok(unsafe { info.si_pid() } != 0)
-}
-
-/// Reaps our child `pid` if it has exited, returning its status.
-pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid writes one int into `status`, which lives for the call.
-    let rc = unsafe { libc::waitpid(pid.get(), &mut status, libc::WNOHANG) };
-    match rc {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        _ => Ok(Some(ExitStatus::from_raw(status))),
-    }
 }
 
 /// One process from `/proc/PID/stat`, or `None` when there is no such process.
@@ -558,12 +500,6 @@ pub fn process_names(pid: Pid) -> Vec<String> {
         }
     }
     names
-}
-
-/// The effective user ID of this process.
-pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
 }
 
 /// The user ID of the process at the other end of a Unix socket, as the kernel

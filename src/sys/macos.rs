@@ -40,9 +40,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::sync::{Mutex, PoisonError};
 
 use super::unix::FileId;
@@ -149,38 +149,6 @@ pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Sets or clears `O_NONBLOCK` on a descriptor (tests fill pipes with it).
-pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller borrows.
-    unsafe {
-        let flags = libc::fcntl(raw, libc::F_GETFL);
-        if flags == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        if libc::fcntl(raw, libc::F_SETFL, flags) == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Starts a new session with this process as its leader (test fixture: the middle
-/// process of a double fork).
-pub fn new_session() -> io::Result<()> {
-    // SAFETY: setsid takes no arguments and touches no memory of ours.
-    if unsafe { libc::setsid() } == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Signals are numbered 1 to 31 on macOS (`__DARWIN_NSIG` in `sys/signal.h`; the
 /// `libc` crate has no `NSIG` for Apple targets).
 const NSIG: libc::c_int = 32;
@@ -281,20 +249,6 @@ pub fn pending_signals(pid: Pid) -> Option<u64> {
     } else {
         0
     })
-}
-
-/// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
-/// [`Target::for_kill`]) with `EPERM`.
-pub fn signal(target: Target, signal: libc::c_int) -> io::Result<()> {
-    let Some(raw) = target.for_kill() else {
-        return Err(io::Error::from_raw_os_error(libc::EPERM));
-    };
-    // SAFETY: kill takes plain integers; `raw` is never 0, -1 or ±1 (see for_kill).
-    if unsafe { libc::kill(raw, signal) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// A new kqueue. Not inherited across fork by the kernel's own rule, so no child
@@ -438,7 +392,7 @@ impl PidFd {
         if exited || !same {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
-        self::signal(Target::Process(self.pid), signal)
+        super::signal(Target::Process(self.pid), signal)
     }
 }
 
@@ -478,7 +432,7 @@ pub fn connect_nonblocking(addr: &std::net::SocketAddr) -> io::Result<std::net::
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    set_nonblocking(fd.as_fd(), true)?;
+    super::set_nonblocking(fd.as_fd(), true)?;
     let on: libc::c_int = 1;
     // SAFETY: setsockopt reads one int from `on`, which lives for the call.
     let rc = unsafe {
@@ -567,18 +521,6 @@ pub fn has_exited(pid: Pid) -> io::Result<bool> {
         Some(info) if !info.is_live() => Ok(true),
         Some(info) if info.ppid == Some(Pid::current()) => Ok(false),
         Some(_) => Err(io::Error::from_raw_os_error(libc::ECHILD)),
-    }
-}
-
-/// Reaps our child `pid` if it has exited, returning its status.
-pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid writes one int into `status`, which lives for the call.
-    let rc = unsafe { libc::waitpid(pid.get(), &mut status, libc::WNOHANG) };
-    match rc {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        _ => Ok(Some(ExitStatus::from_raw(status))),
     }
 }
 
@@ -861,12 +803,6 @@ pub fn process_names(pid: Pid) -> Vec<String> {
         names.push(base);
     }
     names
-}
-
-/// The effective user ID of this process.
-pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
 }
 
 /// The user ID of the process at the other end of a Unix socket, as the kernel

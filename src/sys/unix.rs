@@ -26,10 +26,31 @@ use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use super::Cgroup;
 use super::os::{self, EventSet, FileWatch};
-use crate::process::Pid;
+use crate::process::{Pid, Target};
 
 // ---------------------------------------------------------------------------
 // Wait sources.
+
+/// Sets or clears `O_NONBLOCK` on a descriptor (tests fill pipes with it).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller borrows.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        if flags == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if libc::fcntl(raw, libc::F_SETFL, flags) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
 
 /// What the event loop waits on: a descriptor, readable or writable (see
 /// [`super::poll`]).
@@ -129,6 +150,49 @@ pub fn exit_signal(status: &ExitStatus) -> Option<i32> {
 // ---------------------------------------------------------------------------
 // Processes.
 
+/// Sends `signal` to a process or a group. Refuses PID 1 and group 1 (see
+/// [`Target::for_kill`]) with `EPERM`.
+pub fn signal(target: Target, signal: libc::c_int) -> io::Result<()> {
+    let Some(raw) = target.for_kill() else {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    };
+    // SAFETY: kill takes plain integers; `raw` is never 0, -1 or ±1 (see for_kill).
+    if unsafe { libc::kill(raw, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reaps our child `pid` if it has exited, returning its status.
+pub fn reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one int into `status`, which lives for the call.
+    let rc = unsafe { libc::waitpid(pid.get(), &mut status, libc::WNOHANG) };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        _ => Ok(Some(ExitStatus::from_raw(status))),
+    }
+}
+
+/// Starts a new session with this process as its leader (test fixture: the middle
+/// process of a double fork).
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments and touches no memory of ours.
+    if unsafe { libc::setsid() } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The effective user ID of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
 /// The parent of this process, as the kernel says now.
 pub fn parent_pid() -> Option<Pid> {
     Pid::new(std::os::unix::process::parent_id() as i32)
@@ -153,7 +217,7 @@ impl ServerChild {
 
     /// Reaps it if it has exited, returning its status.
     pub fn reap(&self) -> io::Result<Option<ExitStatus>> {
-        os::reap(self.pid)
+        reap(self.pid)
     }
 
     /// Nothing: its exit wakes the loop through SIGCHLD.
@@ -234,7 +298,7 @@ pub fn open_log(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    os::set_nonblocking(file.as_fd(), false)?;
+    set_nonblocking(file.as_fd(), false)?;
     Ok(file)
 }
 
@@ -242,7 +306,7 @@ pub fn open_log(path: &Path) -> io::Result<File> {
 pub fn default_state_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(runtime) => PathBuf::from(runtime).join("ocwrap"),
-        None => std::env::temp_dir().join(format!("ocwrap-{}", os::effective_uid())),
+        None => std::env::temp_dir().join(format!("ocwrap-{}", effective_uid())),
     }
 }
 
@@ -255,7 +319,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 /// it, or others may write to it (either would let them plant records, locks or
 /// sockets that ocwrap then acts on).
 pub fn private_dir_problem(_path: &Path, meta: &fs::Metadata) -> Option<&'static str> {
-    if file_owner(meta) != os::effective_uid() {
+    if file_owner(meta) != effective_uid() {
         Some("is owned by another user")
     } else if file_mode(meta) & 0o022 != 0 {
         Some("is group- or world-writable")
@@ -362,7 +426,7 @@ pub type UserId = u32;
 
 /// The user this process runs as (its effective uid).
 pub fn current_user() -> UserId {
-    os::effective_uid()
+    effective_uid()
 }
 
 /// Longest control socket path (`sun_path` less its NUL).

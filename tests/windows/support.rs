@@ -119,14 +119,22 @@ impl StateDir {
 }
 
 impl Drop for StateDir {
-    /// `stop` returns before the supervisors have ended, and Windows removes no
-    /// directory while a file in it is open (their locks and logs): so the removal
-    /// is tried again until they are gone, for at most [`DEADLINE`].
+    /// `stop --wait` returns once every supervisor has released its lock, and
+    /// Windows removes no directory while a file in it is open: a supervisor that
+    /// released its lock may not have exited yet. So the removal (clean-up only,
+    /// nothing is asserted) is tried again until it succeeds, for at most
+    /// [`DEADLINE`].
     fn drop(&mut self) {
         if !self.0.exists() {
             return;
         }
-        let _ = output(ocwrap(&["stop", "--all", "--state-dir", self.arg()]));
+        let _ = output(ocwrap(&[
+            "stop",
+            "--all",
+            "--wait",
+            "--state-dir",
+            self.arg(),
+        ]));
         let give_up = Instant::now() + DEADLINE;
         while std::fs::remove_dir_all(&self.0).is_err() && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(50));
