@@ -481,7 +481,7 @@ fn parse_stat(pid: Pid, text: &[u8]) -> Option<ProcInfo> {
     })
 }
 
-/// The names a process is known by: its executable's basename and its argv[0]'s
+/// The names a process is known by: its executable's basename and its `argv[0]`'s
 /// basename (either may be unreadable, e.g. for another user's process).
 pub fn process_names(pid: Pid) -> Vec<String> {
     let mut names = Vec::new();

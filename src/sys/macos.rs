@@ -20,9 +20,10 @@
 //!   pidfds;
 //! - the walk down the tree: `proc_listchildpids` ([`children`]);
 //! - files removed or replaced: a kqueue with `EVFILT_VNODE` on each watched file;
-//! - the peer of the control socket: `getpeereid`;
-//! - the channel `up` hands to `__supervise`: `dup2` onto descriptor 3 between fork
-//!   and exec, `fcntl` close-on-exec once taken, as on Linux.
+//! - the peer of the control socket: `getpeereid`.
+//!
+//! The channel `up` hands to `__supervise` (descriptor 3) is the same as on Linux
+//! and lives in `unix.rs`.
 //!
 //! What macOS lacks: a parent-death signal and a child subreaper. See
 //! [`die_with_supervisor`] and [`become_child_subreaper`] for what holds instead, and
@@ -787,7 +788,7 @@ fn basename(path: &[u8]) -> Option<String> {
         .map(|base| base.to_string_lossy().into_owned())
 }
 
-/// The names a process is known by: its executable's basename and its argv[0]'s
+/// The names a process is known by: its executable's basename and its `argv[0]`'s
 /// basename (either may be unreadable, e.g. for another user's process).
 pub fn process_names(pid: Pid) -> Vec<String> {
     let mut names = Vec::new();

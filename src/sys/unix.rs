@@ -3,15 +3,16 @@
 //! the control channel is a Unix socket, the handoff to `__supervise` is a socket
 //! pair on descriptor 3, the state dir is checked by owner uid and mode bits.
 //!
-//! Each item here has a Windows counterpart of the same name in `windows.rs`. What
-//! the two Unix platforms answer differently (process facts, pidfds, file watches,
-//! containment) stays in `linux.rs` and `macos.rs`, which this file builds on.
+//! What portable code uses from here has a Windows counterpart of the same name in
+//! `windows.rs`. What the two Unix platforms answer differently (process facts,
+//! pidfds, file watches) stays in `linux.rs` and `macos.rs`, which this file builds
+//! on; Linux's cgroups are in `cgroup_linux.rs`.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -68,7 +69,8 @@ impl<T: AsFd> AsWaitable for T {
 }
 
 impl EventSet {
-    /// The descriptors to wait on for the whole set: the epoll set itself.
+    /// The descriptors to wait on for the whole set: the epoll set (a kqueue on
+    /// macOS) itself.
     pub fn waitables(&self) -> Vec<Waitable<'_>> {
         vec![self.as_fd()]
     }
@@ -279,7 +281,7 @@ pub fn command_not_executable(error: &io::Error) -> bool {
     )
 }
 
-/// Test fixtures: runs the command with `arg0` as its argv[0].
+/// Test fixtures: runs the command with `arg0` as its `argv[0]`.
 pub fn set_arg0(command: &mut Command, arg0: &str) -> io::Result<()> {
     command.arg0(arg0);
     Ok(())
@@ -319,9 +321,9 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 /// it, or others may write to it (either would let them plant records, locks or
 /// sockets that ocwrap then acts on).
 pub fn private_dir_problem(_path: &Path, meta: &fs::Metadata) -> Option<&'static str> {
-    if file_owner(meta) != effective_uid() {
+    if meta.uid() != effective_uid() {
         Some("is owned by another user")
-    } else if file_mode(meta) & 0o022 != 0 {
+    } else if meta.mode() & 0o022 != 0 {
         Some("is group- or world-writable")
     } else {
         None
@@ -649,7 +651,7 @@ impl HandoffChannel {
     }
 
     /// Makes this end the spawned command's descriptor 3 (see
-    /// [`os::pass_channel`]); this end must stay open until the command is spawned.
+    /// [`pass_channel`]); this end must stay open until the command is spawned.
     pub fn pass_to(&self, command: &mut Command) {
         pass_channel(command, self.reader.get_ref().as_fd());
     }
@@ -784,7 +786,6 @@ pub const STATE_ENTRY_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
 
 /// Options for opening a state-dir entry with [`STATE_ENTRY_FLAGS`], created `0600`.
 pub fn state_entry_options() -> fs::OpenOptions {
-    use std::os::unix::fs::OpenOptionsExt;
     let mut options = fs::OpenOptions::new();
     options.custom_flags(STATE_ENTRY_FLAGS).mode(0o600);
     options
@@ -818,7 +819,6 @@ pub struct FileId {
 
 impl FileId {
     pub fn of(meta: &fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -846,18 +846,6 @@ pub fn file_kind(meta: &fs::Metadata) -> &'static str {
     }
 }
 
-/// The owner uid of a file.
-pub fn file_owner(meta: &fs::Metadata) -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    meta.uid()
-}
-
-/// Permission bits of a file, for the group/world-writable check.
-pub fn file_mode(meta: &fs::Metadata) -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    meta.mode()
-}
-
 /// The descriptor number a handed-off channel has in the child.
 const HANDOFF_FD: RawFd = 3;
 
@@ -867,7 +855,7 @@ const HANDOFF_FD: RawFd = 3;
 /// returns, so the number stays valid in the child between fork and exec. (A
 /// `pre_exec` hook makes std fork and exec rather than `posix_spawn`, so the hook
 /// does run in the child.)
-pub fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
+fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
     let raw = channel.as_raw_fd();
     let hook = move || -> io::Result<()> {
         // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
@@ -892,7 +880,7 @@ pub fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
 /// Takes descriptor 3 as the channel `up` handed us, if it is a Unix socket, and
 /// marks it close-on-exec so the server never inherits it (`up` must see the
 /// channel close when the supervisor ends, not when the server does).
-pub fn take_channel() -> io::Result<std::os::unix::net::UnixStream> {
+fn take_channel() -> io::Result<std::os::unix::net::UnixStream> {
     // SAFETY: stat is plain data; zeroed is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat writes into `st`, which lives for the call.
