@@ -28,7 +28,7 @@ use crate::record;
 use crate::sys::{self, Cgroup, Signal};
 
 /// How long a leftover cgroup may take to empty after `cgroup.kill`.
-const LEFTOVER_KILL_WAIT: Duration = Duration::from_secs(5);
+const LEFTOVER_KILL_WAIT: Duration = crate::teardown::KILL_WAIT;
 
 /// The containment in use, as the record and `status` name it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! seconds), and deadline arithmetic on them that cannot panic. Like `timeout(1)`, a
 //! fraction is allowed (`1.5s`); unlike it, an unknown unit is an error rather than
 //! a guess, and so is anything longer than [`MAX_DURATION`]: every duration is
-//! bounded at parse time (docs/DESIGN.md, "Lifecycle", rule 6).
+//! bounded at parse time (docs/DESIGN.md, "Lifecycle", rule 7).
 
 use std::time::{Duration, Instant};
 

@@ -35,7 +35,7 @@ use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::record::{self, Claim, Lock, Record, RecordState, SupervisorId, Unreadable};
-use crate::state::StateDir;
+use crate::state::{Name, StateDir};
 use crate::sys::{self, FileId, FileWatch, Signal, Waitable};
 use crate::teardown::{Teardown, Tree};
 use crate::tree::Pins;
@@ -141,10 +141,6 @@ impl Registration {
         self.watch_all();
     }
 
-    pub fn stem(&self) -> &str {
-        &self.stem
-    }
-
     /// Adds the server's cgroup to the claim, before the server starts: after our
     /// own death, the sweep finds exactly what is left in it.
     /// Without a cgroup the claim already says all there is: nothing is written.
@@ -209,9 +205,9 @@ impl Registration {
         self.repair_at.map(|t| t.saturating_duration_since(now))
     }
 
-    /// Re-registers if a disturbance left the registration broken.
-    /// Starts the watch when it is due, and re-registers if a disturbance (seen by
-    /// the watch, or before it started) left the registration broken.
+    /// When due: starts the watch, re-registers if a disturbance (seen by the
+    /// watch, or before it started) left the registration broken, and tries a
+    /// record write that failed again.
     pub fn check(&mut self, now: Instant, record: &Record) {
         if self.repair_at.is_some_and(|t| now >= t) {
             self.repair_at = None;
@@ -328,7 +324,7 @@ impl Registration {
             if holder.is_none() {
                 return Ok(false);
             }
-            let fallback = format!("pid-{}", self.claim.id.pid);
+            let fallback = Name::unnamed(self.claim.id.pid).to_string();
             diag::say(format_args!(
                 "the name {} was taken while our registration was gone; registering as {fallback}",
                 self.stem

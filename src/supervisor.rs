@@ -7,7 +7,9 @@
 //! starting) the readiness probe and (while tearing down) the tree's wake-up
 //! descriptor; its timeout is the nearest of the owner poll interval (poll method
 //! only), the end of `--linger`, the next `--idle-timeout` sample (only with that
-//! option), the teardown deadline and the control connections' deadlines. With
+//! option), the readiness probe's next attempt, the registration's next check
+//! (the state-dir watch's start, a repair, a record write to try again), the
+//! teardown deadline and the control connections' deadlines. With
 //! pidfds and nothing happening it has no timeout at all, so an idle supervisor
 //! costs no wake-ups. (On Windows every source is a handle, the server's exit
 //! included: `sys::Waitable`.) Nothing in the loop blocks: a control client is
@@ -172,8 +174,7 @@ fn start(
         pgid: leader,
         start: server_start,
     };
-    let record = new_record(config, me, server, &owners, ready.is_some(), &containment);
-    registration.save(&record);
+    let record = new_record(config, me, server, &owners, &containment);
     Ok(Started {
         server: child,
         signals,
@@ -191,7 +192,6 @@ fn new_record(
     supervisor: SupervisorId,
     server: ServerId,
     owners: &[Owner],
-    probing: bool,
     containment: &Containment,
 ) -> Record {
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
@@ -214,11 +214,8 @@ fn new_record(
         url: config.port.map(|port| url(&config.host, port)),
         owners: owners.to_vec(),
         started_at: record::rfc3339(SystemTime::now()),
-        state: if probing {
-            RecordState::Starting
-        } else {
-            RecordState::Ready
-        },
+        // Written first when ready (see `Registration::save`).
+        state: RecordState::Starting,
         log: config.log.as_ref().map(|p| text(p.as_os_str())),
         contain: containment.kind(),
         cgroup: containment.cgroup_path(),
@@ -455,12 +452,8 @@ impl Supervisor {
         self.idle = self
             .idle_timeout
             .map(|timeout| IdleClock::start(timeout, now));
-        // A server with no port to probe was recorded ready when it started: one
-        // write per state change, so none here.
-        if self.record.state != RecordState::Ready {
-            self.record.state = RecordState::Ready;
-            self.registration.save(&self.record);
-        }
+        self.record.state = RecordState::Ready;
+        self.registration.save(&self.record);
         self.answer_waiting(&Reply::ok(self.record.clone()));
         self.reporter.ready(&self.record);
     }

@@ -1,4 +1,4 @@
-//! Teardown: the one bounded state machine that ends a server's tree (docs/DESIGN.md, "Lifecycle", rule 5).
+//! Teardown: the one bounded state machine that ends a server's tree (docs/DESIGN.md, "Lifecycle", rule 6).
 //!
 //! `Running` → (`begin`) SIGTERM + SIGCONT to the whole tree → `Terminating` until
 //! the tree is empty or the grace ends → SIGKILL → `Killing` until the tree is empty

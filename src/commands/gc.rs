@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::exit;
 use crate::process::Pid;
 use crate::registration::{self, Fate, Found, Removed};
-use crate::state::StateDir;
+use crate::state::{Name, StateDir};
 
 #[derive(Serialize)]
 struct GcJson {
@@ -90,11 +90,8 @@ pub fn run(args: GcArgs) -> Result<u8, Error> {
 /// re-registers; it is left alone.)
 fn is_copy(found: &Found) -> bool {
     found.record().is_some_and(|r| {
-        let own = r
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("pid-{}", r.supervisor.pid));
-        own != found.stem && found.stem != format!("pid-{}", r.supervisor.pid)
+        let unnamed = Name::unnamed(r.supervisor.pid).to_string();
+        r.name.as_deref().unwrap_or(&unnamed) != found.stem && found.stem != unnamed
     })
 }
 
