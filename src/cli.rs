@@ -19,9 +19,11 @@ use crate::state::Name;
     version,
     about = "Own a local server's whole process tree and tie its life to the sessions that need it",
     long_about = "Own a local server's whole process tree and tie its life to the sessions that need it.\n\n\
-        `ocwrap -- COMMAND` is the same as `ocwrap run -- COMMAND`: start COMMAND in its own \
-        process group, watch its owners, and tear the whole tree down when the last owner is \
-        gone, on a terminating signal, or when the server exits by itself.",
+        `ocwrap -- COMMAND` is the same as `ocwrap run -- COMMAND`: start COMMAND in a \
+        containment of its own (a cgroup where one can be made, else its own process group; \
+        a job object on Windows), watch its owners, and tear the whole tree down when the \
+        last owner is gone, on `ocwrap stop`, after --idle-timeout, on a terminating signal, \
+        or when the server exits by itself.",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -172,7 +174,7 @@ pub enum StdinMode {
 pub enum WatchMethodArg {
     /// pidfd where the kernel has it, else poll
     Auto,
-    /// pidfd_open + poll: no wake-ups while idle (Linux ≥ 5.3)
+    /// Woken by the owner's exit, no wake-ups while idle (Linux: pidfd, ≥ 5.3; macOS: kqueue; Windows: process handle)
     Pidfd,
     /// Check every owner's start time every 200 ms (the portable method)
     Poll,
@@ -180,9 +182,9 @@ pub enum WatchMethodArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum ContainArg {
-    /// cgroup where a writable cgroup v2 is available, else group
+    /// cgroup where a writable cgroup v2 is available (Windows: always the job), else group
     Auto,
-    /// The server's own child cgroup (cgroup v2); an error when none can be made
+    /// The server's own child cgroup (cgroup v2; Windows: a job object); an error when none can be made
     Cgroup,
     /// The server's process group plus everything below ocwrap (a child subreaper)
     Group,
@@ -291,7 +293,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StateArgs {
-    /// Records, locks, sockets and logs [default: $XDG_RUNTIME_DIR/ocwrap, else $TMPDIR/ocwrap-UID]
+    /// Records, locks, sockets and logs [default: $XDG_RUNTIME_DIR/ocwrap, else $TMPDIR/ocwrap-UID; Windows: %LOCALAPPDATA%\ocwrap]
     #[arg(long, value_name = "DIR", env = "OCWRAP_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
