@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support::{
     Launch, Proc, Running, TempDir, assert_state_dir_refused, fixture_bin, free_port,
-    kill_and_reap, ocwrap_bin, ocwrap_once, owner, word,
+    kill_and_reap, ocwrap_bin, ocwrap_once, owner, raw_request, word,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -348,12 +348,7 @@ fn a_bracketed_ipv6_host_is_stored_bare_and_bracketed_once_in_the_url() {
         .spawn();
     run.expect_line("sleeper ");
     // Nothing listens, so the server stays `starting`: ask the supervisor itself.
-    let socket = case.dir.join("v6.sock");
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
-    std::io::Write::write_all(&mut stream, b"{\"op\":\"status\"}\n").unwrap();
-    let mut reply = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut reply).unwrap();
-    let reply: Value = serde_json::from_str(&reply).unwrap();
+    let reply = raw_request(&case.dir.join("v6.sock"), b"{\"op\":\"status\"}\n");
     assert_eq!(
         reply["record"]["url"],
         format!("http://[::1]:{}", case.port)

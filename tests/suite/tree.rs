@@ -12,7 +12,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, fixture_bin, kill_and_reap, ocwrap_once, owner, status_json,
+    Launch, Proc, Running, TempDir, assert_all_gone, fixture_bin, kill_and_reap, ocwrap_once,
+    owner, status_json,
 };
 use ocwrap::process::Pid;
 
@@ -62,12 +63,6 @@ fn sorted(procs: &[Proc]) -> Vec<Pid> {
     let mut pids: Vec<Pid> = procs.iter().map(|p| p.pid).collect();
     pids.sort();
     pids
-}
-
-fn assert_all_gone(procs: &[Proc]) {
-    for p in procs {
-        p.wait_gone("a process of the server's tree");
-    }
 }
 
 /// The number in ocwrap's `-v` line `SIGTERM: N processes …`.

@@ -264,6 +264,7 @@ fn sixteen_concurrent_ups_start_exactly_one_server() {
         "sixteen owners in the record"
     );
     let tree = up.tree_from_log();
+    assert_eq!(tree.len(), 3, "server, child, escapee");
     drop(owners);
     for p in &tree {
         p.wait_gone("the shared tree after all sixteen owners died");
@@ -349,7 +350,9 @@ fn assert_fails_cleanly(up: &Up, fixture: &[&str], extra: &[&str], cause: &str) 
         took < Duration::from_secs(timeout + 1),
         "took {took:?}, more than --ready-timeout + 1 s"
     );
-    for p in up.tree_from_log() {
+    let tree = up.tree_from_log();
+    assert!(!tree.is_empty(), "the log names the server's tree");
+    for p in tree {
         assert!(!p.is_running(), "pid {} left running", p.pid);
     }
     assert!(!up.lock_held(), "no lock held");
