@@ -37,10 +37,15 @@ OCWRAP_STATE_DIR=$(mktemp -d)/state
 # The npm entry as a plugin would start it: a wrapper process that starts the binary.
 opencode_via_npm=(npm --prefix "$e2e" exec --offline --loglevel=error -- opencode)
 
+# The processes of the scenario under way; emptied once a scenario saw them gone,
+# so that the clean-up never signals a PID that may have been reused since.
 ours=()
 cleanup() {
   local pid
+  "$bin/ocwrap" stop --all --wait >/dev/null 2>&1 || true
   for pid in "${ours[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  "$bin/ocwrap" gc >/dev/null 2>&1 || true
+  rm -rf "${OCWRAP_STATE_DIR%/state}"
 }
 trap cleanup EXIT
 
@@ -119,6 +124,7 @@ kill -KILL "$owner"; wait "$owner" 2>/dev/null || true
 wait_gone "after the owner's SIGKILL" "$supervisor" "${tree[@]}"
 port_free "$port" || fail "port $port still answers"
 say "1. ok: ${#tree[@]} processes and the supervisor gone, port $port free"
+ours=()
 
 # --- 2. foreground run, SIGINT ---------------------------------------------------
 say "2. ocwrap -- opencode serve in the foreground, then SIGINT"
@@ -138,6 +144,7 @@ wait_gone "after SIGINT to ocwrap" "${tree[@]}"
 [ "$rc" -lt 125 ] || [ "$rc" -ge 128 ] || fail "ocwrap exited $rc after SIGINT: $(cat "$OCWRAP_STATE_DIR/../foreground.log")"
 port_free "$port" || fail "port $port still answers"
 say "2. ok: ocwrap exited $rc; ${#tree[@]} processes gone, port $port free"
+ours=()
 
 # --- 3. README Level 2, run by node ---------------------------------------------
 say "3. README.md Level 2 JavaScript (no-npm form) against the real server"

@@ -32,6 +32,11 @@ writeFileSync(file, block[1]);
 const { ensureServer, onSessionEnd } = await import(file);
 
 const sessions = [spawn("sleep", ["1000"]), spawn("sleep", ["1000"])];
+// `fail` exits at once, past any `finally`: the stand-in sessions (and so the
+// server they own) must not outlive this script either way.
+process.on("exit", () => {
+  for (const s of sessions) s.kill("SIGKILL");
+});
 const answers = (url) =>
   fetch(`${url}/global/health`, { signal: AbortSignal.timeout(2000) }).then(
     (r) => r.ok,

@@ -33,16 +33,18 @@ check_no_cgroup_left() {
   fi
 }
 
-# The completion and man page tests check their output with zsh, fish and groff;
-# they skip a tool that is missing, so install them here (Debian packages).
+# The completion and man page tests check their output with zsh, fish and groff
+# (they would skip a missing tool, so this run installs them and fails without
+# them); the e2e run reads process trees with ps. Debian packages.
 missing=()
-for tool in zsh:zsh fish:fish groff:groff-base; do
+for tool in zsh:zsh fish:fish groff:groff-base ps:procps; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]} (completion and man page checks)"
+  echo "== installing ${missing[*]} (completion, man page and e2e checks)"
   if ! { apt-get update -qq && apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1; then
-    echo "could not install ${missing[*]}: those checks will be skipped" >&2
+    echo "could not install ${missing[*]}" >&2
+    exit 1
   fi
 fi
 
