@@ -875,17 +875,19 @@ pub fn spawn_server(
     // The handoff handle was for this supervisor only.
     command.env_remove(HANDOFF_ENV);
     keep_stdio_private();
+    // The private job is made before the spawn: a failure to make it must not
+    // leave a suspended child that nobody adopts.
+    let private = cgroup.is_none().then(Job::new).transpose()?;
     let child = command.spawn()?;
-    match cgroup {
-        Some(cgroup) => cgroup.job.adopt(&child)?,
-        None => {
-            let job = Job::new()?;
-            job.adopt(&child)?;
-            PRIVATE_JOBS
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(job);
-        }
+    if let Some(cgroup) = cgroup {
+        cgroup.job.adopt(&child)?;
+    }
+    if let Some(job) = private {
+        job.adopt(&child)?;
+        PRIVATE_JOBS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(job);
     }
     let pid = Pid::from_u32(child.id()).ok_or_else(|| io::Error::other("child has no pid"))?;
     Ok(ServerChild {
@@ -1189,8 +1191,8 @@ pub struct SignalInbox {
 }
 
 impl SignalInbox {
-    /// Installs the console handler (once per process) if SIGINT is among
-    /// `signals`.
+    /// Installs the console handler if SIGINT is among `signals`. `ctrlc` allows
+    /// one handler per process: a second call fails.
     pub fn install(signals: &[Signal]) -> io::Result<SignalInbox> {
         let event = Arc::new(manual_event()?);
         let pending = Arc::new(Mutex::new(Vec::new()));
@@ -1248,8 +1250,8 @@ pub fn on_signals(
     ))
 }
 
-/// Test fixtures: ignores the console's requests to stop (Ctrl-C and Ctrl-Break,
-/// what [`signal`] sends for SIGINT and SIGTERM), as a server with a slow or broken
+/// Test fixtures: ignores the console's requests to stop (Ctrl-Break, what
+/// [`signal`] sends for SIGTERM, and Ctrl-C from the console), as a server with a slow or broken
 /// shutdown does. Other signals are never delivered here: nothing to catch.
 pub fn catch_signal(signal: Signal) -> io::Result<()> {
     unsafe extern "system" fn ignore_stop(event: u32) -> windows_sys::core::BOOL {
@@ -1321,8 +1323,10 @@ pub fn write_stderr_line(line: &[u8]) {
             .spawn(move || {
                 for line in receive {
                     let _ = io::stderr().lock().write_all(&line);
-                    BUSY.store(false, Ordering::SeqCst);
+                    // Acknowledged before the next caller may get in, so that the
+                    // next caller drains this ack instead of taking it for its own.
                     let _ = ack.send(());
+                    BUSY.store(false, Ordering::SeqCst);
                 }
             })
             .ok()
@@ -2361,8 +2365,10 @@ impl ControlListener {
         match self.0.accept() {
             Ok(Some(stream)) => Some(Ok(ControlStream(stream))),
             Ok(None) => None,
-            // The pipe could not be re-armed: nothing more to accept now; the
-            // registration's own checks notice a control endpoint that is gone.
+            // The pipe could not be re-armed (out of handles, say): nothing is
+            // accepted now, and the connect event stays set, so the loop asks
+            // again at its next turn; the registration's own checks notice a
+            // control endpoint that is gone.
             Err(_) => None,
         }
     }

@@ -1,5 +1,4 @@
-//! The Windows suite, run under Wine by `bash shell/windows.sh test` (issue 12,
-//! "Must hold" 1): the server's tree (the fixture and its grandchild) lives in a
+//! The Windows suite, run under Wine by `bash shell/windows.sh test`: the server's tree (the fixture and its grandchild) lives in a
 //! kill-on-close job, goes when its owners go, when ocwrap is killed, and at `stop`
 //! after the grace; `up` shares one server among concurrent callers; a held name is
 //! refused. `kill -9` of ocwrap's Linux process is a Wine-only way to die that no

@@ -1,7 +1,8 @@
 //! Test support for the Windows suite: launch ocwrap (or the fixture), read what
 //! the fixture says line by line, and wait for processes to vanish — always on an
 //! event (a line, a process handle) with a deadline and a message, never on a
-//! sleep. Every process a test learns about is pinned by a handle when it is
+//! sleep (only the clean-up of a state dir retries its removal, see
+//! [`StateDir`]'s `Drop`). Every process a test learns about is pinned by a handle when it is
 //! learned, so checks and the clean-up on drop can never hit a reused PID.
 
 use std::io::{BufRead, BufReader, Read};
