@@ -181,7 +181,11 @@ fn supervisor_is_alive(marker_value: &str) -> io::Result<bool> {
             format!("'{marker_value}' is not a tree marker value"),
         ));
     };
-    Ok(sys::proc_info(pid).is_some_and(|p| p.is_live() && p.start == StartTime(start)))
+    Ok(record::SupervisorId {
+        pid,
+        start: StartTime(start),
+    }
+    .is_running())
 }
 
 /// Sends `signal` to `pid` only if, once pinned by a pidfd, it is still in `cgroup`:

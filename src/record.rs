@@ -89,6 +89,16 @@ impl SupervisorId {
     pub fn tree_marker(&self) -> String {
         format!("{MARKER_KEY}={}.{}", self.pid, self.start.0)
     }
+
+    /// Whether this supervisor runs: its PID shows a live process with the same
+    /// start time. A look that failed (out of descriptors, say) proves nothing and
+    /// counts as running, so nothing is swept or killed on its account.
+    pub fn is_running(&self) -> bool {
+        match sys::proc_lookup(self.pid) {
+            Ok(info) => info.is_some_and(|p| p.is_live() && p.start == self.start),
+            Err(_) => true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

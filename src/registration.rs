@@ -58,17 +58,6 @@ pub const REPAIR_RETRY: Duration = Duration::from_secs(1);
 /// How often a waiting `run` looks again at who holds the name.
 const HOLDER_RECHECK: Duration = Duration::from_millis(50);
 
-/// Whether the supervisor `id` is running: its PID shows a live process with the
-/// same start time.
-pub fn is_running(id: SupervisorId) -> bool {
-    match sys::proc_lookup(id.pid) {
-        Ok(info) => info.is_some_and(|p| p.is_live() && p.start == id.start),
-        // A look that failed (out of descriptors, say) proves nothing: taken as
-        // running, so nothing is swept or killed on its account.
-        Err(_) => true,
-    }
-}
-
 /// What a live supervisor holds in the state dir.
 #[derive(Debug)]
 pub struct Registration {
@@ -320,7 +309,7 @@ impl Registration {
         if taken.is_none() {
             let holder = record::claimed_by(&path)
                 .map(|claim| claim.id)
-                .filter(|id| is_running(*id));
+                .filter(SupervisorId::is_running);
             if holder.is_none() {
                 return Ok(false);
             }
@@ -407,7 +396,7 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
         }
         let holder = record::claimed_by(&path)
             .map(|claim| claim.id)
-            .filter(|id| is_running(*id));
+            .filter(SupervisorId::is_running);
         if holder.is_some() || Instant::now() >= give_up {
             return Err(Error::AlreadyRunning {
                 name: stem.to_string(),
@@ -512,7 +501,7 @@ impl Found {
                 cgroup: r.cgroup.clone(),
             });
         }
-        if let Some(running) = ids.iter().find(|d| is_running(d.id)) {
+        if let Some(running) = ids.iter().find(|d| d.id.is_running()) {
             return Fate::NamesRunning(running.id.pid);
         }
         if self.lock_file == LockFile::NotRegular {
