@@ -44,8 +44,6 @@ const LOG_ROTATE_AT: u64 = 10 * 1024 * 1024;
 const LOG_TAIL_LINES: usize = 20;
 /// How long `up` waits after asking a supervisor it started to stop.
 const STOP_WAIT: Duration = Duration::from_millis(250);
-/// How soon `up` asks again a supervisor that was too busy to take its request.
-const BUSY_PAUSE: Duration = Duration::from_millis(10);
 
 #[derive(Serialize)]
 struct UpJson<'a> {
@@ -178,43 +176,31 @@ fn attach(
         }
     };
     let lock = state.lock_path(stem);
-    // Some(Some): attached; Some(None): decide again; None: ask again (busy).
-    let answer = look_until(deadline, || {
-        if !record::is_held(&lock) {
-            return Some(Ok(None));
-        }
-        match control::request_until(&state.socket_path(stem), &request, deadline) {
-            Ok(reply) if reply.ok => Some(Ok(reply.record)),
-            Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
-                // Let it finish, then start a new one.
-                record::wait_until_free(&lock, deadline);
-                Some(Ok(None))
-            }
-            Ok(reply) if reply.kind == Some(Refusal::Busy) => None,
-            Ok(reply) => Some(Err(failure(
-                reply.error.unwrap_or_else(|| "attach refused".into()),
-                None,
-            ))),
-            Err(_) if Instant::now() >= deadline => Some(Err(failure(
-                format!("{stem}: not ready before the ready timeout"),
-                None,
-            ))),
-            // It went away between the lock check and the request: decide again.
-            Err(_) => Some(Ok(None)),
-        }
-    });
-    match answer {
-        Some(Ok(record)) => {
-            if record.is_some() {
+    if !record::is_held(&lock) {
+        return Ok(None);
+    }
+    let timed_out = || failure(format!("{stem}: not ready before the ready timeout"), None);
+    // `request_until` asks a busy supervisor again until the deadline.
+    match control::request_until(&state.socket_path(stem), &request, deadline) {
+        Ok(reply) if reply.ok => {
+            if reply.record.is_some() {
                 diag::note(format_args!("attached to {stem}"));
             }
-            Ok(record)
+            Ok(reply.record)
         }
-        Some(Err(f)) => Err(f),
-        None => Err(failure(
-            format!("{stem}: not ready before the ready timeout"),
+        Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
+            // Let it finish, then start a new one.
+            record::wait_until_free(&lock, deadline);
+            Ok(None)
+        }
+        Ok(reply) if reply.kind == Some(Refusal::Busy) => Err(timed_out()),
+        Ok(reply) => Err(failure(
+            reply.error.unwrap_or_else(|| "attach refused".into()),
             None,
         )),
+        Err(_) if Instant::now() >= deadline => Err(timed_out()),
+        // It went away between the lock check and the request: decide again.
+        Err(_) => Ok(None),
     }
 }
 
@@ -387,21 +373,6 @@ fn open_rotated_log(log: &Path) -> Result<(File, File), Failure> {
             source,
         })
     })
-}
-
-/// Asks `look` until it answers, pausing [`BUSY_PAUSE`] in between, or `None` once
-/// `deadline` has passed: only for a supervisor that answered `busy`, which has no
-/// event to wait on.
-fn look_until<T>(deadline: Instant, mut look: impl FnMut() -> Option<T>) -> Option<T> {
-    loop {
-        if let Some(answer) = look() {
-            return Some(answer);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(BUSY_PAUSE);
-    }
 }
 
 /// The supervisor ended without an answer. Exit 125 (or 2) is its own failure
