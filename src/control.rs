@@ -40,9 +40,10 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// low: see [`client_limit`].
 pub const MAX_CLIENTS: usize = 256;
 
-/// Descriptors kept for the supervisor's own work (its files, `/proc` reads, the
-/// pidfds of the tree it tears down), out of reach of control clients: clients
-/// that used them up would make every look at an owner or a member fail.
+/// Descriptors kept for the supervisor's own work (its files, its looks at
+/// processes, the handles on the tree it tears down), out of reach of control
+/// clients: clients that used them up would make every look at an owner or a
+/// member fail.
 pub const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// How many connections may be open at once under this process's descriptor
