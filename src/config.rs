@@ -120,7 +120,12 @@ impl RunConfig {
             port: raw.port,
             host,
             health: raw.health,
-            state_dir: raw.state.state_dir,
+            state_dir: raw
+                .state
+                .state_dir
+                .as_deref()
+                .map(crate::state::absolute)
+                .transpose()?,
             program,
             args: command.collect(),
         })

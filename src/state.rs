@@ -30,9 +30,10 @@ impl StateDir {
 
     /// Opens (creating if needed) and checks the state directory.
     pub fn open(path: Option<&Path>) -> Result<StateDir, Error> {
-        let given = path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(StateDir::default_path);
+        let given = match path {
+            Some(path) => absolute(path)?,
+            None => StateDir::default_path(),
+        };
         let path = normalise(&given).ok_or_else(|| Error::UnsafeStateDir {
             path: given.clone(),
             problem: "ends in '..'; name the directory itself",
@@ -148,6 +149,16 @@ impl StateDir {
         stems.dedup();
         stems
     }
+}
+
+/// A `--state-dir` made absolute against the working directory, once, where it
+/// enters: everything after (the supervisor `up` starts, its record) names the
+/// same directory whatever its own working directory.
+pub fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    std::path::absolute(path).map_err(|source| Error::StateDir {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `path` without trailing slashes and `.` components, so that its last component

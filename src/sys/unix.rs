@@ -304,11 +304,22 @@ pub fn open_log(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// `$XDG_RUNTIME_DIR/ocwrap`, else `$TMPDIR/ocwrap-<uid>`.
+/// `$XDG_RUNTIME_DIR/ocwrap`, else `$TMPDIR/ocwrap-<uid>`, else
+/// `/tmp/ocwrap-<uid>`. Only absolute values count: the XDG spec calls a relative
+/// `XDG_RUNTIME_DIR` invalid, and an empty or relative `TMPDIR` would give every
+/// working directory a state dir of its own, where one session could not find the
+/// server another one shares.
 pub fn default_state_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(runtime) => PathBuf::from(runtime).join("ocwrap"),
-        None => std::env::temp_dir().join(format!("ocwrap-{}", effective_uid())),
+    let absolute = |key: &str| {
+        std::env::var_os(key)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    match absolute("XDG_RUNTIME_DIR") {
+        Some(runtime) => runtime.join("ocwrap"),
+        None => absolute("TMPDIR")
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(format!("ocwrap-{}", effective_uid())),
     }
 }
 

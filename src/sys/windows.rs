@@ -1520,10 +1520,12 @@ pub fn private_dir_problem(path: &Path, _meta: &fs::Metadata) -> Option<&'static
 /// Where records, locks and logs live by default: `%LOCALAPPDATA%\ocwrap`, which is
 /// per user (the temp dir is not private on every Windows set-up), else
 /// `ocwrap` in the temp dir.
+/// Only an absolute `LOCALAPPDATA` counts: a relative one would give every working
+/// directory a state dir of its own.
 pub fn default_state_dir() -> PathBuf {
     std::env::var_os("LOCALAPPDATA")
-        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
         .unwrap_or_else(std::env::temp_dir)
         .join("ocwrap")
 }

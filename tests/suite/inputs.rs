@@ -400,6 +400,92 @@ fn a_state_dir_ending_in_dot_dot_is_refused() {
     assert_empty(&real);
 }
 
+/// Starts a supervisor in `cwd` with this environment (XDG_RUNTIME_DIR and
+/// TMPDIR empty unless given) and asserts that it registered in `expected`: its
+/// control socket is bound there before the server starts.
+fn assert_registers_in(cwd: &Path, env: &[(&str, &str)], expected: &Path) {
+    let name = format!("absolute-{}", std::process::id());
+    let mut launch = Launch::ocwrap()
+        .current_dir(cwd)
+        .env("XDG_RUNTIME_DIR", "")
+        .env("TMPDIR", "");
+    for (key, value) in env {
+        launch = launch.env(key, value);
+    }
+    let mut run = launch
+        .args(["--owner", "none", "--name", &name])
+        .server(&["tree"])
+        .spawn();
+    run.expect_line("server ");
+    let socket = expected.join(format!("{name}.sock"));
+    let registered = socket.exists();
+    kill_and_reap(&mut run);
+    assert!(registered, "with {env:?}: no {}", socket.display());
+}
+
+#[test]
+fn the_default_state_dir_is_absolute_whatever_the_environment_says() {
+    let tmp = TempDir::new();
+    let cwd = tmp.path().join("cwd");
+    let tmpdir = tmp.path().join("tmp");
+    for dir in [&cwd, &tmpdir] {
+        std::fs::create_dir(dir).expect("make a dir");
+    }
+    let tmpdir_text = tmpdir.to_str().expect("utf-8 path");
+    let uid = sys::effective_uid();
+    let system = PathBuf::from(format!("/tmp/ocwrap-{uid}"));
+    for (env, expected) in [
+        // A relative XDG_RUNTIME_DIR is invalid (XDG spec): TMPDIR is next.
+        (
+            vec![("XDG_RUNTIME_DIR", "run"), ("TMPDIR", tmpdir_text)],
+            tmpdir.join(format!("ocwrap-{uid}")),
+        ),
+        // An empty or relative TMPDIR means the system's default.
+        (vec![], system.clone()),
+        (vec![("TMPDIR", "rel")], system.clone()),
+        (vec![("XDG_RUNTIME_DIR", "./x"), ("TMPDIR", "t")], system),
+    ] {
+        assert_registers_in(&cwd, &env, &expected);
+        assert_empty(&cwd);
+    }
+}
+
+#[test]
+fn a_relative_state_dir_option_names_one_directory_from_anywhere() {
+    let tmp = TempDir::new();
+    let (first, second) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&first, &second] {
+        std::fs::create_dir(dir).expect("make a dir");
+    }
+    let port = free_port().to_string();
+    let up = |cwd: &Path, owner: &Running| {
+        Launch::ocwrap()
+            .current_dir(cwd)
+            .args(["up", "--json", "--state-dir", "../state", "--port", &port])
+            .args(["--owner-pid", &owner.child.id().to_string()])
+            .server(&["tree", "--listen", &port])
+            .spawn()
+    };
+    let (mut one, mut two) = (owner(), owner());
+    let mut started = up(&first, &one);
+    assert_eq!(started.exit_code(), 0, "{}", started.stderr());
+    let mut attached = up(&second, &two);
+    assert_eq!(attached.exit_code(), 0, "{}", attached.stderr());
+    let answer: Value = serde_json::from_str(&attached.seen.join("")).expect("up --json");
+    assert_eq!(answer["status"], "attached", "{answer}");
+    let log = answer["log"].as_str().expect("a log path");
+    assert!(
+        Path::new(log).is_absolute(),
+        "the log path is absolute: {log}"
+    );
+    kill_and_reap(&mut one);
+    kill_and_reap(&mut two);
+    let supervisor = Proc::pin(
+        Pid::new(answer["supervisor_pid"].as_i64().expect("a pid") as i32).expect("a pid"),
+    );
+    supervisor.wait_gone("the supervisor, once both owners are gone");
+}
+
 // 4. Owners that can never die.
 
 /// A kernel thread visible in /proc (kthreadd is PID 2 on most hosts).

@@ -146,6 +146,11 @@ impl Launch {
         self
     }
 
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Launch {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// Starts it as the leader of a new process group (a stand-in for an agent's
     /// shell command, whose whole group gets killed on timeout).
     pub fn own_group(mut self) -> Launch {
