@@ -1,8 +1,9 @@
 //! Owners and their leases: who the server lives for, and how we tell that an owner
 //! is gone (docs/DESIGN.md, "Lifecycle", rule 3).
 //!
-//! An owner is a PID *plus its start time*. It is gone when its process exits, when
-//! it is a zombie (`kill(pid, 0)` would still succeed), or when its PID now belongs to
+//! An owner is a PID *plus its start time*. It is gone when its process has exited
+//! (every thread of it: a leader that ended only its own thread is alive), when it
+//! is a zombie (`kill(pid, 0)` would still succeed), or when its PID now belongs to
 //! a process with another start time (PID reuse). How we are woken to look is the
 //! business of [`crate::watch`]; this module only decides.
 

@@ -110,7 +110,9 @@ impl Target {
 pub enum RunState {
     /// Running, sleeping, stopped: anything that can still act.
     Live,
-    /// Exited but not yet reaped (`Z`), or being torn down by the kernel (`X`).
+    /// Exited but not yet reaped (`Z`), or being torn down by the kernel (`X`):
+    /// every thread of it. A thread-group leader that ended its own thread while
+    /// others run is [`RunState::Live`].
     Dead,
 }
 

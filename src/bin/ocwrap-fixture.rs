@@ -25,6 +25,9 @@
 //!     prints the `server …` line, then builds a tree of TOTAL processes in all
 //!     (itself included, F children per process, default 10), each inheriting its
 //!     stderr, and prints `ready <TOTAL>` once every one of them runs.
+//! ocwrap-fixture headless
+//!     prints `headless <pid>`, then ends its main thread while another one runs on:
+//!     the thread-group leader is a zombie, the process alive (an owner).
 //! ocwrap-fixture identify PID…
 //!     prints `<pid> <start time>` for each PID that runs, `<pid> gone` for the rest.
 //! ocwrap-fixture wait-gone PID:START… [--within SECONDS]
@@ -119,6 +122,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "escape-middle" => escape_middle(rest),
+        "headless" => {
+            std::thread::spawn(block);
+            say(format_args!("headless {}", std::process::id()));
+            sys::exit_this_thread()
+        }
         _ => usage(),
     }
 }

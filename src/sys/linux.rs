@@ -128,6 +128,18 @@ fn idle_until_parent_dies(parent: libc::pid_t) -> ! {
     }
 }
 
+/// Test fixture: ends the calling thread and nothing else (the raw `exit` system
+/// call, not `exit_group`). Called on the main thread while others run, it leaves
+/// a process whose thread-group leader is a zombie and which is alive all the same.
+pub fn exit_this_thread() -> ! {
+    // SAFETY: SYS_exit ends only the calling thread and never returns; no Rust
+    // frame is unwound, and the other threads own everything they use.
+    unsafe {
+        libc::syscall(libc::SYS_exit, 0);
+    }
+    unreachable!("the exit system call returned")
+}
+
 /// The signals pending for `pid` (its own and its thread group's, from
 /// `/proc/PID/status`) as a bit set, bit n-1 for signal n; `None` when it is gone.
 pub fn pending_signals(pid: Pid) -> Option<u64> {
@@ -466,11 +478,16 @@ fn parse_stat(pid: Pid, text: &[u8]) -> Option<ProcInfo> {
     let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     // fields[0] is field 3 (state), so field N is fields[N - 3].
+    let number = |n: usize| fields.get(n - 3)?.parse::<i64>().ok();
+    // The state letter is the thread-group leader's. A leader that ended its own
+    // thread (`pthread_exit`, or the raw `exit` system call) shows `Z` while the
+    // rest of the process runs on; the kernel keeps the zombie leader counted in
+    // the process's threads (field 20) until the last one exits, so a count above
+    // one means a live process.
     let state = match fields.first()? {
-        &"Z" | &"X" | &"x" => RunState::Dead,
+        &"Z" | &"X" | &"x" if number(20).is_none_or(|threads| threads <= 1) => RunState::Dead,
         _ => RunState::Live,
     };
-    let number = |n: usize| fields.get(n - 3)?.parse::<i64>().ok();
     Some(ProcInfo {
         pid,
         ppid: Pid::new(number(4)? as i32),
@@ -742,6 +759,16 @@ mod tests {
         assert_eq!(
             parse_stat(Pid::new(7).unwrap(), line).unwrap().state,
             RunState::Dead
+        );
+    }
+
+    #[test]
+    fn a_zombie_leader_with_live_threads_reads_as_live() {
+        // Field 20 (threads) is 3: the leader exited, two threads run on.
+        let line = b"7 (z) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 3 0 55 0 0 0";
+        assert_eq!(
+            parse_stat(Pid::new(7).unwrap(), line).unwrap().state,
+            RunState::Live
         );
     }
 

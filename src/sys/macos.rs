@@ -232,6 +232,14 @@ fn idle_until_parent_dies(parent: libc::pid_t) -> ! {
     }
 }
 
+/// Test fixture: ends the calling thread and nothing else (`pthread_exit`, which
+/// on macOS runs cleanup handlers and unwinds no frames).
+pub fn exit_this_thread() -> ! {
+    // SAFETY: pthread_exit ends only the calling thread and never returns; the
+    // other threads own everything they use.
+    unsafe { libc::pthread_exit(std::ptr::null_mut()) }
+}
+
 /// The signals pending for `pid` as a bit set, bit n-1 for signal n; `None` when
 /// it is gone (or in `exit()`, or a zombie).
 ///

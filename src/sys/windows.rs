@@ -1298,6 +1298,13 @@ pub fn fork_idle_children(_count: usize) -> io::Result<Vec<Pid>> {
     ))
 }
 
+/// Test fixture: ends the calling thread and nothing else.
+pub fn exit_this_thread() -> ! {
+    // SAFETY: ExitThread ends only the calling thread and never returns; the
+    // other threads own everything they use.
+    unsafe { windows_sys::Win32::System::Threading::ExitThread(0) }
+}
+
 /// Test fixtures only: nothing is ever pending (no signals).
 pub fn pending_signals(_pid: Pid) -> Option<u64> {
     None

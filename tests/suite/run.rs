@@ -179,6 +179,62 @@ fn owner_pid_sigkill_tears_down_the_whole_tree_with_poll() {
     owner_sigkill_tears_down_everything("poll");
 }
 
+/// An owner whose main thread ended while another runs on: its thread-group
+/// leader shows `Z` in `/proc/PID/stat`, and the process is alive.
+fn headless_owner() -> Running {
+    let mut headless = Launch::program(fixture_bin()).arg("headless").spawn();
+    let line = headless.expect_line("headless ");
+    let pid = field(&line, "headless");
+    eventually("the owner's leader reads as a zombie", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
+    });
+    headless
+}
+
+fn a_zombie_leader_with_live_threads_keeps_its_lease(watch_method: &str) {
+    let state = crate::support::State::new();
+    let mut session = headless_owner();
+    let pid = session.pinned.pid.to_string();
+    let mut run = state.run(
+        &[
+            "--name",
+            "headless",
+            "--owner-pid",
+            &pid,
+            "--watch-method",
+            watch_method,
+        ],
+        TREE,
+    );
+    let procs = run.tree();
+    // Each request wakes the loop, which looks at every owner on every wake; the
+    // poll method also looks every 200 ms on its own.
+    for _ in 0..3 {
+        state.served("headless");
+    }
+    run.pinned
+        .assert_survives(Duration::from_millis(600), "the supervisor of a live owner");
+    assert_eq!(
+        state.served("headless")["record"]["owners"][0]["pid"].to_string(),
+        pid
+    );
+    for p in &procs {
+        assert!(p.is_running(), "pid {} of the tree still runs", p.pid);
+    }
+    owner_dies_tree_goes(&mut session, &mut run, &procs);
+}
+
+#[test]
+fn a_zombie_leader_with_live_threads_keeps_its_lease_with_pidfd() {
+    a_zombie_leader_with_live_threads_keeps_its_lease("pidfd");
+}
+
+#[test]
+fn a_zombie_leader_with_live_threads_keeps_its_lease_with_poll() {
+    a_zombie_leader_with_live_threads_keeps_its_lease("poll");
+}
+
 #[test]
 fn owner_pid_from_the_environment_is_watched() {
     let mut session = owner();
