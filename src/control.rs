@@ -2,7 +2,8 @@
 //! to a running supervisor (docs/DESIGN.md, "Control protocol").
 //!
 //! One request per connection: a JSON object on one line (`{"op":"attach",
-//! "owners":[123]}`, `{"op":"release","owner":123}` or `{"op":"release"}` for all,
+//! "owners":[{"pid":123,"start":456}],"client":789}`, `{"op":"release",
+//! "owner":{"pid":123,"start":456},"client":789}` or `{"op":"release"}` for all,
 //! `{"op":"status"}`, `{"op":"stop"}`), answered by one line (`{"ok":true,
 //! "record":{…}}` or `{"ok":false,"kind":"…","error":"…"}`). The socket lives in
 //! the `0700` state dir; a peer of another user is refused all the same
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::Pid;
+use crate::owner::Owner;
+use crate::process::{Pid, StartTime};
 use crate::record::{self, Record};
 use crate::sys::{self, ControlListener, ControlStream, FileId, Interest, Waitable};
 
@@ -64,14 +66,22 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
-    /// Adds leases for these owners; answered once the server is ready.
+    /// Adds leases for these owners, each named by its identity (PID and start
+    /// time, as the client saw it); answered once the server is ready. `client` is
+    /// the client's own PID as it sees itself: it must be the PID the kernel gives
+    /// for the peer, or the client is in another PID namespace and its PIDs would
+    /// be misread here.
     Attach {
-        owners: Vec<Pid>,
+        owners: Vec<Owner>,
+        client: Pid,
     },
-    /// Drops the lease of `owner`, or every lease when it is absent.
+    /// Drops the lease of `owner`, or every lease when it is absent. With an
+    /// owner, `client` is required, as for `attach`.
     Release {
         #[serde(default)]
-        owner: Option<Pid>,
+        owner: Option<OwnerRef>,
+        #[serde(default)]
+        client: Option<Pid>,
     },
     /// The record; with `wait_ready`, answered once the server is ready.
     Status {
@@ -79,6 +89,27 @@ pub enum Request {
         wait_ready: bool,
     },
     Stop,
+}
+
+/// An owner a `release` names: its PID, and its start time when the client could
+/// see it run (an owner the client saw gone is released by PID: its lease is
+/// over either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerRef {
+    pub pid: Pid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartTime>,
+}
+
+impl OwnerRef {
+    /// `pid` as this process sees it now.
+    pub fn observe(pid: Pid) -> OwnerRef {
+        OwnerRef {
+            pid,
+            start: Owner::observe(pid).map(|o| o.start),
+        }
+    }
 }
 
 /// Why a request was refused: what a client branches on (the `error` text is for
@@ -90,8 +121,14 @@ pub enum Refusal {
     Stopping,
     /// `release` of a PID that holds no lease.
     NotOwner,
-    /// `attach` of a PID that is not running.
+    /// `attach` of a PID that is not running, or that now belongs to another
+    /// process than the one the client named (another start time).
     OwnerNotRunning,
+    /// `attach` of a process of the server's own tree: the server could never go.
+    OwnerInTree,
+    /// A request naming PIDs from a client in another PID namespace, whose PIDs
+    /// cannot be read here.
+    ForeignNamespace,
     /// `attach` of a PID that can never exit (init, a kernel thread, the supervisor).
     ImmortalOwner,
     /// `attach` with an empty owner list.
@@ -216,6 +253,9 @@ impl Default for Clients {
 struct Client {
     id: ClientId,
     stream: ControlStream,
+    /// The peer's PID in our namespace, as the kernel recorded it at connect
+    /// (`None`: outside our namespace, or unknown).
+    peer: Option<Pid>,
     deadline: Instant,
     phase: Phase,
 }
@@ -305,6 +345,11 @@ impl Clients {
         complete
     }
 
+    /// The PID of the process at the other end of `id`, in our namespace.
+    pub fn peer(&self, id: ClientId) -> Option<Pid> {
+        self.open.iter().find(|c| c.id == id).and_then(|c| c.peer)
+    }
+
     /// Answers the request that came in on `id`.
     pub fn reply(&mut self, id: ClientId, reply: &Reply) {
         if let Some(client) = self.open.iter_mut().find(|c| c.id == id) {
@@ -318,9 +363,11 @@ impl Clients {
             let Ok(stream) = accepted else {
                 continue;
             };
+            let peer = stream.peer_pid().ok().flatten();
             let mut client = Client {
                 id: ClientId(self.next),
                 stream,
+                peer,
                 deadline: now + REQUEST_DEADLINE,
                 phase: Phase::Reading(Vec::new()),
             };
@@ -500,17 +547,50 @@ mod tests {
 
     #[test]
     fn requests_have_the_documented_wire_form() {
-        let attach: Request = serde_json::from_str(r#"{"op":"attach","owners":[12,13]}"#).unwrap();
+        let attach: Request = serde_json::from_str(
+            r#"{"op":"attach","owners":[{"pid":12,"start":7},{"pid":13,"start":8}],"client":5}"#,
+        )
+        .unwrap();
+        let owner = |pid, start| Owner {
+            pid: Pid::new(pid).unwrap(),
+            start: StartTime(start),
+        };
         assert_eq!(
             attach,
             Request::Attach {
-                owners: vec![Pid::new(12).unwrap(), Pid::new(13).unwrap()]
+                owners: vec![owner(12, 7), owner(13, 8)],
+                client: Pid::new(5).unwrap(),
             }
         );
         let all: Request = serde_json::from_str(r#"{"op":"release"}"#).unwrap();
-        assert_eq!(all, Request::Release { owner: None });
+        assert_eq!(
+            all,
+            Request::Release {
+                owner: None,
+                client: None
+            }
+        );
+        let one: Request =
+            serde_json::from_str(r#"{"op":"release","owner":{"pid":12},"client":5}"#).unwrap();
+        assert_eq!(
+            one,
+            Request::Release {
+                owner: Some(OwnerRef {
+                    pid: Pid::new(12).unwrap(),
+                    start: None
+                }),
+                client: Pid::new(5),
+            }
+        );
         assert!(serde_json::from_str::<Request>(r#"{"op":"explode"}"#).is_err());
-        assert!(serde_json::from_str::<Request>(r#"{"op":"attach","owners":[0]}"#).is_err());
+        // Bare PIDs are not identities; neither is a PID of 0.
+        for bad in [
+            r#"{"op":"attach","owners":[12],"client":5}"#,
+            r#"{"op":"attach","owners":[{"pid":0,"start":1}],"client":5}"#,
+            r#"{"op":"attach","owners":[{"pid":12,"start":1}]}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             serde_json::to_string(&Request::Stop).unwrap(),
             r#"{"op":"stop"}"#

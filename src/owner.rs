@@ -10,6 +10,7 @@
 use std::io;
 
 use crate::config::OwnerSpec;
+use crate::control::OwnerRef;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::sys;
@@ -131,9 +132,13 @@ impl Leases {
         new
     }
 
-    /// Drops the lease of `pid`, if it has one.
-    pub fn remove(&mut self, pid: Pid) -> Option<Owner> {
-        let at = self.owners.iter().position(|o| o.pid == pid)?;
+    /// Drops the lease `named` names, if it has one: the lease of that PID, and
+    /// with a start time only if it is the same process.
+    pub fn release(&mut self, named: OwnerRef) -> Option<Owner> {
+        let at = self
+            .owners
+            .iter()
+            .position(|o| o.pid == named.pid && named.start.is_none_or(|s| s == o.start))?;
         Some(self.owners.remove(at))
     }
 

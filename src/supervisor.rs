@@ -487,7 +487,10 @@ impl Supervisor {
 
     fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
         diag::note(format_args!("control {request:?}"));
-        let reply = self.handle(&request, now);
+        let reply = match same_namespace(&request, self.clients.peer(client)) {
+            Ok(()) => self.handle(&request, now),
+            Err(refusal) => refusal,
+        };
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
@@ -510,23 +513,28 @@ impl Supervisor {
                     "stopping: the server is being torn down",
                 );
             }
-            Request::Attach { ref owners } => {
+            Request::Attach { ref owners, .. } => {
                 if let Err((kind, message)) = self.attach(owners) {
                     return Reply::refused(kind, message);
                 }
                 self.apply(Input::Leases(self.leases.owners().len()), now);
             }
-            Request::Release { owner: Some(pid) } => match self.leases.remove(pid) {
+            Request::Release {
+                owner: Some(named), ..
+            } => match self.leases.release(named) {
                 Some(owner) => {
-                    diag::note(format_args!("released owner pid {pid}"));
+                    diag::note(format_args!("released owner pid {}", owner.pid));
                     self.leases_gone(&[owner]);
                     self.apply(Input::Leases(self.leases.owners().len()), now);
                 }
                 None => {
-                    return Reply::refused(Refusal::NotOwner, format!("pid {pid} is not an owner"));
+                    return Reply::refused(
+                        Refusal::NotOwner,
+                        format!("pid {} is not an owner", named.pid),
+                    );
                 }
             },
-            Request::Release { owner: None } => {
+            Request::Release { owner: None, .. } => {
                 let gone = self.leases.clear();
                 diag::note(format_args!("released all {} owners", gone.len()));
                 self.leases_gone(&gone);
@@ -536,10 +544,12 @@ impl Supervisor {
         Reply::ok(self.record.clone())
     }
 
-    /// Adds leases for `pids`: all of them or, with a refusal, none. A lease an
-    /// owner already holds is not written again.
-    fn attach(&mut self, pids: &[Pid]) -> Result<(), (Refusal, String)> {
-        if pids.is_empty() {
+    /// Adds leases for `owners`: all of them or, with a refusal, none. Each must
+    /// still be the process the client named (same start time), must be able to
+    /// exit, and must not belong to the server's own tree. A lease an owner
+    /// already holds is not written again.
+    fn attach(&mut self, owners: &[Owner]) -> Result<(), (Refusal, String)> {
+        if owners.is_empty() {
             return Err((
                 Refusal::NoOwners,
                 "attach needs at least one owner pid".into(),
@@ -551,26 +561,36 @@ impl Supervisor {
                 format!("a supervisor keeps at most {MAX_LEASES} leases"),
             )
         };
-        if pids.len() > MAX_LEASES {
+        if owners.len() > MAX_LEASES {
             return Err(too_many());
         }
         let mut found = Vec::new();
-        for &pid in pids {
+        for &named in owners {
+            let pid = named.pid;
             if let Some(why) = owner::immortal(pid) {
                 return Err((
                     Refusal::ImmortalOwner,
                     format!("owner pid {pid} can never exit ({why})"),
                 ));
             }
-            match Owner::observe(pid) {
-                Some(owner) if !found.contains(&owner) => found.push(owner),
-                Some(_) => {}
-                None => {
-                    return Err((
-                        Refusal::OwnerNotRunning,
-                        format!("owner pid {pid} is not running"),
-                    ));
-                }
+            if !named.is_alive() {
+                return Err((
+                    Refusal::OwnerNotRunning,
+                    format!(
+                        "owner pid {pid} is not running (it exited, or its PID now belongs to another process)"
+                    ),
+                ));
+            }
+            if self.tree.contains(pid) {
+                return Err((
+                    Refusal::OwnerInTree,
+                    format!(
+                        "owner pid {pid} belongs to the server's own tree, which could then never end"
+                    ),
+                ));
+            }
+            if !found.contains(&named) {
+                found.push(named);
             }
         }
         found.retain(|owner| !self.leases.owners().contains(owner));
@@ -692,6 +712,39 @@ fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
         ),
     };
     Event::Failed { error, exit_status }
+}
+
+/// Refuses a request that names PIDs (an `attach`, a `release` of one owner) from
+/// a client in another PID namespace: the PID the client says it has must be the
+/// one the kernel gives for the peer, translated into ours (none when the peer
+/// is outside our namespace). Its PIDs would name other processes here.
+fn same_namespace(request: &Request, peer: Option<Pid>) -> Result<(), Reply> {
+    let said = match *request {
+        Request::Attach { client, .. } => Some(client),
+        Request::Release {
+            owner: Some(_),
+            client,
+        } => match client {
+            Some(client) => Some(client),
+            None => {
+                return Err(Reply::refused(
+                    Refusal::BadRequest,
+                    "bad request: a release that names an owner must name its client",
+                ));
+            }
+        },
+        _ => None,
+    };
+    match said {
+        Some(client) if peer != Some(client) => Err(Reply::refused(
+            Refusal::ForeignNamespace,
+            format!(
+                "refused: the client runs in another PID namespace (it is pid {client} there, {} here), so the PIDs it names cannot be read here; run it in the supervisor's namespace",
+                peer.map_or("not visible".to_string(), |p| format!("pid {p}"))
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether a request's reply is held until the server is ready.

@@ -101,6 +101,22 @@ impl ServerTree {
         self.leader
     }
 
+    /// Whether `pid` is a process of the server's tree: the leader, a member of
+    /// its cgroup (or job), or any process whose parents lead up to the
+    /// supervisor, which as a child subreaper is an ancestor of every descendant
+    /// of the server, also of one that double-forked away.
+    pub fn contains(&self, pid: Pid) -> bool {
+        if pid == self.leader {
+            return true;
+        }
+        if let Finder::Cgroup(cgroup) = &self.finder
+            && cgroup.members().is_ok_and(|members| members.contains(&pid))
+        {
+            return true;
+        }
+        descends_from(pid, self.supervisor, |p| sys::proc_info(p)?.ppid)
+    }
+
     /// Forwards a signal to the server's group (docs/DESIGN.md, "Signals").
     pub fn forward(&self, signal: Signal) {
         if let Err(e) = sys::signal(Target::ProcessGroup(self.leader), signal) {
@@ -340,6 +356,24 @@ fn walk_once(
     found
 }
 
+/// The longest chain of parents followed up from a process: far more than any
+/// real tree is deep, and a bound on a chain that PID reuse between reads fakes.
+const MAX_DEPTH: usize = 4096;
+
+/// Whether following `parent` up from `pid` reaches `ancestor` (not counting
+/// `pid` itself), within [`MAX_DEPTH`] steps.
+fn descends_from(pid: Pid, ancestor: Pid, parent: impl Fn(Pid) -> Option<Pid>) -> bool {
+    let mut current = pid;
+    for _ in 0..MAX_DEPTH {
+        match parent(current) {
+            Some(p) if p == ancestor => return true,
+            Some(p) if p != current && !p.is_init() => current = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
 fn same_processes(a: &[ProcInfo], b: &[ProcInfo]) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -520,6 +554,23 @@ mod tests {
         let children = |p: Pid| vec![Pid::new(if p.get() == 1 { 2 } else { 1 }).unwrap()];
         let procs = |p: Pid| Some(info(p.get(), if p.get() == 2 { 1 } else { 2 }));
         assert_eq!(pids(&walk_once(Pid::new(1).unwrap(), children, procs)), [2]);
+    }
+
+    #[test]
+    fn descent_follows_parents_up_to_the_ancestor_and_stops_at_init_or_a_loop() {
+        let parents: HashMap<i32, i32> = HashMap::from([(13, 11), (11, 10), (10, 1), (20, 1)]);
+        let parent = |p: Pid| parents.get(&p.get()).and_then(|&q| Pid::new(q));
+        let pid = |n| Pid::new(n).unwrap();
+        assert!(descends_from(pid(13), pid(10), parent));
+        assert!(descends_from(pid(11), pid(10), parent));
+        assert!(
+            !descends_from(pid(10), pid(10), parent),
+            "not its own descendant"
+        );
+        assert!(!descends_from(pid(20), pid(10), parent));
+        assert!(!descends_from(pid(99), pid(10), parent), "unknown");
+        let cycle = |p: Pid| Pid::new(if p.get() == 5 { 6 } else { 5 });
+        assert!(!descends_from(pid(5), pid(10), cycle), "bounded");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{open_state, print_json, print_line};
 use crate::cli::ReleaseArgs;
-use crate::control::{self, Request};
+use crate::control::{self, OwnerRef, Request};
 use crate::error::Error;
 use crate::exit;
 use crate::owner::Owner;
@@ -85,7 +85,11 @@ fn release(state: &StateDir, stem: &str, owner: Option<Pid>) -> Result<Vec<Owner
         name: stem.to_string(),
         message,
     };
-    let reply = control::request(&state.socket_path(stem), &Request::Release { owner })
+    let request = Request::Release {
+        owner: owner.map(OwnerRef::observe),
+        client: owner.map(|_| Pid::current()),
+    };
+    let reply = control::request(&state.socket_path(stem), &request)
         .map_err(|e| control_error(format!("control socket: {e}")))?;
     match (reply.ok, reply.record) {
         (true, Some(record)) => Ok(record.owners),

@@ -172,7 +172,8 @@ fn attach(
         Request::Status { wait_ready: true }
     } else {
         Request::Attach {
-            owners: owners.iter().map(|o| o.pid).collect(),
+            owners: owners.to_vec(),
+            client: Pid::current(),
         }
     };
     let lock = state.lock_path(stem);

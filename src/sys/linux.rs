@@ -542,6 +542,30 @@ pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> io::Result<u32> {
     }
 }
 
+/// The PID of the process at the other end of a Unix socket, as the kernel
+/// recorded it at `connect(2)` (`SO_PEERCRED`) and translated into our PID
+/// namespace: `None` when the peer is outside it (the kernel says 0).
+pub fn peer_pid(stream: &std::os::unix::net::UnixStream) -> io::Result<Option<Pid>> {
+    // SAFETY: ucred is plain data; zeroed is a valid value to be overwritten.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(Pid::new(cred.pid))
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Whether the initial environment of `pid` (`/proc/PID/environ`, as it was at
 /// exec) holds exactly the entry `entry` (`KEY=value`).
 pub fn environ_has(pid: Pid, entry: &str) -> bool {

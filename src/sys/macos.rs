@@ -828,6 +828,28 @@ pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> io::Result<u32> {
     }
 }
 
+/// The PID of the process at the other end of a Unix socket, as the kernel
+/// recorded it at `connect(2)` (`LOCAL_PEERPID`).
+pub fn peer_pid(stream: &std::os::unix::net::UnixStream) -> io::Result<Option<Pid>> {
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `pid`, which lives for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            (&mut pid as *mut libc::pid_t).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(Pid::new(pid))
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Whether the environment of `pid` as exec laid it out (`KERN_PROCARGS2`, where it
 /// follows argv) holds exactly the entry `entry` (`KEY=value`). Unreadable (another
 /// user's process, a zombie) reads as no, so nothing is signalled on a guess.

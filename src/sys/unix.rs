@@ -611,6 +611,12 @@ impl ControlStream {
     pub fn peer_user(&self) -> io::Result<UserId> {
         os::peer_uid(&self.0)
     }
+
+    /// The process at the other end, as the kernel recorded it at `connect(2)`,
+    /// in our PID namespace: `None` when it is outside it.
+    pub fn peer_pid(&self) -> io::Result<Option<Pid>> {
+        os::peer_pid(&self.0)
+    }
 }
 
 /// A client's whole exchange: connects to the control socket at `path`, sends

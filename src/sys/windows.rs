@@ -2476,6 +2476,12 @@ impl ControlStream {
     pub fn peer_user(&self) -> io::Result<UserId> {
         self.0.peer_user()
     }
+
+    /// The process at the other end, as the pipe recorded it (Windows has no PID
+    /// namespaces: always `Some`).
+    pub fn peer_pid(&self) -> io::Result<Option<Pid>> {
+        self.0.peer_pid().map(Some)
+    }
 }
 
 /// How long a pipe pair may take to connect (both ends are in this process).

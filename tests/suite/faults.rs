@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    DEADLINE, Launch, Proc, Running, State, TempDir, eventually, fixture_bin, free_port,
-    kill_and_reap, ocwrap_bin, ocwrap_once, owner, owner_dies_tree_goes, raw_request,
+    DEADLINE, Launch, Proc, Running, State, TempDir, assert_all_gone, attach_line, eventually,
+    fixture_bin, free_port, kill_and_reap, ocwrap_bin, ocwrap_once, owner, owner_dies_tree_goes,
+    raw_request,
 };
 use ocwrap::process::Pid;
+use ocwrap::sys;
 
 const TREE: &[&str] = &["tree", "--children", "2", "--escape"];
 
@@ -76,7 +78,7 @@ fn a_server_started_without_owners_is_never_torn_down_by_the_lease_rule() {
     assert_eq!(served(&dir.socket("d"))["state"], "ready");
     assert!(server.is_running(), "the unowned server still runs");
 
-    let reply = raw_request(&dir.socket("d"), b"{\"op\":\"attach\",\"owners\":[]}\n");
+    let reply = raw_request(&dir.socket("d"), &attach_line(&[]));
     assert_eq!(reply["ok"], false, "{reply}");
     assert_eq!(reply["kind"], "no_owners", "{reply}");
     let (code, _, err) = dir.cmd("stop", &["--name", "d", "--wait"]);
@@ -90,13 +92,122 @@ fn an_owner_that_can_never_exit_is_refused_on_attach() {
     let mut run = dir.run(&["--name", "i", "--owner", "none"], TREE);
     let procs = run.tree();
     let (_, supervisor) = run.server_and_supervisor();
-    for pid in [1, supervisor.pid.get()] {
-        let line = format!("{{\"op\":\"attach\",\"owners\":[{pid}]}}\n");
-        let reply = raw_request(&dir.socket("i"), line.as_bytes());
+    for pid in [Pid::new(1).expect("init"), supervisor.pid] {
+        let reply = raw_request(&dir.socket("i"), &attach_line(&[pid]));
         assert_eq!(reply["ok"], false, "{reply}");
         assert_eq!(reply["kind"], "immortal_owner", "{reply}");
     }
     assert_eq!(served(&dir.socket("i"))["owners"], serde_json::json!([]));
+    assert!(procs.iter().all(Proc::is_running));
+}
+
+#[test]
+fn an_owner_whose_pid_now_names_another_process_is_refused_on_attach() {
+    let dir = State::new();
+    let mut run = dir.run(&["--name", "reused", "--owner", "none"], TREE);
+    let procs = run.tree();
+    let session = owner();
+    let start = sys::proc_info(session.pinned.pid)
+        .expect("the owner runs")
+        .start
+        .0;
+    // What a PID reused since the client looked would show: another start time.
+    let line = format!(
+        "{{\"op\":\"attach\",\"owners\":[{{\"pid\":{},\"start\":{}}}],\"client\":{}}}\n",
+        session.pinned.pid,
+        start + 1,
+        std::process::id()
+    );
+    let reply = raw_request(&dir.socket("reused"), line.as_bytes());
+    assert_eq!(reply["kind"], "owner_not_running", "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another process")),
+        "{reply}"
+    );
+    assert_eq!(
+        served(&dir.socket("reused"))["owners"],
+        serde_json::json!([])
+    );
+    let reply = raw_request(&dir.socket("reused"), &attach_line(&[session.pinned.pid]));
+    assert_eq!(reply["ok"], true, "the identity as it is: {reply}");
+    assert!(procs.iter().all(Proc::is_running));
+}
+
+#[test]
+fn no_process_of_the_servers_own_tree_can_be_its_owner() {
+    let dir = State::new();
+    let mut run = dir.run(&["--name", "self", "--owner", "none"], TREE);
+    let procs = run.tree();
+    assert_eq!(
+        procs.len(),
+        4,
+        "server, two children, an escapee: {:?}",
+        run.seen
+    );
+    for p in &procs {
+        let reply = raw_request(&dir.socket("self"), &attach_line(&[p.pid]));
+        assert_eq!(reply["kind"], "owner_in_tree", "pid {}: {reply}", p.pid);
+    }
+    // The same through `up`, as a server's own child would call it.
+    let child = procs[1].pid.to_string();
+    let mut up = Launch::ocwrap()
+        .args(["up", "--json", "--state-dir", dir.arg(), "--name", "self"])
+        .args(["--owner-pid", &child])
+        .server(TREE)
+        .spawn();
+    assert_eq!(up.exit_code(), 1, "{}", up.stderr());
+    let answer: Value = serde_json::from_str(&up.seen.join("")).expect("up --json");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("own tree")),
+        "{answer}"
+    );
+    assert_eq!(served(&dir.socket("self"))["owners"], serde_json::json!([]));
+    assert!(procs.iter().all(Proc::is_running));
+    let (code, _, err) = dir.cmd("stop", &["--name", "self", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert_all_gone(&procs);
+}
+
+#[test]
+fn a_client_in_another_pid_namespace_is_refused_and_its_pids_never_misread() {
+    let dir = State::new();
+    let mut run = dir.run(&["--name", "ns", "--owner", "none"], TREE);
+    let procs = run.tree();
+    // Inside a new PID namespace, a process that stands for the session (PID 2
+    // there, some other process here), and `up` / `release` naming it.
+    let inside = |command: &str| {
+        let server = if command == "up" {
+            " -- \"$0\" tree"
+        } else {
+            ""
+        };
+        let script = format!(
+            "\"$0\" sleep >/dev/null & exec \"$1\" {command} --json --state-dir \"$2\" --name ns --owner-pid $!{server}"
+        );
+        let mut ran = Launch::program("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+            .args([fixture_bin(), ocwrap_bin(), dir.arg()])
+            .spawn();
+        let code = ran.exit_code();
+        let answer: Value = serde_json::from_str(ran.seen.last().expect("a JSON line"))
+            .unwrap_or_else(|e| panic!("{command} --json ({e}): {:?} {}", ran.seen, ran.stderr()));
+        (code, answer)
+    };
+    for command in ["up", "release"] {
+        let (code, answer) = inside(command);
+        assert_eq!(code, 1, "{command}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("another PID namespace")),
+            "{command}: {answer}"
+        );
+    }
+    assert_eq!(served(&dir.socket("ns"))["owners"], serde_json::json!([]));
     assert!(procs.iter().all(Proc::is_running));
 }
 
@@ -368,10 +479,7 @@ fn a_record_write_that_failed_is_tried_again_until_the_record_catches_up() {
     std::fs::create_dir(&blocker).expect("make the blocking directory");
     let session = owner();
     let pid = session.pinned.pid.get();
-    let reply = raw_request(
-        &socket,
-        format!("{{\"op\":\"attach\",\"owners\":[{pid}]}}\n").as_bytes(),
-    );
+    let reply = raw_request(&socket, &attach_line(&[session.pinned.pid]));
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(
         dir.record("w")["owners"],

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, State, TempDir, assert_state_dir_refused, eventually, fixture_bin, free_port,
-    kill_and_reap, owner, raw_request, status_json,
+    Launch, Proc, State, TempDir, assert_state_dir_refused, attach_line, eventually, fixture_bin,
+    free_port, kill_and_reap, owner, raw_request, status_json,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -447,8 +447,7 @@ fn an_attached_lease_is_shown_and_watched_like_the_others() {
     );
     let procs = run.tree();
     state.served("x");
-    let request = format!("{{\"op\":\"attach\",\"owners\":[{}]}}\n", c.pinned.pid);
-    let reply = raw_request(&state.socket("x"), request.as_bytes());
+    let reply = raw_request(&state.socket("x"), &attach_line(&[c.pinned.pid]));
     assert_eq!(reply["ok"], true, "{reply}");
     let both = [i64::from(a.pinned.pid.get()), i64::from(c.pinned.pid.get())];
     let entry = state.entry("x").expect("x listed");
@@ -481,7 +480,7 @@ fn bad_control_messages_get_an_error_reply_and_the_supervisor_keeps_running() {
         ("unknown op", b"{\"op\":\"explode\"}\n".to_vec()),
         (
             "bad owner",
-            b"{\"op\":\"attach\",\"owners\":[-1]}\n".to_vec(),
+            b"{\"op\":\"attach\",\"owners\":[{\"pid\":-1,\"start\":1}],\"client\":1}\n".to_vec(),
         ),
         ("empty", b"\n".to_vec()),
     ] {

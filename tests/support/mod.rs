@@ -677,6 +677,26 @@ impl State {
     }
 }
 
+/// An `attach` request line for `pids`, each named by its identity as this
+/// process sees it now (PID and start time), from this process as its client.
+pub fn attach_line(pids: &[Pid]) -> Vec<u8> {
+    let owners: Vec<serde_json::Value> = pids
+        .iter()
+        .map(|&pid| {
+            let start = sys::proc_info(pid).map_or(0, |info| info.start.0);
+            serde_json::json!({ "pid": pid.get(), "start": start })
+        })
+        .collect();
+    let request = serde_json::json!({
+        "op": "attach",
+        "owners": owners,
+        "client": std::process::id(),
+    });
+    let mut line = serde_json::to_vec(&request).expect("a request line");
+    line.push(b'\n');
+    line
+}
+
 /// One request over a control socket, as raw bytes; the parsed reply line.
 pub fn raw_request(socket: &Path, bytes: &[u8]) -> serde_json::Value {
     let mut stream =
