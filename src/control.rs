@@ -60,8 +60,11 @@ pub fn client_limit() -> usize {
     }
 }
 
-/// How long a client waits for the supervisor to read its request or to answer.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client waits for the supervisor to take its request and answer
+/// one that is answered at once (`status`, `stop`, `release`): the supervisor's
+/// own [`REQUEST_DEADLINE`], so that a client gives up no sooner than a live
+/// supervisor would answer.
+pub const IO_TIMEOUT: Duration = REQUEST_DEADLINE;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
@@ -74,6 +77,10 @@ pub enum Request {
     Attach {
         owners: Vec<Owner>,
         client: Pid,
+        /// How long the client waits for a reply held until readiness (else
+        /// [`DEFAULT_HOLD`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
     },
     /// Drops the lease of `owner`, or every lease when it is absent. With an
     /// owner, `client` is required, as for `attach`.
@@ -87,8 +94,41 @@ pub enum Request {
     Status {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         wait_ready: bool,
+        /// As for `attach`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
     },
     Stop,
+}
+
+/// How long a reply held until readiness waits when the client says nothing:
+/// `up`'s default ready timeout.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(30);
+
+impl Request {
+    /// Whether the reply waits until the server is ready.
+    pub fn waits_for_ready(&self) -> bool {
+        matches!(
+            self,
+            Request::Attach { .. }
+                | Request::Status {
+                    wait_ready: true,
+                    ..
+                }
+        )
+    }
+
+    /// How long a reply held until readiness may wait (bounded like every
+    /// duration: at most 365 days).
+    pub fn hold(&self) -> Duration {
+        let asked = match *self {
+            Request::Attach { wait_ms, .. } | Request::Status { wait_ms, .. } => wait_ms,
+            _ => None,
+        };
+        asked
+            .map_or(DEFAULT_HOLD, Duration::from_millis)
+            .min(crate::duration::MAX_DURATION)
+    }
 }
 
 /// An owner a `release` names: its PID, and its start time when the client could
@@ -267,6 +307,9 @@ enum Phase {
     /// The request went to the supervisor; its reply is awaited (perhaps until the
     /// server is ready). Watched only for the client going away.
     Handling,
+    /// Its reply waits until the server is ready, at most `until`; one of a
+    /// bounded share of the connections ([`Clients::hold`]).
+    Held { until: Instant },
     /// Sending the reply; `sent` bytes of `line` are out.
     Writing { line: Vec<u8>, sent: usize },
     /// Done: dropped at the next service.
@@ -278,7 +321,7 @@ impl Clients {
     pub fn waitables(&self) -> impl Iterator<Item = (Waitable<'_>, Interest)> {
         self.open.iter().filter_map(|c| {
             let interest = match c.phase {
-                Phase::Reading(_) | Phase::Handling => Interest::Read,
+                Phase::Reading(_) | Phase::Handling | Phase::Held { .. } => Interest::Read,
                 Phase::Writing { .. } => Interest::Write,
                 Phase::Closed => return None,
             };
@@ -286,15 +329,42 @@ impl Clients {
         })
     }
 
-    /// The earliest connection deadline, for the loop's timeout. A request whose
-    /// reply waits for readiness has none: it is answered when the server is
-    /// ready or teardown begins, and dropped if the client goes away first.
+    /// The earliest connection deadline, for the loop's timeout. A reply held
+    /// until readiness has its own (the client's wait); a request being handled
+    /// is answered in the same turn of the loop.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.open
             .iter()
-            .filter(|c| !matches!(c.phase, Phase::Handling))
-            .map(|c| c.deadline)
+            .filter_map(|c| match c.phase {
+                Phase::Handling => None,
+                Phase::Held { until } => Some(until),
+                _ => Some(c.deadline),
+            })
             .min()
+    }
+
+    /// Holds the reply to `id` until the server is ready, at most `until`:
+    /// false, and nothing held, when the share of connections that may wait is
+    /// taken (or the limit is passed). So held replies can never take every
+    /// connection: at least a quarter of them (one at the least) stay for
+    /// requests answered at once, such as `stop`.
+    pub fn hold(&mut self, id: ClientId, until: Instant) -> bool {
+        let held = self
+            .open
+            .iter()
+            .filter(|c| matches!(c.phase, Phase::Held { .. }))
+            .count();
+        let share = self.limit.saturating_sub((self.limit / 4).max(1));
+        if held >= share || self.open.len() > self.limit {
+            return false;
+        }
+        match self.open.iter_mut().find(|c| c.id == id) {
+            Some(client) => {
+                client.phase = Phase::Held { until };
+                true
+            }
+            None => false,
+        }
     }
 
     /// Accepts every pending connection, reads and writes what can be read and
@@ -309,7 +379,7 @@ impl Clients {
         // Newcomers last: the count that decides `busy` must not include clients
         // that have gone since the last wake.
         let known = self.open.len();
-        self.accept(socket, now);
+        complete.extend(self.accept(socket, now));
         complete.extend(self.progress(known, now));
         complete
     }
@@ -320,9 +390,19 @@ impl Clients {
     fn progress(&mut self, from: usize, now: Instant) -> Vec<(ClientId, Request)> {
         let mut complete = Vec::new();
         for client in &mut self.open[from..] {
-            if now >= client.deadline && !matches!(client.phase, Phase::Handling) {
-                client.expire();
-                continue;
+            match client.phase {
+                Phase::Held { until } if now >= until => {
+                    client.answer(&Reply::refused(
+                        Refusal::Timeout,
+                        "the server was not ready within the client's wait",
+                    ));
+                    continue;
+                }
+                Phase::Reading(_) | Phase::Writing { .. } if now >= client.deadline => {
+                    client.expire();
+                    continue;
+                }
+                _ => {}
             }
             match &mut client.phase {
                 Phase::Reading(buffer) => {
@@ -337,8 +417,10 @@ impl Clients {
                     }
                 }
                 Phase::Writing { .. } => client.flush(),
-                Phase::Handling if has_gone(&mut client.stream) => client.phase = Phase::Closed,
-                Phase::Handling | Phase::Closed => {}
+                Phase::Handling | Phase::Held { .. } if has_gone(&mut client.stream) => {
+                    client.phase = Phase::Closed
+                }
+                Phase::Handling | Phase::Held { .. } | Phase::Closed => {}
             }
         }
         self.open.retain(|c| !matches!(c.phase, Phase::Closed));
@@ -358,7 +440,13 @@ impl Clients {
         self.open.retain(|c| !matches!(c.phase, Phase::Closed));
     }
 
-    fn accept(&mut self, socket: &mut ControlSocket, now: Instant) {
+    /// Accepts every pending connection. Past the limit (or out of descriptors),
+    /// a connection whose request is already complete on arrival is served all
+    /// the same, so that `stop` gets through whatever other clients hold: only
+    /// one that would have to wait for its bytes is refused `busy`, at once.
+    /// Returns the requests so served.
+    fn accept(&mut self, socket: &mut ControlSocket, now: Instant) -> Vec<(ClientId, Request)> {
+        let mut complete = Vec::new();
         while let Some(accepted) = socket.listener.accept() {
             let Ok(stream) = accepted else {
                 continue;
@@ -380,13 +468,24 @@ impl Clients {
             } else {
                 refusal_at_accept(&client.stream, self.open.len(), self.limit)
             };
-            if let Some(refusal) = refusal {
+            match refusal {
+                None => self.open.push(client),
+                Some(busy) if busy.kind == Some(Refusal::Busy) => {
+                    match read_some(&mut client.stream, &mut Vec::new()) {
+                        Some(Ok(request)) => {
+                            client.phase = Phase::Handling;
+                            complete.push((client.id, request));
+                            self.open.push(client);
+                        }
+                        Some(Err(reply)) => client.answer(&reply),
+                        None => client.answer(&busy),
+                    }
+                }
                 // Answered at once into an empty socket buffer, then dropped.
-                client.answer(&refusal);
-                continue;
+                Some(refusal) => client.answer(&refusal),
             }
-            self.open.push(client);
         }
+        complete
     }
 }
 
@@ -503,19 +602,74 @@ fn read_some(stream: &mut ControlStream, buffer: &mut Vec<u8>) -> Option<Result<
     )
 }
 
-/// Sends one request to the supervisor behind `path` and returns its reply.
-pub fn request(path: &Path, request: &Request) -> io::Result<Reply> {
+/// Why a client got no reply. What a command reports depends on one question:
+/// will the supervisor still act on the request? Only when it went out whole and
+/// no answer came ([`RequestError::Unanswered`]: a stopped supervisor reads it
+/// when it runs again); never for the others.
+#[derive(Debug)]
+pub enum RequestError {
+    /// No connection was made by the deadline: nothing was sent.
+    Unreachable(io::Error),
+    /// Connected, but the request did not go out whole: the supervisor drops it
+    /// at its own deadline.
+    NotSent(io::Error),
+    /// The request went out whole and no answer came within `waited`.
+    Unanswered { waited: Duration },
+    /// The supervisor closed the connection without an answer (it was exiting).
+    Closed,
+    /// The answer is not a reply.
+    BadReply(String),
+}
+
+impl RequestError {
+    /// Whether the supervisor has the whole request and will still act on it.
+    pub fn was_sent(&self) -> bool {
+        matches!(self, RequestError::Unanswered { .. })
+    }
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Unreachable(e) => write!(f, "cannot reach the supervisor: {e}"),
+            RequestError::NotSent(e) => write!(f, "the request could not be sent: {e}"),
+            RequestError::Unanswered { waited } => write!(
+                f,
+                "the request was sent, but the supervisor did not answer within {} s (stopped?); it acts on it when it runs again",
+                (waited.as_millis() + 500) / 1000
+            ),
+            RequestError::Closed => f.write_str(
+                "the supervisor closed the connection without an answer (it was exiting)",
+            ),
+            RequestError::BadReply(e) => write!(f, "the supervisor's answer is not a reply: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Sends one request to the supervisor behind `path` and returns its reply,
+/// waiting for it at most [`IO_TIMEOUT`].
+pub fn request(path: &Path, request: &Request) -> Result<Reply, RequestError> {
     request_until(path, request, Instant::now() + IO_TIMEOUT)
 }
 
 /// Like [`request`], waiting for the reply until `deadline` (a reply held until the
-/// server is ready can take as long as the server takes). A `busy` supervisor is
-/// asked again after [`BUSY_PAUSE`] until the deadline.
-pub fn request_until(path: &Path, request: &Request, deadline: Instant) -> io::Result<Reply> {
+/// server is ready can take as long as the server takes). A `busy` supervisor, or
+/// one whose backlog is full, is asked again after [`BUSY_PAUSE`] until the
+/// deadline.
+pub fn request_until(
+    path: &Path,
+    request: &Request,
+    deadline: Instant,
+) -> Result<Reply, RequestError> {
     loop {
-        let reply = request_once(path, request, deadline)?;
-        if reply.kind != Some(Refusal::Busy) || Instant::now() + BUSY_PAUSE >= deadline {
-            return Ok(reply);
+        let again = Instant::now() + BUSY_PAUSE < deadline;
+        match request_once(path, request, deadline) {
+            Ok(reply) if reply.kind == Some(Refusal::Busy) && again => {}
+            Err(RequestError::Unreachable(e)) if e.kind() == io::ErrorKind::WouldBlock && again => {
+            }
+            outcome => return outcome,
         }
         std::thread::sleep(BUSY_PAUSE);
     }
@@ -525,20 +679,54 @@ pub fn request_until(path: &Path, request: &Request, deadline: Instant) -> io::R
 /// event that says a connection slot came free.
 const BUSY_PAUSE: Duration = Duration::from_millis(10);
 
-fn request_once(path: &Path, request: &Request, deadline: Instant) -> io::Result<Reply> {
-    let wait = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1));
-    let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
+fn request_once(path: &Path, request: &Request, deadline: Instant) -> Result<Reply, RequestError> {
+    let started = Instant::now();
+    let mut line =
+        serde_json::to_vec(request).map_err(|e| RequestError::NotSent(io::Error::other(e)))?;
     line.push(b'\n');
-    let answer = sys::control_request(
-        path,
-        &line,
-        wait,
-        IO_TIMEOUT,
-        record::MAX_RECORD + MAX_MESSAGE as u64,
-    )?;
-    serde_json::from_slice(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let stream = ControlStream::connect(path).map_err(RequestError::Unreachable)?;
+    exchange(stream, &line, started, deadline)
+}
+
+/// Sends `line` on a connected `stream` and reads the reply until `deadline`.
+fn exchange(
+    mut stream: ControlStream,
+    line: &[u8],
+    started: Instant,
+    deadline: Instant,
+) -> Result<Reply, RequestError> {
+    let sent = stream.write_all_until(line, deadline.min(started + IO_TIMEOUT));
+    // A supervisor that refuses a connection at once (busy) writes its refusal
+    // and closes, perhaps before the request went out: the write then fails,
+    // and the refusal is still there to read.
+    if let Err(e) = &sent
+        && !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        )
+    {
+        return Err(RequestError::NotSent(sent.unwrap_err()));
+    }
+    let limit = usize::try_from(record::MAX_RECORD).unwrap_or(usize::MAX) + MAX_MESSAGE;
+    let answer = match stream.read_line_until(limit, deadline) {
+        Ok(answer) => answer,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut && sent.is_ok() => {
+            return Err(RequestError::Unanswered {
+                waited: started.elapsed(),
+            });
+        }
+        Err(e) => {
+            return Err(sent
+                .err()
+                .map_or(RequestError::BadReply(e.to_string()), RequestError::NotSent));
+        }
+    };
+    if answer.is_empty() {
+        return Err(sent
+            .err()
+            .map_or(RequestError::Closed, RequestError::NotSent));
+    }
+    serde_json::from_slice(&answer).map_err(|e| RequestError::BadReply(e.to_string()))
 }
 
 #[cfg(test)]
@@ -560,6 +748,7 @@ mod tests {
             Request::Attach {
                 owners: vec![owner(12, 7), owner(13, 8)],
                 client: Pid::new(5).unwrap(),
+                wait_ms: None,
             }
         );
         let all: Request = serde_json::from_str(r#"{"op":"release"}"#).unwrap();
@@ -596,12 +785,22 @@ mod tests {
             r#"{"op":"stop"}"#
         );
         assert_eq!(
-            serde_json::to_string(&Request::Status { wait_ready: false }).unwrap(),
+            serde_json::to_string(&Request::Status {
+                wait_ready: false,
+                wait_ms: None
+            })
+            .unwrap(),
             r#"{"op":"status"}"#
         );
         let waiting: Request =
             serde_json::from_str(r#"{"op":"status","wait_ready":true}"#).unwrap();
-        assert_eq!(waiting, Request::Status { wait_ready: true });
+        assert_eq!(
+            waiting,
+            Request::Status {
+                wait_ready: true,
+                wait_ms: None
+            }
+        );
     }
 
     #[test]
@@ -611,6 +810,174 @@ mod tests {
             String::from_utf8(line).unwrap(),
             "{\"ok\":false,\"kind\":\"stopping\",\"error\":\"stopping\"}\n"
         );
+    }
+
+    /// A control socket in a fresh directory of its own, removed on drop.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("ocwrap-control-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn socket(&self) -> std::path::PathBuf {
+            self.0.join("x.sock")
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Serves `socket` until `want` requests are complete, as the loop would.
+    fn serve(
+        clients: &mut Clients,
+        socket: &mut ControlSocket,
+        want: usize,
+    ) -> Vec<(ClientId, Request)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut complete = Vec::new();
+        while complete.len() < want {
+            assert!(Instant::now() < deadline, "no {want} requests within 10 s");
+            complete.extend(clients.service(socket, Instant::now()));
+            sys::poll_readable(&[socket.waitable()], Some(Duration::from_millis(50))).unwrap();
+        }
+        complete
+    }
+
+    #[test]
+    fn past_the_limit_a_request_complete_on_arrival_is_served() {
+        let scratch = Scratch::new("limit");
+        let mut socket = ControlSocket::bind(&scratch.socket()).unwrap();
+        let mut clients = Clients {
+            limit: 1,
+            ..Clients::default()
+        };
+        // A silent client takes the one connection.
+        let _silent = ControlStream::connect(&scratch.socket()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while clients.open.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the silent client is never accepted"
+            );
+            clients.service(&mut socket, Instant::now());
+        }
+        // A stop whose bytes are there when it is accepted gets through.
+        let mut stop = ControlStream::connect(&scratch.socket()).unwrap();
+        stop.write_all_until(b"{\"op\":\"stop\"}\n", deadline)
+            .unwrap();
+        let served = serve(&mut clients, &mut socket, 1);
+        assert_eq!(served[0].1, Request::Stop);
+        let record_less = Reply::refused(Refusal::Stopping, "test");
+        clients.reply(served[0].0, &record_less);
+        let line = stop.read_line_until(1024, deadline).unwrap();
+        assert!(
+            line.starts_with(b"{\"ok\":false,\"kind\":\"stopping\""),
+            "{line:?}"
+        );
+        // One that sends nothing is refused at once, and can read why.
+        let mut idle = ControlStream::connect(&scratch.socket()).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            clients.service(&mut socket, Instant::now());
+            let mut chunk = [0u8; 256];
+            match idle.read(&mut chunk) {
+                Ok(n) => break chunk[..n].to_vec(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < until, "no refusal within 10 s");
+                    sys::poll_readable(&[socket.waitable()], Some(Duration::from_millis(20)))
+                        .unwrap();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(
+            line.starts_with(b"{\"ok\":false,\"kind\":\"busy\""),
+            "{line:?}"
+        );
+    }
+
+    #[test]
+    fn held_replies_take_at_most_three_quarters_of_the_connections() {
+        let scratch = Scratch::new("hold");
+        let mut socket = ControlSocket::bind(&scratch.socket()).unwrap();
+        let mut clients = Clients {
+            limit: 8,
+            ..Clients::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut streams = Vec::new();
+        for _ in 0..8 {
+            let mut stream = ControlStream::connect(&scratch.socket()).unwrap();
+            stream
+                .write_all_until(b"{\"op\":\"status\",\"wait_ready\":true}\n", deadline)
+                .unwrap();
+            streams.push(stream);
+        }
+        let served = serve(&mut clients, &mut socket, 8);
+        let later = Instant::now() + Duration::from_secs(60);
+        let held: Vec<bool> = served
+            .iter()
+            .map(|(id, _)| clients.hold(*id, later))
+            .collect();
+        assert_eq!(held.iter().filter(|&&h| h).count(), 6, "{held:?}");
+    }
+
+    #[test]
+    fn a_held_reply_is_answered_timeout_at_its_deadline() {
+        let scratch = Scratch::new("deadline");
+        let mut socket = ControlSocket::bind(&scratch.socket()).unwrap();
+        let mut clients = Clients::default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = ControlStream::connect(&scratch.socket()).unwrap();
+        stream
+            .write_all_until(
+                b"{\"op\":\"status\",\"wait_ready\":true,\"wait_ms\":1}\n",
+                deadline,
+            )
+            .unwrap();
+        let served = serve(&mut clients, &mut socket, 1);
+        assert_eq!(served[0].1.hold(), Duration::from_millis(1));
+        assert!(clients.hold(served[0].0, Instant::now()));
+        assert!(
+            clients.next_deadline().is_some(),
+            "a held reply has a deadline"
+        );
+        clients.service(&mut socket, Instant::now());
+        let line = stream.read_line_until(1024, deadline).unwrap();
+        assert!(
+            line.starts_with(b"{\"ok\":false,\"kind\":\"timeout\""),
+            "{line:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_written_before_the_request_went_out_is_still_read() {
+        let scratch = Scratch::new("refusal");
+        let mut socket = ControlSocket::bind(&scratch.socket()).unwrap();
+        let stream = ControlStream::connect(&scratch.socket()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The supervisor's side refuses and closes before the client writes.
+        let mut ours = loop {
+            if let Some(accepted) = socket.listener.accept() {
+                break accepted.unwrap();
+            }
+            assert!(Instant::now() < deadline, "never accepted");
+            sys::poll_readable(&[socket.waitable()], Some(Duration::from_millis(50))).unwrap();
+        };
+        ours.write_all_until(&Reply::refused(Refusal::Busy, "busy").line(), deadline)
+            .unwrap();
+        drop(ours);
+        let reply = exchange(stream, b"{\"op\":\"stop\"}\n", Instant::now(), deadline)
+            .expect("the refusal is read");
+        assert_eq!(reply.kind, Some(Refusal::Busy));
     }
 
     /// A pair of connected ends: the supervisor's and a client's.
@@ -655,7 +1022,10 @@ mod tests {
         send(&mut theirs, b"atus\"}\n");
         assert_eq!(
             read_all(&mut ours, &mut buffer),
-            Ok(Request::Status { wait_ready: false })
+            Ok(Request::Status {
+                wait_ready: false,
+                wait_ms: None
+            })
         );
 
         let (mut ours, mut theirs) = pair();

@@ -23,6 +23,7 @@ use crate::config::RunConfig;
 use crate::contain::Containment;
 use crate::control::{ClientId, Clients, Refusal, Reply, Request};
 use crate::diag;
+use crate::duration::deadline_after;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{Event, Reporter};
@@ -487,18 +488,29 @@ impl Supervisor {
 
     fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
         diag::note(format_args!("control {request:?}"));
-        let reply = match same_namespace(&request, self.clients.peer(client)) {
-            Ok(()) => self.handle(&request, now),
-            Err(refusal) => refusal,
+        let reply = match namespace_refusal(&request, self.clients.peer(client)) {
+            None => self.handle(&request, now),
+            Some(refusal) => refusal,
         };
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
         let wants_ready = reply.ok && !self.stage.is_ready();
-        if wants_ready && waits_for_ready(&request) {
+        if !(wants_ready && request.waits_for_ready()) {
+            self.clients.reply(client, &reply);
+        } else if self
+            .clients
+            .hold(client, deadline_after(now, request.hold()))
+        {
             self.waiting.push(client);
         } else {
-            self.clients.reply(client, &reply);
+            self.clients.reply(
+                client,
+                &Reply::refused(
+                    Refusal::Busy,
+                    "busy: the replies that may wait for readiness are all taken; try again",
+                ),
+            );
         }
     }
 
@@ -718,7 +730,7 @@ fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
 /// a client in another PID namespace: the PID the client says it has must be the
 /// one the kernel gives for the peer, translated into ours (none when the peer
 /// is outside our namespace). Its PIDs would name other processes here.
-fn same_namespace(request: &Request, peer: Option<Pid>) -> Result<(), Reply> {
+fn namespace_refusal(request: &Request, peer: Option<Pid>) -> Option<Reply> {
     let said = match *request {
         Request::Attach { client, .. } => Some(client),
         Request::Release {
@@ -727,7 +739,7 @@ fn same_namespace(request: &Request, peer: Option<Pid>) -> Result<(), Reply> {
         } => match client {
             Some(client) => Some(client),
             None => {
-                return Err(Reply::refused(
+                return Some(Reply::refused(
                     Refusal::BadRequest,
                     "bad request: a release that names an owner must name its client",
                 ));
@@ -736,23 +748,15 @@ fn same_namespace(request: &Request, peer: Option<Pid>) -> Result<(), Reply> {
         _ => None,
     };
     match said {
-        Some(client) if peer != Some(client) => Err(Reply::refused(
+        Some(client) if peer != Some(client) => Some(Reply::refused(
             Refusal::ForeignNamespace,
             format!(
                 "refused: the client runs in another PID namespace (it is pid {client} there, {} here), so the PIDs it names cannot be read here; run it in the supervisor's namespace",
                 peer.map_or("not visible".to_string(), |p| format!("pid {p}"))
             ),
         )),
-        _ => Ok(()),
+        _ => None,
     }
-}
-
-/// Whether a request's reply is held until the server is ready.
-fn waits_for_ready(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Attach { .. } | Request::Status { wait_ready: true }
-    )
 }
 
 /// Adds `waitables` to a poll set, waited on for reading; returns where they are.

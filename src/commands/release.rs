@@ -4,8 +4,10 @@
 //! socket and never waits for the teardown the release may start.
 //!
 //! JSON (one object): `{"status":"released","name":…,"released":PID|null,
-//! "owners":[{"pid":…,"start":…}]}` (the leases left), or `{"status":"error",
-//! "name":…,"error":…}` with exit 1.
+//! "owners":[{"pid":…,"start":…}]}` (the leases left); `{"status":"unconfirmed",
+//! "name":…,"released":PID|null,"message":…}` (exit 0) when the request went out
+//! whole and the supervisor did not answer in time (a stopped one acts on it when
+//! it runs again); or `{"status":"error","name":…,"error":…}` with exit 1.
 
 use serde::Serialize;
 
@@ -27,6 +29,12 @@ enum ReleaseJson {
         released: Option<Pid>,
         owners: Vec<Owner>,
     },
+    /// Sent whole, not answered in time: carried out when the supervisor runs.
+    Unconfirmed {
+        name: String,
+        released: Option<Pid>,
+        message: String,
+    },
     Error {
         name: String,
         error: String,
@@ -43,8 +51,11 @@ pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
     };
     let state = open_state(args.state.state_dir.as_deref())?;
     let outcome = release(&state, &stem, args.owner_pid);
+    let what = args
+        .owner_pid
+        .map_or_else(|| "every owner".to_string(), |p| format!("owner {p}"));
     match (outcome, args.json) {
-        (Ok(owners), true) => {
+        (Ok(Released::Confirmed(owners)), true) => {
             print_json(&ReleaseJson::Released {
                 name: stem.to_string(),
                 released: args.owner_pid,
@@ -52,18 +63,31 @@ pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
             });
             Ok(exit::SUCCESS)
         }
-        (Ok(owners), false) => {
+        (Ok(Released::Confirmed(owners)), false) => {
             let left: Vec<String> = owners.iter().map(|o| o.pid.to_string()).collect();
             print_line(&format!(
-                "released {}; owners left: {}",
-                args.owner_pid
-                    .map_or_else(|| "every owner".to_string(), |p| format!("owner {p}")),
+                "released {what}; owners left: {}",
                 if left.is_empty() {
                     "none (tearing down)".to_string()
                 } else {
                     left.join(",")
                 }
             ));
+            Ok(exit::SUCCESS)
+        }
+        // Not a failure: the supervisor has the request and acts on it when it
+        // runs again.
+        (Ok(Released::Unconfirmed(message)), true) => {
+            print_json(&ReleaseJson::Unconfirmed {
+                name: stem.to_string(),
+                released: args.owner_pid,
+                message,
+            });
+            Ok(exit::SUCCESS)
+        }
+        (Ok(Released::Unconfirmed(message)), false) => {
+            print_line(&format!("release of {what} sent to {stem}, not confirmed"));
+            crate::diag::say(format_args!("{stem}: {message}"));
             Ok(exit::SUCCESS)
         }
         (Err(e), true) => {
@@ -77,7 +101,15 @@ pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
     }
 }
 
-fn release(state: &StateDir, stem: &str, owner: Option<Pid>) -> Result<Vec<Owner>, Error> {
+/// What became of a release that reached a live supervisor.
+enum Released {
+    /// It answered: the leases left.
+    Confirmed(Vec<Owner>),
+    /// It has the whole request but did not answer in time (stopped, say).
+    Unconfirmed(String),
+}
+
+fn release(state: &StateDir, stem: &str, owner: Option<Pid>) -> Result<Released, Error> {
     if !record::is_held(&state.lock_path(stem)) {
         return Err(Error::NotRunning(stem.to_string()));
     }
@@ -89,10 +121,13 @@ fn release(state: &StateDir, stem: &str, owner: Option<Pid>) -> Result<Vec<Owner
         owner: owner.map(OwnerRef::observe),
         client: owner.map(|_| Pid::current()),
     };
-    let reply = control::request(&state.socket_path(stem), &request)
-        .map_err(|e| control_error(format!("control socket: {e}")))?;
+    let reply = match control::request(&state.socket_path(stem), &request) {
+        Ok(reply) => reply,
+        Err(e) if e.was_sent() => return Ok(Released::Unconfirmed(e.to_string())),
+        Err(e) => return Err(control_error(e.to_string())),
+    };
     match (reply.ok, reply.record) {
-        (true, Some(record)) => Ok(record.owners),
+        (true, Some(record)) => Ok(Released::Confirmed(record.owners)),
         _ => Err(control_error(
             reply.error.unwrap_or_else(|| "refused".into()),
         )),

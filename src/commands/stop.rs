@@ -5,8 +5,12 @@
 //! its lock, which it does only after its whole tree is gone and its record removed.
 //!
 //! JSON (one object): `{"status":"stopped"|"not_running","stopped":[{"name":…,
-//! "supervisor_pid":…,"server_pid":…}],"not_running":[name…],"errors":[{"name":…,
-//! "error":…}]}`.
+//! "supervisor_pid":…,"server_pid":…}],"not_running":[name…],"unconfirmed":
+//! [{"name":…,"error":…}],"stopped_unconfirmed":[name…],"errors":[{"name":…,
+//! "error":…}]}`. `unconfirmed`: the request went out whole and the supervisor
+//! did not answer in time (a stopped one stops when it runs again), which is not
+//! a failure; with `--wait`, such a supervisor is listed under
+//! `stopped_unconfirmed` once it is gone.
 
 use serde::Serialize;
 
@@ -25,6 +29,10 @@ struct StopJson {
     status: &'static str,
     stopped: Vec<Stopped>,
     not_running: Vec<String>,
+    /// Sent whole and not answered in time (stopped, say); with `--wait`, gone
+    /// since: `stopped_unconfirmed`.
+    unconfirmed: Vec<Failure>,
+    stopped_unconfirmed: Vec<String>,
     errors: Vec<Failure>,
 }
 
@@ -56,8 +64,9 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
     for stem in targets {
         stop_one(&state, stem, args.wait, &mut out);
     }
-    let failed = !out.errors.is_empty() || (only.is_some() && out.stopped.is_empty());
-    out.status = if out.stopped.is_empty() && !out.not_running.is_empty() {
+    let reached = out.stopped.len() + out.unconfirmed.len() + out.stopped_unconfirmed.len();
+    let failed = !out.errors.is_empty() || (only.is_some() && reached == 0);
+    out.status = if reached == 0 && !out.not_running.is_empty() {
         "not_running"
     } else {
         "stopped"
@@ -83,11 +92,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
         Ok(reply) if reply.ok => {
             // The supervisor bounds its own teardown (grace, then the kill wait);
             // this waits for it, as `wait(1)` waits for a child.
-            let forever = crate::duration::deadline_after(
-                std::time::Instant::now(),
-                crate::duration::MAX_DURATION,
-            );
-            let waited = !wait || record::wait_until_free(&lock, forever);
+            let waited = !wait || record::wait_until_free(&lock, forever());
             match (waited, reply.record) {
                 (false, _) => out
                     .errors
@@ -105,10 +110,28 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
         Ok(reply) => out
             .errors
             .push(error(stem, reply.error.unwrap_or_default())),
+        // Not a failure: it has the request and stops when it runs again.
+        Err(e) if e.was_sent() => {
+            let waited = !wait || record::wait_until_free(&lock, forever());
+            if waited && wait {
+                out.stopped_unconfirmed.push(stem);
+            } else {
+                out.unconfirmed.push(Failure {
+                    name: stem,
+                    error: e.to_string(),
+                });
+            }
+        }
         // The supervisor may have exited between the lock check and the request.
         Err(_) if !record::is_held(&lock) => out.not_running.push(stem),
-        Err(e) => out.errors.push(error(stem, format!("control socket: {e}"))),
+        Err(e) => out.errors.push(error(stem, e.to_string())),
     }
+}
+
+/// The supervisor bounds its own teardown (grace, then the kill wait); `--wait`
+/// waits for it, as `wait(1)` waits for a child.
+fn forever() -> std::time::Instant {
+    crate::duration::deadline_after(std::time::Instant::now(), crate::duration::MAX_DURATION)
 }
 
 fn report(out: &StopJson, waited: bool) {
@@ -119,13 +142,27 @@ fn report(out: &StopJson, waited: bool) {
             s.name, s.supervisor_pid, s.server_pid
         ));
     }
+    for name in &out.stopped_unconfirmed {
+        print_line(&format!(
+            "stopped {name} (it did not answer the request in time)"
+        ));
+    }
+    for f in &out.unconfirmed {
+        print_line(&format!("stop sent to {}, not confirmed", f.name));
+        crate::diag::say(format_args!("{}: {}", f.name, f.error));
+    }
     for name in &out.not_running {
         crate::diag::say(format_args!("{name}: not running"));
     }
     for f in &out.errors {
         crate::diag::say(format_args!("{}: {}", f.name, f.error));
     }
-    if out.stopped.is_empty() && out.not_running.is_empty() && out.errors.is_empty() {
+    if out.stopped.is_empty()
+        && out.stopped_unconfirmed.is_empty()
+        && out.unconfirmed.is_empty()
+        && out.not_running.is_empty()
+        && out.errors.is_empty()
+    {
         print_line("nothing to stop");
     }
 }

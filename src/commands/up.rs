@@ -168,12 +168,22 @@ fn attach(
     owners: &[Owner],
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
+    let wait_ms = u64::try_from(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis(),
+    )
+    .ok();
     let request = if owners.is_empty() {
-        Request::Status { wait_ready: true }
+        Request::Status {
+            wait_ready: true,
+            wait_ms,
+        }
     } else {
         Request::Attach {
             owners: owners.to_vec(),
             client: Pid::current(),
+            wait_ms,
         }
     };
     let lock = state.lock_path(stem);
@@ -194,12 +204,17 @@ fn attach(
             record::wait_until_free(&lock, deadline);
             Ok(None)
         }
-        Ok(reply) if reply.kind == Some(Refusal::Busy) => Err(timed_out()),
+        Ok(reply) if matches!(reply.kind, Some(Refusal::Busy | Refusal::Timeout)) => {
+            Err(timed_out())
+        }
         Ok(reply) => Err(failure(
             reply.error.unwrap_or_else(|| "attach refused".into()),
             None,
         )),
-        Err(_) if Instant::now() >= deadline => Err(timed_out()),
+        Err(e) if Instant::now() >= deadline => Err(failure(
+            format!("{stem}: not ready before the ready timeout ({e})"),
+            None,
+        )),
         // It went away between the lock check and the request: decide again.
         Err(_) => Ok(None),
     }

@@ -577,6 +577,22 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
 /// Longest path a Unix socket address can hold (`sun_path` less its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// The address of the Unix socket at `path`, in the C layout `connect(2)` takes.
+pub fn unix_socket_address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() > MAX_SOCKET_PATH || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (slot, &byte) in addr.sun_path.iter_mut().zip(bytes) {
+        *slot = byte as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
 /// Watches files and directories for being removed, renamed or replaced
 /// (inotify on each of them, not on the directory's contents, so the activity of
 /// other files in the same directory never wakes the watcher).

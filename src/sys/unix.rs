@@ -539,12 +539,41 @@ impl ControlStream {
         Ok((ControlStream(a), ControlStream(b)))
     }
 
-    /// A client's end, connected to the control socket at `path` (test fixtures;
-    /// a whole exchange is [`control_request`]).
+    /// A client's end, connected to the control socket at `path`, without
+    /// waiting: a listener whose backlog is full (a stopped supervisor's fills
+    /// up) is `WouldBlock`, where a blocking connect would wait until it accepts.
     pub fn connect(path: &Path) -> io::Result<ControlStream> {
-        let stream = UnixStream::connect(path)?;
-        stream.set_nonblocking(true)?;
-        Ok(ControlStream(stream))
+        let (addr, len) = os::unix_socket_address(path)?;
+        // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: F_SETFD on a descriptor we own.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        set_nonblocking(fd.as_fd(), true)?;
+        // SAFETY: `addr` is a valid Unix socket address of `len` bytes for the call.
+        let rc = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                // Under way: the first write waits until it is made.
+                Some(libc::EINPROGRESS) => {}
+                Some(libc::EAGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
+                _ => return Err(err),
+            }
+        }
+        Ok(ControlStream(UnixStream::from(fd)))
     }
 
     /// The descriptor to wait on for `interest`.
@@ -617,27 +646,6 @@ impl ControlStream {
     pub fn peer_pid(&self) -> io::Result<Option<Pid>> {
         os::peer_pid(&self.0)
     }
-}
-
-/// A client's whole exchange: connects to the control socket at `path`, sends
-/// `line`, and reads one line of reply (at most `limit` bytes), waiting at most
-/// `read_wait` for it and `write_wait` for the request to go out.
-pub fn control_request(
-    path: &Path,
-    line: &[u8],
-    read_wait: Duration,
-    write_wait: Duration,
-    limit: u64,
-) -> io::Result<Vec<u8>> {
-    let mut stream = UnixStream::connect(path)?;
-    stream.set_read_timeout(Some(read_wait))?;
-    stream.set_write_timeout(Some(write_wait))?;
-    stream.write_all(line)?;
-    let mut answer = Vec::new();
-    BufReader::new(stream)
-        .take(limit)
-        .read_until(b'\n', &mut answer)?;
-    Ok(answer)
 }
 
 // ---------------------------------------------------------------------------

@@ -2436,8 +2436,8 @@ impl ControlStream {
         Ok((ControlStream(server), ControlStream(client)))
     }
 
-    /// A client's end, connected to the pipe the file at `path` names (test
-    /// fixtures; a whole exchange is [`control_request`]).
+    /// A client's end, connected to the pipe the file at `path` names (waiting
+    /// up to 5 s for a free instance).
     pub fn connect(path: &Path) -> io::Result<ControlStream> {
         PipeStream::connect(&pipe_named_at(path)?, PAIR_WAIT).map(ControlStream)
     }
@@ -2486,23 +2486,6 @@ impl ControlStream {
 
 /// How long a pipe pair may take to connect (both ends are in this process).
 const PAIR_WAIT: Duration = Duration::from_secs(5);
-
-/// A client's whole exchange: connects to the pipe the file at `path` names, sends
-/// `line`, and reads one line of reply (at most `limit` bytes), waiting at most
-/// `read_wait` for it and `write_wait` for the connection and the request.
-pub fn control_request(
-    path: &Path,
-    line: &[u8],
-    read_wait: Duration,
-    write_wait: Duration,
-    limit: u64,
-) -> io::Result<Vec<u8>> {
-    let name = pipe_named_at(path)?;
-    let mut stream = PipeStream::connect(&name, write_wait)?;
-    stream.write_all_until(line, Instant::now() + write_wait)?;
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    stream.read_line_until(limit, Instant::now() + read_wait)
-}
 
 // ---------------------------------------------------------------------------
 // The handoff from `up` to `__supervise`: a private pipe whose client end the
@@ -2908,8 +2891,10 @@ mod tests {
         assert!(pipe_named_at(&path).unwrap().starts_with(PIPE_PREFIX));
         let client_path = path.clone();
         let client = std::thread::spawn(move || {
-            let wait = Duration::from_secs(5);
-            control_request(&client_path, b"ping\n", wait, wait, 1024)
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut stream = ControlStream::connect(&client_path)?;
+            stream.write_all_until(b"ping\n", deadline)?;
+            stream.read_line_until(1024, deadline)
         });
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut stream = loop {

@@ -211,6 +211,97 @@ fn a_client_in_another_pid_namespace_is_refused_and_its_pids_never_misread() {
     assert!(procs.iter().all(Proc::is_running));
 }
 
+#[test]
+fn replies_held_until_readiness_cannot_shut_out_stop() {
+    let dir = State::new();
+    let port = free_port().to_string();
+    // A server that never listens on its port: the supervisor stays starting.
+    let mut run = dir.run(
+        &["--name", "held", "--owner", "none", "--port", &port],
+        TREE,
+    );
+    let procs = run.tree();
+    let socket = dir.socket("held");
+    // A held reply ends at the client's own wait.
+    let short = raw_request(
+        &socket,
+        b"{\"op\":\"status\",\"wait_ready\":true,\"wait_ms\":50}\n",
+    );
+    assert_eq!(short["kind"], "timeout", "{short}");
+    let mut waiting: Vec<UnixStream> = (0..256)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&socket).expect("connect");
+            stream
+                .write_all(b"{\"op\":\"status\",\"wait_ready\":true}\n")
+                .expect("send");
+            stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+            stream
+        })
+        .collect();
+    let (code, out, err) = dir.cmd("stop", &["--json", "--name", "held"]);
+    assert_eq!(code, 0, "stop gets through: {out} {err}");
+    assert_eq!(json_line(&out)["stopped"][0]["name"], "held", "{out}");
+    assert_all_gone(&procs);
+    let mut kinds = std::collections::BTreeMap::new();
+    for stream in &mut waiting {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
+        let reply: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        *kinds.entry(reply["kind"].to_string()).or_insert(0) += 1;
+    }
+    assert!(
+        kinds.contains_key("\"busy\""),
+        "not every reply may wait: {kinds:?}"
+    );
+    assert!(
+        kinds.contains_key("\"stopping\""),
+        "held ones hear the stop: {kinds:?}"
+    );
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+}
+
+#[test]
+fn a_stopped_supervisor_gets_release_and_stop_unconfirmed_and_carries_them_out() {
+    let dir = State::new();
+    let session = owner();
+    let pid = session.pinned.pid.to_string();
+    let mut run = dir.run(&["--name", "st", "--owner-pid", &pid], TREE);
+    let procs = run.tree();
+    dir.served("st");
+    run.pinned.signal(libc::SIGSTOP);
+    let supervisor = run.pinned.pid;
+    eventually("the supervisor is stopped", || {
+        std::fs::read_to_string(format!("/proc/{supervisor}/stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|r| r.starts_with(" T")))
+    });
+    let unconfirmed = |command: &str, args: &[&str]| {
+        let mut all = vec!["--json", "--name", "st"];
+        all.extend_from_slice(args);
+        let (code, out, err) = dir.cmd(command, &all);
+        let answer = json_line(&out);
+        assert_eq!(code, 0, "{command} is not a failure: {answer} {err}");
+        answer
+    };
+    let release = unconfirmed("release", &["--owner-pid", &pid]);
+    assert_eq!(release["status"], "unconfirmed", "{release}");
+    let message = release["message"].as_str().expect("a message");
+    assert!(
+        message.contains("did not answer within 2 s (stopped?)"),
+        "{message}"
+    );
+    let stop = unconfirmed("stop", &[]);
+    assert_eq!(stop["unconfirmed"][0]["name"], "st", "{stop}");
+    assert!(
+        procs.iter().all(Proc::is_running),
+        "nothing happens while stopped"
+    );
+    run.pinned.signal(libc::SIGCONT);
+    // Both requests were whole in its socket's queue: it acts on them now.
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+    drop(session);
+}
+
 // 2. Copies and wipes: gc and the sweep act only on verifiably dead supervisors,
 // and a supervisor acts only on its own files.
 
@@ -407,8 +498,15 @@ fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
     let socket = dir.socket("b");
     served(&socket);
     let crowd = silent_clients(&socket, ocwrap::control::MAX_CLIENTS);
+    // Past the limit, one more that would have to wait for its request is
+    // refused at once; one whose request is there when it is accepted is served.
+    let mut late = silent_clients(&socket, 1).remove(0);
+    late.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut refusal = String::new();
+    std::io::Read::read_to_string(&mut late, &mut refusal).expect("a refusal, then EOF");
+    assert_eq!(json_line(refusal.trim_end())["kind"], "busy", "{refusal}");
     let reply = raw_request(&socket, b"{\"op\":\"status\"}\n");
-    assert_eq!(reply["kind"], "busy", "{reply}");
+    assert_eq!(reply["ok"], true, "{reply}");
     drop(crowd);
     let _silent = silent_clients(&socket, 8);
     let _drip = Drip::start(&socket);
