@@ -1,7 +1,15 @@
 // Types of the ocwrap package's API (index.js). Field names of the results are the
-// binary's JSON, as the project's README gives it.
+// binary's JSON, as the project's README gives it. The option types reject what
+// they can (a release with neither ownerPid nor all: true, name with port where
+// they conflict, an unknown key in an object literal); index.js checks everything
+// again at run time, before it runs the binary, and rejects with an OcwrapError of
+// kind "invalid_option". An option that is present must hold a value: undefined
+// and null are refused; leave an option out to get its default.
 
-/** A duration as ocwrap reads it ("250ms", "5s", "2m", "1h"), or milliseconds. */
+/**
+ * A duration as ocwrap reads it ("250ms", "5s", "2m", "1h", or "30": bare seconds;
+ * a fraction such as "1.5s" too), or a whole number of milliseconds; at most 365 days.
+ */
 export type Duration = string | number;
 
 /** A process and its start time (clock ticks since boot): one lease. */
@@ -18,16 +26,20 @@ export interface CommonOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** Which supervisor a call is about: its name, or its port (name `port-P`). */
-export interface SelectOptions extends CommonOptions {
-  name?: string;
-  port?: number;
-}
+/**
+ * Which supervisor a call is about: its name (`[A-Za-z0-9._-]{1,64}`, not starting
+ * with "."), or its port 1..65535 (name `port-P`); never both.
+ */
+export type Selector = { name: string; port?: never } | { port: number; name?: never };
 
-export interface UpOptions extends SelectOptions {
-  /** The server's argv: the program and its arguments. */
+/** Selects one supervisor, or (status) none: every one. */
+export type SelectOptions = CommonOptions & (Selector | { name?: never; port?: never });
+
+/** The options of `up` besides the server's port and what needs it. */
+export interface UpSettings extends CommonOptions {
+  /** The server's argv: the program (non-empty) and its arguments. */
   command: string[];
-  /** Owners: the server lives while any of them does (default: the calling process). */
+  /** Owners (positive PIDs; an array must not be empty): the server lives while any of them does (default: the calling process). */
   ownerPid?: number | number[];
   /** The nearest ancestor of the calling process with this name is an owner. */
   ownerAncestor?: string;
@@ -35,13 +47,9 @@ export interface UpOptions extends SelectOptions {
   owner?: "parent" | "none";
   /** Where to probe the port; must be loopback (default 127.0.0.1). */
   host?: string;
-  /** HTTP path that answers 2xx once the server is ready (default: a TCP connect). */
-  health?: string;
   readyTimeout?: Duration;
   grace?: Duration;
   linger?: Duration;
-  /** Tear down once the port has had no established connection this long (needs port). */
-  idleTimeout?: Duration;
   /** The server's log (default: <stateDir>/<name>.log). */
   log?: string;
   session?: boolean;
@@ -50,6 +58,26 @@ export interface UpOptions extends SelectOptions {
   contain?: "auto" | "cgroup" | "group";
   verbose?: boolean;
 }
+
+/**
+ * The options of `up`: the port (and the record's name, default `port-P`), or a
+ * name alone for a server without a port to probe, which then can have no health
+ * path and no idle timeout.
+ */
+export type UpOptions = UpSettings &
+  (
+    | {
+        /** The port the server listens on: readiness, and the default name. */
+        port: number;
+        /** The record's name (default `port-P`). */
+        name?: string;
+        /** HTTP path that answers 2xx once the server is ready (default: a TCP connect). */
+        health?: string;
+        /** Tear down once the port has had no established connection this long (longer than 0). */
+        idleTimeout?: Duration;
+      }
+    | { name: string; port?: never; health?: never; idleTimeout?: never }
+  );
 
 export interface UpResult {
   status: "started" | "attached" | "external";
@@ -64,10 +92,25 @@ export interface UpResult {
   log: string | null;
 }
 
-export interface ReleaseOptions extends SelectOptions {
-  /** The owner whose lease to drop (default: every lease). */
-  ownerPid?: number;
-}
+/**
+ * Whose lease to drop: one owner's (`ownerPid`), or every lease (`all: true`),
+ * which tears the server down under every session that shares it. One of the two
+ * is required, so an owner that is undefined is an error, never "all".
+ */
+export type ReleaseOptions = CommonOptions &
+  Selector &
+  (
+    | {
+        /** The owner whose lease to drop: a positive PID. */
+        ownerPid: number;
+        all?: never;
+      }
+    | {
+        /** Drop every lease. */
+        all: true;
+        ownerPid?: never;
+      }
+  );
 
 export interface ReleaseResult {
   status: "released";
@@ -110,12 +153,11 @@ export interface StatusResult {
   }>;
 }
 
-export interface StopOptions extends SelectOptions {
-  /** Every live supervisor of this user (name and port are then ignored). */
-  all?: boolean;
+/** What to stop: one supervisor (name or port), or `all: true`, every live one of this user. */
+export type StopOptions = CommonOptions & {
   /** Resolve only once the whole tree is gone. */
   wait?: boolean;
-}
+} & ((Selector & { all?: false }) | { all: true; name?: never; port?: never });
 
 export interface StopResult {
   status: "stopped" | "not_running";
@@ -124,9 +166,19 @@ export interface StopResult {
   errors: Array<{ name: string; error: string }>;
 }
 
+/**
+ * What went wrong: "invalid_option" (an option was refused; nothing ran),
+ * "no_binary" (there is no binary to run), "invalid_answer" (the binary's output
+ * was not one JSON object), "failed" (ocwrap ran and reported a failure).
+ */
+export type OcwrapErrorKind = "invalid_option" | "no_binary" | "invalid_answer" | "failed";
+
 /** Why a call failed. */
 export class OcwrapError extends Error {
   name: "OcwrapError";
+  kind: OcwrapErrorKind;
+  /** The refused option ("ownerPid", "command[1]", "env.PATH", …) for "invalid_option", else null. */
+  option: string | null;
   /** ocwrap's own exit code (1: failed, 2: usage, 125: ocwrap itself), or null. */
   exitCode: number | null;
   /** The server's exit status when it exited before it was ready (`up`), or null. */
@@ -141,7 +193,7 @@ export class OcwrapError extends Error {
 
 /** Starts the server, or attaches to the one that runs; resolves once it is ready. */
 export function up(options: UpOptions): Promise<UpResult>;
-/** Drops one owner's lease (every lease without ownerPid); does not wait for a teardown. */
+/** Drops one owner's lease (ownerPid), or every lease (all: true); does not wait for a teardown. */
 export function release(options: ReleaseOptions): Promise<ReleaseResult>;
 /** What ocwrap supervises now. */
 export function status(options?: SelectOptions): Promise<StatusResult>;

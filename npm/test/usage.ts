@@ -45,3 +45,32 @@ export async function overview(): Promise<number> {
 up({ port: 4096 });
 // @ts-expect-error: owner is "parent" or "none".
 up({ port: 4096, owner: "everyone", command: ["x"] });
+// @ts-expect-error: release says whose lease it drops, ownerPid or all: true; an undefined owner is neither.
+release({ port: 4096, ownerPid: undefined });
+// @ts-expect-error: nor is leaving it out.
+release({ port: 4096 });
+// @ts-expect-error: ownerPID is not an option.
+release({ port: 4096, ownerPID: 4242 });
+// @ts-expect-error: one owner, or all: true, not both.
+release({ port: 4096, ownerPid: 4242, all: true });
+// @ts-expect-error: release needs the supervisor's port or name.
+release({ ownerPid: 4242 });
+// @ts-expect-error: a name and a port name the supervisor twice.
+status({ name: "port-4096", port: 4096 });
+// @ts-expect-error: stop says what to stop.
+stop({});
+// @ts-expect-error: all: true stops every supervisor, so a port is a contradiction.
+stop({ port: 4096, all: true });
+// @ts-expect-error: up needs the port (or a name).
+up({ command: ["x"] });
+// @ts-expect-error: an idle timeout is about a port.
+up({ name: "x", command: ["x"], idleTimeout: "30m" });
+
+export async function dropEveryLease(): Promise<number> {
+  const left = await release({ name: "port-4096", all: true });
+  return left.owners.length;
+}
+
+export function refusedOption(e: OcwrapError): string | null {
+  return e.kind === "invalid_option" ? e.option : null;
+}
