@@ -13,6 +13,27 @@ Environment:
     CHAOS_MAX_FAILURES  stop after this many failed iterations (default 1)
     CHAOS_REACT_SLACK   seconds a supervisor may take beyond --grace to finish after
                         its owner's death (default 10: a stall, not a slow machine)
+    CHAOS_CONTAIN       auto|cgroup|group: the --contain of every ocwrap the suite
+                        starts (default auto). With cgroup or group, every record and
+                        every server must show that containment (see below).
+    CHAOS_USER          run the suite as this user (e.g. nobody); see "As another user"
+
+Containment. `OCWRAP_*` is stripped from the environment; each `up` gets
+`--contain CHAOS_CONTAIN`. With `cgroup`, each record must say `contain: cgroup`
+and name a cgroup `ocwrap-<supervisor marker>` directly inside the suite's own
+cgroup, and each server must be in that cgroup; with `group`, the record must say
+`contain: group` and the server must be in the suite's own cgroup.
+
+As another user. Started as root with CHAOS_USER=NAME, the suite copies the binaries
+and itself to a fresh root-owned 0755 dir, makes a HOME and a TMPDIR owned by NAME,
+and runs itself again as NAME (setpriv: uid, gid, initgroups; a clean environment).
+With CHAOS_CONTAIN=cgroup it first delegates a cgroup to NAME the way systemd does: a
+child `chaos-NAME-<hex>` of its own cgroup (cgroup2 mount and own path read from
+/proc/self/mounts and /proc/self/cgroup), with the dir and its cgroup.procs,
+cgroup.subtree_control and cgroup.threads chowned to NAME; the driver is moved into
+it as root before it drops privileges. Afterwards every process and cgroup left in
+there is a failure; they are killed and removed, and so is the delegated cgroup.
+CHAOS_USER naming the current user just runs the suite.
 
 Perturbations: `silent` keeps 1-4 control clients connected to the supervisor's
 socket that never send a byte; `drip` keeps one that sends a byte (no newline)
@@ -45,7 +66,10 @@ and seed, and the command line that replays it.
 import ctypes
 import json
 import os
+import posixpath
+import pwd
 import random
+import re
 import select
 import shutil
 import signal
@@ -61,6 +85,7 @@ VICTIMS = ("owner", "ocwrap", "server", "caller")
 PHASES = ("starting", "ready", "tearing down")
 PERTURBATIONS = ("none", "silent", "drip", "wipe")
 NEXT_COMMANDS = ("status", "stop", "release", "up")
+CONTAIN_MODES = ("auto", "cgroup", "group")
 
 GRACE = 0.3  # the --grace of every supervisor the suite starts
 DEADLINE = 20.0  # the longest any single wait may take
@@ -91,7 +116,7 @@ def choices(var, allowed):
 
 def configure(argv):
     global BIN, OCWRAP, FIXTURE, ITERATIONS, SEED, SEL_VICTIMS, SEL_PERTURB, FIRST
-    global MAX_FAILURES, REACT_SLACK
+    global MAX_FAILURES, REACT_SLACK, CONTAIN, USER
     if len(argv) < 2 or len(argv) > 4:
         raise Usage("usage: python3 shell/chaos.py BIN_DIR [ITERATIONS] [SEED]")
     BIN = os.path.abspath(argv[1])
@@ -107,6 +132,15 @@ def configure(argv):
         raise Usage(str(e)) from None
     SEL_VICTIMS = choices("CHAOS_VICTIMS", VICTIMS)
     SEL_PERTURB = choices("CHAOS_PERTURB", PERTURBATIONS)
+    CONTAIN = os.environ.get("CHAOS_CONTAIN", "").strip() or "auto"
+    if CONTAIN not in CONTAIN_MODES:
+        raise Usage(f"CHAOS_CONTAIN: unknown {CONTAIN} (choose from {'|'.join(CONTAIN_MODES)})")
+    USER = os.environ.get("CHAOS_USER", "").strip() or None
+    if USER is not None:
+        try:
+            pwd.getpwnam(USER)
+        except KeyError:
+            raise Usage(f"CHAOS_USER: no user {USER}") from None
     for exe in (OCWRAP, FIXTURE):
         if not os.access(exe, os.X_OK):
             raise Usage(f"{exe} is not an executable (build first: cargo build)")
@@ -177,6 +211,70 @@ def wait_until(what, condition, timeout, fds=(), recheck=None):
             raise Failure(f"{what}: not within {timeout:g} s")
         readable([CHANGES.fd, *fds], min(left, recheck) if recheck else left)
         CHANGES.drain()
+
+
+# --- cgroups --------------------------------------------------------------------
+
+
+def unescape_mount(field):
+    """/proc/self/mounts writes space, tab, newline and backslash as \\ooo octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def proc_cgroup(pid="self"):
+    """The cgroup v2 path of pid as /proc names it (`0::/path`), or None."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
+    except OSError:
+        return None
+
+
+def own_cgroup():
+    """(mount, path, dir) of this process's cgroup v2, or None: the cgroup2 mount
+    from /proc/self/mounts that holds the path /proc/self/cgroup names, as ocwrap
+    finds them (never a fixed path)."""
+    path = proc_cgroup()
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [unescape_mount(w[1]) for w in map(str.split, f) if len(w) > 2 and w[2] == "cgroup2"]
+    except OSError:
+        return None
+    if path is None:
+        return None
+    for mount in mounts:
+        where = os.path.normpath(os.path.join(mount, path.lstrip("/")))
+        if os.path.isfile(os.path.join(where, "cgroup.procs")):
+            return mount, path, where
+    return None
+
+
+def cgroup_members(where):
+    try:
+        with open(os.path.join(where, "cgroup.procs")) as f:
+            return [int(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def wait_cgroup_empty(where, timeout):
+    """Whether `where` reports `populated 0` within `timeout` s: cgroup.events is
+    re-read on each change, which the kernel announces with POLLPRI."""
+    fd = os.open(os.path.join(where, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLPRI | select.POLLERR)
+        end = time.monotonic() + timeout
+        while True:
+            events = dict(line.split() for line in os.pread(fd, 4096, 0).decode().splitlines())
+            if events.get("populated") == "0":
+                return True
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            poller.poll(int(left * 1000) + 1)
+    finally:
+        os.close(fd)
 
 
 # --- processes ----------------------------------------------------------------
@@ -328,7 +426,7 @@ def up_command(port, owner_pid, log, fixture_args):
     return [
         OCWRAP, "up", "--json", "--state-dir", STATE, "--port", str(port),
         "--owner-pid", str(owner_pid), "--grace", f"{int(GRACE * 1000)}ms",
-        "--ready-timeout", "10s", "--log", log, "--", FIXTURE, *fixture_args,
+        "--ready-timeout", "10s", "--contain", CONTAIN, "--log", log, "--", FIXTURE, *fixture_args,
     ]
 
 
@@ -341,6 +439,7 @@ class Tree:
         self.marker = None  # OCWRAP_TREE=<supervisor pid>.<start>, once known
         self.server = None
         self.members = []  # Pinned: server, child, escapee
+        self.record = None  # the last record learned
         self.seen = set()
 
     def learn_supervisor(self, pid, start=None):
@@ -384,6 +483,7 @@ class Tree:
                 self.server = p
 
     def learn_record(self, record):
+        self.record = record
         try:
             self.learn_supervisor(record["supervisor"]["pid"], record["supervisor"]["start"])
             self.learn_member(record["server"]["pid"], "server", record["server"]["start"])
@@ -418,6 +518,35 @@ class Tree:
         if labels != ["child", "escapee", "server"]:
             pinned = [str(p) for p in self.members]
             raise Failure(f"{self.log} names only {labels} of the tree (pinned: {pinned})")
+
+    def check_containment(self, record=None):
+        """The containment asked for (CHAOS_CONTAIN) is the one in use: the record
+        says it, and the server (while it runs) is in the cgroup it implies."""
+        if self.marker is None:
+            return
+        value = self.marker.split(b"=", 1)[1].decode()
+        own_path, own_dir = OWN_CGROUP[1:] if OWN_CGROUP else (None, None)
+        if record is not None:
+            kind, path = record.get("contain"), record.get("cgroup")
+            if kind not in ("cgroup", "group") or CONTAIN != "auto" and kind != CONTAIN:
+                raise Failure(f"with --contain {CONTAIN} the record of {self.sup} says contain {kind!r}")
+            expected = os.path.join(own_dir or "?", f"ocwrap-{value}")
+            if kind == "cgroup" and (not isinstance(path, str) or os.path.normpath(path) != expected):
+                raise Failure(f"the record of {self.sup} names cgroup {path!r}, not ocwrap-{value} in {own_dir}")
+            if kind == "group" and path is not None:
+                raise Failure(f"the record of {self.sup} says contain group but names cgroup {path!r}")
+            kind_in_use = kind
+        else:
+            kind_in_use = CONTAIN
+        server = self.server
+        if own_path is None or server is None or kind_in_use == "auto":
+            return
+        where = proc_cgroup(server.pid)
+        if where is None or server.exited():
+            return  # gone meanwhile: nothing to judge
+        expected = own_path if kind_in_use == "group" else posixpath.join(own_path, f"ocwrap-{value}")
+        if where != expected:
+            raise Failure(f"with --contain {CONTAIN} {server} is in cgroup {where}, not {expected}")
 
     def pinned(self):
         return ([self.sup] if self.sup else []) + self.members
@@ -600,6 +729,7 @@ class Iteration:
             )
             if found is True:
                 raise Failure(f"up exited before its supervisor registered: {self.answer(caller, 'up')}")
+            tree.check_containment()
             if self.pests:
                 self.pests.tick()
             time.sleep(plan.kill_delay)
@@ -609,6 +739,9 @@ class Iteration:
                 raise Failure(f"up answered {answer}")
             tree.learn_answer(answer)
             tree.require_whole()
+            if tree.record is None:
+                raise Failure(f"up answered {answer}, but {self.name}.json is not that supervisor's record")
+            tree.check_containment(tree.record)
             if self.pests:
                 self.pests.tick()
             if plan.perturb == "wipe":
@@ -682,6 +815,9 @@ class Iteration:
         what = f"{self.name} live again in `status --json` after its state dir was wiped"
         wait_until(what, registered, DEADLINE, [sup.fd], RECHECK)
         self.rereg = time.monotonic() - wiped_at
+        record = read_record(self.name)
+        if record and (record.get("supervisor") or {}).get("pid") == sup.pid:
+            tree.check_containment(record)
         log = os.path.join(LOGS, f"{self.i}-{self.name}-attach.log")
         out = subprocess.run(
             up_command(self.port, self.owner.pid, log, fixture),
@@ -707,6 +843,7 @@ class Iteration:
             if answer.get("status") == "started":
                 tree2.learn_answer(answer)
                 tree2.require_whole()
+                tree2.check_containment(tree2.record)
             shown = "up --port P --owner-pid NEW"
         else:
             args = {
@@ -796,6 +933,160 @@ class Iteration:
             p.close()
 
 
+# --- as another user (CHAOS_USER, started as root) -------------------------------
+
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def as_user(pw, argv):
+    """argv run as the user of `pw` (real and effective uid and gid, its groups)."""
+    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--", *argv]
+
+
+def python_for(pw, env):
+    """A python3 the user can run, with what the suite needs (pidfds): this one when
+    the user can reach it (a pyenv under /root it cannot), else the system's. The
+    probe asks the interpreter whether the user can reach its own executable:
+    setpriv's exec may find a path the user cannot (it still holds root's
+    capabilities during the lookup), and such a python runs with whatever libpython
+    the loader finds instead of its own."""
+    tried = []
+    for python in (sys.executable, shutil.which("python3", path=SYSTEM_PATH)):
+        if not python or python in tried:
+            continue
+        tried.append(python)
+        check = "import os, signal, sys; os.pidfd_open; signal.pidfd_send_signal; "
+        check += "sys.exit(not os.access(sys.executable, os.X_OK))"
+        probe = subprocess.run(
+            as_user(pw, [python, "-c", check]),
+            env=env, cwd="/", stdin=subprocess.DEVNULL, capture_output=True, timeout=DEADLINE,
+        )
+        if probe.returncode == 0:
+            return python
+    raise Failure(f"{pw.pw_name} can run no python3 with pidfds (tried {', '.join(tried)})")
+
+
+def delegate_cgroup(pw):
+    """A child of our own cgroup, delegated to the user as systemd does it: the dir
+    and its cgroup.procs, cgroup.subtree_control and cgroup.threads are the user's."""
+    found = own_cgroup()
+    if found is None:
+        raise Failure("--contain cgroup: no cgroup2 mount holds the suite's own cgroup")
+    path = os.path.join(found[2], f"chaos-{pw.pw_name}-{os.urandom(4).hex()}")
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        raise Failure(f"--contain cgroup: cannot make a cgroup to delegate to {pw.pw_name}: {e}") from None
+    try:
+        for entry in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+            os.chown(os.path.join(path, entry) if entry else path, pw.pw_uid, pw.pw_gid)
+    except OSError as e:
+        os.rmdir(path)
+        raise Failure(f"--contain cgroup: cannot delegate {path} to {pw.pw_name}: {e}") from None
+    return path
+
+
+def remove_cgroup(path, left):
+    """Removes a cgroup of this run and everything below it. Whatever is still in
+    there (a cgroup below the delegated one, a process) is appended to `left`, then
+    killed: everything in there descends from the driver this run moved in."""
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False):
+            left.append(f"cgroup {entry.path}")
+            remove_cgroup(entry.path, left)
+    members = cgroup_members(path)
+    if members:
+        cmds = [b" ".join(proc_bytes(pid, "cmdline")).decode(errors="replace").strip()[:120] for pid in members]
+        left.append(f"processes in {path}: " + "; ".join(f"{p} ({c})" for p, c in zip(members, cmds)))
+        if os.path.exists(os.path.join(path, "cgroup.kill")):
+            with open(os.path.join(path, "cgroup.kill"), "w") as f:
+                f.write("1")
+        else:  # Linux < 5.14: one by one, each pinned and found in there once pinned
+            for pid in members:
+                p = pin(pid, "process", lambda q: q in cgroup_members(path))
+                if p is not None:
+                    p.kill()
+                    p.close()
+        if not wait_cgroup_empty(path, DEADLINE):
+            left.append(f"{path} still populated {DEADLINE:g} s after SIGKILL")
+    try:
+        os.rmdir(path)
+    except OSError as e:
+        left.append(f"{path} could not be removed ({e})")
+
+
+def user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def run_as(user):
+    """Root's part of CHAOS_USER: the binaries and the suite copied where the user can
+    run them (root-owned, 0755), a HOME and TMPDIR of its own, with --contain cgroup
+    a delegated cgroup the driver is moved into before it drops privileges; then
+    the suite as that user, and everything removed again (the dir kept on failure)."""
+    pw = pwd.getpwnam(user)
+    if shutil.which("setpriv") is None:
+        print("chaos: FAILED before the iterations: CHAOS_USER needs setpriv (util-linux)", flush=True)
+        return 1
+    top = tempfile.mkdtemp(prefix=f"ocwrap-chaos-{user}-")
+    os.chmod(top, 0o755)
+    bindir, home, tmp = (os.path.join(top, d) for d in ("bin", "home", "tmp"))
+    os.mkdir(bindir)
+    os.chmod(bindir, 0o755)
+    for exe in (OCWRAP, FIXTURE):
+        os.chmod(shutil.copy(exe, bindir), 0o755)
+    script = shutil.copy(os.path.abspath(__file__), bindir)
+    os.chmod(script, 0o644)
+    for d in (home, tmp):
+        os.mkdir(d, 0o700)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    env = {
+        "PATH": SYSTEM_PATH, "HOME": home, "TMPDIR": tmp, "USER": user, "LOGNAME": user,
+        "SHELL": "/bin/sh", "LANG": "C.UTF-8",
+    }
+    env.update((k, v) for k, v in os.environ.items() if k.startswith("CHAOS_") and k != "CHAOS_TOKEN")
+    env["CHAOS_REPLAY_BIN"] = REPLAY_BIN
+    cgroup, left, rc = None, [], 1
+    try:
+        python = python_for(pw, env)
+        if CONTAIN == "cgroup":
+            cgroup = delegate_cgroup(pw)
+        procs = os.path.join(cgroup, "cgroup.procs") if cgroup else None
+
+        def enter_cgroup():  # in the child, still root: the move needs the common ancestor
+            fd = os.open(procs, os.O_WRONLY)
+            os.write(fd, b"0")
+            os.close(fd)
+
+        print(f"chaos: seed {SEED}: as {user} (uid {pw.pw_uid}, gid {pw.pw_gid}, {python}), "
+              f"binaries copied to {bindir}, HOME and TMPDIR in {top}"
+              + (f", cgroup {cgroup} delegated to {user}" if cgroup else ""), flush=True)
+        driver = subprocess.Popen(
+            as_user(pw, [python, script, bindir, str(ITERATIONS), str(SEED)]),
+            env=env, cwd=home, stdin=subprocess.DEVNULL, preexec_fn=enter_cgroup if cgroup else None,
+        )
+        try:
+            rc = driver.wait()
+        except KeyboardInterrupt:  # the driver, in our process group, has it too
+            rc = driver.wait()
+            raise
+    except Failure as e:
+        print(f"chaos: FAILED before the iterations: {e}", flush=True)
+    finally:
+        if cgroup:
+            remove_cgroup(cgroup, left)
+    for what in left:
+        print(f"chaos: FAILED: left behind by the run as {user}: {what}", flush=True)
+    if rc == 0 and not left:
+        shutil.rmtree(top, ignore_errors=True)
+        return 0
+    print(f"chaos: the run as {user} kept {top}", flush=True)
+    return rc or 1
+
+
 # --- the run --------------------------------------------------------------------
 
 
@@ -862,12 +1153,25 @@ def summary(counts, nexts, reactions, rereg):
 
 
 def main(argv):
-    global STATE, LOGS, CHANGES, RUN_ID, BASE_ENV, PORT_RNG, USED_PORTS
+    global STATE, LOGS, CHANGES, RUN_ID, BASE_ENV, PORT_RNG, USED_PORTS, OWN_CGROUP, REPLAY_BIN
     try:
         configure(argv)
+        me = os.geteuid()
+        if USER is not None and pwd.getpwnam(USER).pw_uid != me and me != 0:
+            raise Usage(f"CHAOS_USER={USER}: only root can run the suite as another user")
     except Usage as e:
         print(f"chaos: {e}", file=sys.stderr)
         return 2
+    REPLAY_BIN = os.environ.get("CHAOS_REPLAY_BIN") or BIN
+    if USER is not None and pwd.getpwnam(USER).pw_uid != me:
+        return run_as(USER)
+    OWN_CGROUP = own_cgroup()
+    writable = OWN_CGROUP and os.access(os.path.join(OWN_CGROUP[2], "cgroup.procs"), os.W_OK)
+    if CONTAIN == "cgroup" and not writable:
+        where = f"{OWN_CGROUP[2]} is not writable" if OWN_CGROUP else "no cgroup v2 holds the suite"
+        print(f"chaos: FAILED before the iterations: CHAOS_CONTAIN=cgroup needs a cgroup the suite "
+              f"can write ({where}; as another user, start it as root with CHAOS_USER)", flush=True)
+        return 1
     root = tempfile.mkdtemp(prefix="ocwrap-chaos-")
     STATE, LOGS = os.path.join(root, "state"), os.path.join(root, "logs")
     os.makedirs(LOGS)
@@ -878,6 +1182,10 @@ def main(argv):
     USED_PORTS = set()
     print(f"chaos: seed {SEED}, {ITERATIONS} iterations, victims {','.join(SEL_VICTIMS)}, "
           f"perturbations {','.join(SEL_PERTURB)}, dir {root}", flush=True)
+    cgroup_dir = OWN_CGROUP[2] if OWN_CGROUP else None
+    delegated = cgroup_dir is not None and me != 0 and os.stat(cgroup_dir).st_uid == me
+    print(f"chaos: mode: --contain {CONTAIN}, as {user_name(me)} (uid {me}), in cgroup "
+          f"{cgroup_dir or '(none: no cgroup v2)'}{' (delegated to this user)' if delegated else ''}", flush=True)
     rng = random.Random(SEED)
     counts, nexts, reactions, rereg = {}, {}, [], []
     passed = failed = 0
@@ -896,9 +1204,10 @@ def main(argv):
             except (Failure, subprocess.TimeoutExpired) as e:
                 failed += 1
                 print(f"chaos: FAILED iteration {i} ({plan}; seed {SEED}): {e}", flush=True)
-                print(f"chaos:   replay: CHAOS_VICTIMS={','.join(SEL_VICTIMS)} "
+                mode = f"CHAOS_CONTAIN={CONTAIN} " + (f"CHAOS_USER={USER} " if USER else "")
+                print(f"chaos:   replay: {mode}CHAOS_VICTIMS={','.join(SEL_VICTIMS)} "
                       f"CHAOS_PERTURB={','.join(SEL_PERTURB)} CHAOS_FROM={i} "
-                      f"python3 shell/chaos.py {BIN} {i + 1} {SEED}", flush=True)
+                      f"python3 shell/chaos.py {REPLAY_BIN} {i + 1} {SEED}", flush=True)
                 if failed >= MAX_FAILURES:
                     break
                 continue
@@ -932,7 +1241,8 @@ def main(argv):
         shutil.rmtree(root, ignore_errors=True)
     else:
         print(f"chaos: logs and state kept in {root}")
-    print(f"chaos: {passed} passed, {failed} failed ({took:.0f} s, seed {SEED})")
+    print(f"chaos: {passed} passed, {failed} failed ({took:.0f} s, seed {SEED}, --contain {CONTAIN}, "
+          f"as {user_name(me)})", flush=True)
     return 0 if failed == 0 else 1
 
 

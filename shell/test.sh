@@ -3,7 +3,8 @@
 # tests against the built binaries, then the end-to-end run against the real
 # opencode server (installed from npm by shell/e2e-opencode.sh), the npm packages
 # packed, installed from their tarballs and tested (shell/npm.sh), then the chaos
-# suite (shell/chaos.sh); before those, the macOS type-check (shell/xcheck.sh,
+# suite (shell/chaos.sh) four times: --contain cgroup and group, each as root and as
+# nobody; before those, the macOS type-check (shell/xcheck.sh,
 # which fetches Debian's Rust and its source with apt and caches them under
 # target/) and the Windows build and test run under Wine (shell/windows.sh, which
 # installs MinGW and Wine with apt, and builds with the same Rust). Needs the Rust
@@ -13,13 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The ocwrap-* cgroups in our own cgroup (cgroup2 mount and own path read from
-# /proc, as ocwrap does). No test and no chaos iteration may leave one behind.
+# /proc, as ocwrap does), and the chaos-* ones the chaos suite delegates to nobody.
+# No test and no chaos iteration may leave one behind.
 ocwrap_cgroups() {
   local mount own
   mount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
   own=$(sed -n 's/^0:://p' /proc/self/cgroup)
   if [ -n "$mount" ] && [ -n "$own" ]; then
-    find "$mount${own%/}" -mindepth 1 -maxdepth 1 -type d -name 'ocwrap-*' 2>/dev/null | sort
+    find "$mount${own%/}" -mindepth 1 -maxdepth 1 -type d \( -name 'ocwrap-*' -o -name 'chaos-*' \) 2>/dev/null | sort
   fi
 }
 cgroups_before=$(ocwrap_cgroups)
@@ -69,11 +71,20 @@ bash shell/e2e-opencode.sh
 echo "== npm packages: packed, installed from the tarballs, tested with node --test"
 bash shell/npm.sh 2>&1 | tee "$npm_log"
 npm_passed=$(awk '/^npm: [0-9]+ passed, [0-9]+ failed$/ { print $2 }' "$npm_log")
-echo "== chaos: 200 random SIGKILLs (seed printed; replay with shell/chaos.sh 200 SEED)"
-bash shell/chaos.sh 200
-check_no_cgroup_left "the end-to-end run or the chaos suite"
+check_no_cgroup_left "the end-to-end run and the npm tests"
+# The chaos suite in both containment modes, as root and as nobody; nobody's cgroup
+# run is in a cgroup the suite delegates to nobody (and removes again).
+chaos_passed=0
+for mode in root:cgroup root:group nobody:group nobody:cgroup; do
+  user=${mode%%:*} contain=${mode#*:}
+  echo "== chaos: 200 random SIGKILLs as $user, --contain $contain" \
+    "(seed printed; replay with CHAOS_USER=$user CHAOS_CONTAIN=$contain shell/chaos.sh 200 SEED)"
+  CHAOS_USER=$user CHAOS_CONTAIN=$contain bash shell/chaos.sh 200 2>&1 | tee "$log"
+  chaos_passed=$((chaos_passed + $(awk '/^chaos: [0-9]+ passed, 0 failed/ { n = $2 } END { print n + 0 }' "$log")))
+  check_no_cgroup_left "the chaos suite as $user with --contain $contain"
+done
 # One closing line for the whole run: every cargo test (Linux, and Windows under
 # Wine with its kill -9 check), the three e2e scenarios, the npm checks (node tests,
-# type check, README Level 2) and the 200 chaos iterations (set -e has already
-# stopped the run if any failed).
-echo "tests: $((passed + wpassed + 1 + 3 + npm_passed + 200)) passed, $((failed + wfailed)) failed"
+# type check, README Level 2) and the iterations of the four chaos runs (set -e has
+# already stopped the run if any failed).
+echo "tests: $((passed + wpassed + 1 + 3 + npm_passed + chaos_passed)) passed, $((failed + wfailed)) failed"
