@@ -650,24 +650,26 @@ pub fn leftovers_of(found: &Found) -> Vec<Pid> {
 }
 
 /// Tears down what is left of a dead supervisor's tree and returns the PIDs that
-/// were there. With cgroup containment that is exactly its cgroup (killed by the
-/// kernel, then removed); otherwise, and if the cgroup cannot be used, the
-/// processes carrying its marker: SIGTERM and SIGKILL at once (their server
-/// already died of SIGKILL, by its parent-death signal), then a wait until they
-/// are gone, at most the teardown's kill wait.
+/// were there. With cgroup containment that is its cgroup (killed by the kernel,
+/// then removed); then, and in every case, the processes carrying its marker (a
+/// descendant that moved itself out of the cgroup has it too): SIGTERM and
+/// SIGKILL at once (their server already died of SIGKILL, by its parent-death
+/// signal), then a wait until they are gone, at most the teardown's kill wait.
 fn tear_down(dead: &DeadSupervisor) -> Vec<Pid> {
+    let mut pids = Vec::new();
     if let Some(path) = &dead.cgroup {
         let marker = contain::marker_value(dead.id.pid, dead.id.start);
         match contain::kill_leftover_cgroup(path, &marker) {
-            Ok(pids) => return pids,
+            Ok(killed) => pids = killed,
             Err(e) => diag::say(format_args!("leftover cgroup {path}: {e}")),
         }
     }
     let mut leftovers = Leftovers::of(dead.id);
-    let pids: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
-    if pids.is_empty() {
+    let escaped: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
+    if escaped.is_empty() {
         return pids;
     }
+    pids.extend(escaped);
     let mut teardown = Teardown::new(Duration::ZERO);
     teardown.begin(Instant::now(), &mut leftovers);
     teardown.run_to_end(&mut leftovers);

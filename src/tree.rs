@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::contain::{self, Containment};
 use crate::diag;
 use crate::process::{self, Pid, ProcInfo, RunState, Target};
-use crate::sys::{self, Cgroup, EventSet, PidFd, ServerChild, Signal, Waitable};
+use crate::sys::{self, Cgroup, DescriptorReserve, EventSet, PidFd, ServerChild, Signal, Waitable};
 use crate::teardown::Tree;
 
 /// How long the end of teardown waits for the leader to become reapable.
@@ -187,9 +187,44 @@ impl ServerTree {
         }
     }
 
-    /// The live members now, sorted by PID (the leader included while it runs).
-    fn look(&self) -> Vec<ProcInfo> {
-        let mut found: Vec<ProcInfo> = match &self.finder {
+    /// The live members now, sorted by PID (the leader included while it runs),
+    /// read with the reserve descriptor free (see [`Pins`]).
+    fn look(&mut self) -> Vec<ProcInfo> {
+        let (finder, supervisor) = (&self.finder, self.supervisor);
+        self.pins.with_room(|| look(finder, supervisor))
+    }
+
+    /// Every live process below the supervisor, found by the walk whatever the
+    /// containment: with a cgroup, what is in the subreaper tree but not in the
+    /// cgroup (a descendant that moved itself to another cgroup) is found here.
+    fn walk(&mut self) -> Vec<ProcInfo> {
+        let supervisor = self.supervisor;
+        self.pins
+            .with_room(|| walk_once(supervisor, sys::children, sys::proc_info))
+    }
+
+    /// Pins and signals the processes of the tree that are not in its cgroup
+    /// (`inside`, just read): they left it, and only the walk finds them.
+    fn signal_outside(&mut self, inside: &HashSet<Pid>, signal: Signal, group: bool) {
+        for info in self.walk() {
+            if !inside.contains(&info.pid) {
+                self.pins.pin(info);
+            }
+        }
+        let reached = self.pins.send(signal, group.then_some(self.leader));
+        if reached > 0 {
+            diag::note(format_args!(
+                "{}: {reached} processes of the tree outside its cgroup",
+                crate::signals::name(signal)
+            ));
+        }
+    }
+}
+
+/// The live members `finder` finds now below `supervisor`, sorted by PID.
+fn look(finder: &Finder, supervisor: Pid) -> Vec<ProcInfo> {
+    {
+        let mut found: Vec<ProcInfo> = match finder {
             Finder::Cgroup(cgroup) => cgroup
                 .members()
                 .unwrap_or_default()
@@ -197,8 +232,8 @@ impl ServerTree {
                 .filter_map(sys::proc_info)
                 .filter(ProcInfo::is_live)
                 .collect(),
-            Finder::Walk => walk_once(self.supervisor, sys::children, sys::proc_info),
-            Finder::Scan => process::descendants(&sys::all_processes(), self.supervisor)
+            Finder::Walk => walk_once(supervisor, sys::children, sys::proc_info),
+            Finder::Scan => process::descendants(&sys::all_processes(), supervisor)
                 .into_iter()
                 .filter(ProcInfo::is_live)
                 .collect(),
@@ -206,7 +241,9 @@ impl ServerTree {
         found.sort_by_key(|p| p.pid);
         found
     }
+}
 
+impl ServerTree {
     /// Looks until two looks in a row agree, then pins every member not pinned yet.
     ///
     /// Why twice: the kernel writes a children list a page at a time and drops its
@@ -255,9 +292,17 @@ impl ServerTree {
             self.watching_cgroup = self.pins.watch_change(cgroup.events_fd());
         }
         for &signal in signals {
+            let Finder::Cgroup(cgroup) = &self.finder else {
+                return;
+            };
             if signal == sys::SIGKILL {
+                let inside: HashSet<Pid> =
+                    cgroup.members().unwrap_or_default().into_iter().collect();
                 match cgroup.kill() {
-                    Ok(true) => continue,
+                    Ok(true) => {
+                        self.signal_outside(&inside, signal, false);
+                        continue;
+                    }
                     Ok(false) => {}
                     Err(e) => diag::say(format_args!("cgroup.kill failed: {e}")),
                 }
@@ -269,11 +314,18 @@ impl ServerTree {
                 members.len()
             ));
             let group = self.signal_group_once(signal);
-            for member in members {
+            let Finder::Cgroup(cgroup) = &self.finder else {
+                return;
+            };
+            for member in &members {
                 if !(group && member.pgid == Some(self.leader)) {
-                    contain::signal_member(cgroup, member.pid, signal);
+                    let pid = member.pid;
+                    let pins = &mut self.pins;
+                    pins.with_room(|| contain::signal_member(cgroup, pid, signal));
                 }
             }
+            let inside: HashSet<Pid> = members.iter().map(|m| m.pid).collect();
+            self.signal_outside(&inside, signal, group);
         }
     }
 
@@ -313,15 +365,35 @@ impl Tree for ServerTree {
         }
     }
 
+    /// With a cgroup: empty once the cgroup is, and nothing of the subreaper
+    /// tree is left outside it (looked for only then; what is found is pinned and
+    /// has every signal the tree has had).
     fn is_empty(&mut self) -> bool {
-        if let Finder::Cgroup(cgroup) = &self.finder {
-            match cgroup.is_populated() {
-                Ok(populated) => return !populated,
-                Err(e) => diag::note(format_args!("reading cgroup.events: {e}")),
+        let Finder::Cgroup(cgroup) = &self.finder else {
+            self.refresh();
+            return self.pins.is_empty();
+        };
+        let populated = match cgroup.is_populated() {
+            Ok(populated) => populated,
+            Err(e) => {
+                diag::note(format_args!("reading cgroup.events: {e}"));
+                !self.look().is_empty()
             }
-            return self.look().is_empty();
+        };
+        self.pins.drop_exited();
+        if populated || !self.pins.is_empty() {
+            return false;
         }
-        self.refresh();
+        let left = self.walk();
+        if left.is_empty() {
+            return true;
+        }
+        for info in left {
+            self.pins.pin(info);
+        }
+        for signal in self.sent.clone() {
+            self.pins.send(signal, Some(self.leader));
+        }
         self.pins.is_empty()
     }
 
@@ -383,10 +455,21 @@ fn same_processes(a: &[ProcInfo], b: &[ProcInfo]) -> bool {
 
 /// Processes pinned by pidfds, watched together: one descriptor (an epoll set) is
 /// readable while any of them has exited, so teardown sleeps until one does.
+///
+/// A tree can hold more processes than the descriptor limit allows pidfds. The
+/// ones that cannot be pinned are kept as seen (PID and start time) and signalled
+/// all the same, each through a pidfd opened for that one signal in the
+/// descriptor held in reserve, and closed again: the pidfd names the process
+/// seen (its start time is checked once it is open), so a recycled PID is never
+/// signalled. They are pinned as soon as descriptors come free, when pinned ones
+/// exit; until then their exits wake nothing, and the tree counts as not empty
+/// while any of them runs.
 #[derive(Debug, Default)]
 pub struct Pins {
     set: Option<EventSet>,
     pinned: Vec<Pinned>,
+    unpinned: Vec<Unpinned>,
+    reserve: DescriptorReserve,
 }
 
 #[derive(Debug)]
@@ -394,6 +477,13 @@ struct Pinned {
     info: ProcInfo,
     pidfd: PidFd,
     /// Signals this process has been sent by us, so none is sent twice.
+    sent: Vec<Signal>,
+}
+
+/// A member seen but not pinned, for want of descriptors.
+#[derive(Debug)]
+struct Unpinned {
+    info: ProcInfo,
     sent: Vec<Signal>,
 }
 
@@ -415,31 +505,54 @@ impl Pins {
         self.set.as_mut()
     }
 
+    /// Runs `f` (a look at processes) with the reserve descriptor free, so that
+    /// a tree pinned up to the descriptor limit can still be read.
+    pub fn with_room<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        self.reserve.lend(f)
+    }
+
     /// Pins `seen` unless it is pinned already: a pidfd is opened, then the PID
     /// must still have the start time seen, so the pidfd names that process and
-    /// not one that recycled its PID.
+    /// not one that recycled its PID. Out of descriptors, it is kept unpinned.
     pub fn pin(&mut self, seen: ProcInfo) {
-        if self
-            .pinned
-            .iter()
-            .any(|p| p.info.pid == seen.pid && p.info.start == seen.start)
+        let same = |info: &ProcInfo| info.pid == seen.pid && info.start == seen.start;
+        if self.pinned.iter().any(|p| same(&p.info)) || self.unpinned.iter().any(|u| same(&u.info))
         {
             return;
         }
-        let Ok(pidfd) = PidFd::open(seen.pid) else {
-            return;
-        };
-        if sys::proc_info(seen.pid).is_none_or(|now| now.start != seen.start) {
-            return;
+        match self.open(seen) {
+            Ok(Some(pidfd)) => self.watch(seen, pidfd, Vec::new()),
+            Ok(None) => {}
+            Err(()) => self.unpinned.push(Unpinned {
+                info: seen,
+                sent: Vec::new(),
+            }),
         }
+    }
+
+    /// A pidfd on the process `seen`: `Ok(None)` when it is gone (or its PID
+    /// recycled), `Err` when no descriptor is left to open one.
+    fn open(&self, seen: ProcInfo) -> Result<Option<PidFd>, ()> {
+        let short = |e: &std::io::Error| sys::is_out_of_descriptors(e);
+        match PidFd::open(seen.pid) {
+            // The check needs a descriptor too: the pidfd may have taken the last.
+            Ok(pidfd) => match sys::proc_lookup(seen.pid) {
+                Ok(now) => Ok(now
+                    .is_some_and(|now| now.start == seen.start)
+                    .then_some(pidfd)),
+                Err(e) if short(&e) => Err(()),
+                Err(_) => Ok(None),
+            },
+            Err(e) if short(&e) => Err(()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn watch(&mut self, info: ProcInfo, pidfd: PidFd, sent: Vec<Signal>) {
         if let Some(set) = self.set() {
-            let _ = set.watch_exit(&pidfd, seen.pid.get() as u64);
+            let _ = set.watch_exit(&pidfd, info.pid.get() as u64);
         }
-        self.pinned.push(Pinned {
-            info: seen,
-            pidfd,
-            sent: Vec::new(),
-        });
+        self.pinned.push(Pinned { info, pidfd, sent });
     }
 
     /// Wakes [`Pins::waitables`] when `fd` signals a change (a cgroup's events).
@@ -448,22 +561,41 @@ impl Pins {
             .is_some_and(|set| set.watch_change(fd, CHANGE_KEY).is_ok())
     }
 
-    /// Forgets (and closes) the pinned processes that have exited.
+    /// Forgets (and closes) the pinned processes that have exited and the
+    /// unpinned ones that are gone, then pins what descriptors now allow.
     pub fn drop_exited(&mut self) {
-        let Some(set) = &mut self.set else {
+        if let Some(set) = &mut self.set {
+            let exited: HashSet<u64> = set
+                .ready(self.pinned.len() + 1)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            self.pinned
+                .retain(|p| !exited.contains(&(p.info.pid.get() as u64)));
+        }
+        if self.unpinned.is_empty() {
             return;
-        };
-        let exited: HashSet<u64> = set
-            .ready(self.pinned.len() + 1)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        self.pinned
-            .retain(|p| !exited.contains(&(p.info.pid.get() as u64)));
+        }
+        for waiting in std::mem::take(&mut self.unpinned) {
+            match self.open(waiting.info) {
+                Ok(Some(pidfd)) => self.watch(waiting.info, pidfd, waiting.sent),
+                Ok(None) => {}
+                Err(()) => {
+                    let info = waiting.info;
+                    let alive = self.with_room(|| {
+                        sys::proc_info(info.pid)
+                            .is_some_and(|now| now.start == info.start && now.is_live())
+                    });
+                    if alive {
+                        self.unpinned.push(waiting);
+                    }
+                }
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pinned.is_empty()
+        self.pinned.is_empty() && self.unpinned.is_empty()
     }
 
     /// Sends `signal` to every pinned process that has not had it from us; those
@@ -471,21 +603,42 @@ impl Pins {
     /// sent, so that no one gets a second SIGTERM. Membership is read again after
     /// the group signal: a process seen in the group may have left it (setsid)
     /// since, and then the group signal missed it. SIGKILL goes to every one of
-    /// them all the same: it cannot be had twice.
+    /// them all the same: it cannot be had twice. The unpinned get it through a
+    /// pidfd of the moment (see the type's header).
     /// Returns how many processes had it.
     pub fn send(&mut self, signal: Signal, group_signalled: Option<Pid>) -> usize {
+        let in_group = |info: &ProcInfo| {
+            signal != sys::SIGKILL
+                && group_signalled.is_some()
+                && sys::proc_info(info.pid)
+                    .is_some_and(|now| now.start == info.start && now.pgid == group_signalled)
+        };
         let mut reached = 0;
         for pinned in self.pinned.iter_mut().filter(|p| !p.sent.contains(&signal)) {
-            let in_group = signal != sys::SIGKILL
-                && group_signalled.is_some()
-                && sys::proc_info(pinned.info.pid).is_some_and(|now| {
-                    now.start == pinned.info.start && now.pgid == group_signalled
-                });
-            if in_group || pinned.pidfd.send_signal(signal).is_ok() {
+            if in_group(&pinned.info) || pinned.pidfd.send_signal(signal).is_ok() {
                 reached += 1;
             }
             pinned.sent.push(signal);
         }
+        let mut unpinned = std::mem::take(&mut self.unpinned);
+        for waiting in unpinned.iter_mut().filter(|u| !u.sent.contains(&signal)) {
+            let info = waiting.info;
+            let had = self.with_room(|| {
+                in_group(&info)
+                    || matches!(
+                        PidFd::open(info.pid).map(|pidfd| {
+                            sys::proc_info(info.pid).is_some_and(|now| now.start == info.start)
+                                && pidfd.send_signal(signal).is_ok()
+                        }),
+                        Ok(true)
+                    )
+            });
+            if had {
+                reached += 1;
+            }
+            waiting.sent.push(signal);
+        }
+        self.unpinned = unpinned;
         reached
     }
 

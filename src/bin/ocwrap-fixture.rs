@@ -21,10 +21,12 @@
 //! ocwrap-fixture connect SOCKET LINE
 //!     sends LINE to a control socket (on Windows, the pipe its file names) and
 //!     prints `reply <answer>`.
-//! ocwrap-fixture wide TOTAL [--fanout F]
+//! ocwrap-fixture wide TOTAL [--fanout F] [--sessions]
 //!     prints the `server …` line, then builds a tree of TOTAL processes in all
 //!     (itself included, F children per process, default 10), each inheriting its
-//!     stderr, and prints `ready <TOTAL>` once every one of them runs.
+//!     stderr, and prints `ready <TOTAL>` once every one of them runs. With
+//!     --sessions every process below the server leads a session of its own, out
+//!     of the server's group, where the group's signal cannot reach it.
 //! ocwrap-fixture headless
 //!     prints `headless <pid>`, then ends its main thread while another one runs on:
 //!     the thread-group leader is a zombie, the process alive (an owner).
@@ -39,6 +41,10 @@
 //!     `ocwrap::sys::fork_idle_children`), prints `decoys <N> master <pid>`, and for
 //!     each `check` line on stdin prints `disturbed <pid> …` for every one that was
 //!     signalled or is gone, then `checked <N>`. They die with it.
+//!
+//! `tree --leave-cgroup DIR` also starts a descendant that `setsid`+double-forks
+//! out of the group and then writes itself into the cgroup DIR (as
+//! `systemd-run --scope` or tmux would move it), printing `leaver <pid>`.
 //!
 //! `tree --late-chain K` (with --signals): on SIGTERM the server first starts a
 //! chain of K processes, each in a new session, ignoring SIGTERM, printing
@@ -71,8 +77,15 @@ fn main() -> ExitCode {
             .and_then(|i| rest.get(i + 1))
             .and_then(|v| v.parse::<u32>().ok())
     };
+    let text = |flag: &str| {
+        rest.iter()
+            .position(|a| a == flag)
+            .and_then(|i| rest.get(i + 1))
+            .cloned()
+    };
     match mode.as_str() {
         "tree" => tree(&Options {
+            leave_cgroup: text("--leave-cgroup"),
             children: value("--children").unwrap_or(0),
             escape: has("--escape"),
             transient: has("--transient"),
@@ -87,12 +100,16 @@ fn main() -> ExitCode {
             late_chain: value("--late-chain").unwrap_or(0),
         }),
         "wide" => match rest.first().and_then(|n| n.parse::<u32>().ok()) {
-            Some(total) if total >= 1 => wide(total, value("--fanout").unwrap_or(10).max(1)),
+            Some(total) if total >= 1 => wide(
+                total,
+                value("--fanout").unwrap_or(10).max(1),
+                has("--sessions"),
+            ),
             _ => usage(),
         },
         "node" => match (rest.first(), rest.get(1)) {
             (Some(size), Some(fanout)) => match (size.parse(), fanout.parse()) {
-                (Ok(size), Ok(fanout)) => node(size, fanout),
+                (Ok(size), Ok(fanout)) => node(size, fanout, has("--sessions")),
                 _ => usage(),
             },
             _ => usage(),
@@ -113,6 +130,13 @@ fn main() -> ExitCode {
             survive_usr_if(has("--survive-usr"));
             if let Some(parent) = value("--after-parent") {
                 wait_for_exit(parent);
+            }
+            if let Some(dir) = text("--into-cgroup") {
+                let procs = std::path::Path::new(&dir).join("cgroup.procs");
+                if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
+                    say(format_args!("leaving the cgroup failed: {e}"));
+                    return ExitCode::FAILURE;
+                }
             }
             say(format_args!("{} {}", label(rest), std::process::id()));
             block()
@@ -143,6 +167,7 @@ struct Options {
     mute: bool,
     listen_after: Option<std::time::Duration>,
     late_chain: u32,
+    leave_cgroup: Option<String>,
 }
 
 fn tree(opts: &Options) -> ExitCode {
@@ -170,6 +195,12 @@ fn tree(opts: &Options) -> ExitCode {
     }
     if opts.escape {
         relay(self_command(&["escape-middle", "escapee"], &flags), 1);
+    }
+    if let Some(dir) = &opts.leave_cgroup {
+        relay(
+            self_command(&["escape-middle", "leaver", "--into-cgroup", dir], &flags),
+            1,
+        );
     }
     if opts.transient {
         relay(
@@ -223,10 +254,16 @@ fn escape_middle(rest: &[String]) -> ExitCode {
     } else {
         "grandchild"
     };
+    let into = rest
+        .iter()
+        .position(|a| a == "--into-cgroup")
+        .and_then(|i| rest.get(i..i + 2))
+        .unwrap_or_default();
     let passed_on = rest
         .iter()
-        .map(String::as_str)
-        .filter(|a| *a == "--ignore-term" || *a == "--survive-usr");
+        .filter(|a| *a == "--ignore-term" || *a == "--survive-usr")
+        .chain(into)
+        .map(String::as_str);
     // The escapee announces itself only once this middle process has exited, so
     // that a test reading `escapee <pid>` finds it already reparented.
     let me = std::process::id().to_string();
@@ -432,21 +469,25 @@ fn start_late(left: u32) {
 }
 
 /// The root of a wide tree: the `server` line, the tree, then `ready <total>`.
-fn wide(total: u32, fanout: u32) -> ExitCode {
+fn wide(total: u32, fanout: u32, sessions: bool) -> ExitCode {
     say(format_args!(
         "server {} ppid {}",
         std::process::id(),
         Pid::parent().map_or(0, Pid::get)
     ));
-    let size = 1 + grow(total - 1, fanout);
+    let size = 1 + grow(total - 1, fanout, sessions);
     say(format_args!("ready {size}"));
     block()
 }
 
 /// A process of a wide tree heading `size` processes (itself included): says
 /// `up <size>` to its parent once all of them run.
-fn node(size: u32, fanout: u32) -> ExitCode {
-    let size = 1 + grow(size.saturating_sub(1), fanout);
+fn node(size: u32, fanout: u32, sessions: bool) -> ExitCode {
+    if sessions && sys::new_session().is_err() {
+        say("up 0");
+        return ExitCode::FAILURE;
+    }
+    let size = 1 + grow(size.saturating_sub(1), fanout, sessions);
     say(format_args!("up {size}"));
     block()
 }
@@ -455,12 +496,13 @@ fn node(size: u32, fanout: u32) -> ExitCode {
 /// near-equal size, and waits until each subtree says it is up; returns how many
 /// did. Each child's stdout is a pipe to us (dropped once it has spoken); its
 /// stderr is ours.
-fn grow(below: u32, fanout: u32) -> u32 {
+fn grow(below: u32, fanout: u32, sessions: bool) -> u32 {
     let branches = below.min(fanout);
+    let flags: &[&str] = if sessions { &["--sessions"] } else { &[] };
     let children: Vec<_> = (0..branches)
         .filter_map(|i| {
             let share = below / branches + u32::from(i < below % branches);
-            self_command(&["node", &share.to_string(), &fanout.to_string()], &[])
+            self_command(&["node", &share.to_string(), &fanout.to_string()], flags)
                 .spawn()
                 .ok()
         })

@@ -504,11 +504,49 @@ impl ControlListener {
     }
 }
 
-fn is_out_of_descriptors(error: &io::Error) -> bool {
+/// Whether `error` says the process (or the system) is out of descriptors.
+pub fn is_out_of_descriptors(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE) | Some(libc::ENFILE)
     )
+}
+
+/// A few descriptors held in reserve, to be given up for a moment when the
+/// process has none left: a look at a process, or a pidfd opened only to send
+/// one signal and the look that checks it, then closed (see `crate::tree`).
+#[derive(Debug)]
+pub struct DescriptorReserve(Vec<OwnedFd>);
+
+/// Descriptors in a [`DescriptorReserve`]: a pidfd and a `/proc` file open at
+/// once, and room to spare.
+const RESERVED: usize = 4;
+
+impl DescriptorReserve {
+    pub fn new() -> DescriptorReserve {
+        DescriptorReserve((0..RESERVED).filter_map(|_| reserve_descriptor()).collect())
+    }
+
+    /// Runs `f` with the reserve's descriptors free, then takes them back (as
+    /// many as are free again by then).
+    pub fn lend<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        self.0.clear();
+        let out = f();
+        self.0 = (0..RESERVED).filter_map(|_| reserve_descriptor()).collect();
+        out
+    }
+}
+
+impl Default for DescriptorReserve {
+    fn default() -> DescriptorReserve {
+        DescriptorReserve::new()
+    }
+}
+
+/// A descriptor that holds nothing: a copy of standard input (always open:
+/// see [`ensure_stdio_open`]).
+fn reserve_descriptor() -> Option<OwnedFd> {
+    std::io::stdin().as_fd().try_clone_to_owned().ok()
 }
 
 /// This process's limit on open descriptors (the soft `RLIMIT_NOFILE`), or

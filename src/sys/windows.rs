@@ -1290,6 +1290,28 @@ pub fn new_session() -> io::Result<()> {
     ))
 }
 
+/// Whether `error` says the process is out of descriptors: Windows sets no such
+/// limit on handles.
+pub fn is_out_of_descriptors(_error: &io::Error) -> bool {
+    false
+}
+
+/// A reserve for a process out of descriptors: Windows has no descriptor limit,
+/// so there is nothing to hold (see the Unix counterpart).
+#[derive(Debug, Default)]
+pub struct DescriptorReserve;
+
+impl DescriptorReserve {
+    pub fn new() -> DescriptorReserve {
+        DescriptorReserve
+    }
+
+    /// Runs `f`.
+    pub fn lend<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+}
+
 /// Test fixtures only: not offered (no `fork`).
 pub fn fork_idle_children(_count: usize) -> io::Result<Vec<Pid>> {
     Err(io::Error::new(

@@ -126,6 +126,100 @@ fn after_ocwrap_is_sigkilled_its_cgroup_holds_exactly_the_leftovers_and_gc_remov
     assert!(!cgroup.exists(), "gc removed {}", cgroup.display());
 }
 
+/// A cgroup of the test's own, beside the ones ocwrap makes (in the cgroup this
+/// test process runs in, found from /proc as ocwrap finds its own), removed on
+/// drop: where a descendant moves itself, as `systemd-run --scope` or tmux would.
+struct ElsewhereCgroup(PathBuf);
+
+impl ElsewhereCgroup {
+    fn new(tag: &str) -> ElsewhereCgroup {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").expect("read mounts");
+        let mount = mounts
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(2) == Some(&"cgroup2"))
+            .map(|f| PathBuf::from(f[1]))
+            .expect("a cgroup2 mount");
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("read our cgroup");
+        let own = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("our cgroup v2 path");
+        let dir = mount.join(own.trim_start_matches('/')).join(format!(
+            "ocwrap-test-elsewhere-{}-{tag}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).expect("make a cgroup of our own");
+        ElsewhereCgroup(dir)
+    }
+
+    fn holds(&self, pid: Pid) -> bool {
+        cgroup_members(&self.0).contains(&pid)
+    }
+}
+
+impl Drop for ElsewhereCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn a_descendant_that_moves_itself_to_another_cgroup_is_torn_down(how: &str) {
+    let elsewhere = ElsewhereCgroup::new(how);
+    let state = TempDir::new();
+    let dir = elsewhere.0.to_str().expect("utf-8 path");
+    let (mut session, mut run) = owned(how, &state, &["-v"], &["tree", "--leave-cgroup", dir]);
+    let mut procs = run.tree();
+    let leaver = run.proc("leaver");
+    assert!(elsewhere.holds(leaver.pid), "the leaver moved itself");
+    procs.push(leaver);
+    kill_and_reap(&mut session);
+    assert_all_gone(&procs);
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+}
+
+#[test]
+fn with_cgroup_containment_a_descendant_that_moves_to_another_cgroup_is_torn_down() {
+    a_descendant_that_moves_itself_to_another_cgroup_is_torn_down("cgroup");
+}
+
+#[test]
+fn with_group_containment_a_descendant_that_moves_to_another_cgroup_is_torn_down() {
+    a_descendant_that_moves_itself_to_another_cgroup_is_torn_down("group");
+}
+
+#[test]
+fn after_ocwrap_is_sigkilled_a_descendant_outside_its_cgroup_is_swept_by_its_marker() {
+    let elsewhere = ElsewhereCgroup::new("swept");
+    let state = TempDir::new();
+    let dir = elsewhere.0.to_str().expect("utf-8 path");
+    let mut run = Launch::ocwrap()
+        .args(["--owner", "none", "--contain", "cgroup", "--name", "left"])
+        .arg("--state-dir")
+        .arg(state.path())
+        .server(&["tree", "--leave-cgroup", dir])
+        .spawn();
+    run.tree();
+    let leaver = run.proc("leaver");
+    assert!(elsewhere.holds(leaver.pid), "the leaver moved itself");
+    let (server, supervisor) = run.server_and_supervisor();
+    supervisor.signal(libc::SIGKILL);
+    supervisor.wait_gone("the SIGKILLed supervisor");
+    server.wait_gone("the server, by its parent-death signal");
+    assert!(
+        leaver.is_running(),
+        "outside the cgroup, it outlived the kill"
+    );
+    let state_dir = state.path().to_str().expect("utf-8 path");
+    let (code, out, err) = ocwrap_once(&["gc", "--json", "--state-dir", state_dir]);
+    assert_eq!(code, 0, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).expect("gc --json");
+    let killed: Vec<Pid> = serde_json::from_value(answer["cleaned"][0]["killed"].clone())
+        .unwrap_or_else(|e| panic!("killed PIDs in {answer}: {e}"));
+    assert!(killed.contains(&leaver.pid), "{answer}");
+    leaver.wait_gone("the leaver, by its tree marker");
+}
+
 #[test]
 fn with_group_containment_the_walk_finds_a_thousand_process_tree() {
     let session = owner();
@@ -146,6 +240,41 @@ fn with_group_containment_the_walk_finds_a_thousand_process_tree() {
         sigterm_count(&stderr) >= 1000,
         "SIGTERM reached the whole tree: {stderr}"
     );
+}
+
+/// 200 processes, each in a session of its own (out of the group's reach), under
+/// a supervisor with 64 descriptors: fewer than it takes to pin them all. Each
+/// must still get SIGTERM before the grace starts: with a 60 s grace, the whole
+/// tree is gone long before SIGKILL could have come.
+fn sigterm_reaches_more_processes_than_descriptors(how: &str) {
+    let mut session = owner();
+    let mut run = Launch::program("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(crate::support::ocwrap_bin())
+        .args(["-v", "--contain", how, "--grace", "60s", "--owner-pid"])
+        .arg(session.pinned.pid.to_string())
+        .server(&["wide", "200", "--sessions"])
+        .spawn();
+    run.expect_line("ready 200");
+    kill_and_reap(&mut session);
+    // Every process of the tree inherited ocwrap's stderr: its end means all gone.
+    run.wait_stderr_closed("the 200-process tree, by SIGTERM");
+    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+    let stderr = run.stderr();
+    assert!(
+        !stderr.contains("SIGKILL"),
+        "no SIGKILL was needed: {stderr}"
+    );
+}
+
+#[test]
+fn with_group_containment_sigterm_reaches_more_processes_than_descriptors() {
+    sigterm_reaches_more_processes_than_descriptors("group");
+}
+
+#[test]
+fn with_cgroup_containment_sigterm_reaches_more_processes_than_descriptors() {
+    sigterm_reaches_more_processes_than_descriptors("cgroup");
 }
 
 #[test]

@@ -419,7 +419,7 @@ impl Running {
 }
 
 /// The labels of fixture lines that announce a process.
-const ANNOUNCED: [&str; 7] = [
+const ANNOUNCED: [&str; 9] = [
     "server",
     "child",
     "escapee",
@@ -427,6 +427,8 @@ const ANNOUNCED: [&str; 7] = [
     "spawner",
     "sleeper",
     "late",
+    "leaver",
+    "headless",
 ];
 
 impl Drop for Running {
