@@ -51,6 +51,9 @@ pub enum Error {
     },
     /// The control socket's path is longer than a socket address can hold.
     SocketPathTooLong { path: PathBuf, limit: usize },
+    /// Junk (a directory, a FIFO…) is where ocwrap keeps one of a name's files;
+    /// `what` says what and where ("a directory where the name's lock belongs").
+    InTheWay { path: PathBuf, what: String },
     /// A live supervisor holds the name.
     AlreadyRunning { name: String, pid: Option<Pid> },
     /// No live supervisor holds the name.
@@ -136,6 +139,9 @@ impl fmt::Display for Error {
             Error::AlreadyRunning { name, pid: None } => {
                 write!(f, "{name}: already running; use 'ocwrap up' to share it")
             }
+            Error::InTheWay { path, what } => {
+                write!(f, "{}: {what}; run 'ocwrap gc' to clear it", path.display())
+            }
             Error::NotRunning(name) => write!(f, "{name}: not running"),
             Error::Control { name, message } => write!(f, "{name}: {message}"),
             Error::Os { what, .. } => write!(f, "{what} failed"),
@@ -156,6 +162,7 @@ impl std::error::Error for Error {
             Error::Usage(_)
             | Error::UnsafeStateDir { .. }
             | Error::SocketPathTooLong { .. }
+            | Error::InTheWay { .. }
             | Error::AlreadyRunning { .. }
             | Error::NotRunning(_)
             | Error::Control { .. }

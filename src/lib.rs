@@ -19,6 +19,7 @@ pub mod error;
 pub mod exit;
 pub mod handoff;
 pub mod idle;
+pub mod junk;
 pub mod lifecycle;
 pub mod owner;
 pub mod process;

@@ -9,7 +9,8 @@
 //! describes what it supervises; it is written atomically (a private temp file
 //! renamed over it, `0600`) and bounded in size. Every state-dir entry is opened
 //! without following symlinks and without blocking, and read only when it is a
-//! regular file of a bounded size. A record is information, never authority: nothing
+//! regular file of a bounded size (a lock file is locked at any size: locking reads
+//! nothing). A record is information, never authority: nothing
 //! is signalled because a record says so without checking the process.
 
 use std::fs::{self, File};
@@ -34,9 +35,16 @@ pub const MAX_RECORD: u64 = 1 << 20;
 /// Bytes of the server's argv kept in the record; the rest is summarised.
 const MAX_COMMAND: usize = 16 * 1024;
 
-/// A lock file is a PID, a start time and perhaps a cgroup path; anything longer
-/// is not ours.
+/// A lock file's claim is a PID, a start time and perhaps a cgroup path; a longer
+/// one is not read (it is not a claim).
 const MAX_LOCK_CONTENT: u64 = 8 * 1024;
+
+/// The bound for opening a lock file to lock it or to probe its lock: none. Locking
+/// reads nothing, so size does not matter there, and a lock file made larger than
+/// any claim (by hand, even while it is held) still locks, still reads as held
+/// while it is, and is truncated by its next holder's claim: it never blocks a
+/// name, and a held one is never taken for free.
+const ANY_SIZE: u64 = u64::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -191,7 +199,13 @@ fn open_entry(path: &Path, limit: u64, write: bool, create: bool) -> Result<File
     let file = match file {
         Ok(f) => f,
         Err(e) if sys::is_symlink_refusal(&e) => return Err(Unreadable::NotRegular("a symlink")),
-        Err(e) => return Err(Unreadable::Io(e)),
+        // A directory opened for writing, a socket: refused by `open` itself.
+        Err(e) => {
+            return Err(match fs::symlink_metadata(path) {
+                Ok(meta) if !meta.is_file() => Unreadable::NotRegular(sys::file_kind(&meta)),
+                _ => Unreadable::Io(e),
+            });
+        }
     };
     let meta = file.metadata().map_err(Unreadable::Io)?;
     if !meta.is_file() {
@@ -370,7 +384,7 @@ pub fn remove_if_same(path: &Path, id: FileId) {
 }
 
 fn open_lock(path: &Path, create: bool) -> io::Result<File> {
-    match open_entry(path, MAX_LOCK_CONTENT, true, create) {
+    match open_entry(path, ANY_SIZE, true, create) {
         Ok(file) => Ok(file),
         Err(Unreadable::Io(e)) => Err(e),
         Err(why) => Err(io::Error::new(
@@ -397,7 +411,7 @@ pub fn may_be_held(path: &Path) -> bool {
 /// file), `None` when a shortage of resources kept us from looking.
 fn lock_hold(path: &Path) -> Option<bool> {
     let shortage = |e: &io::Error| sys::is_resource_shortage(e);
-    match open_entry(path, MAX_LOCK_CONTENT, false, false) {
+    match open_entry(path, ANY_SIZE, false, false) {
         Ok(file) => match sys::try_lock_shared(&file) {
             Ok(taken) => Some(!taken),
             Err(e) if shortage(&e) => None,
@@ -411,7 +425,7 @@ fn lock_hold(path: &Path) -> Option<bool> {
 /// Waits until nobody holds the lock at `path`, or until `deadline`; true when it
 /// is free (or gone).
 pub fn wait_until_free(path: &Path, deadline: Instant) -> bool {
-    let Ok(file) = open_entry(path, MAX_LOCK_CONTENT, false, false) else {
+    let Ok(file) = open_entry(path, ANY_SIZE, false, false) else {
         return true;
     };
     let (tx, rx) = std::sync::mpsc::channel();

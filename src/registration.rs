@@ -33,6 +33,7 @@ use crate::contain;
 use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
+use crate::junk::{self, Cleared, Role};
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::record::{self, Claim, Lock, Record, RecordState, SupervisorId, Unreadable};
 use crate::state::{Name, StateDir};
@@ -87,11 +88,16 @@ impl Registration {
         };
         lock.claim(&claim)
             .map_err(Error::os("writing the lock file"))?;
-        let socket = match ControlSocket::bind(&state.socket_path(&stem)) {
+        let socket_path = state.socket_path(&stem);
+        let socket = match ControlSocket::bind(&socket_path) {
             Ok(socket) => socket,
             Err(e) => {
                 lock.remove();
-                return Err(Error::os("binding the control socket")(e));
+                return Err(junk::in_the_way_or(
+                    &socket_path,
+                    Role::Socket,
+                    "binding the control socket",
+                )(e));
             }
         };
         Ok(Registration {
@@ -348,15 +354,33 @@ enum Files {
         socket: FileId,
     },
     /// Whatever is at the paths (never followed: a symlink is removed itself):
-    /// what a sweeper or `gc` removes, holding the name's lock or finding it junk.
-    AtPaths,
+    /// what a sweeper removes, holding the name's lock.
+    AtPaths(Clearing),
+}
+
+/// What a removal by path takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clearing {
+    /// The files: what the sweep every command runs first removes. A directory
+    /// under one of the names stays, for `gc`.
+    Files,
+    /// The files and any junk under the names (see [`crate::junk`]), `up`'s turn
+    /// lock included when it is junk: what `gc` removes, saying what became of each.
+    Junk,
 }
 
 /// Removes a registration: the record and the socket first, the lock last, so
 /// that whoever finds the lock free finds nothing else of it. The one place that
 /// removes a registration, for a supervisor at its end, the sweep and `gc`.
-fn remove_registration(state: &StateDir, stem: &str, files: Files, lock: Option<Lock>) {
+/// Returns what became of each entry cleared as junk ([`Clearing::Junk`]).
+fn remove_registration(
+    state: &StateDir,
+    stem: &str,
+    files: Files,
+    lock: Option<Lock>,
+) -> Vec<Cleared> {
     let (record, socket) = (state.record_path(stem), state.socket_path(stem));
+    let mut cleared = Vec::new();
     match files {
         Files::Ours {
             record: record_id,
@@ -367,18 +391,43 @@ fn remove_registration(state: &StateDir, stem: &str, files: Files, lock: Option<
             }
             record::remove_if_same(&socket, socket_id);
         }
-        Files::AtPaths => {
+        Files::AtPaths(Clearing::Files) => {
             let _ = std::fs::remove_file(&record);
             let _ = std::fs::remove_file(&socket);
+        }
+        Files::AtPaths(Clearing::Junk) => {
+            cleared.extend(
+                junk_paths(state, stem)
+                    .iter()
+                    .filter_map(|p| junk::clear(p)),
+            );
         }
     }
     match lock {
         Some(lock) => lock.remove(),
-        // A lock path that is not a regular file cannot be locked: it is junk.
-        None => {
-            let _ = std::fs::remove_file(state.lock_path(stem));
-        }
+        // A lock path that is not a regular file cannot be locked: it is junk,
+        // which only `gc` comes here to clear.
+        None => cleared.extend(junk::clear(&state.lock_path(stem))),
     }
+    cleared
+}
+
+/// What removing `stem` with [`Clearing::Junk`] clears besides the lock, in
+/// order: the record, the socket, and the turn lock when it is junk.
+fn junk_paths(state: &StateDir, stem: &str) -> Vec<std::path::PathBuf> {
+    let turn = state.turn_path(stem);
+    let turn_is_junk = junk::in_the_way(&turn, Role::Turn).is_some();
+    let mut paths = vec![state.record_path(stem), state.socket_path(stem)];
+    paths.extend(turn_is_junk.then_some(turn));
+    paths
+}
+
+/// Every entry that removing `stem` with [`Clearing::Junk`] clears, as it is
+/// now, and what clearing it does: what `gc --dry-run` reports.
+pub fn junk_plan(state: &StateDir, stem: &str) -> Vec<junk::Entry> {
+    let mut paths = junk_paths(state, stem);
+    paths.push(state.lock_path(stem));
+    paths.iter().filter_map(|p| junk::Entry::at(p)).collect()
 }
 
 /// Takes the lock of `stem`. Held by a live supervisor: `AlreadyRunning`. Held by
@@ -389,9 +438,11 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
     let path = state.lock_path(stem);
     let give_up = Instant::now() + SWEEPER_WAIT;
     loop {
-        if let Some(lock) =
-            Lock::try_acquire(path.clone()).map_err(Error::os("locking the name"))?
-        {
+        if let Some(lock) = Lock::try_acquire(path.clone()).map_err(junk::in_the_way_or(
+            &path,
+            Role::Lock,
+            "locking the name",
+        ))? {
             return Ok(lock);
         }
         let holder = record::claimed_by(&path)
@@ -433,9 +484,10 @@ pub struct DeadSupervisor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockFile {
     Absent,
+    /// A regular file, of any size (see [`record::Lock`]).
     Regular,
-    /// A symlink, FIFO, directory…: junk that only `gc` removes.
-    NotRegular,
+    /// A symlink, FIFO, directory… (which, in words): junk that only `gc` removes.
+    NotRegular(&'static str),
 }
 
 impl LockFile {
@@ -443,7 +495,7 @@ impl LockFile {
         match std::fs::symlink_metadata(path) {
             Err(_) => LockFile::Absent,
             Ok(m) if m.is_file() => LockFile::Regular,
-            Ok(_) => LockFile::NotRegular,
+            Ok(m) => LockFile::NotRegular(sys::file_kind(&m)),
         }
     }
 }
@@ -477,6 +529,16 @@ impl Found {
         }
     }
 
+    /// [`Found::look`] by the holder of the stem's lock (a sweeper, `gc`), or by
+    /// `gc` finding it junk: nobody else holds it, so it is not live, and what is
+    /// said about it is what its files say.
+    fn look_holding(state: &StateDir, stem: &str) -> Found {
+        Found {
+            live: false,
+            ..Found::look(state, stem)
+        }
+    }
+
     pub fn record(&self) -> Option<&Record> {
         self.record.as_ref().and_then(|r| r.as_ref().ok())
     }
@@ -504,7 +566,7 @@ impl Found {
         if let Some(running) = ids.iter().find(|d| d.id.is_running()) {
             return Fate::NamesRunning(running.id.pid);
         }
-        if self.lock_file == LockFile::NotRegular {
+        if matches!(self.lock_file, LockFile::NotRegular(_)) {
             return Fate::Unverifiable;
         }
         if !ids.is_empty() {
@@ -530,10 +592,15 @@ impl Found {
 
     /// What is wrong with this entry, if anything, in a few words.
     pub fn problem(&self) -> Option<String> {
+        let lock_junk = match self.lock_file {
+            LockFile::NotRegular(kind) => Some(junk::describe(kind, Role::Lock)),
+            LockFile::Absent | LockFile::Regular => None,
+        };
         match (&self.record, self.fate()) {
             (_, Fate::Live) if self.record.is_none() => Some("starting: no record yet".into()),
             (Some(Err(why)), _) => Some(format!("record {why}")),
             (_, Fate::Live) => None,
+            (_, _) if lock_junk.is_some() => lock_junk,
             (_, Fate::NamesRunning(pid)) => Some(format!(
                 "names supervisor pid {pid}, which runs but does not hold this name"
             )),
@@ -560,6 +627,8 @@ pub struct Removed {
     pub problem: Option<String>,
     /// The leftover processes that were torn down.
     pub killed: Vec<Pid>,
+    /// What became of each entry, with [`Clearing::Junk`]; empty otherwise.
+    pub cleared: Vec<Cleared>,
 }
 
 /// Removes the registration of every verifiably dead supervisor, tearing down its
@@ -570,7 +639,7 @@ pub fn sweep(state: &StateDir) -> Vec<Removed> {
         .into_iter()
         .filter(|stem| !record::is_held(&state.lock_path(stem)))
         .filter(|stem| matches!(Found::look(state, stem).fate(), Fate::Dead(_)))
-        .filter_map(|stem| remove_dead(state, &stem))
+        .filter_map(|stem| remove_dead(state, &stem, Clearing::Files))
         .collect();
     for r in removed.iter().filter(|r| !r.killed.is_empty()) {
         diag::say(format_args!(
@@ -584,44 +653,50 @@ pub fn sweep(state: &StateDir) -> Vec<Removed> {
 
 /// Takes the lock of a registration that looked dead, looks again under the lock
 /// (it may have changed), tears down the dead supervisors' leftovers and removes
-/// the files. `None` when someone else holds the lock or it is not dead after all.
-pub fn remove_dead(state: &StateDir, stem: &str) -> Option<Removed> {
+/// the files (and junk, with [`Clearing::Junk`]). `None` when someone else holds
+/// the lock or it is not dead after all.
+pub fn remove_dead(state: &StateDir, stem: &str, clearing: Clearing) -> Option<Removed> {
     let lock_path = state.lock_path(stem);
     let lock = if LockFile::at(&lock_path) == LockFile::Regular {
         Lock::try_existing(lock_path).ok()??
     } else {
         Lock::try_acquire(lock_path).ok()??
     };
-    let found = Found::look(state, stem);
+    let found = Found::look_holding(state, stem);
     let Fate::Dead(ids) = found.fate_of_contents() else {
         drop(lock);
         return None;
     };
     let killed = ids.iter().flat_map(tear_down).collect();
-    remove_registration(state, stem, Files::AtPaths, Some(lock));
+    let cleared = remove_registration(state, stem, Files::AtPaths(clearing), Some(lock));
     Some(Removed {
         problem: found.problem(),
         stem: found.stem,
         killed,
+        cleared,
     })
 }
 
 /// Removes a registration whose files cannot be trusted (corrupt, not regular, or
 /// a copy of another supervisor's record), if `still_so` holds for what is found
-/// under its lock: the files go, nothing is signalled. For `gc` only.
+/// under its lock: the files and any junk under its names go, nothing is
+/// signalled. For `gc` only.
 pub fn remove_untrusted(
     state: &StateDir,
     stem: &str,
     still_so: impl Fn(&Found) -> bool,
 ) -> Option<Removed> {
     let lock_path = state.lock_path(stem);
-    // A lock path that is not a regular file cannot be locked; it is junk itself.
     let lock = match Lock::try_acquire(lock_path.clone()) {
         Ok(Some(lock)) => Some(lock),
         Ok(None) => return None,
-        Err(_) => None,
+        // A lock path that is not a regular file cannot be locked: it is junk
+        // itself. Any other failure (out of descriptors) proves nothing: a lock
+        // file that cannot be locked now is left alone.
+        Err(_) if matches!(LockFile::at(&lock_path), LockFile::NotRegular(_)) => None,
+        Err(_) => return None,
     };
-    let found = Found::look(state, stem);
+    let found = Found::look_holding(state, stem);
     if !still_so(&found) {
         // A lock file without a claim is ours (just made) or abandoned: not kept.
         if let Some(lock) = lock.filter(|_| found.claimed.is_none()) {
@@ -629,11 +704,12 @@ pub fn remove_untrusted(
         }
         return None;
     }
-    remove_registration(state, stem, Files::AtPaths, lock);
+    let cleared = remove_registration(state, stem, Files::AtPaths(Clearing::Junk), lock);
     Some(Removed {
         stem: stem.to_string(),
         problem: found.problem(),
         killed: Vec::new(),
+        cleared,
     })
 }
 

@@ -133,16 +133,21 @@ impl StateDir {
     /// The stems of every `*.json` and `*.lock` here (records and locks of live,
     /// dead and half-started supervisors alike), sorted, without duplicates.
     pub fn stems(&self) -> Vec<String> {
+        self.stems_of(&["json", "lock"])
+    }
+
+    /// The stems of every entry here named `<stem>.<ext>` for one of `exts` (`up`,
+    /// `sock`, …), whatever kind of file it is; sorted, without duplicates.
+    pub fn stems_of(&self, exts: &[&str]) -> Vec<String> {
         let mut stems: Vec<String> = fs::read_dir(&self.path)
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let stem = name
-                    .strip_suffix(".json")
-                    .or_else(|| name.strip_suffix(".lock"))?;
-                (!stem.starts_with('.')).then(|| stem.to_string())
+                let (stem, ext) = name.rsplit_once('.')?;
+                (exts.contains(&ext) && !stem.is_empty() && !stem.starts_with('.'))
+                    .then(|| stem.to_string())
             })
             .collect();
         stems.sort();

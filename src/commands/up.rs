@@ -30,6 +30,7 @@ use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{self, Channel, Event, Handoff};
+use crate::junk::{self, Role};
 use crate::owner::{self, Owner};
 use crate::process::Pid;
 use crate::ready::Probe;
@@ -125,8 +126,12 @@ fn bring_up(
     let lock = state.lock_path(stem);
     let deadline = crate::duration::deadline_after(Instant::now(), timeout);
     loop {
-        let turn = Lock::acquire_until(state.turn_path(stem), deadline)
-            .map_err(|e| Failure::from_error(Error::os("waiting for our turn")(e)))?
+        let turn_path = state.turn_path(stem);
+        let turn = Lock::acquire_until(turn_path.clone(), deadline)
+            .map_err(|e| {
+                let e = junk::in_the_way_or(&turn_path, Role::Turn, "waiting for our turn")(e);
+                Failure::from_error(e)
+            })?
             .ok_or_else(|| {
                 failure(
                     format!("{stem}: another ocwrap up held the turn past the ready timeout"),
@@ -150,6 +155,14 @@ fn bring_up(
             turn.remove();
             let url = crate::supervisor::url(&config.host, port);
             return Ok(Outcome::External { url, port });
+        }
+        // Junk under the name's lock or socket would fail the supervisor at once:
+        // said here, with nothing started.
+        let in_the_way = junk::ensure_clear(&lock, Role::Lock)
+            .and_then(|()| junk::ensure_clear(&state.socket_path(stem), Role::Socket));
+        if let Err(e) = in_the_way {
+            turn.remove();
+            return Err(Failure::from_error(e));
         }
         let log = log_path(config, state, stem);
         let mut started = Started::spawn(config, owners, log)?;

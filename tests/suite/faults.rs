@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::support::{
     DEADLINE, Launch, Proc, Running, State, TempDir, assert_all_gone, attach_line, eventually,
-    fixture_bin, free_port, kill_and_reap, ocwrap_bin, ocwrap_once, owner, owner_dies_tree_goes,
-    raw_request,
+    fixture_bin, free_port, kill_and_reap, mkfifo, ocwrap_bin, ocwrap_once, owner,
+    owner_dies_tree_goes, raw_request,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -31,14 +31,6 @@ fn served(socket: &Path) -> Value {
 
 fn json_line(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
-}
-
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
 }
 
 // 1. Lease semantics.
@@ -677,7 +669,9 @@ fn fifos_named_like_records_or_locks_never_hang_a_command() {
     let mut run = dir.run(&["--name", "y", "--owner", "none"], TREE);
     assert_eq!(run.exit_code(), 125);
     assert!(
-        run.stderr().contains("not a regular file"),
+        run.stderr()
+            .contains("a FIFO where the name's lock belongs")
+            && run.stderr().contains("run 'ocwrap gc'"),
         "{}",
         run.stderr()
     );

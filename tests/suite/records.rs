@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, State, TempDir, assert_state_dir_refused, attach_line, eventually, fixture_bin,
-    free_port, kill_and_reap, owner, raw_request, status_json,
+    Junk, Launch, Proc, Running, State, TempDir, assert_state_dir_refused, attach_line, eventually,
+    fixture_bin, free_port, kill_and_reap, owner, raw_request, status_json,
 };
 use ocwrap::process::Pid;
 use ocwrap::sys;
@@ -585,4 +585,331 @@ fn gc_kills_the_leftovers_of_a_sigkilled_supervisor_and_removes_its_record() {
         "an unrelated process is untouched"
     );
     kill_and_reap(&mut decoy);
+}
+
+// 10. Junk under a name: what gc lists it clears (or says why not), and the name
+// can be taken again.
+
+/// Plants every kind of junk at `<prefix>-<kind>.<ext>`; returns the names, sorted.
+fn plant_every_kind(state: &State, prefix: &str, ext: &str) -> Vec<String> {
+    let target = state.tmp().file("precious", "do not touch\n");
+    let mut names: Vec<String> = Junk::ALL
+        .iter()
+        .map(|junk| {
+            let name = format!("{prefix}-{}", junk.word());
+            junk.plant(&state.dir.join(format!("{name}.{ext}")), &target);
+            name
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn is_there(state: &State, file: &str) -> bool {
+    std::fs::symlink_metadata(state.dir.join(file)).is_ok()
+}
+
+/// `gc --json`, or `gc --dry-run --json`: the exit code and the object.
+fn gc_json(state: &State, dry_run: bool) -> (i32, Value) {
+    let args: &[&str] = if dry_run {
+        &["--dry-run", "--json"]
+    } else {
+        &["--json"]
+    };
+    let (code, out, err) = state.cmd("gc", args);
+    let json = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("gc --json is not JSON ({e}): {out:?} {err:?}"));
+    (code, json)
+}
+
+/// The names a gc object lists under `list`.
+fn names_in(gc: &Value, list: &str) -> Vec<String> {
+    gc[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {gc}"))
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name").to_string())
+        .collect()
+}
+
+/// Asserts that gc lists `name` with one directory moved aside, from `<file>` to
+/// `<file>.moved-aside`.
+fn assert_moved_aside(gc: &Value, state: &State, name: &str, file: &str) {
+    let entry = gc["cleaned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not cleaned: {gc}"));
+    let path = state.dir.join(file);
+    let to = state.dir.join(format!("{file}.moved-aside"));
+    assert_eq!(
+        entry["moved_aside"],
+        serde_json::json!([{"path": path, "kind": "a directory", "to": to}]),
+        "{entry}"
+    );
+}
+
+/// The full directory that gc moved aside, with what was in it, and the target of
+/// the symlink, untouched.
+fn assert_nothing_lost(state: &State, file: &str) {
+    let aside = state.dir.join(format!("{file}.moved-aside"));
+    assert_eq!(
+        std::fs::read_to_string(aside.join("inside")).unwrap(),
+        "kept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.tmp().path().join("precious")).unwrap(),
+        "do not touch\n",
+        "the symlink was not followed"
+    );
+}
+
+/// Each name can be taken again: a supervisor runs under it and writes its record;
+/// then all of them stop.
+fn assert_names_usable(state: &State, names: &[String]) {
+    let mut runs: Vec<Running> = names
+        .iter()
+        .map(|name| state.run(&["--name", name, "--owner", "none"], &["tree"]))
+        .collect();
+    for (name, run) in names.iter().zip(&mut runs) {
+        run.expect_line("ready");
+        state.served(name);
+        let record = std::fs::symlink_metadata(state.dir.join(format!("{name}.json")));
+        assert!(
+            record.is_ok_and(|m| m.is_file()),
+            "{name}: the record is written"
+        );
+    }
+    let (code, _, err) = state.cmd("stop", &["--all", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    for run in &mut runs {
+        assert_eq!(run.exit_code(), 0, "{}", run.stderr());
+    }
+}
+
+/// gc with and without `--dry-run` over the planted `files`: the dry run lists
+/// the names `listed` and changes nothing, the run does what the dry run said and
+/// `cleared` are gone. Returns what the run printed.
+fn gc_as_planned(state: &State, files: &[String], listed: &[String], cleared: &[String]) -> Value {
+    let (code, plan) = gc_json(state, true);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(names_in(&plan, "cleaned"), listed, "{plan}");
+    for file in files {
+        assert!(is_there(state, file), "--dry-run leaves {file}");
+    }
+    let (code, gc) = gc_json(state, false);
+    assert_eq!(code, 0, "{gc}");
+    assert_eq!(
+        gc["cleaned"], plan["cleaned"],
+        "gc does what --dry-run said"
+    );
+    for file in cleared {
+        assert!(!is_there(state, file), "{file} cleared: {gc}");
+    }
+    for json in [&plan, &gc] {
+        assert_eq!(json["not_cleaned"], serde_json::json!([]), "{json}");
+    }
+    gc
+}
+
+#[test]
+fn gc_clears_every_kind_of_junk_under_a_lock_and_the_name_is_taken_again() {
+    let state = State::new();
+    assert_eq!(state.cmd("status", &[]).0, 0);
+    let names = plant_every_kind(&state, "lock", "lock");
+    let files: Vec<String> = names.iter().map(|n| format!("{n}.lock")).collect();
+    // Oversized: a lock file is locked at any size, so this one is a stale lock.
+    let gc = gc_as_planned(&state, &files, &names, &files);
+    assert_moved_aside(&gc, &state, "lock-fulldir", "lock-fulldir.lock");
+    assert_nothing_lost(&state, "lock-fulldir.lock");
+    assert_names_usable(&state, &names);
+}
+
+#[test]
+fn gc_clears_every_kind_of_junk_under_a_record_and_the_name_is_recorded_again() {
+    let state = State::new();
+    assert_eq!(state.cmd("status", &[]).0, 0);
+    let names = plant_every_kind(&state, "record", "json");
+    let files: Vec<String> = names.iter().map(|n| format!("{n}.json")).collect();
+    let gc = gc_as_planned(&state, &files, &names, &files);
+    assert_moved_aside(&gc, &state, "record-fulldir", "record-fulldir.json");
+    assert_nothing_lost(&state, "record-fulldir.json");
+    assert_names_usable(&state, &names);
+}
+
+#[test]
+fn gc_clears_a_directory_under_a_socket_and_the_name_is_taken_again() {
+    let state = State::new();
+    assert_eq!(state.cmd("status", &[]).0, 0);
+    let names = plant_every_kind(&state, "socket", "sock");
+    let mut run = state.run(&["--name", "socket-emptydir", "--owner", "none"], &["tree"]);
+    assert_eq!(run.exit_code(), 125);
+    assert!(
+        run.stderr()
+            .contains("a directory where the control socket belongs; run 'ocwrap gc'"),
+        "{}",
+        run.stderr()
+    );
+    // Only a directory keeps a socket from being bound: binding replaces the rest.
+    let dirs = ["socket-emptydir".to_string(), "socket-fulldir".to_string()];
+    let files: Vec<String> = names.iter().map(|n| format!("{n}.sock")).collect();
+    let cleared: Vec<String> = dirs.iter().map(|n| format!("{n}.sock")).collect();
+    let gc = gc_as_planned(&state, &files, &dirs, &cleared);
+    assert_moved_aside(&gc, &state, "socket-fulldir", "socket-fulldir.sock");
+    assert_names_usable(&state, &names);
+    assert_nothing_lost(&state, "socket-fulldir.sock");
+}
+
+#[test]
+fn gc_clears_junk_under_a_turn_lock_even_beside_a_live_supervisor_and_up_works_again() {
+    let state = State::new();
+    let mut live = state.run(&["--name", "turn-live", "--owner", "none"], TREE);
+    let procs = live.tree();
+    state.served("turn-live");
+    let names = plant_every_kind(&state, "turn", "up");
+    std::fs::create_dir(state.dir.join("turn-live.up")).unwrap();
+    let up = |name: &str| {
+        state.cmd(
+            "up",
+            &[
+                "--json",
+                "--name",
+                name,
+                "--owner",
+                "none",
+                "--",
+                fixture_bin(),
+                "tree",
+            ],
+        )
+    };
+    let (code, out, err) = up("turn-emptydir");
+    assert_eq!(code, 125, "{out} {err}");
+    assert!(
+        out.contains("a directory where up's turn lock belongs; run 'ocwrap gc'"),
+        "{out}"
+    );
+    // Oversized: a turn lock is locked at any size, so it is no junk.
+    let mut junk: Vec<String> = names
+        .iter()
+        .filter(|n| *n != "turn-oversized")
+        .cloned()
+        .collect();
+    junk.push("turn-live".to_string());
+    junk.sort();
+    let cleared: Vec<String> = junk.iter().map(|n| format!("{n}.up")).collect();
+    let mut files = cleared.clone();
+    files.push("turn-oversized.up".to_string());
+    let gc = gc_as_planned(&state, &files, &junk, &cleared);
+    assert_eq!(gc["live"], serde_json::json!(["turn-live"]), "{gc}");
+    assert_moved_aside(&gc, &state, "turn-fulldir", "turn-fulldir.up");
+    assert_nothing_lost(&state, "turn-fulldir.up");
+    for p in &procs {
+        assert!(p.is_running(), "the live supervisor's tree is untouched");
+    }
+    let (code, out, err) = up("turn-live");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "attached"
+    );
+    for name in &names {
+        let (code, out, err) = up(name);
+        assert_eq!(code, 0, "{name}: {out} {err}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["status"],
+            "started",
+            "{name}"
+        );
+    }
+    assert!(
+        !is_there(&state, "turn-oversized.up"),
+        "up removes the turn lock it held, oversized or not"
+    );
+    let (code, _, err) = state.cmd("stop", &["--all", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(live.exit_code(), 0);
+}
+
+#[test]
+fn an_oversized_lock_that_someone_holds_is_live_and_left_alone() {
+    let state = State::new();
+    assert_eq!(state.cmd("status", &[]).0, 0);
+    let path = state.dir.join("held.lock");
+    Junk::Oversized.plant(&path, &path);
+    let holder = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    holder.lock().expect("hold the lock");
+    for dry_run in [true, false] {
+        let (code, gc) = gc_json(&state, dry_run);
+        assert_eq!(code, 0, "{gc}");
+        assert_eq!(gc["live"], serde_json::json!(["held"]), "{gc}");
+        assert_eq!(gc["cleaned"], serde_json::json!([]), "{gc}");
+    }
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        2 << 20,
+        "untouched"
+    );
+    drop(holder);
+    let (code, gc) = gc_json(&state, false);
+    assert_eq!(code, 0, "{gc}");
+    assert_eq!(names_in(&gc, "cleaned"), ["held"], "{gc}");
+    assert!(!path.exists(), "a free one is a stale lock, removed");
+}
+
+#[test]
+fn junk_that_gc_cannot_clear_is_reported_with_its_path_and_gc_fails() {
+    assert_eq!(
+        sys::effective_uid(),
+        0,
+        "this test needs root (CI runs as root) to run ocwrap as nobody"
+    );
+    let tmp = TempDir::new();
+    let dir = tmp.path().join("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(dir.join("n.lock")).unwrap();
+    std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    // Private to nobody, and read-only: nothing in it can be removed or renamed.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let gc = |args: &[&str]| {
+        let mut run = Launch::ocwrap()
+            .uid(NOBODY)
+            .arg("gc")
+            .args(args)
+            .args(["--state-dir", dir.to_str().unwrap()])
+            .spawn();
+        let code = run.exit_code();
+        (code, run.seen.join("\n"))
+    };
+    let (code, out) = gc(&["--json"]);
+    assert_eq!(code, 1, "{out}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["cleaned"], serde_json::json!([]), "{json}");
+    assert_eq!(names_in(&json, "not_cleaned"), ["n"], "{json}");
+    let left = &json["not_cleaned"][0]["left"];
+    assert_eq!(
+        left[0]["path"],
+        dir.join("n.lock").to_str().unwrap(),
+        "{left}"
+    );
+    assert!(
+        left[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{left}"
+    );
+    let (code, out) = gc(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("could not clean n") && out.contains("is still there"),
+        "{out}"
+    );
+    assert!(!out.contains("removed"), "{out}");
+    assert!(dir.join("n.lock").is_dir());
 }

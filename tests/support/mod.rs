@@ -549,6 +549,71 @@ impl Drop for TempDir {
     }
 }
 
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// What a test plants under a state-dir name where ocwrap keeps a file of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Junk {
+    EmptyDir,
+    /// A directory with a file `inside` in it, saying `kept`.
+    FullDir,
+    Fifo,
+    /// A symlink to a file outside the state dir.
+    Symlink,
+    Socket,
+    /// A regular file over every bound ocwrap reads a state-dir file within.
+    Oversized,
+}
+
+impl Junk {
+    pub const ALL: [Junk; 6] = [
+        Junk::EmptyDir,
+        Junk::FullDir,
+        Junk::Fifo,
+        Junk::Symlink,
+        Junk::Socket,
+        Junk::Oversized,
+    ];
+
+    /// A word for it, to make names of: `emptydir`, `fifo`, ….
+    pub fn word(self) -> &'static str {
+        match self {
+            Junk::EmptyDir => "emptydir",
+            Junk::FullDir => "fulldir",
+            Junk::Fifo => "fifo",
+            Junk::Symlink => "symlink",
+            Junk::Socket => "socket",
+            Junk::Oversized => "oversized",
+        }
+    }
+
+    /// Plants it at `path`; a symlink points at `target`.
+    pub fn plant(self, path: &Path, target: &Path) {
+        match self {
+            Junk::EmptyDir => std::fs::create_dir(path).expect("make a directory"),
+            Junk::FullDir => {
+                std::fs::create_dir(path).expect("make a directory");
+                std::fs::write(path.join("inside"), "kept").expect("write into it");
+            }
+            Junk::Fifo => mkfifo(path),
+            Junk::Symlink => std::os::unix::fs::symlink(target, path).expect("make a symlink"),
+            Junk::Socket => {
+                std::os::unix::net::UnixListener::bind(path).expect("bind a socket");
+            }
+            Junk::Oversized => std::fs::File::create(path)
+                .and_then(|f| f.set_len(2 << 20))
+                .expect("make a 2 MiB file"),
+        }
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
