@@ -139,6 +139,11 @@ pub struct Record {
     /// Why the tree is being torn down; only while `state` is `stopping`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_cause: Option<StopCause>,
+    /// The server exited 0 and left its tree running, which ocwrap follows
+    /// (docs/DESIGN.md, "Lifecycle", rule 9): `server` names the leader that
+    /// exited.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub daemonized: bool,
 }
 
 const MARKER_KEY: &str = "OCWRAP_TREE";

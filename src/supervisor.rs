@@ -221,6 +221,7 @@ fn new_record(
         contain: containment.kind(),
         cgroup: containment.cgroup_path(),
         stop_cause: None,
+        daemonized: false,
     }
 }
 
@@ -263,6 +264,11 @@ struct Supervisor {
     child_event: bool,
     /// Start-up pages were given back ([`sys::release_startup_pages`]).
     started_up: bool,
+    /// Where the port is probed (`--host`).
+    host: String,
+    /// The server daemonized: its leader exited 0 and left the tree running,
+    /// which is followed until it ends by itself or a rule tears it down.
+    following: bool,
 }
 
 /// Which of the loop's sources were ready after a `poll`.
@@ -301,6 +307,8 @@ impl Supervisor {
             teardown: Teardown::new(config.grace),
             child_event: true,
             started_up: false,
+            host: config.host.clone(),
+            following: false,
         }
     }
 
@@ -388,7 +396,7 @@ impl Supervisor {
         sources.extend(tree.into_iter().map(|w| (w, Interest::Read)));
         // Where the server's exit sends no signal (Windows), its handle wakes us,
         // until its exit was seen: an exited process stays ready.
-        let exit = if self.stage.is_stopping() {
+        let exit = if self.stage.is_stopping() || self.following {
             0..0
         } else {
             push_read(
@@ -636,10 +644,44 @@ impl Supervisor {
 
     fn check_server(&mut self, now: Instant) {
         self.tree.reap_orphans();
-        if !self.stage.is_stopping() && self.tree.leader_exited() {
-            diag::note(format_args!("server pid {} exited", self.tree.leader()));
+        if self.stage.is_stopping() {
+            return;
+        }
+        if self.following {
+            // Its last process is our child or orphan: its exit is a SIGCHLD.
+            if !self.tree.has_live_members() {
+                diag::note("the daemonized server's tree has ended by itself");
+                self.apply(Input::ServerExited, now);
+            }
+            return;
+        }
+        if !self.tree.leader_exited() {
+            return;
+        }
+        diag::note(format_args!("server pid {} exited", self.tree.leader()));
+        if self.daemonized() {
+            diag::note(
+                "it exited 0 and left its tree running (it daemonized): the tree is followed",
+            );
+            self.following = true;
+            self.record.daemonized = true;
+            self.registration.save(&self.record);
+        } else {
             self.apply(Input::ServerExited, now);
         }
+    }
+
+    /// Whether the server daemonized (docs/DESIGN.md, "Lifecycle", rule 9): it
+    /// has a port, its leader exited 0, processes of its tree run on, and, once
+    /// it was ready, one of them still accepts on the port (before readiness the
+    /// probe goes on, as for any server).
+    fn daemonized(&mut self) -> bool {
+        let Some(port) = self.record.port else {
+            return false;
+        };
+        self.tree.leader_succeeded()
+            && self.tree.has_live_members()
+            && (!self.stage.is_ready() || Probe::new(&self.host, port, None).check())
     }
 
     fn check_owners(&mut self, now: Instant) {

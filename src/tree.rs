@@ -133,6 +133,21 @@ impl ServerTree {
         self.server.has_exited().unwrap_or(true)
     }
 
+    /// Whether the leader has exited with status 0 (it is not reaped).
+    pub fn leader_succeeded(&self) -> bool {
+        self.server.exited_successfully()
+    }
+
+    /// Whether any process of the tree runs, the leader aside once it exited:
+    /// what the walk finds below the supervisor (in any containment), or, where
+    /// the kernel lists no children, what the scan finds.
+    pub fn has_live_members(&mut self) -> bool {
+        if matches!(self.finder, Finder::Scan) {
+            return !self.look().is_empty();
+        }
+        !self.walk().is_empty()
+    }
+
     /// What becomes ready when the leader exits, where its exit wakes the loop no
     /// other way (on Unix, SIGCHLD does: nothing).
     pub fn exit_waitable(&self) -> Option<Waitable<'_>> {

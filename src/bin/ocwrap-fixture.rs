@@ -42,6 +42,11 @@
 //!     each `check` line on stdin prints `disturbed <pid> …` for every one that was
 //!     signalled or is gone, then `checked <N>`. They die with it.
 //!
+//! `tree --listen PORT --daemonize` daemonizes instead of listening itself: a
+//! descendant that `setsid`+double-forked out of the group listens on PORT
+//! (printing `daemon <pid>` and `listening …`), then the server prints `ready` and
+//! exits 0.
+//!
 //! `tree --leave-cgroup DIR` also starts a descendant that `setsid`+double-forks
 //! out of the group and then writes itself into the cgroup DIR (as
 //! `systemd-run --scope` or tmux would move it), printing `leaver <pid>`.
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
     match mode.as_str() {
         "tree" => tree(&Options {
             leave_cgroup: text("--leave-cgroup"),
+            daemonize: has("--daemonize"),
             children: value("--children").unwrap_or(0),
             escape: has("--escape"),
             transient: has("--transient"),
@@ -131,6 +137,11 @@ fn main() -> ExitCode {
             if let Some(parent) = value("--after-parent") {
                 wait_for_exit(parent);
             }
+            if let Some(port) = value("--listen-at").and_then(|p| u16::try_from(p).ok()) {
+                say(format_args!("{} {}", label(rest), std::process::id()));
+                listen(port, false);
+                return block();
+            }
             if let Some(dir) = text("--into-cgroup") {
                 let procs = std::path::Path::new(&dir).join("cgroup.procs");
                 if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
@@ -168,6 +179,7 @@ struct Options {
     listen_after: Option<std::time::Duration>,
     late_chain: u32,
     leave_cgroup: Option<String>,
+    daemonize: bool,
 }
 
 fn tree(opts: &Options) -> ExitCode {
@@ -214,6 +226,15 @@ fn tree(opts: &Options) -> ExitCode {
             Ok(0) | Err(_) => say("stdin eof"),
             Ok(_) => say(format_args!("stdin {}", line.trim_end())),
         }
+    }
+    if let (Some(port), true) = (opts.listen, opts.daemonize) {
+        let port = port.to_string();
+        relay(
+            self_command(&["escape-middle", "daemon", "--listen-at", &port], &flags),
+            2,
+        );
+        say("ready");
+        return ExitCode::SUCCESS;
     }
     if let Some(port) = opts.listen {
         if let Some(delay) = opts.listen_after {
@@ -263,6 +284,12 @@ fn escape_middle(rest: &[String]) -> ExitCode {
         .iter()
         .filter(|a| *a == "--ignore-term" || *a == "--survive-usr")
         .chain(into)
+        .chain(
+            rest.iter()
+                .position(|a| a == "--listen-at")
+                .and_then(|i| rest.get(i..i + 2))
+                .unwrap_or_default(),
+        )
         .map(String::as_str);
     // The escapee announces itself only once this middle process has exited, so
     // that a test reading `escapee <pid>` finds it already reparented.

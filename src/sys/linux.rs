@@ -302,6 +302,21 @@ pub fn has_exited(pid: Pid) -> io::Result<bool> {
     Ok(unsafe { info.si_pid() } != 0)
 }
 
+/// Whether our child `pid` has exited with status 0, without reaping it.
+pub fn exited_successfully(pid: Pid) -> bool {
+    // SAFETY: siginfo_t is plain data; zeroed is a valid "nothing happened" value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid writes into `info`, which lives for the call.
+    let rc = unsafe { libc::waitid(libc::P_PID, pid.get() as libc::id_t, &mut info, flags) };
+    // SAFETY: after a successful waitid the kernel filled si_pid, and si_status
+    // with it (0 in si_pid: not exited yet).
+    rc == 0
+        && unsafe { info.si_pid() } != 0
+        && info.si_code == libc::CLD_EXITED
+        && unsafe { info.si_status() } == 0
+}
+
 /// One process from `/proc/PID/stat`, or `None` when there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
     proc_lookup(pid).ok().flatten()

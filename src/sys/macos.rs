@@ -533,6 +533,16 @@ pub fn has_exited(pid: Pid) -> io::Result<bool> {
     }
 }
 
+/// Whether our child `pid` has exited with status 0, without reaping it.
+pub fn exited_successfully(pid: Pid) -> bool {
+    // SAFETY: siginfo_t is plain data; zeroed is a valid "nothing happened" value.
+    let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid writes into `info`, which lives for the call.
+    let rc = unsafe { libc::waitid(libc::P_PID, pid.get() as libc::id_t, &mut info, flags) };
+    rc == 0 && info.si_pid != 0 && info.si_code == libc::CLD_EXITED && info.si_status == 0
+}
+
 /// The kernel's `proc_bsdinfo` for `pid`, zombies included (a non-zero `arg` asks
 /// XNU to look among zombies too), or `None` when there is no such process or it
 /// belongs to another user and we are not root.

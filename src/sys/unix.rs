@@ -222,6 +222,11 @@ impl ServerChild {
         reap(self.pid)
     }
 
+    /// Whether it has exited with status 0, without reaping it.
+    pub fn exited_successfully(&self) -> bool {
+        os::exited_successfully(self.pid)
+    }
+
     /// Nothing: its exit wakes the loop through SIGCHLD.
     pub fn exit_waitable(&self) -> Option<Waitable<'_>> {
         None

@@ -852,6 +852,12 @@ impl ServerChild {
         Ok(Some(ExitStatus::from_raw(code)))
     }
 
+    /// Whether it has exited with status 0 (the handle keeps the status; nothing
+    /// is reaped on Windows).
+    pub fn exited_successfully(&self) -> bool {
+        matches!(self.reap(), Ok(Some(status)) if status.success())
+    }
+
     /// Its process handle: signalled once it has exited (no SIGCHLD here).
     pub fn exit_waitable(&self) -> Option<Waitable<'_>> {
         Some(self.process.as_handle())

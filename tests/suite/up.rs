@@ -417,6 +417,44 @@ fn a_server_that_accepts_but_never_answers_fails_within_the_ready_timeout() {
     );
 }
 
+/// The daemon's PID, from its `daemon <pid>` line in the log.
+fn daemon_in_log(up: &Up) -> Option<Pid> {
+    let log = std::fs::read_to_string(up.dir.join(format!("port-{}.log", up.port))).ok()?;
+    log.lines()
+        .find_map(|l| l.strip_prefix("daemon "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+#[test]
+fn a_server_that_daemonizes_is_followed_not_torn_down() {
+    let up = Up::new();
+    let mut session = owner();
+    let port = up.port.to_string();
+    let mut run = up
+        .launch(
+            &["--owner-pid", &session.pinned.pid.to_string()],
+            &["tree", "--listen", &port, "--daemonize"],
+        )
+        .spawn();
+    assert_eq!(run.exit_code(), 0, "{:?} {}", run.seen, run.stderr());
+    let answer = one_object(&run.seen.join("\n"));
+    assert_eq!(answer["status"], "started", "{answer}");
+    let leader = Proc::pin(Pid::new(answer["pid"].as_i64().unwrap() as i32).unwrap());
+    leader.wait_gone("the server's leader, which exits 0 once its daemon listens");
+    let daemon = Proc::pin(daemon_in_log(&up).expect("the daemon named itself in the log"));
+    let dir = up.dir.clone();
+    let record = || status_json(&dir)["supervisors"][0]["record"].clone();
+    crate::support::eventually("the record says the server daemonized", || {
+        record()["daemonized"] == true
+    });
+    assert!(daemon.is_running(), "the daemon is followed, not torn down");
+    assert!(!up.port_free(), "the daemon still serves the port");
+    assert!(up.lock_held(), "its supervisor holds the name");
+    kill_and_reap(&mut session);
+    daemon.wait_gone("the daemon, once its only owner is gone");
+    crate::support::eventually("the name is free", || !up.lock_held());
+}
+
 #[test]
 fn up_needs_a_port_or_a_name() {
     let (code, _, err) = ocwrap_once(&["up", "--", "true"]);

@@ -419,7 +419,7 @@ impl Running {
 }
 
 /// The labels of fixture lines that announce a process.
-const ANNOUNCED: [&str; 9] = [
+const ANNOUNCED: [&str; 10] = [
     "server",
     "child",
     "escapee",
@@ -429,6 +429,7 @@ const ANNOUNCED: [&str; 9] = [
     "late",
     "leaver",
     "headless",
+    "daemon",
 ];
 
 impl Drop for Running {
