@@ -112,13 +112,24 @@ export type ReleaseOptions = CommonOptions &
       }
   );
 
-export interface ReleaseResult {
-  status: "released";
-  name: string;
-  released: number | null;
-  /** The leases that are left. */
-  owners: Owner[];
-}
+export type ReleaseResult =
+  | {
+      status: "released";
+      name: string;
+      released: number | null;
+      /** The leases that are left. */
+      owners: Owner[];
+    }
+  | {
+      /**
+       * The request went out whole but the supervisor did not answer in time (a
+       * stopped one, say): it is carried out when the supervisor runs again.
+       */
+      status: "unconfirmed";
+      name: string;
+      released: number | null;
+      message: string;
+    };
 
 export type RecordState = "starting" | "ready" | "stopping";
 
@@ -142,6 +153,8 @@ export interface SupervisorRecord {
   cgroup: string | null;
   /** Why the tree is being torn down; only while state is "stopping". */
   stop_cause?: StopCause;
+  /** The server exited 0 and left its tree running, which ocwrap follows. */
+  daemonized?: boolean;
 }
 
 export interface StatusResult {
@@ -163,6 +176,10 @@ export interface StopResult {
   status: "stopped" | "not_running";
   stopped: Array<{ name: string; supervisor_pid: number; server_pid: number }>;
   not_running: string[];
+  /** Sent whole, not answered in time (a stopped supervisor stops when it runs again). */
+  unconfirmed: Array<{ name: string; error: string }>;
+  /** With `wait`: not answered in time, and gone since. */
+  stopped_unconfirmed: string[];
   errors: Array<{ name: string; error: string }>;
 }
 
