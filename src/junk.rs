@@ -129,7 +129,7 @@ impl Entry {
     pub fn at(path: &Path) -> Option<Entry> {
         let meta = fs::symlink_metadata(path).ok()?;
         let is_dir = meta.is_dir();
-        let action = if is_dir && !is_empty_dir(path, FileId::of(&meta)) {
+        let action = if is_dir && !FileId::at(path).is_some_and(|id| is_empty_dir(path, id)) {
             Action::MoveAside(aside_path(path))
         } else {
             Action::Remove
