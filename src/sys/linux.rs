@@ -537,30 +537,17 @@ pub fn process_names(pid: Pid) -> Vec<String> {
 /// The user ID of the process at the other end of a Unix socket, as the kernel
 /// recorded it at `connect(2)` (`SO_PEERCRED`): it cannot be forged by the peer.
 pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> io::Result<u32> {
-    // SAFETY: ucred is plain data; zeroed is a valid value to be overwritten.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives for the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(cred.uid)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    peer_credentials(stream).map(|cred| cred.uid)
 }
 
 /// The PID of the process at the other end of a Unix socket, as the kernel
 /// recorded it at `connect(2)` (`SO_PEERCRED`) and translated into our PID
 /// namespace: `None` when the peer is outside it (the kernel says 0).
 pub fn peer_pid(stream: &std::os::unix::net::UnixStream) -> io::Result<Option<Pid>> {
+    peer_credentials(stream).map(|cred| Pid::new(cred.pid))
+}
+
+fn peer_credentials(stream: &std::os::unix::net::UnixStream) -> io::Result<libc::ucred> {
     // SAFETY: ucred is plain data; zeroed is a valid value to be overwritten.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -575,7 +562,7 @@ pub fn peer_pid(stream: &std::os::unix::net::UnixStream) -> io::Result<Option<Pi
         )
     };
     if rc == 0 {
-        Ok(Pid::new(cred.pid))
+        Ok(cred)
     } else {
         Err(io::Error::last_os_error())
     }
