@@ -61,9 +61,9 @@ pub fn client_limit() -> usize {
 }
 
 /// How long a client waits for the supervisor to take its request and answer
-/// one that is answered at once (`status`, `stop`, `release`): the supervisor's
-/// own [`REQUEST_DEADLINE`], so that a client gives up no sooner than a live
-/// supervisor would answer.
+/// one that is answered at once (`status`, `stop`, `release`), counted from
+/// before it connects: as long as the supervisor's own [`REQUEST_DEADLINE`],
+/// which a running supervisor answers well within.
 pub const IO_TIMEOUT: Duration = REQUEST_DEADLINE;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +298,9 @@ struct Client {
     peer: Option<Pid>,
     deadline: Instant,
     phase: Phase,
+    /// Accepted past the connection limit (or on the reserve descriptor) because
+    /// its request was complete: answered at once, never held.
+    past_limit: bool,
 }
 
 #[derive(Debug)]
@@ -349,13 +352,7 @@ impl Clients {
     /// connection: at least a quarter of them (one at the least) stay for
     /// requests answered at once, such as `stop`.
     pub fn hold(&mut self, id: ClientId, until: Instant) -> bool {
-        let held = self
-            .open
-            .iter()
-            .filter(|c| matches!(c.phase, Phase::Held { .. }))
-            .count();
-        let share = self.limit.saturating_sub((self.limit / 4).max(1));
-        if held >= share || self.open.len() > self.limit {
+        if !self.can_hold(id) {
             return false;
         }
         match self.open.iter_mut().find(|c| c.id == id) {
@@ -365,6 +362,28 @@ impl Clients {
             }
             None => false,
         }
+    }
+
+    /// Whether the reply to `id` may be held: it was accepted within the limit,
+    /// and fewer replies are held than three quarters of the limit (all but a
+    /// quarter, rounded down; one at the least).
+    pub fn can_hold(&self, id: ClientId) -> bool {
+        let held = self
+            .open
+            .iter()
+            .filter(|c| matches!(c.phase, Phase::Held { .. }))
+            .count();
+        let share = (self.limit - self.limit / 4).max(1);
+        held < share
+            && self
+                .open
+                .iter()
+                .any(|c| c.id == id && !c.past_limit && matches!(c.phase, Phase::Handling))
+    }
+
+    /// Whether the connection `id` is still open.
+    pub fn is_open(&self, id: ClientId) -> bool {
+        self.open.iter().any(|c| c.id == id)
     }
 
     /// Accepts every pending connection, reads and writes what can be read and
@@ -398,8 +417,22 @@ impl Clients {
                     ));
                     continue;
                 }
-                Phase::Reading(_) | Phase::Writing { .. } if now >= client.deadline => {
+                Phase::Writing { .. } if now >= client.deadline => {
                     client.expire();
+                    continue;
+                }
+                // A request that is whole by now is served, however late the
+                // loop came to it (a stopped supervisor, resumed): its client
+                // was told the supervisor would act on it.
+                Phase::Reading(ref mut buffer) if now >= client.deadline => {
+                    match read_some(&mut client.stream, buffer) {
+                        Some(Ok(request)) => {
+                            client.phase = Phase::Handling;
+                            complete.push((client.id, request));
+                        }
+                        Some(Err(reply)) => client.answer(&reply),
+                        None => client.expire(),
+                    }
                     continue;
                 }
                 _ => {}
@@ -458,31 +491,38 @@ impl Clients {
                 peer,
                 deadline: now + REQUEST_DEADLINE,
                 phase: Phase::Reading(Vec::new()),
+                past_limit: false,
             };
             self.next += 1;
-            let refusal = if socket.listener.took_reserve() {
-                Some(Reply::refused(
+            // Answered at once into an empty socket buffer, then dropped.
+            if let Some(refusal) = foreign_peer(&client.stream) {
+                client.answer(&refusal);
+                continue;
+            }
+            let busy = if socket.listener.took_reserve() {
+                Reply::refused(Refusal::Busy, "busy: out of file descriptors; try again")
+            } else if self.open.len() >= self.limit {
+                Reply::refused(
                     Refusal::Busy,
-                    "busy: out of file descriptors; try again".to_string(),
-                ))
+                    format!(
+                        "busy: {} control connections are open; try again",
+                        self.limit
+                    ),
+                )
             } else {
-                refusal_at_accept(&client.stream, self.open.len(), self.limit)
+                self.open.push(client);
+                continue;
             };
-            match refusal {
-                None => self.open.push(client),
-                Some(busy) if busy.kind == Some(Refusal::Busy) => {
-                    match read_some(&mut client.stream, &mut Vec::new()) {
-                        Some(Ok(request)) => {
-                            client.phase = Phase::Handling;
-                            complete.push((client.id, request));
-                            self.open.push(client);
-                        }
-                        Some(Err(reply)) => client.answer(&reply),
-                        None => client.answer(&busy),
-                    }
+            match read_some(&mut client.stream, &mut Vec::new()) {
+                // Served in this turn of the loop and closed, never held.
+                Some(Ok(request)) => {
+                    client.phase = Phase::Handling;
+                    client.past_limit = true;
+                    complete.push((client.id, request));
+                    self.open.push(client);
                 }
-                // Answered at once into an empty socket buffer, then dropped.
-                Some(refusal) => client.answer(&refusal),
+                Some(Err(reply)) => client.answer(&reply),
+                None => client.answer(&busy),
             }
         }
         complete
@@ -541,28 +581,19 @@ fn has_gone(stream: &mut ControlStream) -> bool {
     }
 }
 
-fn refusal_at_accept(stream: &ControlStream, open: usize, limit: usize) -> Option<Reply> {
+/// The refusal of a peer of another user (or one that cannot be identified).
+fn foreign_peer(stream: &ControlStream) -> Option<Reply> {
     match stream.peer_user() {
-        Ok(uid) if uid == sys::current_user() => {}
-        Ok(uid) => {
-            return Some(Reply::refused(
-                Refusal::ForeignPeer,
-                format!("refused: peer uid {uid} is not this supervisor's user"),
-            ));
-        }
-        Err(e) => {
-            return Some(Reply::refused(
-                Refusal::ForeignPeer,
-                format!("refused: cannot identify the peer: {e}"),
-            ));
-        }
+        Ok(uid) if uid == sys::current_user() => None,
+        Ok(uid) => Some(Reply::refused(
+            Refusal::ForeignPeer,
+            format!("refused: peer uid {uid} is not this supervisor's user"),
+        )),
+        Err(e) => Some(Reply::refused(
+            Refusal::ForeignPeer,
+            format!("refused: cannot identify the peer: {e}"),
+        )),
     }
-    (open >= limit).then(|| {
-        Reply::refused(
-            Refusal::Busy,
-            format!("busy: {limit} control connections are open; try again"),
-        )
-    })
 }
 
 /// Reads what the peer has sent so far. `None`: the request is not complete yet;
@@ -914,14 +945,16 @@ mod tests {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut streams = Vec::new();
+        let mut served = Vec::new();
+        // One at a time: a named pipe has one instance waiting for a client.
         for _ in 0..8 {
             let mut stream = ControlStream::connect(&scratch.socket()).unwrap();
             stream
                 .write_all_until(b"{\"op\":\"status\",\"wait_ready\":true}\n", deadline)
                 .unwrap();
             streams.push(stream);
+            served.extend(serve(&mut clients, &mut socket, 1));
         }
-        let served = serve(&mut clients, &mut socket, 8);
         let later = Instant::now() + Duration::from_secs(60);
         let held: Vec<bool> = served
             .iter()

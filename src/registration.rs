@@ -746,6 +746,9 @@ fn tear_down(dead: &DeadSupervisor) -> Vec<Pid> {
         return pids;
     }
     pids.extend(escaped);
+    // A cgroup member just killed may still show its marker.
+    pids.sort();
+    pids.dedup();
     let mut teardown = Teardown::new(Duration::ZERO);
     teardown.begin(Instant::now(), &mut leftovers);
     teardown.run_to_end(&mut leftovers);

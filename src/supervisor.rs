@@ -264,8 +264,9 @@ struct Supervisor {
     child_event: bool,
     /// Start-up pages were given back ([`sys::release_startup_pages`]).
     started_up: bool,
-    /// Where the port is probed (`--host`).
-    host: String,
+    /// A TCP connect to the port (`--host`, resolved at start), for telling a
+    /// server that daemonized.
+    port_probe: Option<Probe>,
     /// The server daemonized: its leader exited 0 and left the tree running,
     /// which is followed until it ends by itself or a rule tears it down.
     following: bool,
@@ -307,7 +308,7 @@ impl Supervisor {
             teardown: Teardown::new(config.grace),
             child_event: true,
             started_up: false,
-            host: config.host.clone(),
+            port_probe: config.port.map(|port| Probe::new(&config.host, port, None)),
             following: false,
         }
     }
@@ -496,29 +497,35 @@ impl Supervisor {
 
     fn on_request(&mut self, client: ClientId, request: Request, now: Instant) {
         diag::note(format_args!("control {request:?}"));
-        let reply = match namespace_refusal(&request, self.clients.peer(client)) {
-            None => self.handle(&request, now),
-            Some(refusal) => refusal,
+        let waits = request.waits_for_ready() && !self.stage.is_ready();
+        let reply = if let Some(refusal) = namespace_refusal(&request, self.clients.peer(client)) {
+            refusal
+        } else if waits && self.stage.is_stopping() {
+            // Torn down before it was ready: it never will be.
+            Reply::refused(Refusal::Stopping, "stopping: the server is being torn down")
+        } else if waits && !self.clients.can_hold(client) {
+            // Refused before anything is done: an attach refused here adds no lease.
+            Reply::refused(
+                Refusal::Busy,
+                "busy: the replies that may wait for readiness are all taken; try again",
+            )
+        } else {
+            self.handle(&request, now)
         };
         if let Some(error) = &reply.error {
             diag::note(format_args!("control refused: {error}"));
         }
-        let wants_ready = reply.ok && !self.stage.is_ready();
-        if !(wants_ready && request.waits_for_ready()) {
-            self.clients.reply(client, &reply);
-        } else if self
-            .clients
-            .hold(client, deadline_after(now, request.hold()))
+        if reply.ok
+            && waits
+            && self
+                .clients
+                .hold(client, deadline_after(now, request.hold()))
         {
+            let clients = &self.clients;
+            self.waiting.retain(|&id| clients.is_open(id));
             self.waiting.push(client);
         } else {
-            self.clients.reply(
-                client,
-                &Reply::refused(
-                    Refusal::Busy,
-                    "busy: the replies that may wait for readiness are all taken; try again",
-                ),
-            );
+            self.clients.reply(client, &reply);
         }
     }
 
@@ -676,12 +683,12 @@ impl Supervisor {
     /// it was ready, one of them still accepts on the port (before readiness the
     /// probe goes on, as for any server).
     fn daemonized(&mut self) -> bool {
-        let Some(port) = self.record.port else {
+        if self.port_probe.is_none() {
             return false;
-        };
+        }
         self.tree.leader_succeeded()
             && self.tree.has_live_members()
-            && (!self.stage.is_ready() || Probe::new(&self.host, port, None).check())
+            && (!self.stage.is_ready() || self.port_probe.as_ref().is_some_and(Probe::check))
     }
 
     fn check_owners(&mut self, now: Instant) {

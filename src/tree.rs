@@ -142,10 +142,13 @@ impl ServerTree {
     /// what the walk finds below the supervisor (in any containment), or, where
     /// the kernel lists no children, what the scan finds.
     pub fn has_live_members(&mut self) -> bool {
-        if matches!(self.finder, Finder::Scan) {
-            return !self.look().is_empty();
+        match self.finder {
+            Finder::Scan => !self.look().is_empty(),
+            // The cgroup (on Windows, the job) holds members whose parents are
+            // gone, where no subreaper keeps them below us.
+            Finder::Cgroup(_) => !self.look().is_empty() || !self.walk().is_empty(),
+            Finder::Walk => !self.walk().is_empty(),
         }
-        !self.walk().is_empty()
     }
 
     /// What becomes ready when the leader exits, where its exit wakes the loop no
@@ -591,22 +594,22 @@ impl Pins {
         if self.unpinned.is_empty() {
             return;
         }
+        let mut still = Vec::new();
         for waiting in std::mem::take(&mut self.unpinned) {
             match self.open(waiting.info) {
                 Ok(Some(pidfd)) => self.watch(waiting.info, pidfd, waiting.sent),
                 Ok(None) => {}
-                Err(()) => {
-                    let info = waiting.info;
-                    let alive = self.with_room(|| {
-                        sys::proc_info(info.pid)
-                            .is_some_and(|now| now.start == info.start && now.is_live())
-                    });
-                    if alive {
-                        self.unpinned.push(waiting);
-                    }
-                }
+                Err(()) => still.push(waiting),
             }
         }
+        // Those that could not be pinned: still running? One lend for them all.
+        self.unpinned = self.reserve.lend(|| {
+            still.retain(|w| {
+                sys::proc_info(w.info.pid)
+                    .is_some_and(|now| now.start == w.info.start && now.is_live())
+            });
+            still
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -622,38 +625,47 @@ impl Pins {
     /// pidfd of the moment (see the type's header).
     /// Returns how many processes had it.
     pub fn send(&mut self, signal: Signal, group_signalled: Option<Pid>) -> usize {
-        let in_group = |info: &ProcInfo| {
-            signal != sys::SIGKILL
-                && group_signalled.is_some()
-                && sys::proc_info(info.pid)
-                    .is_some_and(|now| now.start == info.start && now.pgid == group_signalled)
+        // Whether `info` is in the group that just had `signal`; a look that
+        // fails for want of descriptors is made again with the reserve's.
+        let in_group = |info: &ProcInfo, reserve: &mut DescriptorReserve| {
+            if signal == sys::SIGKILL || group_signalled.is_none() {
+                return false;
+            }
+            let look = match sys::proc_lookup(info.pid) {
+                Err(e) if sys::is_out_of_descriptors(&e) => {
+                    reserve.lend(|| sys::proc_lookup(info.pid))
+                }
+                look => look,
+            };
+            matches!(look, Ok(Some(now)) if now.start == info.start && now.pgid == group_signalled)
         };
+        let Pins {
+            pinned,
+            unpinned,
+            reserve,
+            ..
+        } = self;
         let mut reached = 0;
-        for pinned in self.pinned.iter_mut().filter(|p| !p.sent.contains(&signal)) {
-            if in_group(&pinned.info) || pinned.pidfd.send_signal(signal).is_ok() {
+        for pinned in pinned.iter_mut().filter(|p| !p.sent.contains(&signal)) {
+            if in_group(&pinned.info, reserve) || pinned.pidfd.send_signal(signal).is_ok() {
                 reached += 1;
             }
             pinned.sent.push(signal);
         }
-        let mut unpinned = std::mem::take(&mut self.unpinned);
         for waiting in unpinned.iter_mut().filter(|u| !u.sent.contains(&signal)) {
             let info = waiting.info;
-            let had = self.with_room(|| {
-                in_group(&info)
-                    || matches!(
-                        PidFd::open(info.pid).map(|pidfd| {
-                            sys::proc_info(info.pid).is_some_and(|now| now.start == info.start)
-                                && pidfd.send_signal(signal).is_ok()
-                        }),
-                        Ok(true)
-                    )
-            });
+            let had = in_group(&info, reserve)
+                || reserve.lend(|| {
+                    PidFd::open(info.pid).is_ok_and(|pidfd| {
+                        sys::proc_info(info.pid).is_some_and(|now| now.start == info.start)
+                            && pidfd.send_signal(signal).is_ok()
+                    })
+                });
             if had {
                 reached += 1;
             }
             waiting.sent.push(signal);
         }
-        self.unpinned = unpinned;
         reached
     }
 

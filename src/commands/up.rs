@@ -220,10 +220,20 @@ fn attach(
         Ok(reply) if matches!(reply.kind, Some(Refusal::Busy | Refusal::Timeout)) => {
             Err(timed_out())
         }
+        Ok(reply) if reply.kind == Some(Refusal::BadRequest) => Err(failure(
+            format!(
+                "{stem}: its supervisor does not understand this ocwrap's attach ({}); it runs another version of ocwrap: stop it, or use the same version",
+                reply.error.unwrap_or_default()
+            ),
+            None,
+        )),
         Ok(reply) => Err(failure(
             reply.error.unwrap_or_else(|| "attach refused".into()),
             None,
         )),
+        // The wait was for readiness: a supervisor that did not answer in time
+        // was not ready in time.
+        Err(control::RequestError::Unanswered { .. }) => Err(timed_out()),
         Err(e) if Instant::now() >= deadline => Err(failure(
             format!("{stem}: not ready before the ready timeout ({e})"),
             None,

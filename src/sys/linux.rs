@@ -579,6 +579,10 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
 /// Longest path a Unix socket address can hold (`sun_path` less its NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// What a non-blocking `connect(2)` to a Unix socket whose backlog is full fails
+/// with.
+pub const BACKLOG_FULL: &[libc::c_int] = &[libc::EAGAIN];
+
 /// The address of the Unix socket at `path`, in the C layout `connect(2)` takes.
 pub fn unix_socket_address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.

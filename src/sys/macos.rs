@@ -873,6 +873,11 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
 /// less its NUL).
 pub const MAX_SOCKET_PATH: usize = 103;
 
+/// What a non-blocking `connect(2)` to a Unix socket whose backlog is full fails
+/// with: XNU refuses such a connection outright (`ECONNREFUSED`, as for a socket
+/// nobody listens on; callers ask only a supervisor that holds its lock).
+pub const BACKLOG_FULL: &[libc::c_int] = &[libc::EAGAIN, libc::ECONNREFUSED];
+
 /// The address of the Unix socket at `path`, in the C layout `connect(2)` takes
 /// (with the BSD length byte).
 pub fn unix_socket_address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {

@@ -612,7 +612,9 @@ impl ControlStream {
             match err.raw_os_error() {
                 // Under way: the first write waits until it is made.
                 Some(libc::EINPROGRESS) => {}
-                Some(libc::EAGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
+                Some(code) if os::BACKLOG_FULL.contains(&code) => {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
                 _ => return Err(err),
             }
         }

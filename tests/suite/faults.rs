@@ -253,6 +253,32 @@ fn replies_held_until_readiness_cannot_shut_out_stop() {
 }
 
 #[test]
+fn a_reply_that_would_wait_for_readiness_during_teardown_is_refused_at_once() {
+    let dir = State::new();
+    let port = free_port().to_string();
+    // Never ready (nothing listens), and slow to go (ignores SIGTERM, 60 s grace).
+    let mut run = dir.run(
+        &[
+            "--name", "late", "--owner", "none", "--port", &port, "--grace", "60s",
+        ],
+        &["tree", "--ignore-term"],
+    );
+    let procs = run.tree();
+    let (code, _, err) = dir.cmd("stop", &["--name", "late"]);
+    assert_eq!(code, 0, "{err}");
+    // The stop was handled before its reply: teardown has begun.
+    assert_eq!(served(&dir.socket("late"))["state"], "stopping");
+    let reply = raw_request(
+        &dir.socket("late"),
+        b"{\"op\":\"status\",\"wait_ready\":true}\n",
+    );
+    assert_eq!(reply["kind"], "stopping", "{reply}");
+    let (code, _, err) = dir.cmd("stop", &["--name", "late", "--wait"]);
+    assert_eq!(code, 0, "a second stop is SIGKILL: {err}");
+    assert_all_gone(&procs);
+}
+
+#[test]
 fn a_stopped_supervisor_gets_release_and_stop_unconfirmed_and_carries_them_out() {
     let dir = State::new();
     let session = owner();
