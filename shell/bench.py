@@ -1,4 +1,4 @@
-"""ocwrap benchmarks (issues 5, 9 and 10), printed as one markdown report.
+"""ocwrap benchmarks, printed as one markdown report.
 
 B1 launch overhead: `ocwrap -- true` (each containment) beside `true`,
    `setsid -w true`, `tini -s -- true`, `dumb-init true` (hyperfine); then ocwrap

@@ -1,4 +1,4 @@
-"""Chaos suite (issues 5 and 8): SIGKILL one of {owner, ocwrap, the server, the
+"""Chaos suite: SIGKILL one of {owner, ocwrap, the server, the
 `up` caller} at a random moment of a random phase (starting, ready, tearing down),
 under a random perturbation of the control socket or the state dir, with decoys
 alive the whole time: a server started by hand on another port and an unrelated

@@ -10,7 +10,7 @@
 # rustc-web, its standard library, its source, its clippy and the libLLVM they link,
 # unpacks them under target/xcheck/toolchain, and runs cargo with that rustc and
 # `-Zbuild-std`. The standard library's source builds only with the compiler it was
-# released with (issue 11 saw rustup's 1.95 fail on Debian's 1.96 source), so every
+# released with (rustup's 1.95 failed on Debian's 1.96 source), so every
 # package is taken at the version of the rustc-web package, looked up with apt-cache
 # at run time: the versioned names (libstd-rust-web-1.NN, libllvmNN) move with
 # security updates.

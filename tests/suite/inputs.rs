@@ -1,4 +1,4 @@
-//! Bad input (issue 8): durations past the limit, boolean environment values, hosts
+//! Bad input: durations past the limit, boolean environment values, hosts
 //! and state-dir paths that slipped through their checks, and owners that can never
 //! exit. Each is refused before anything starts, with the right exit code and a
 //! message that names the problem; each good spelling next to it still works.
