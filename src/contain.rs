@@ -137,7 +137,7 @@ pub fn kill_leftover_cgroup(path: &str, marker_value: &str) -> io::Result<Vec<Pi
     let found = cgroup.members()?;
     if !cgroup.kill()? {
         for &pid in &found {
-            signal_member(&cgroup, pid, sys::SIGKILL);
+            let _ = signal_member(&cgroup, pid, sys::SIGKILL);
         }
     }
     if !cgroup.wait_empty(LEFTOVER_KILL_WAIT)? {
@@ -190,12 +190,14 @@ fn supervisor_is_alive(marker_value: &str) -> io::Result<bool> {
 
 /// Sends `signal` to `pid` only if, once pinned by a pidfd, it is still in `cgroup`:
 /// a PID read from the cgroup's list and recycled since then is left alone.
-pub fn signal_member(cgroup: &Cgroup, pid: Pid, signal: Signal) {
-    if let Ok(pidfd) = sys::PidFd::open(pid)
-        && cgroup.holds(pid)
-    {
+/// An error when the pidfd could not be opened or the membership not read (out
+/// of descriptors, say): then nothing was sent.
+pub fn signal_member(cgroup: &Cgroup, pid: Pid, signal: Signal) -> io::Result<()> {
+    let pidfd = sys::PidFd::open(pid)?;
+    if cgroup.holds(pid)? {
         let _ = pidfd.send_signal(signal);
     }
+    Ok(())
 }
 
 #[cfg(test)]

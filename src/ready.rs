@@ -370,6 +370,7 @@ mod tests {
 
     #[test]
     fn a_listening_port_is_ready_and_a_closed_one_is_not() {
+        let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, None), Instant::now());
@@ -382,6 +383,7 @@ mod tests {
 
     #[test]
     fn a_health_path_must_answer_2xx() {
+        let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         for (answer, ready) in [
             ("HTTP/1.1 204 No Content\r\n\r\n", true),
             ("HTTP/1.1 503 Busy\r\n\r\n", false),
@@ -418,6 +420,7 @@ mod tests {
 
     #[test]
     fn a_mute_server_does_not_block_the_probe() {
+        let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, Some("/")), Instant::now());
@@ -429,6 +432,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_are_bracketed_in_the_host_header() {
+        let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         assert_eq!(Probe::new("::1", 80, None).host_header, "[::1]:80");
         assert_eq!(
             Probe::new("localhost", 80, None).host_header,

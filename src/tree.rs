@@ -221,20 +221,13 @@ impl ServerTree {
             .with_room(|| walk_once(supervisor, sys::children, sys::proc_info))
     }
 
-    /// Pins and signals the processes of the tree that are not in its cgroup
-    /// (`inside`, just read): they left it, and only the walk finds them.
-    fn signal_outside(&mut self, inside: &HashSet<Pid>, signal: Signal, group: bool) {
+    /// Pins the processes of the tree that are not in its cgroup (`inside`,
+    /// just read): they left it, and only the walk finds them.
+    fn pin_outside(&mut self, inside: &HashSet<Pid>) {
         for info in self.walk() {
             if !inside.contains(&info.pid) {
                 self.pins.pin(info);
             }
-        }
-        let reached = self.pins.send(signal, group.then_some(self.leader));
-        if reached > 0 {
-            diag::note(format_args!(
-                "{}: {reached} processes of the tree outside its cgroup",
-                crate::signals::name(signal)
-            ));
         }
     }
 }
@@ -309,42 +302,59 @@ impl ServerTree {
         if !self.watching_cgroup {
             self.watching_cgroup = self.pins.watch_change(cgroup.events_fd());
         }
+        // The tree outside the cgroup is walked once per call, not per signal.
+        let mut walked = false;
         for &signal in signals {
             let Finder::Cgroup(cgroup) = &self.finder else {
                 return;
             };
-            if signal == sys::SIGKILL {
-                let inside: HashSet<Pid> =
-                    cgroup.members().unwrap_or_default().into_iter().collect();
-                match cgroup.kill() {
-                    Ok(true) => {
-                        self.signal_outside(&inside, signal, false);
-                        continue;
-                    }
-                    Ok(false) => {}
-                    Err(e) => diag::say(format_args!("cgroup.kill failed: {e}")),
-                }
-            }
-            let members = self.look();
-            diag::note(format_args!(
-                "{}: {} processes in the cgroup",
-                crate::signals::name(signal),
-                members.len()
-            ));
-            let group = self.signal_group_once(signal);
-            let Finder::Cgroup(cgroup) = &self.finder else {
-                return;
+            let (inside, group) = if signal == sys::SIGKILL
+                && let Some(inside) = kill_cgroup(cgroup)
+            {
+                (inside, false)
+            } else {
+                self.signal_members(signal)
             };
-            for member in &members {
-                if !(group && member.pgid == Some(self.leader)) {
-                    let pid = member.pid;
-                    let pins = &mut self.pins;
-                    pins.with_room(|| contain::signal_member(cgroup, pid, signal));
-                }
+            if !walked {
+                self.pin_outside(&inside);
+                walked = true;
             }
-            let inside: HashSet<Pid> = members.iter().map(|m| m.pid).collect();
-            self.signal_outside(&inside, signal, group);
+            let reached = self.pins.send(signal, group.then_some(self.leader));
+            if reached > 0 {
+                diag::note(format_args!(
+                    "{}: {reached} processes of the tree outside its cgroup",
+                    crate::signals::name(signal)
+                ));
+            }
         }
+    }
+
+    /// Sends `signal` to the group (once) and to every member of the cgroup not
+    /// in the group; returns the members and whether the group had it.
+    fn signal_members(&mut self, signal: Signal) -> (HashSet<Pid>, bool) {
+        let members = self.look();
+        diag::note(format_args!(
+            "{}: {} processes in the cgroup",
+            crate::signals::name(signal),
+            members.len()
+        ));
+        let group = self.signal_group_once(signal);
+        let Finder::Cgroup(cgroup) = &self.finder else {
+            return (HashSet::new(), group);
+        };
+        for member in &members {
+            if group && member.pgid == Some(self.leader) {
+                continue;
+            }
+            let sent = contain::signal_member(cgroup, member.pid, signal);
+            if sent.as_ref().is_err_and(sys::is_out_of_descriptors) {
+                let pid = member.pid;
+                let _ = self
+                    .pins
+                    .with_room(|| contain::signal_member(cgroup, pid, signal));
+            }
+        }
+        (members.iter().map(|m| m.pid).collect(), group)
     }
 
     fn signal_found(&mut self, signals: &[Signal]) {
@@ -444,6 +454,20 @@ fn walk_once(
     }
     found.sort_by_key(|p| p.pid);
     found
+}
+
+/// Kills the whole cgroup at once (`cgroup.kill`); the members it had just
+/// before, or `None` where the kernel cannot (then they are signalled one by one).
+fn kill_cgroup(cgroup: &Cgroup) -> Option<HashSet<Pid>> {
+    let inside: HashSet<Pid> = cgroup.members().unwrap_or_default().into_iter().collect();
+    match cgroup.kill() {
+        Ok(true) => Some(inside),
+        Ok(false) => None,
+        Err(e) => {
+            diag::say(format_args!("cgroup.kill failed: {e}"));
+            None
+        }
+    }
 }
 
 /// The longest chain of parents followed up from a process: far more than any

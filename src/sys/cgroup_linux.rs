@@ -168,12 +168,16 @@ impl Cgroup {
             .collect())
     }
 
-    /// Whether `pid` is in this cgroup now (its `/proc/PID/cgroup` line `0::…`).
-    pub fn holds(&self, pid: Pid) -> bool {
-        fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
-            text.lines()
-                .any(|l| l.strip_prefix("0::") == Some(self.name_in_proc.as_str()))
-        })
+    /// Whether `pid` is in this cgroup now (its `/proc/PID/cgroup` line `0::…`):
+    /// false when it is gone, an error when the look could not be made.
+    pub fn holds(&self, pid: Pid) -> io::Result<bool> {
+        match fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+            Ok(text) => Ok(text
+                .lines()
+                .any(|l| l.strip_prefix("0::") == Some(self.name_in_proc.as_str()))),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether any process is left (`populated 1` in `cgroup.events`). Reading the

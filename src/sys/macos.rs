@@ -1066,7 +1066,7 @@ impl Cgroup {
         match self.never {}
     }
 
-    pub fn holds(&self, _pid: Pid) -> bool {
+    pub fn holds(&self, _pid: Pid) -> io::Result<bool> {
         match self.never {}
     }
 

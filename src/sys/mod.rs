@@ -52,3 +52,11 @@ compile_error!(
 );
 
 pub use os::*;
+
+/// What the unit tests share across modules.
+#[cfg(test)]
+pub(crate) mod fixture {
+    /// Held by every unit test that opens or closes a loopback TCP socket, so
+    /// that a test reading the kernel's socket tables sees no one else's churn.
+    pub static LOOPBACK_TCP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+}

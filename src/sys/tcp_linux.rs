@@ -50,7 +50,7 @@ pub fn established_connections(port: u16) -> io::Result<usize> {
             + socket.count(libc::AF_INET6 as u8, port, 2)?)
     };
     from_netlink().or_else(|_| {
-        let table = |path: &str| match fs::read_to_string(path) {
+        let table = |path: &str| match read_table(path) {
             Ok(text) => Ok(count_in_proc_table(&text, port)),
             // A kernel without IPv6 has no tcp6 table, and no IPv6 connections.
             Err(e) if e.kind() == io::ErrorKind::NotFound && path.ends_with('6') => Ok(0),
@@ -208,6 +208,27 @@ fn read_part(datagram: &[u8], port: u16, seq: u32) -> io::Result<Part> {
     Ok(Part::More(count))
 }
 
+/// A `/proc/net/tcp{,6}` table, read in 64 KiB reads. The kernel fills each
+/// read a page at a time, and each read after the first resumes its walk of the
+/// socket tables where the last one stopped, so a socket opened or closed
+/// meanwhile can shift what is seen: a snapshot that may miss a row, never one
+/// that is made up. Few, large reads make few resumptions (a small first read,
+/// as a plain `read_to_string` makes, would add one).
+fn read_table(path: &str) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match io::Read::read(&mut file, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
 /// Counts the rows of a `/proc/net/tcp` or `/proc/net/tcp6` table in state
 /// ESTABLISHED (`01`) whose local address ends in `:port` (hex).
 fn count_in_proc_table(text: &str, port: u16) -> usize {
@@ -306,6 +327,9 @@ mod tests {
 
     #[test]
     fn the_kernel_and_proc_agree_on_a_real_loopback_connection() {
+        // No other test of ours opens or closes a TCP socket meanwhile: that
+        // could shift the /proc table's rows between its reads (see read_table).
+        let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert_eq!(established_connections(port).unwrap(), 0);
@@ -314,13 +338,14 @@ mod tests {
         let socket = DiagSocket::open().unwrap();
         assert_eq!(socket.count(libc::AF_INET as u8, port, 1).unwrap(), 1);
         assert_eq!(socket.count(libc::AF_INET6 as u8, port, 2).unwrap(), 0);
-        let proc = count_in_proc_table(&fs::read_to_string("/proc/net/tcp").unwrap(), port);
+        let proc = count_in_proc_table(&read_table("/proc/net/tcp").unwrap(), port);
         assert_eq!(proc, 1);
         assert_eq!(established_connections(port).unwrap(), 1);
     }
 
     #[test]
     fn ipv6_connections_count_too() {
+        let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
             eprintln!("skipped: no IPv6 loopback here");
             return;
@@ -330,7 +355,7 @@ mod tests {
         let (_accepted, _) = listener.accept().unwrap();
         let socket = DiagSocket::open().unwrap();
         assert_eq!(socket.count(libc::AF_INET6 as u8, port, 1).unwrap(), 1);
-        let proc = count_in_proc_table(&fs::read_to_string("/proc/net/tcp6").unwrap(), port);
+        let proc = count_in_proc_table(&read_table("/proc/net/tcp6").unwrap(), port);
         assert_eq!(proc, 1);
         assert_eq!(established_connections(port).unwrap(), 1);
     }

@@ -730,8 +730,8 @@ impl Cgroup {
         self.job.members()
     }
 
-    pub fn holds(&self, pid: Pid) -> bool {
-        self.members().is_ok_and(|m| m.contains(&pid))
+    pub fn holds(&self, pid: Pid) -> io::Result<bool> {
+        self.members().map(|m| m.contains(&pid))
     }
 
     /// Whether a member still runs. The change event is reset first, so an exit
