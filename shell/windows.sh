@@ -12,6 +12,11 @@
 #          unit tests and tests/windows/), then `kill -9` of ocwrap's Linux process
 #          checked from the shell
 #   all    check, then test
+#   dist BINARY VERSION
+#          the packed win32-x64 binary (shell/dist.sh unpacks it from its
+#          tarball): `--version` prints VERSION, and with an owner that is killed,
+#          the tree (the fixture and its grandchild) is gone after it and ocwrap
+#          has exited
 #
 # rustup cannot download targets here, so the compiler is Debian 12's own Rust
 # (rustc-web), downloaded and unpacked, never installed, and std is built from its
@@ -220,11 +225,66 @@ kill9_scenario() {
     rm -rf "$work" "$PREFIX/drive_c/ocwrap-kill9"
 }
 
+# Waits for a line matching PATTERN in FILE, at most 60 s.
+await_line() {
+    local waited=0
+    until grep -qE "$2" "$1"; do
+        ((waited++ < 600)) || die "no '$2' in $1 within 60 s: $(cat "$1")"
+        sleep 0.1
+    done
+}
+
+# The packed binary under Wine: its version, and an owner's end tearing the tree
+# down. The owner is a Windows process (the fixture's `sleep`) killed from Linux;
+# the fixture is the test build's (the server is not what is checked here).
+dist_scenario() {
+    local binary=$1 version=$2
+    step "win32-x64 from its package under Wine: $binary"
+    local said
+    said=$(wine "$binary" --version </dev/null | tr -d '\r') || die "$binary --version failed under Wine"
+    [[ $said == "ocwrap $version" ]] || die "$binary --version printed '$said', not 'ocwrap $version'"
+    cargo build -q -Zbuild-std --target "$GNU" --bin ocwrap-fixture || die "cannot build the fixture"
+    local fixture="$CARGO_TARGET_DIR/$GNU/debug/ocwrap-fixture.exe" work="$ROOT/dist"
+    rm -rf "$work" "$PREFIX/drive_c/ocwrap-dist"
+    mkdir -p "$work"
+    wine "$fixture" sleep >"$work/owner" 2>&1 </dev/null &
+    local owner_process=$!
+    await_line "$work/owner" '^sleeper [0-9]+'
+    local owner
+    owner=$(awk '$1 == "sleeper" { print $2 }' "$work/owner" | tr -d '\r')
+    wine "$binary" --state-dir 'C:\ocwrap-dist' --owner-pid "$owner" -- \
+        "$fixture" tree --children 1 >"$work/out" 2>"$work/err" </dev/null &
+    local ocwrap=$!
+    await_line "$work/out" '^ready'
+    local server child tree
+    server=$(awk '$1 == "server" { print $2 }' "$work/out")
+    child=$(awk '$1 == "child" { print $2 }' "$work/out")
+    tree=$(wine "$fixture" identify "$server" "$child" </dev/null | tr -d '\r' |
+        awk '$2 != "gone" { printf "%s:%s ", $1, $2 }')
+    [[ $(wc -w <<<"$tree") -eq 2 ]] || die "the server and its grandchild do not both run: '$tree'"
+    kill -9 "$owner_process"
+    { wait "$owner_process"; } 2>/dev/null || true
+    local verdict
+    # shellcheck disable=SC2086 # one word per process
+    verdict=$(wine "$fixture" wait-gone $tree --within 20 </dev/null | tr -d '\r') ||
+        die "after the owner was killed, still running: $verdict"
+    local waited=0
+    while kill -0 "$ocwrap" 2>/dev/null; do
+        ((waited++ < 200)) || die "ocwrap still runs 20 s after its owner was killed: $(cat "$work/err")"
+        sleep 0.1
+    done
+    local rc=0
+    wait "$ocwrap" || rc=$?
+    echo "windows.sh: win32-x64 package: $said; owner $owner killed, server and grandchild ($tree) $verdict, ocwrap exited $rc" >&2
+    rm -rf "$work" "$PREFIX/drive_c/ocwrap-dist"
+}
+
 main() {
     local what=${1:-all}
     case $what in
     all | smoke | check | test) ;;
-    *) die "usage: bash shell/windows.sh [all|smoke|check|test]" ;;
+    dist) [[ $# -eq 3 ]] || die "usage: bash shell/windows.sh dist BINARY VERSION" ;;
+    *) die "usage: bash shell/windows.sh [all|smoke|check|test|dist BINARY VERSION]" ;;
     esac
     if [[ $what == check ]]; then
         check
@@ -242,6 +302,7 @@ main() {
     trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
     case $what in
     smoke) smoke ;;
+    dist) dist_scenario "$2" "$3" ;;
     test) run_tests ;;
     all) run_tests ;;
     esac

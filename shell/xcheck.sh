@@ -4,6 +4,7 @@
 # src/sys/macos.rs and the portable code compile for macOS, not that they work there.
 #
 #   bash shell/xcheck.sh [TARGET…]     (default: aarch64-apple-darwin x86_64-apple-darwin)
+#   bash shell/xcheck.sh --toolchain-only   (fetch the toolchain if it is not cached; no check)
 #
 # Debian's own Rust (the rustc-web packages) can build the standard library for any
 # target from its source, so this script downloads — never installs — Debian's
@@ -25,6 +26,11 @@ root=$PWD
 
 xcheck=$root/target/xcheck
 toolchain=$xcheck/toolchain
+toolchain_only=0
+if [ "${1:-}" = --toolchain-only ]; then
+  toolchain_only=1
+  shift
+fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64-apple-darwin x86_64-apple-darwin)
 
@@ -100,6 +106,7 @@ if [ "${XCHECK_REFRESH:-0}" = 1 ] || [ ! -f "$toolchain/xcheck-packages.txt" ]; 
 else
   say "cached toolchain: $(head -n1 "$toolchain/xcheck-packages.txt")"
 fi
+[ "$toolchain_only" -eq 0 ] || exit 0
 
 export RUSTC=$toolchain/usr/bin/rustc
 export RUSTDOC=$toolchain/usr/bin/rustdoc

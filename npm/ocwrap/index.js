@@ -21,7 +21,27 @@ const net = require("node:net");
 const path = require("node:path");
 
 /** Platforms with a binary package, as `${process.platform}-${process.arch}`. */
-const PLATFORM_PACKAGES = { "linux-x64": "@ocwrap/linux-x64" };
+const PLATFORM_PACKAGES = {
+  "linux-x64": "@ocwrap/linux-x64",
+  "linux-arm64": "@ocwrap/linux-arm64",
+  "darwin-arm64": "@ocwrap/darwin-arm64",
+  "darwin-x64": "@ocwrap/darwin-x64",
+  "win32-x64": "@ocwrap/win32-x64",
+  "win32-arm64": "@ocwrap/win32-arm64",
+};
+
+/**
+ * What each platform package's binary must be, as its first bytes say: the file
+ * format and its machine field (ELF e_machine, Mach-O CPU type, PE machine).
+ */
+const BINARY_KINDS = {
+  "linux-x64": { format: "ELF", machine: 62, cpu: "x86-64" },
+  "linux-arm64": { format: "ELF", machine: 183, cpu: "arm64" },
+  "darwin-arm64": { format: "Mach-O", machine: 0x0100000c, cpu: "arm64" },
+  "darwin-x64": { format: "Mach-O", machine: 0x01000007, cpu: "x86-64" },
+  "win32-x64": { format: "PE", machine: 0x8664, cpu: "x86-64" },
+  "win32-arm64": { format: "PE", machine: 0xaa64, cpu: "arm64" },
+};
 
 /** The most output one call may print (a status with many records stays far below). */
 const MAX_OUTPUT = 16 * 1024 * 1024;
@@ -58,23 +78,79 @@ class OcwrapError extends Error {
   }
 }
 
-function isExecutableFile(file) {
+/** The CPU a machine field names, for messages ("x86-64", "arm64", or the number). */
+function cpuName(format, machine) {
+  const known = Object.values(BINARY_KINDS).find((k) => k.format === format && k.machine === machine);
+  return known ? known.cpu : `machine ${machine}`;
+}
+
+/**
+ * What a file is by its first bytes: `{ format, machines }` for an ELF, Mach-O
+ * (thin, or universal with several) or PE file, `{ format: null }` for anything else.
+ */
+function binaryKind(head) {
+  if (head.length >= 20 && head.readUInt32BE(0) === 0x7f454c46) {
+    return { format: "ELF", machines: [head.readUInt16LE(18)] };
+  }
+  if (head.length >= 8 && head.readUInt32LE(0) === 0xfeedfacf) {
+    return { format: "Mach-O", machines: [head.readUInt32LE(4)] };
+  }
+  if (head.length >= 8 && head.readUInt32BE(0) === 0xcafebabe) {
+    const count = Math.min(head.readUInt32BE(4), Math.floor((head.length - 8) / 20));
+    const machines = [];
+    for (let i = 0; i < count; i++) machines.push(head.readUInt32BE(8 + 20 * i));
+    return { format: "Mach-O", machines };
+  }
+  if (head.length >= 64 && head.readUInt16LE(0) === 0x5a4d) {
+    const pe = head.readUInt32LE(0x3c);
+    if (pe + 6 <= head.length && head.readUInt32BE(pe) === 0x50450000) {
+      return { format: "PE", machines: [head.readUInt16LE(pe + 4)] };
+    }
+  }
+  return { format: null, machines: [] };
+}
+
+/** The first bytes of a file, enough for binaryKind. */
+function readHead(file) {
+  const fd = fs.openSync(file, "r");
   try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
+    const head = Buffer.alloc(4096);
+    return head.subarray(0, fs.readSync(fd, head, 0, head.length, 0));
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
-/** The ocwrap binary these calls run. Throws an OcwrapError when there is none. */
+/** Why `file` cannot be run as ocwrap, or null when it can (as far as its mode says). */
+function notExecutable(file) {
+  let stat;
+  try {
+    stat = fs.statSync(file);
+  } catch (e) {
+    return e.code === "ENOENT" ? "is missing" : `cannot be read (${e.code ?? e.message})`;
+  }
+  if (!stat.isFile()) return "is not a file";
+  if (process.platform === "win32") return null;
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return null;
+  } catch {
+    return `is not executable (mode ${(stat.mode & 0o777).toString(8).padStart(4, "0")}: unpacked without its modes?)`;
+  }
+}
+
+/**
+ * The ocwrap binary these calls run. Throws an OcwrapError of kind "no_binary",
+ * naming the platform and what to do, when there is none: no package for this
+ * platform, the package not installed, its binary missing, not executable, or not
+ * a binary for this platform's format and CPU.
+ */
 function binaryPath() {
   const none = (message) => new OcwrapError(message, { kind: "no_binary" });
   const fromEnv = process.env.OCWRAP_BINARY;
   if (fromEnv) {
-    if (!isExecutableFile(fromEnv)) {
-      throw none(`OCWRAP_BINARY=${fromEnv} is not an executable file`);
-    }
+    const problem = notExecutable(fromEnv);
+    if (problem) throw none(`OCWRAP_BINARY=${fromEnv} is not an executable file: it ${problem}; point it at an ocwrap binary`);
     return fromEnv;
   }
   const platform = `${process.platform}-${process.arch}`;
@@ -91,15 +167,36 @@ function binaryPath() {
     dir = path.dirname(require.resolve(`${pkg}/package.json`));
   } catch {
     throw none(
-      `no ocwrap binary for ${platform}: ${pkg} is not installed (an optional dependency of ocwrap: was it installed with --omit=optional or --no-optional?); reinstall ocwrap, or ${instead}`,
+      `no ocwrap binary for ${platform}: ${pkg} is not installed (an optional dependency of ocwrap: was it installed with --omit=optional or --no-optional, or on another platform?); reinstall ocwrap on this machine, or ${instead}`,
     );
   }
-  const binary = path.join(dir, "bin", "ocwrap");
-  if (!isExecutableFile(binary)) {
-    throw none(`no ocwrap binary for ${platform}: ${binary} is missing or not executable`);
+  const name = process.platform === "win32" ? "ocwrap.exe" : "ocwrap";
+  const binary = path.join(dir, "bin", name);
+  const problem = notExecutable(binary);
+  if (problem) {
+    throw none(`no ocwrap binary for ${platform}: ${binary} (of ${pkg}) ${problem}; reinstall ocwrap, or ${instead}`);
+  }
+  const want = BINARY_KINDS[platform];
+  let kind;
+  try {
+    kind = binaryKind(readHead(binary));
+  } catch (e) {
+    throw none(`no ocwrap binary for ${platform}: cannot read ${binary} (${e.code ?? e.message}); reinstall ocwrap, or ${instead}`);
+  }
+  if (kind.format !== want.format || !kind.machines.includes(want.machine)) {
+    const a = (format) => (format === "ELF" ? `an ${format}` : `a ${format}`);
+    const is = kind.format
+      ? `${a(kind.format)} binary for ${kind.machines.map((m) => cpuName(kind.format, m)).join(" and ") || "no CPU"}`
+      : "not a binary at all";
+    throw none(
+      `no ocwrap binary for ${platform}: ${binary} (of ${pkg}) is ${is}, not ${a(want.format)} binary for ${want.cpu} (a package made for another machine?); reinstall ocwrap on this machine, or ${instead}`,
+    );
   }
   return binary;
 }
+
+/** Spawn errors that mean the binary itself cannot be run. */
+const CANNOT_RUN = new Set(["ENOENT", "EACCES", "ENOEXEC", "EPERM", "EISDIR", "ENOTDIR", "ELOOP", "ENAMETOOLONG"]);
 
 // --- checking options --------------------------------------------------------------
 
@@ -498,6 +595,18 @@ function call(args, env, accept = (_answer, exitCode) => exitCode === 0) {
     const binary = binaryPath();
     const command = `ocwrap ${args[0]}`;
     execFile(binary, args, { encoding: "utf8", env: env ?? process.env, maxBuffer: MAX_OUTPUT }, (error, stdout, stderr) => {
+      if (error && typeof error.code === "string" && String(error.syscall).startsWith("spawn")) {
+        // The binary did not start: never a raw spawn failure.
+        const cannotRun = CANNOT_RUN.has(error.code);
+        const advice = cannotRun ? "; reinstall ocwrap, or set OCWRAP_BINARY to an ocwrap binary" : "";
+        reject(
+          new OcwrapError(
+            `${command}: cannot start ${binary} on ${process.platform}-${process.arch} (${error.code})${advice}`,
+            { kind: cannotRun ? "no_binary" : "failed", stderr },
+          ),
+        );
+        return;
+      }
       const exitCode = error ? (typeof error.code === "number" ? error.code : null) : 0;
       const { answer, problem } = readAnswer(stdout);
       if (answer && accept(answer, exitCode)) {

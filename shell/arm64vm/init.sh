@@ -1,0 +1,127 @@
+#!/bin/busybox sh
+# PID 1 of the arm64 VM that shell/arm64vm.sh boots: checks the linux-arm64 ocwrap
+# binary (/ocwrap) on a real arm64 Linux kernel, with busybox for everything else.
+# Every line it prints for the host starts with "arm64vm:"; the last one is
+# "arm64vm: N passed, M failed". The host reads them from the serial console.
+# Each wait is bounded (a deadline and a message), and the VM powers off at the end
+# whatever happened, so the host's run never hangs on it.
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /sys/fs/cgroup
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp TMPDIR=/tmp
+
+passed=0
+failed=0
+say() { echo "arm64vm: $*"; }
+pass() { passed=$((passed + 1)); say "ok: $*"; }
+fail() { failed=$((failed + 1)); say "FAILED: $*"; }
+
+# Whether PID runs (a zombie does not: it has ended and waits to be reaped).
+runs() {
+  [ -r "/proc/$1/stat" ] || return 1
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Waits until FILE holds a line, at most 30 s; says which file did not come.
+await_file() {
+  n=0
+  until [ -s "$1" ]; do
+    n=$((n + 1))
+    [ $n -le 300 ] || { say "no $1 within 30 s"; return 1; }
+    sleep 0.1
+  done
+}
+
+# Waits until none of the PIDs runs, at most $1 tenths of a second.
+await_gone() {
+  limit=$1
+  shift
+  n=0
+  for pid in "$@"; do
+    while runs "$pid"; do
+      n=$((n + 1))
+      [ $n -le "$limit" ] || { say "pid $pid still runs"; return 1; }
+      sleep 0.1
+    done
+  done
+}
+
+say "kernel $(uname -r) $(uname -m)"
+
+# 1. --version prints the package's version.
+version=$(/ocwrap --version 2>&1)
+if [ "$version" = "ocwrap $(cat /version)" ]; then pass "--version: $version"; else fail "--version printed '$version', not 'ocwrap $(cat /version)'"; fi
+
+# 2. The owner is SIGKILLed: the whole tree goes, a setsid escapee included, in
+#    each containment mode; ocwrap exits after it.
+for contain in cgroup group; do
+  rm -f /tmp/server /tmp/escapee
+  sleep 1000 &
+  owner=$!
+  /ocwrap --contain "$contain" --grace 1s --owner-pid "$owner" -- \
+    sh -c 'echo $$ > /tmp/server; setsid sh -c "echo \$\$ > /tmp/escapee; exec sleep 1001" & exec sleep 1002' &
+  ocwrap=$!
+  if await_file /tmp/server && await_file /tmp/escapee; then
+    server=$(cat /tmp/server) escapee=$(cat /tmp/escapee)
+    if runs "$server" && runs "$escapee"; then
+      kill -9 "$owner"
+      if await_gone 100 "$server" "$escapee" "$ocwrap"; then
+        pass "--contain $contain: owner SIGKILLed, server $server and setsid escapee $escapee gone, ocwrap exited"
+      else
+        fail "--contain $contain: after the owner's SIGKILL something still runs"
+      fi
+    else
+      fail "--contain $contain: the tree did not start"
+    fi
+  else
+    fail "--contain $contain: the tree did not start"
+  fi
+  wait "$ocwrap" 2>/dev/null
+  kill -9 "$owner" 2>/dev/null
+  wait "$owner" 2>/dev/null
+done
+left=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -name 'ocwrap-*' | wc -l)
+if [ "$left" -eq 0 ]; then pass "no ocwrap cgroup left"; else fail "$left ocwrap cgroups left"; fi
+
+# 3. up / release: a shared server on a loopback port is started for one owner,
+#    found by status, and torn down when that owner's lease is released.
+mkdir -p /tmp/www
+echo hello > /tmp/www/index.html
+sleep 1000 &
+owner=$!
+port=4096
+up=$(/ocwrap up --json --state-dir /run/ocwrap --port "$port" --owner-pid "$owner" -- \
+  httpd -f -p "127.0.0.1:$port" -h /tmp/www 2>&1)
+# The server leads its own group: its PID is the one given with its pgid.
+server=$(echo "$up" | sed -n 's/.*"pid":\([0-9]*\),"pgid".*/\1/p')
+supervisor=$(echo "$up" | sed -n 's/.*"supervisor_pid":\([0-9]*\).*/\1/p')
+case $up in
+*'"status":"started"'*) pass "up: started (server $server)" ;;
+*) fail "up answered: $up" ;;
+esac
+if [ "$(wget -q -O - "http://127.0.0.1:$port/" 2>/dev/null)" = hello ]; then pass "the server answers on 127.0.0.1:$port"; else fail "the server does not answer on 127.0.0.1:$port"; fi
+status=$(/ocwrap status --json --state-dir /run/ocwrap 2>&1)
+case $status in
+*'"state":"ready"'*) pass "status: ready" ;;
+*) fail "status answered: $status" ;;
+esac
+released=$(/ocwrap release --state-dir /run/ocwrap --port "$port" --owner-pid "$owner" 2>&1)
+if [ -n "$server" ] && [ -n "$supervisor" ] && await_gone 100 "$server" "$supervisor"; then
+  pass "release: server $server and its supervisor $supervisor gone ($released)"
+else
+  fail "release: the server still runs ($released)"
+fi
+kill -9 "$owner"
+wait "$owner" 2>/dev/null
+
+say "$passed passed, $failed failed"
+sync
+poweroff -f

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""`npx ocwrap` from a project that installed the packed tarballs, as a user runs it
+from a shell (shell/npm.sh runs this):
+
+    python3 shell/npx_check.py PROJECT FIXTURE VERSION
+
+  1. `npx ocwrap --version` prints the version and exits 0;
+  2. `npx ocwrap -- sh -c 'exit 7'` exits 7: the exit code passes through;
+  3. under a terminal (a pty), `npx ocwrap -- FIXTURE tree --children 1`, then
+     Ctrl-C at the terminal: npx exits, and nothing of it is left running: not the
+     fixture, its grandchild, ocwrap, nor the package's bin shim;
+  4. with no terminal, SIGTERM to the npx process: the same, and its status says
+     it was ended by SIGTERM (the shell's 143) or exited 143.
+
+Every wait has a deadline and says what did not happen. Prints one line a check
+and `npx: N passed` at the end; exits 1 at the first failure.
+"""
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+DEADLINE = 30.0
+
+
+def fail(message):
+    print(f"npx: FAILED: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def start_time(pid):
+    """The process's start time (field 22 of /proc/PID/stat), or None once it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def await_gone(processes, what):
+    """Waits until none of (pid, start) runs any more."""
+    end = time.monotonic() + DEADLINE
+    for pid, start in processes:
+        while start_time(pid) == start:
+            if time.monotonic() > end:
+                fail(f"{what}: pid {pid} still runs {DEADLINE:.0f} s later")
+            time.sleep(0.02)
+
+
+class Lines:
+    """Reads a stream's lines as they come, with a deadline."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buffer = b""
+        self.seen = []
+
+    def until(self, prefix, what):
+        end = time.monotonic() + DEADLINE
+        while True:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                text = line.decode(errors="replace").strip("\r")
+                self.seen.append(text)
+                if text.startswith(prefix):
+                    return text
+            left = end - time.monotonic()
+            if left <= 0:
+                fail(f"{what}: no line '{prefix}…' within {DEADLINE:.0f} s; saw {self.seen}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # a pty's other end closed
+                    chunk = b""
+                if not chunk:
+                    fail(f"{what}: output ended before '{prefix}…'; saw {self.seen}")
+                self.buffer += chunk
+
+
+def tree_of(lines, what):
+    """The fixture's server and grandchild, and ocwrap and the shim above them, with start times."""
+    server_line = lines.until("server ", what)
+    server = int(server_line.split()[1])
+    ocwrap = int(server_line.split()[3])
+    child = int(lines.until("child ", what).split()[1])
+    lines.until("ready", what)
+    shim = parent(ocwrap)
+    with open(f"/proc/{shim}/cmdline", "rb") as f:
+        shim_cmd = f.read().split(b"\0")
+    if not any(part.endswith(b"bin/ocwrap.js") or part.endswith(b".bin/ocwrap") for part in shim_cmd):
+        fail(f"{what}: ocwrap's parent {shim} is not the package's bin shim: {shim_cmd}")
+    processes = [(pid, start_time(pid)) for pid in (server, child, ocwrap, shim)]
+    if any(start is None for _, start in processes):
+        fail(f"{what}: the tree does not all run: {processes}")
+    return processes
+
+
+def wait_exit(process, what):
+    try:
+        return process.wait(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        fail(f"{what}: npx did not exit within {DEADLINE:.0f} s")
+
+
+def main(argv):
+    if len(argv) != 4:
+        print("usage: python3 shell/npx_check.py PROJECT FIXTURE VERSION", file=sys.stderr)
+        return 2
+    project, fixture, version = argv[1:]
+    npx = ["npx", "--offline", "--no-install", "ocwrap"]
+    env = {k: v for k, v in os.environ.items() if k != "OCWRAP_BINARY"}
+    env["OCWRAP_STATE_DIR"] = os.path.join(project, "npx-state")
+    passed = 0
+
+    out = subprocess.run(npx + ["--version"], cwd=project, env=env, capture_output=True, text=True, timeout=DEADLINE)
+    if out.returncode != 0 or out.stdout.strip() != f"ocwrap {version}":
+        fail(f"npx ocwrap --version: exit {out.returncode}, printed {out.stdout!r} {out.stderr!r}")
+    print(f"npx: ok: npx ocwrap --version: {out.stdout.strip()}")
+    passed += 1
+
+    out = subprocess.run(npx + ["--", "sh", "-c", "exit 7"], cwd=project, env=env, capture_output=True, text=True,
+                         timeout=DEADLINE)
+    if out.returncode != 7:
+        fail(f"npx ocwrap -- sh -c 'exit 7': exit {out.returncode}, stderr {out.stderr!r}")
+    print("npx: ok: npx ocwrap -- sh -c 'exit 7' exits 7")
+    passed += 1
+
+    # Ctrl-C at a terminal: the pty's line discipline sends SIGINT to its foreground
+    # process group, which npx, its shell, the shim and ocwrap share.
+    what = "Ctrl-C under a terminal"
+    master, slave = pty.openpty()
+    process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
+                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                               preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
+    os.close(slave)
+    lines = Lines(master)
+    processes = tree_of(lines, what)
+    os.write(master, b"\x03")
+    status = wait_exit(process, what)
+    await_gone(processes, what)
+    os.close(master)
+    if status not in (130, -signal.SIGINT):
+        fail(f"{what}: npx exited {status}, not by SIGINT (130)")
+    print(f"npx: ok: {what}: npx exited {status}; fixture, grandchild, ocwrap and shim gone")
+    passed += 1
+
+    what = "SIGTERM with no terminal"
+    process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    lines = Lines(process.stdout.fileno())
+    processes = tree_of(lines, what)
+    process.send_signal(signal.SIGTERM)
+    status = wait_exit(process, what)
+    await_gone(processes, what)
+    if status not in (143, -signal.SIGTERM):
+        fail(f"{what}: npx exited {status}, not by SIGTERM (143)")
+    print(f"npx: ok: {what}: npx exited {status}; fixture, grandchild, ocwrap and shim gone")
+    passed += 1
+
+    print(f"npx: {passed} passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
