@@ -113,13 +113,20 @@ if [ "${DIST_REFRESH:-0}" = 1 ] || [ ! -f "$arm/kernel.txt" ]; then
   fetch_arm64
 fi
 
-# The initramfs: busybox, the binary, its version and the scenario script as /init.
+# The initramfs: busybox, the binary, its version, a helper and the scenario script
+# as /init.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/fs/bin"
 install -m 0755 "$arm/busybox" "$work/fs/bin/busybox"
 install -m 0755 "$binary" "$work/fs/ocwrap"
 install -m 0755 shell/arm64vm/init.sh "$work/fs/init"
+# asuser: the scenarios as nobody (busybox's setpriv cannot change user ids), built
+# with the zig that shell/dist.sh installs.
+zig_python=$tools/zig/bin/python
+[ -x "$zig_python" ] || fail "no zig under $tools/zig (shell/dist.sh installs it)"
+"$zig_python" -m ziglang cc -target aarch64-linux-musl -static -O2 -s \
+  -o "$work/fs/bin/asuser" shell/arm64vm/asuser.c || fail "cannot build shell/arm64vm/asuser.c"
 echo "$version" >"$work/fs/version"
 python3 shell/initramfs.py "$work/fs" "$work/initrd.gz"
 

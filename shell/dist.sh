@@ -141,6 +141,7 @@ build_cross() {
 }
 
 declare -A built
+passed=0
 for platform in "${platforms[@]}"; do
   began=$SECONDS
   if [ "$platform" = linux-x64 ]; then
@@ -150,6 +151,7 @@ for platform in "${platforms[@]}"; do
   fi
   say "built $platform (${rust_target[$platform]}) in $((SECONDS - began))s: $(du -k "${built[$platform]}" | cut -f1) KiB"
   python3 shell/binfmt.py "$platform" "${built[$platform]}" || fail "$platform is not what its package promises"
+  passed=$((passed + 1))
 done
 
 # --- stage and pack -------------------------------------------------------------------
@@ -191,9 +193,15 @@ unpack() {
 binary=$(unpack linux-x64)
 [ "$("$binary" --version)" = "ocwrap $version" ] || fail "linux-x64 --version: $("$binary" --version 2>&1)"
 say "linux-x64: --version runs natively"
+passed=$((passed + 1))
 
-bash shell/arm64vm.sh "$(unpack linux-arm64)" "$version" || fail "linux-arm64 on the arm64 kernel"
+vm_log=$unpacked/arm64vm.log
+bash shell/arm64vm.sh "$(unpack linux-arm64)" "$version" 2>&1 | tee "$vm_log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "linux-arm64 on the arm64 kernel"
+passed=$((passed + $(awk '/on the arm64 kernel: [0-9]+ passed, 0 failed/ { n = $(NF - 3) } END { print n + 0 }' "$vm_log")))
 
 bash shell/windows.sh dist "$(unpack win32-x64)" "$version" || fail "win32-x64 under Wine"
+passed=$((passed + 1))
 
 say "ok: $(cd "$dist" && ls ./*.tgz | tr '\n' ' ')in target/dist ($(du -sh "$dist" --exclude=build --exclude=tools | cut -f1)); the Apple and win32-arm64 binaries were checked as files only"
+echo "dist: $passed passed, 0 failed"

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The npm packages, built and installed as a user would get them, nothing
-# published: the lean static release binary (README's install build) staged
-# into the platform package npm/linux-x64, `npm pack` of it and of the main
-# package npm/ocwrap, both tarballs installed into a fresh project, and there:
-#   1. tsc --noEmit on a usage file against the installed index.d.ts
+# The npm packages as a user would get them, nothing published: the tarballs that
+# shell/dist.sh packed into target/dist/ (the main package and the six platform
+# packages), installed into fresh projects with `npm install --offline`, and there:
+#   1. the host's install takes @ocwrap/linux-x64 alone, as an optional dependency,
+#      and its binary is the one this checkout builds;
+#   2. for each platform, `npm install --offline --os=… --cpu=…` (and --libc for
+#      Linux) takes exactly that platform's package;
+#   3. tsc --noEmit on a usage file against the installed index.d.ts
 #      (TypeScript from the npm registry, kept in .npmtools/, git-ignored);
-#   2. node --test: the API against the test fixture and the real opencode server
-#      (opencode-ai as shell/e2e-opencode.sh installs it into .e2e/);
-#   3. README's Level 2 JavaScript (the JS API form), run against the real server
+#   4. node --test: the API against the test fixture and the real opencode server
+#      (opencode-ai as shell/e2e-opencode.sh installs it into .e2e/), and
+#      binaryPath() under each simulated platform and with spoiled packages;
+#   5. `npx ocwrap` from the project (shell/npx_check.py): version, exit code,
+#      Ctrl-C under a terminal, SIGTERM without one, SIGKILL of npm: nothing left;
+#   6. README's Level 2 JavaScript (the JS API form), run against the real server
 #      by shell/readme-level2.mjs from inside that project.
 # Ends with `npm: N passed, M failed` (shell/test.sh adds N to its count) and the
 # time each step took.
@@ -22,54 +28,83 @@ step_began=$SECONDS
 timings=()
 step_done() { timings+=("$1 $((SECONDS - step_began))s"); step_began=$SECONDS; }
 
-[ "$(uname -sm)" = "Linux x86_64" ] || fail "only linux-x64 is packaged, and this is $(uname -sm)"
-target=x86_64-unknown-linux-gnu
+[ "$(uname -sm)" = "Linux x86_64" ] || fail "the npm checks run on linux-x64, and this is $(uname -sm)"
+platforms=(linux-x64 linux-arm64 darwin-arm64 darwin-x64 win32-x64 win32-arm64)
+version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
+dist=$root/target/dist
+tarball() { case $1 in ocwrap) echo "$dist/ocwrap-$version.tgz" ;; *) echo "$dist/ocwrap-$1-$version.tgz" ;; esac; }
+for package in ocwrap "${platforms[@]}"; do
+  [ -f "$(tarball "$package")" ] || fail "no $(tarball "$package"): run bash shell/dist.sh first"
+done
 
 # --- the binaries -----------------------------------------------------------------
-say "building the static release binary (as README's install step does)"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --quiet --release --bin ocwrap --target "$target"
-binary=$root/target/$target/release/ocwrap
+say "building the static release binary (as README's install step does) and the fixture"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --quiet --release --bin ocwrap --target x86_64-unknown-linux-gnu
+binary=$root/target/x86_64-unknown-linux-gnu/release/ocwrap
 cargo build --locked --quiet --bin ocwrap-fixture
 fixture=$root/target/debug/ocwrap-fixture
-ldd "$binary" 2>&1 | grep -Eq 'statically linked|not a dynamic executable' \
-  || fail "$binary is not statically linked: $(ldd "$binary" 2>&1)"
 step_done "cargo build"
 
-version=$("$binary" --version | awk '{ print $2 }')
-for manifest in npm/ocwrap/package.json npm/linux-x64/package.json; do
-  [ "$(node -p "require('./$manifest').version")" = "$version" ] \
-    || fail "$manifest has another version than the binary ($version)"
-done
-[ "$(node -p "require('./npm/ocwrap/package.json').optionalDependencies['@ocwrap/linux-x64']")" = "$version" ] \
-  || fail "npm/ocwrap does not depend on @ocwrap/linux-x64@$version"
-
-# --- pack ---------------------------------------------------------------------------
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/stage" "$work/tarballs" "$work/project"
-cp -r npm/ocwrap npm/linux-x64 "$work/stage/"
-install -D -m 0755 "$binary" "$work/stage/linux-x64/bin/ocwrap"
-for pkg in ocwrap linux-x64; do
-  (cd "$work/stage/$pkg" && npm pack --silent --pack-destination "$work/tarballs" >/dev/null) \
-    || fail "npm pack of npm/$pkg"
-done
-for tarball in "$work"/tarballs/*.tgz; do
-  say "packed $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB): $(tar -tzf "$tarball" | sort | tr '\n' ' ')"
-done
-step_done "npm pack"
+
+# A fresh project that depends on the main tarball, its optional dependencies
+# pointed at the platform tarballs (npm `overrides`): what the registry would serve,
+# with the registry never asked.
+project_at() {
+  mkdir -p "$1"
+  node -e '
+    const [dir, main, ...platforms] = process.argv.slice(1);
+    const overrides = {};
+    for (const p of platforms) overrides[p.split("=")[0]] = `file:${p.split("=")[1]}`;
+    require("fs").writeFileSync(`${dir}/package.json`, JSON.stringify({
+      name: "ocwrap-npm-check", private: true, type: "module",
+      dependencies: { ocwrap: `file:${main}` }, overrides,
+    }, null, 2));' "$1" "$(tarball ocwrap)" \
+    $(for p in "${platforms[@]}"; do printf '@ocwrap/%s=%s ' "$p" "$(tarball "$p")"; done)
+}
+installed_platforms() {
+  (cd "$1/node_modules/@ocwrap" 2>/dev/null && ls) | tr '\n' ' ' | sed 's/ $//'
+}
 
 # --- install into a fresh project -----------------------------------------------------
-# --offline: the two tarballs are all it takes; the registry is never asked, so
-# the optional dependency must be met by the platform tarball itself.
 project=$work/project
-printf '{ "name": "ocwrap-npm-check", "private": true, "type": "module" }\n' > "$project/package.json"
-(cd "$project" && npm install --offline --no-audit --no-fund --loglevel=error "$work"/tarballs/*.tgz >/dev/null) \
+project_at "$project"
+(cd "$project" && npm install --offline --no-audit --no-fund --loglevel=error >/dev/null) \
   || fail "npm install of the tarballs"
+[ "$(installed_platforms "$project")" = linux-x64 ] \
+  || fail "the host's install took @ocwrap/{$(installed_platforms "$project")}, not linux-x64 alone"
+[ "$(node -p "require('$project/package-lock.json').packages['node_modules/@ocwrap/linux-x64'].optional")" = true ] \
+  || fail "@ocwrap/linux-x64 is not recorded as an optional dependency"
 installed=$project/node_modules/@ocwrap/linux-x64/bin/ocwrap
 [ -x "$installed" ] || fail "the installed platform package has no executable bin/ocwrap"
-cmp -s "$installed" "$binary" || fail "the installed binary is not the one built"
+cmp -s "$installed" "$binary" \
+  || fail "the packed linux-x64 binary is not the one this checkout builds (run bash shell/dist.sh again)"
 cp npm/test/* "$project/"
+say "the host's install: @ocwrap/linux-x64 alone, optional, the binary this checkout builds"
 step_done "npm install"
+
+# --- each platform's install takes its own package --------------------------------------
+selections=0
+for platform in "${platforms[@]}"; do
+  os=${platform%-*} cpu=${platform#*-}
+  libcs=(-)
+  [ "$os" != linux ] || libcs=(glibc musl)
+  for libc in "${libcs[@]}"; do
+    flags=(--os="$os" --cpu="$cpu")
+    [ "$libc" = - ] || flags+=(--libc="$libc")
+    dir=$work/select-$platform-$libc
+    project_at "$dir"
+    (cd "$dir" && npm install --offline --no-audit --no-fund --loglevel=error "${flags[@]}" >/dev/null) \
+      || fail "npm install --offline ${flags[*]}"
+    [ "$(installed_platforms "$dir")" = "$platform" ] \
+      || fail "npm install ${flags[*]} took @ocwrap/{$(installed_platforms "$dir")}, not $platform alone"
+    selections=$((selections + 1))
+    rm -rf "$dir"
+  done
+done
+say "npm install --offline --os/--cpu(/--libc): each of the $selections selections took its platform's package alone"
+step_done "platform selection"
 
 # --- types ----------------------------------------------------------------------------
 if [ ! -x .npmtools/node_modules/.bin/tsc ]; then
@@ -88,7 +123,7 @@ log=$work/node-test.log
 say "node --test: the API against the fixture and against opencode serve"
 rc=0
 (cd "$project" && env -u OCWRAP_BINARY OCWRAP_FIXTURE="$fixture" OPENCODE_BIN="$opencode" \
-  node --test --test-reporter=tap api.test.mjs opencode.test.mjs) > "$log" 2>&1 || rc=$?
+  OCWRAP_DIST="$dist" node --test --test-reporter=tap api.test.mjs opencode.test.mjs platforms.test.mjs) > "$log" 2>&1 || rc=$?
 passed=$(awk '/^# pass / { print $3 }' "$log")
 failed=$(awk '/^# fail / { print $3 }' "$log")
 if [ "$rc" -eq 0 ] && [ "${failed:-1}" -eq 0 ] && [ -n "$passed" ]; then
@@ -99,12 +134,23 @@ else
 fi
 step_done "node --test"
 
+# --- npx ---------------------------------------------------------------------------
+say "npx ocwrap from the project"
+npx_log=$work/npx.log
+rc=0
+python3 shell/npx_check.py "$project" "$fixture" "$version" >"$npx_log" 2>&1 || rc=$?
+sed 's/^/npm:   /' "$npx_log"
+[ "$rc" -eq 0 ] || fail "npx ocwrap (exit $rc)"
+step_done "npx"
+
 # --- README Level 2 with the JS API ---------------------------------------------------
 say "README.md Level 2 (JS API) against the real server"
 OCWRAP_STATE_DIR=$work/level2-state OPENCODE_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})') \
   PATH="$root/.e2e/node_modules/.bin:$PATH" env -u OCWRAP_BINARY \
   node shell/readme-level2.mjs README.md level-2 "$project" || fail "README Level 2 (JS API)"
-passed=$((passed + 2))   # the type check and the README run
+# The host's install, each platform selection, the type check, npx's five checks
+# and the README run.
+passed=$((passed + 1 + selections + 1 + 5 + 1))
 step_done "README Level 2"
 
 say "times: ${timings[*]}; total $((SECONDS - began))s"

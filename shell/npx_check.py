@@ -5,30 +5,50 @@ from a shell (shell/npm.sh runs this):
     python3 shell/npx_check.py PROJECT FIXTURE VERSION
 
   1. `npx ocwrap --version` prints the version and exits 0;
-  2. `npx ocwrap -- sh -c 'exit 7'` exits 7: the exit code passes through;
+  2. `npx ocwrap -- sh -c 'exit 7'` exits 7, and a server ended by SIGTERM gives
+     143: ocwrap's exit code passes through;
   3. under a terminal (a pty), `npx ocwrap -- FIXTURE tree --children 1`, then
      Ctrl-C at the terminal: npx exits, and nothing of it is left running: not the
      fixture, its grandchild, ocwrap, nor the package's bin shim;
   4. with no terminal, SIGTERM to the npx process: the same, and its status says
-     it was ended by SIGTERM (the shell's 143) or exited 143.
+     it was ended by SIGTERM (the shell's 143) or exited 143;
+  5. SIGKILL of the npx process (`npm exec`) alone: the same, npm's `sh -c`
+     included (the shim watches npm, as that shell would wait on it forever).
 
 Every wait has a deadline and says what did not happen. Prints one line a check
 and `npx: N passed` at the end; exits 1 at the first failure.
 """
 
+import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 
 DEADLINE = 30.0
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+# The npx processes started so far (each leads its own session): on a failure,
+# each gets SIGTERM at its whole group, as a terminal's hangup would send, so that
+# ocwrap tears its tree down rather than leave it running.
+started = []
 
 
 def fail(message):
     print(f"npx: FAILED: {message}", file=sys.stderr)
+    for process in started:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=DEADLINE)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
     sys.exit(1)
 
 
@@ -70,10 +90,12 @@ class Lines:
         while True:
             while b"\n" in self.buffer:
                 line, self.buffer = self.buffer.split(b"\n", 1)
-                text = line.decode(errors="replace").strip("\r")
+                text = ANSI.sub("", line.decode(errors="replace")).strip("\r")
                 self.seen.append(text)
-                if text.startswith(prefix):
-                    return text
+                # Under a terminal npm draws a spinner on the same line first.
+                at = text.find(prefix)
+                if at >= 0 and (at == 0 or not text[at - 1].isalnum()):
+                    return text[at:]
             left = end - time.monotonic()
             if left <= 0:
                 fail(f"{what}: no line '{prefix}…' within {DEADLINE:.0f} s; saw {self.seen}")
@@ -135,6 +157,11 @@ def main(argv):
     if out.returncode != 7:
         fail(f"npx ocwrap -- sh -c 'exit 7': exit {out.returncode}, stderr {out.stderr!r}")
     print("npx: ok: npx ocwrap -- sh -c 'exit 7' exits 7")
+    out = subprocess.run(npx + ["--", "sh", "-c", "kill -TERM $$"], cwd=project, env=env, capture_output=True,
+                         text=True, timeout=DEADLINE)
+    if out.returncode != 143:
+        fail(f"npx ocwrap -- sh -c 'kill -TERM $$': exit {out.returncode}, not 143 as ocwrap's; stderr {out.stderr!r}")
+    print("npx: ok: npx ocwrap -- sh -c 'kill -TERM $$' exits 143, as ocwrap does")
     passed += 1
 
     # Ctrl-C at a terminal: the pty's line discipline sends SIGINT to its foreground
@@ -143,7 +170,8 @@ def main(argv):
     master, slave = pty.openpty()
     process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
                                stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                               preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
+                               preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    started.append(process)
     os.close(slave)
     lines = Lines(master)
     processes = tree_of(lines, what)
@@ -160,6 +188,7 @@ def main(argv):
     process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                start_new_session=True)
+    started.append(process)
     lines = Lines(process.stdout.fileno())
     processes = tree_of(lines, what)
     process.send_signal(signal.SIGTERM)
@@ -168,6 +197,22 @@ def main(argv):
     if status not in (143, -signal.SIGTERM):
         fail(f"{what}: npx exited {status}, not by SIGTERM (143)")
     print(f"npx: ok: {what}: npx exited {status}; fixture, grandchild, ocwrap and shim gone")
+    passed += 1
+
+    # SIGKILL of `npm exec` alone: its `sh -c` stays, waiting on the shim, and the
+    # shim's watch of npm must end the tree.
+    what = "SIGKILL of npm exec alone"
+    process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    started.append(process)
+    lines = Lines(process.stdout.fileno())
+    processes = tree_of(lines, what)
+    shell = parent(processes[3][0])
+    process.kill()
+    process.wait(timeout=DEADLINE)
+    await_gone(processes + [(shell, start_time(shell))], what)
+    print(f"npx: ok: {what}: fixture, grandchild, ocwrap, shim and npm's shell gone")
     passed += 1
 
     print(f"npx: {passed} passed")

@@ -7,7 +7,11 @@
 # nobody; before those, the macOS type-check (shell/xcheck.sh,
 # which fetches Debian's Rust and its source with apt and caches them under
 # target/) and the Windows build and test run under Wine (shell/windows.sh, which
-# installs MinGW and Wine with apt, and builds with the same Rust). Needs the Rust
+# installs MinGW and Wine with apt, and builds with the same Rust), then the six
+# platform packages built, checked (arm64 Linux on an emulated arm64 kernel, x64
+# Windows under Wine) and packed into target/dist/ (shell/dist.sh, which takes zig
+# and cargo-zigbuild from PyPI and qemu and the arm64 kernel from Debian, cached
+# under target/dist/tools/), which shell/npm.sh installs. Needs the Rust
 # toolchain (cargo, rustfmt, clippy), Node.js with npm, python3, and a Linux kernel
 # with /proc and pidfds.
 set -euo pipefail
@@ -66,6 +70,10 @@ bash shell/xcheck.sh
 echo "== Windows: type-check and clippy for both targets, tests under Wine (shell/windows.sh)"
 bash shell/windows.sh 2>&1 | tee "$log"
 read -r wpassed wfailed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+echo "== npm platform packages: six binaries built, checked and packed (shell/dist.sh)"
+bash shell/dist.sh 2>&1 | tee "$log"
+dist_passed=$(awk '/^dist: [0-9]+ passed, 0 failed$/ { print $2 }' "$log")
+[ -n "$dist_passed" ] || { echo "shell/dist.sh printed no count" >&2; exit 1; }
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
 echo "== npm packages: packed, installed from the tarballs, tested with node --test"
@@ -84,7 +92,8 @@ for mode in root:cgroup root:group nobody:group nobody:cgroup; do
   check_no_cgroup_left "the chaos suite as $user with --contain $contain"
 done
 # One closing line for the whole run: every cargo test (Linux, and Windows under
-# Wine with its kill -9 check), the three e2e scenarios, the npm checks (node tests,
+# Wine with its kill -9 check), the platform packages' checks (shell/dist.sh), the
+# three e2e scenarios, the npm checks (node tests,
 # type check, README Level 2) and the iterations of the four chaos runs (set -e has
 # already stopped the run if any failed).
-echo "tests: $((passed + wpassed + 1 + 3 + npm_passed + chaos_passed)) passed, $((failed + wfailed)) failed"
+echo "tests: $((passed + wpassed + 1 + dist_passed + 3 + npm_passed + chaos_passed)) passed, $((failed + wfailed)) failed"

@@ -127,8 +127,9 @@ test("a package without its binary, with one that cannot run, or with another CP
 
 test("a binary the system cannot start is a no_binary error, not a raw spawn failure", () => {
   const top = sandbox([]);
+  // Executable, and the kernel refuses it at exec: its interpreter does not exist.
   const junk = join(top, "ocwrap");
-  writeFileSync(junk, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 0, 0, 0, 0]));
+  writeFileSync(junk, "#!/nonexistent/interpreter\n");
   chmodSync(junk, 0o755);
   const script = `
     require(${JSON.stringify(join(top, "node_modules", "ocwrap"))})
@@ -138,6 +139,6 @@ test("a binary the system cannot start is a no_binary error, not a raw spawn fai
   );
   assert.equal(found.name, "OcwrapError");
   assert.equal(found.kind, "no_binary");
-  assert.match(found.message, /^ocwrap status: cannot start \S+ on linux-x64 \(ENOEXEC\); reinstall ocwrap, or set OCWRAP_BINARY/);
+  assert.match(found.message, /^ocwrap status: cannot start \S+ on linux-x64 \(ENOENT\); reinstall ocwrap, or set OCWRAP_BINARY/);
   rmSync(top, { recursive: true });
 });

@@ -88,6 +88,35 @@ for contain in cgroup group; do
   kill -9 "$owner" 2>/dev/null
   wait "$owner" 2>/dev/null
 done
+# The same as nobody (no cgroup can be had there: --contain auto falls back to the
+# process group), watching the owner with --watch-method poll.
+mkdir -p /tmp/nobody
+chown 65534:65534 /tmp/nobody
+rm -f /tmp/nobody/server /tmp/nobody/escapee
+asuser 65534 sleep 1000 &
+owner=$!
+asuser 65534 env HOME=/tmp/nobody TMPDIR=/tmp/nobody \
+  /ocwrap --watch-method poll --grace 1s --owner-pid "$owner" -- \
+  sh -c 'echo $$ > /tmp/nobody/server; setsid sh -c "echo \$\$ > /tmp/nobody/escapee; exec sleep 1001" & exec sleep 1002' \
+  2>/tmp/nobody.err &
+ocwrap=$!
+if ! await_file /tmp/nobody/server; then say "ocwrap said: $(cat /tmp/nobody.err)"; fi
+if await_file /tmp/nobody/server && await_file /tmp/nobody/escapee; then
+  server=$(cat /tmp/nobody/server) escapee=$(cat /tmp/nobody/escapee)
+  uid=$(awk '$1 == "Uid:" { print $2 }' "/proc/$server/status")
+  kill -9 "$owner"
+  if [ "$uid" = 65534 ] && await_gone 100 "$server" "$escapee" "$ocwrap"; then
+    pass "as nobody, --watch-method poll: owner SIGKILLed, server $server and setsid escapee $escapee gone, ocwrap exited"
+  else
+    fail "as nobody, --watch-method poll: server uid '$uid', or something still runs after the owner's SIGKILL"
+  fi
+else
+  fail "as nobody: the tree did not start"
+fi
+wait "$ocwrap" 2>/dev/null
+kill -9 "$owner" 2>/dev/null
+wait "$owner" 2>/dev/null
+
 left=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -name 'ocwrap-*' | wc -l)
 if [ "$left" -eq 0 ]; then pass "no ocwrap cgroup left"; else fail "$left ocwrap cgroups left"; fi
 

@@ -6,9 +6,9 @@
 // no longer (docs/DESIGN.md, "npm packages": what that means for `--owner parent`).
 //
 // npx runs this below `npm exec` and a shell, and neither passes SIGTERM on: a
-// killed `npx` leaves this process behind, reparented. So it watches its parent
-// (every 200 ms, the interval of ocwrap's own --watch-method poll; Node has no
-// pidfds) and, once the parent is gone, asks ocwrap to stop with one SIGTERM
+// killed `npx` leaves this process behind. So it watches its parent, and under npx
+// npm too (every 200 ms, the interval of ocwrap's own --watch-method poll; Node
+// has no pidfds), and once either is gone it asks ocwrap to stop with one SIGTERM
 // unless ocwrap has already been asked, then exits as ocwrap exits.
 //
 // Signals: SIGTERM, SIGUSR1 and SIGUSR2 are sent at one process, so they are passed
@@ -20,7 +20,8 @@
 // console's Ctrl-C reaches every process attached to it; this one only waits.
 "use strict";
 
-const { spawn } = require("node:child_process");
+const { execFileSync, spawn } = require("node:child_process");
+const fs = require("node:fs");
 const tty = require("node:tty");
 const os = require("node:os");
 
@@ -61,15 +62,38 @@ for (const signal of new Set([...relayed, ...waited])) {
   process.on(signal, handler);
 }
 
-const parent = process.ppid;
-const parentGone = () => {
-  if (process.ppid !== parent) return true; // reparented (Unix)
+const gone = (pid) => {
   try {
-    process.kill(parent, 0);
+    process.kill(pid, 0);
     return false;
   } catch (e) {
     return e.code === "ESRCH";
   }
+};
+/** A process's parent, from /proc (Linux), else from ps (once, at start), else null. */
+const parentOf = (pid, { ps = false } = {}) => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    if (!ps) return null;
+  }
+  try {
+    return Number(execFileSync("ps", ["-o", "ppid=", "-p", String(pid)], { encoding: "utf8", timeout: 2000 }).trim()) || null;
+  } catch {
+    return null;
+  }
+};
+const parent = process.ppid;
+// Under npx the parent is npm's `sh -c`, and an `npm exec` killed with SIGKILL
+// leaves that shell waiting on this process: npm (the grandparent) is watched too.
+const grandparent = process.env.npm_command === "exec" && process.platform !== "win32" ? parentOf(parent, { ps: true }) : null;
+const procfs = fs.existsSync(`/proc/${process.pid}/stat`);
+const parentGone = () => {
+  if (process.ppid !== parent || gone(parent)) return true; // reparented (Unix), or gone (Windows)
+  if (grandparent === null) return false;
+  // With /proc: the shell was reparented. Without: npm's PID is gone.
+  return procfs ? parentOf(parent) !== grandparent : gone(grandparent);
 };
 const watch = setInterval(() => {
   if (!parentGone()) return;
