@@ -184,13 +184,16 @@ def main(argv):
     print(f"npx: ok: {what}: npx exited {status}; fixture, grandchild, ocwrap and shim gone")
     passed += 1
 
+    def without_terminal(what):
+        """npx with the fixture's tree, no terminal: the process and the tree."""
+        process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        started.append(process)
+        return process, tree_of(Lines(process.stdout.fileno()), what)
+
     what = "SIGTERM with no terminal"
-    process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    started.append(process)
-    lines = Lines(process.stdout.fileno())
-    processes = tree_of(lines, what)
+    process, processes = without_terminal(what)
     process.send_signal(signal.SIGTERM)
     status = wait_exit(process, what)
     await_gone(processes, what)
@@ -202,12 +205,7 @@ def main(argv):
     # SIGKILL of `npm exec` alone: its `sh -c` stays, waiting on the shim, and the
     # shim's watch of npm must end the tree.
     what = "SIGKILL of npm exec alone"
-    process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    started.append(process)
-    lines = Lines(process.stdout.fileno())
-    processes = tree_of(lines, what)
+    process, processes = without_terminal(what)
     shell = parent(processes[3][0])
     process.kill()
     process.wait(timeout=DEADLINE)

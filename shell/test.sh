@@ -76,7 +76,7 @@ dist_passed=$(awk '/^dist: [0-9]+ passed, 0 failed$/ { print $2 }' "$log")
 [ -n "$dist_passed" ] || { echo "shell/dist.sh printed no count" >&2; exit 1; }
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
-echo "== npm packages: packed, installed from the tarballs, tested with node --test"
+echo "== npm packages: installed offline from the tarballs, tested with node --test and npx"
 bash shell/npm.sh 2>&1 | tee "$npm_log"
 npm_passed=$(awk '/^npm: [0-9]+ passed, [0-9]+ failed$/ { print $2 }' "$npm_log")
 check_no_cgroup_left "the end-to-end run and the npm tests"

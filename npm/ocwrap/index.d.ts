@@ -185,7 +185,9 @@ export interface StopResult {
 
 /**
  * What went wrong: "invalid_option" (an option was refused; nothing ran),
- * "no_binary" (there is no binary to run), "invalid_answer" (the binary's output
+ * "no_binary" (there is no binary to run: no package for this platform, the
+ * package not installed, its binary missing, not executable or built for another
+ * platform, or a binary the system cannot start), "invalid_answer" (the binary's output
  * was not one JSON object), "failed" (ocwrap ran and reported a failure).
  */
 export type OcwrapErrorKind = "invalid_option" | "no_binary" | "invalid_answer" | "failed";
@@ -216,5 +218,11 @@ export function release(options: ReleaseOptions): Promise<ReleaseResult>;
 export function status(options?: SelectOptions): Promise<StatusResult>;
 /** Tears down what ocwrap started; "not_running" when there was nothing to stop. */
 export function stop(options: StopOptions): Promise<StopResult>;
-/** The binary the calls run: OCWRAP_BINARY, else the platform package's. Throws an OcwrapError when there is none. */
+/**
+ * The binary the calls run: OCWRAP_BINARY, else the platform package's
+ * (`@ocwrap/<platform>-<arch>`, one of linux-x64, linux-arm64, darwin-arm64,
+ * darwin-x64, win32-x64, win32-arm64) once it is checked to be there, executable,
+ * and of this platform's format and CPU. Throws an OcwrapError of kind "no_binary"
+ * that names the platform and what to do when there is none.
+ */
 export function binaryPath(): string;

@@ -60,62 +60,47 @@ say "kernel $(uname -r) $(uname -m)"
 version=$(/ocwrap --version 2>&1)
 if [ "$version" = "ocwrap $(cat /version)" ]; then pass "--version: $version"; else fail "--version printed '$version', not 'ocwrap $(cat /version)'"; fi
 
-# 2. The owner is SIGKILLed: the whole tree goes, a setsid escapee included, in
-#    each containment mode; ocwrap exits after it.
-for contain in cgroup group; do
-  rm -f /tmp/server /tmp/escapee
-  sleep 1000 &
+# 2. The owner is SIGKILLed: the whole tree goes, a setsid escapee included; ocwrap
+#    exits after it. owner_killed LABEL UID DIR OCWRAP-OPTION…: the owner and
+#    ocwrap run as UID (0: root), the tree writes its PIDs into DIR.
+owner_killed() {
+  label=$1 uid=$2 dir=$3
+  shift 3
+  run=""
+  [ "$uid" -eq 0 ] || run="asuser $uid"
+  mkdir -p "$dir"
+  chown "$uid:$uid" "$dir"
+  rm -f "$dir/server" "$dir/escapee"
+  $run sleep 1000 &
   owner=$!
-  /ocwrap --contain "$contain" --grace 1s --owner-pid "$owner" -- \
-    sh -c 'echo $$ > /tmp/server; setsid sh -c "echo \$\$ > /tmp/escapee; exec sleep 1001" & exec sleep 1002' &
+  $run env HOME="$dir" TMPDIR="$dir" /ocwrap "$@" --grace 1s --owner-pid "$owner" -- \
+    sh -c "echo \$\$ > $dir/server; setsid sh -c 'echo \$\$ > $dir/escapee; exec sleep 1001' & exec sleep 1002" \
+    2>"$dir/err" &
   ocwrap=$!
-  if await_file /tmp/server && await_file /tmp/escapee; then
-    server=$(cat /tmp/server) escapee=$(cat /tmp/escapee)
-    if runs "$server" && runs "$escapee"; then
+  if await_file "$dir/server" && await_file "$dir/escapee"; then
+    server=$(cat "$dir/server") escapee=$(cat "$dir/escapee")
+    ran_as=$(awk '$1 == "Uid:" { print $2 }' "/proc/$server/status")
+    if runs "$server" && runs "$escapee" && [ "$ran_as" = "$uid" ]; then
       kill -9 "$owner"
       if await_gone 100 "$server" "$escapee" "$ocwrap"; then
-        pass "--contain $contain: owner SIGKILLed, server $server and setsid escapee $escapee gone, ocwrap exited"
+        pass "$label: owner SIGKILLed, server $server and setsid escapee $escapee gone, ocwrap exited"
       else
-        fail "--contain $contain: after the owner's SIGKILL something still runs"
+        fail "$label: after the owner's SIGKILL something still runs"
       fi
     else
-      fail "--contain $contain: the tree did not start"
+      fail "$label: the tree did not start as uid $uid (server as '$ran_as')"
     fi
   else
-    fail "--contain $contain: the tree did not start"
+    fail "$label: the tree did not start; ocwrap said: $(cat "$dir/err")"
   fi
   wait "$ocwrap" 2>/dev/null
   kill -9 "$owner" 2>/dev/null
   wait "$owner" 2>/dev/null
-done
-# The same as nobody (no cgroup can be had there: --contain auto falls back to the
-# process group), watching the owner with --watch-method poll.
-mkdir -p /tmp/nobody
-chown 65534:65534 /tmp/nobody
-rm -f /tmp/nobody/server /tmp/nobody/escapee
-asuser 65534 sleep 1000 &
-owner=$!
-asuser 65534 env HOME=/tmp/nobody TMPDIR=/tmp/nobody \
-  /ocwrap --watch-method poll --grace 1s --owner-pid "$owner" -- \
-  sh -c 'echo $$ > /tmp/nobody/server; setsid sh -c "echo \$\$ > /tmp/nobody/escapee; exec sleep 1001" & exec sleep 1002' \
-  2>/tmp/nobody.err &
-ocwrap=$!
-if ! await_file /tmp/nobody/server; then say "ocwrap said: $(cat /tmp/nobody.err)"; fi
-if await_file /tmp/nobody/server && await_file /tmp/nobody/escapee; then
-  server=$(cat /tmp/nobody/server) escapee=$(cat /tmp/nobody/escapee)
-  uid=$(awk '$1 == "Uid:" { print $2 }' "/proc/$server/status")
-  kill -9 "$owner"
-  if [ "$uid" = 65534 ] && await_gone 100 "$server" "$escapee" "$ocwrap"; then
-    pass "as nobody, --watch-method poll: owner SIGKILLed, server $server and setsid escapee $escapee gone, ocwrap exited"
-  else
-    fail "as nobody, --watch-method poll: server uid '$uid', or something still runs after the owner's SIGKILL"
-  fi
-else
-  fail "as nobody: the tree did not start"
-fi
-wait "$ocwrap" 2>/dev/null
-kill -9 "$owner" 2>/dev/null
-wait "$owner" 2>/dev/null
+}
+owner_killed "--contain cgroup" 0 /tmp/root-cgroup --contain cgroup
+owner_killed "--contain group" 0 /tmp/root-group --contain group
+# As nobody no cgroup can be had: --contain auto falls back to the process group.
+owner_killed "as nobody, --watch-method poll" 65534 /tmp/nobody --watch-method poll
 
 left=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -name 'ocwrap-*' | wc -l)
 if [ "$left" -eq 0 ]; then pass "no ocwrap cgroup left"; else fail "$left ocwrap cgroups left"; fi
