@@ -71,26 +71,16 @@ for platform in ocwrap "${platforms[@]}"; do
     || fail "$manifest has another version than Cargo.toml ($version)"
 done
 for platform in "${platforms[@]}"; do
-  [ "$(node -p "(require('./npm/ocwrap/package.json').optionalDependencies || {})['@ocwrap/$platform']")" = "$version" ] \
+  [ "$(node -p "require('./npm/ocwrap/package.json').optionalDependencies['@ocwrap/$platform']")" = "$version" ] \
     || fail "npm/ocwrap does not list @ocwrap/$platform@$version as an optional dependency"
 done
 [ "$(node -p "Object.keys(require('./npm/ocwrap/package.json').optionalDependencies).length")" = ${#platforms[@]} ] \
   || fail "npm/ocwrap lists optional dependencies that are not platform packages"
 
 # --- toolchains -----------------------------------------------------------------------
-apt_updated=
-install_debs() {
-  [ "$(id -u)" -eq 0 ] || fail "$* missing, and installing them needs root"
-  if [ -z "$apt_updated" ]; then
-    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || fail "apt-get update failed"
-    apt_updated=1
-  fi
-  say "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-    --no-install-recommends "$@" >/dev/null || fail "cannot install $*"
-}
-command -v x86_64-w64-mingw32-gcc >/dev/null || install_debs gcc-mingw-w64-x86-64
-command -v wine >/dev/null || install_debs wine64 wine
+# MinGW links win32-x64 and Wine runs it: installed as shell/windows.sh installs them.
+command -v x86_64-w64-mingw32-gcc >/dev/null && command -v wine >/dev/null \
+  || bash shell/windows.sh packages || fail "cannot install MinGW and Wine (shell/windows.sh)"
 
 [ -f "$toolchain/xcheck-packages.txt" ] || bash shell/xcheck.sh --toolchain-only \
   || fail "cannot fetch Debian's Rust toolchain (shell/xcheck.sh)"

@@ -11,8 +11,9 @@
 #   4. node --test: the API against the test fixture and the real opencode server
 #      (opencode-ai as shell/e2e-opencode.sh installs it into .e2e/), and
 #      binaryPath() under each simulated platform and with spoiled packages;
-#   5. `npx ocwrap` from the project (shell/npx_check.py): version, exit code,
-#      Ctrl-C under a terminal, SIGTERM without one, SIGKILL of npm: nothing left;
+#   5. `npx ocwrap` from the project (shell/npx_check.py), as root and as nobody
+#      (a cgroup, and the process group): version, exit codes, Ctrl-C under a
+#      terminal, SIGTERM without one, SIGKILL of npm: nothing left;
 #   6. README's Level 2 JavaScript (the JS API form), run against the real server
 #      by shell/readme-level2.mjs from inside that project.
 # Ends with `npm: N passed, M failed` (shell/test.sh adds N to its count) and the
@@ -29,7 +30,9 @@ timings=()
 step_done() { timings+=("$1 $((SECONDS - step_began))s"); step_began=$SECONDS; }
 
 [ "$(uname -sm)" = "Linux x86_64" ] || fail "the npm checks run on linux-x64, and this is $(uname -sm)"
-platforms=(linux-x64 linux-arm64 darwin-arm64 darwin-x64 win32-x64 win32-arm64)
+# The platform packages, as the main package lists them (shell/dist.sh checks that
+# list against what it builds).
+read -ra platforms < <(node -p "Object.keys(require('./npm/ocwrap/package.json').optionalDependencies).map((p) => p.replace('@ocwrap/', '')).join(' ')")
 version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
 dist=$root/target/dist
 tarball() { case $1 in ocwrap) echo "$dist/ocwrap-$version.tgz" ;; *) echo "$dist/ocwrap-$1-$version.tgz" ;; esac; }
@@ -136,11 +139,23 @@ step_done "node --test"
 
 # --- npx ---------------------------------------------------------------------------
 say "npx ocwrap from the project"
-npx_log=$work/npx.log
-rc=0
-python3 shell/npx_check.py "$project" "$fixture" "$version" >"$npx_log" 2>&1 || rc=$?
-sed 's/^/npm:   /' "$npx_log"
-[ "$rc" -eq 0 ] || fail "npx ocwrap (exit $rc)"
+# As root (the tree in a cgroup), then as nobody (no cgroup to be had: the process
+# group), with a HOME, TMPDIR and state dir of nobody's own.
+npx_passed=0
+npx_run() {
+  local log=$work/npx-$1.log rc=0
+  "${@:2}" >"$log" 2>&1 || rc=$?
+  sed 's/^/npm:   /' "$log"
+  [ "$rc" -eq 0 ] || fail "npx ocwrap as $1 (exit $rc)"
+  npx_passed=$((npx_passed + $(awk '/^npx: [0-9]+ passed$/ { print $2 }' "$log")))
+}
+npx_run root python3 shell/npx_check.py "$project" "$fixture" "$version" cgroup
+chmod 0755 "$work"
+mkdir -p "$work/nobody"
+chown nobody: "$work/nobody"
+npx_run nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
+  env -i PATH="$PATH" HOME="$work/nobody" TMPDIR="$work/nobody" OCWRAP_STATE_DIR="$work/nobody/state" \
+  python3 shell/npx_check.py "$project" "$fixture" "$version" group
 step_done "npx"
 
 # --- README Level 2 with the JS API ---------------------------------------------------
@@ -148,9 +163,9 @@ say "README.md Level 2 (JS API) against the real server"
 OCWRAP_STATE_DIR=$work/level2-state OPENCODE_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})') \
   PATH="$root/.e2e/node_modules/.bin:$PATH" env -u OCWRAP_BINARY \
   node shell/readme-level2.mjs README.md level-2 "$project" || fail "README Level 2 (JS API)"
-# The host's install, each platform selection, the type check, npx's five checks
-# and the README run.
-passed=$((passed + 1 + selections + 1 + 5 + 1))
+# The host's install, each platform selection, the type check, npx's checks and
+# the README run.
+passed=$((passed + 1 + selections + 1 + npx_passed + 1))
 step_done "README Level 2"
 
 say "times: ${timings[*]}; total $((SECONDS - began))s"

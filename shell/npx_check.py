@@ -2,14 +2,19 @@
 """`npx ocwrap` from a project that installed the packed tarballs, as a user runs it
 from a shell (shell/npm.sh runs this):
 
-    python3 shell/npx_check.py PROJECT FIXTURE VERSION
+    python3 shell/npx_check.py PROJECT FIXTURE VERSION CONTAINMENT
+
+CONTAINMENT (cgroup or group) is what ocwrap must say it holds the tree in: what
+`--contain auto` gives the user this runs as (root: a cgroup; nobody: the process
+group). The state dir is OCWRAP_STATE_DIR if set, else PROJECT/npx-state.
 
   1. `npx ocwrap --version` prints the version and exits 0;
   2. `npx ocwrap -- sh -c 'exit 7'` exits 7, and a server ended by SIGTERM gives
      143: ocwrap's exit code passes through;
-  3. under a terminal (a pty), `npx ocwrap -- FIXTURE tree --children 1`, then
-     Ctrl-C at the terminal: npx exits, and nothing of it is left running: not the
-     fixture, its grandchild, ocwrap, nor the package's bin shim;
+  3. under a terminal (a pty), `npx ocwrap -v --grace 2s -- FIXTURE tree …` with a
+     server that ignores SIGINT and SIGTERM, then Ctrl-C at the terminal: ocwrap
+     is asked to stop once (the grace is kept), npx exits, and nothing of it is
+     left running: not the fixture, its grandchild, ocwrap, nor the bin shim;
   4. with no terminal, SIGTERM to the npx process: the same, and its status says
      it was ended by SIGTERM (the shell's 143) or exited 143;
   5. SIGKILL of the npx process (`npm exec`) alone: the same, npm's `sh -c`
@@ -85,7 +90,7 @@ class Lines:
         self.buffer = b""
         self.seen = []
 
-    def until(self, prefix, what):
+    def until(self, pattern, what):
         end = time.monotonic() + DEADLINE
         while True:
             while b"\n" in self.buffer:
@@ -93,12 +98,12 @@ class Lines:
                 text = ANSI.sub("", line.decode(errors="replace")).strip("\r")
                 self.seen.append(text)
                 # Under a terminal npm draws a spinner on the same line first.
-                at = text.find(prefix)
-                if at >= 0 and (at == 0 or not text[at - 1].isalnum()):
-                    return text[at:]
+                found = re.search(pattern, text)
+                if found:
+                    return text[found.start():]
             left = end - time.monotonic()
             if left <= 0:
-                fail(f"{what}: no line '{prefix}…' within {DEADLINE:.0f} s; saw {self.seen}")
+                fail(f"{what}: no line like /{pattern}/ within {DEADLINE:.0f} s; saw {self.seen}")
             ready, _, _ = select.select([self.fd], [], [], left)
             if ready:
                 try:
@@ -106,17 +111,40 @@ class Lines:
                 except OSError:  # a pty's other end closed
                     chunk = b""
                 if not chunk:
-                    fail(f"{what}: output ended before '{prefix}…'; saw {self.seen}")
+                    fail(f"{what}: output ended before a line like /{pattern}/; saw {self.seen}")
                 self.buffer += chunk
+
+
+    def rest(self, what):
+        """Every line until the other end closes (a pty: once no process holds it)."""
+        end = time.monotonic() + DEADLINE
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                fail(f"{what}: the output did not end within {DEADLINE:.0f} s; saw {self.seen}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:  # EIO: a pty whose other end is closed
+                chunk = b""
+            if not chunk:
+                break
+            self.buffer += chunk
+        lines = [ANSI.sub("", line.decode(errors="replace")).strip("\r") for line in self.buffer.split(b"\n")]
+        self.buffer = b""
+        self.seen.extend(lines)
+        return self.seen
 
 
 def tree_of(lines, what):
     """The fixture's server and grandchild, and ocwrap and the shim above them, with start times."""
-    server_line = lines.until("server ", what)
+    server_line = lines.until(r"^\W*server \d+ ppid \d+", what)
     server = int(server_line.split()[1])
     ocwrap = int(server_line.split()[3])
-    child = int(lines.until("child ", what).split()[1])
-    lines.until("ready", what)
+    child = int(lines.until(r"^\W*child \d+", what).split()[1])
+    lines.until(r"^\W*ready$", what)
     shim = parent(ocwrap)
     with open(f"/proc/{shim}/cmdline", "rb") as f:
         shim_cmd = f.read().split(b"\0")
@@ -137,13 +165,13 @@ def wait_exit(process, what):
 
 
 def main(argv):
-    if len(argv) != 4:
-        print("usage: python3 shell/npx_check.py PROJECT FIXTURE VERSION", file=sys.stderr)
+    if len(argv) != 5 or argv[4] not in ("cgroup", "group"):
+        print("usage: python3 shell/npx_check.py PROJECT FIXTURE VERSION cgroup|group", file=sys.stderr)
         return 2
-    project, fixture, version = argv[1:]
+    project, fixture, version, containment = argv[1:]
     npx = ["npx", "--offline", "--no-install", "ocwrap"]
     env = {k: v for k, v in os.environ.items() if k != "OCWRAP_BINARY"}
-    env["OCWRAP_STATE_DIR"] = os.path.join(project, "npx-state")
+    env.setdefault("OCWRAP_STATE_DIR", os.path.join(project, "npx-state"))
     passed = 0
 
     out = subprocess.run(npx + ["--version"], cwd=project, env=env, capture_output=True, text=True, timeout=DEADLINE)
@@ -165,10 +193,14 @@ def main(argv):
     passed += 1
 
     # Ctrl-C at a terminal: the pty's line discipline sends SIGINT to its foreground
-    # process group, which npx, its shell, the shim and ocwrap share.
+    # process group, which npx, its shell, the shim and ocwrap share. The server
+    # ignores SIGINT and SIGTERM, so the teardown lasts the 2 s grace: had the shim
+    # passed the SIGINT on as well, ocwrap would take it as a second stop request
+    # within the grace, and say "SIGINT: SIGKILL now".
     what = "Ctrl-C under a terminal"
     master, slave = pty.openpty()
-    process = subprocess.Popen(npx + ["--", fixture, "tree", "--children", "1"], cwd=project, env=env,
+    server = ["sh", "-c", f"trap '' INT TERM; exec {fixture} tree --children 1"]
+    process = subprocess.Popen(npx + ["-v", "--grace", "2s", "--"] + server, cwd=project, env=env,
                                stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
                                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     started.append(process)
@@ -178,10 +210,19 @@ def main(argv):
     os.write(master, b"\x03")
     status = wait_exit(process, what)
     await_gone(processes, what)
+    # The terminal echoes ^C before what ocwrap says next.
+    said = [found.group(0) for found in map(re.compile(r"ocwrap: SIGINT: .*").search, lines.rest(what)) if found]
     os.close(master)
     if status not in (130, -signal.SIGINT):
         fail(f"{what}: npx exited {status}, not by SIGINT (130)")
-    print(f"npx: ok: {what}: npx exited {status}; fixture, grandchild, ocwrap and shim gone")
+    if said != ["ocwrap: SIGINT: tearing down"]:
+        fail(f"{what}: ocwrap was not asked to stop exactly once: {said}; saw {lines.seen}")
+    # "containment: cgroup /sys/fs/cgroup/…" or "containment: process group and subreaper tree"
+    held = [{"cgroup": "cgroup", "process": "group"}.get(found.group(1), found.group(1))
+            for found in map(re.compile(r"ocwrap: containment: (\w+)").search, lines.seen) if found]
+    if held != [containment]:
+        fail(f"{what}: ocwrap held the tree in {held}, not in a {containment}")
+    print(f"npx: ok: {what} ({containment}): npx exited {status}; ocwrap got one SIGINT; fixture, grandchild, ocwrap and shim gone")
     passed += 1
 
     def without_terminal(what):

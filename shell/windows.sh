@@ -12,6 +12,8 @@
 #          unit tests and tests/windows/), then `kill -9` of ocwrap's Linux process
 #          checked from the shell
 #   all    check, then test
+#   packages
+#          installs MinGW and Wine (what shell/dist.sh needs before it builds)
 #   dist BINARY VERSION
 #          the packed win32-x64 binary (shell/dist.sh unpacks it from its
 #          tarball): `--version` prints VERSION, and with an owner that is killed,
@@ -189,6 +191,40 @@ run_tests() {
     kill9_scenario
 }
 
+# Waits for a line matching PATTERN in FILE, at most 60 s.
+await_line() {
+    local waited=0
+    until grep -qE "$2" "$1"; do
+        ((waited++ < 600)) || die "no '$2' in $1 within 60 s: $(cat "$1")"
+        sleep 0.1
+    done
+}
+
+# The fixture's tree (`tree --children 1`, printing into DIR/out) once it is ready:
+# its server and grandchild as PID:START words, taken while they run, as Wine
+# reuses PIDs.
+fixture_tree() {
+    local fixture=$1 work=$2
+    await_line "$work/out" '^ready'
+    local server child tree
+    server=$(awk '$1 == "server" { print $2 }' "$work/out")
+    child=$(awk '$1 == "child" { print $2 }' "$work/out")
+    tree=$(wine "$fixture" identify "$server" "$child" </dev/null | tr -d '\r' |
+        awk '$2 != "gone" { printf "%s:%s ", $1, $2 }')
+    [[ $(wc -w <<<"$tree") -eq 2 ]] || die "the server and its grandchild do not both run: '$tree'"
+    echo "$tree"
+}
+
+# Waits until the tree is gone (at most 20 s) and prints the fixture's verdict;
+# WHAT says after what, when it is not.
+tree_gone() {
+    local verdict
+    # shellcheck disable=SC2086 # one word per process
+    verdict=$(wine "$1" wait-gone $2 --within 20 </dev/null | tr -d '\r') ||
+        die "$3, still running: $verdict"
+    echo "$verdict"
+}
+
 # `kill -9` of ocwrap's own Linux process: a way to die that only Wine has (no
 # Windows program can cause it), so it is checked from here. The tree (the fixture
 # and its grandchild) must go with it: the wineserver closes the dead process's
@@ -202,36 +238,13 @@ kill9_scenario() {
     # `wine` execs into the program: $! is ocwrap's own Linux process.
     wine "$exe/ocwrap.exe" --state-dir "$state" --owner none -- \
         "$exe/ocwrap-fixture.exe" tree --children 1 >"$work/out" 2>"$work/err" </dev/null &
-    local ocwrap=$! waited=0
-    until grep -qx ready "$work/out"; do
-        ((waited++ < 600)) || die "the fixture was not ready within 60 s: $(cat "$work/out" "$work/err")"
-        sleep 0.1
-    done
-    local server child
-    server=$(awk '$1 == "server" { print $2 }' "$work/out")
-    child=$(awk '$1 == "child" { print $2 }' "$work/out")
-    # PIDs with their start times, taken while the tree runs: Wine reuses PIDs.
-    local tree
-    tree=$(wine "$exe/ocwrap-fixture.exe" identify "$server" "$child" </dev/null |
-        awk '$2 != "gone" { printf "%s:%s ", $1, $2 }')
-    [[ $(wc -w <<<"$tree") -eq 2 ]] || die "the server and its grandchild do not both run: '$tree'"
+    local ocwrap=$! tree verdict
+    tree=$(fixture_tree "$exe/ocwrap-fixture.exe" "$work")
     kill -9 "$ocwrap"
     { wait "$ocwrap"; } 2>/dev/null || true
-    local verdict
-    # shellcheck disable=SC2086 # one word per process
-    verdict=$(wine "$exe/ocwrap-fixture.exe" wait-gone $tree --within 20 </dev/null) ||
-        die "after kill -9 of ocwrap, still running: $verdict"
+    verdict=$(tree_gone "$exe/ocwrap-fixture.exe" "$tree" "after kill -9 of ocwrap")
     echo "windows.sh: kill -9 of ocwrap (Linux pid $ocwrap): server and grandchild ($tree) $verdict" >&2
     rm -rf "$work" "$PREFIX/drive_c/ocwrap-kill9"
-}
-
-# Waits for a line matching PATTERN in FILE, at most 60 s.
-await_line() {
-    local waited=0
-    until grep -qE "$2" "$1"; do
-        ((waited++ < 600)) || die "no '$2' in $1 within 60 s: $(cat "$1")"
-        sleep 0.1
-    done
 }
 
 # The packed binary under Wine: its version, and an owner's end tearing the tree
@@ -254,20 +267,11 @@ dist_scenario() {
     owner=$(awk '$1 == "sleeper" { print $2 }' "$work/owner" | tr -d '\r')
     wine "$binary" --state-dir 'C:\ocwrap-dist' --owner-pid "$owner" -- \
         "$fixture" tree --children 1 >"$work/out" 2>"$work/err" </dev/null &
-    local ocwrap=$!
-    await_line "$work/out" '^ready'
-    local server child tree
-    server=$(awk '$1 == "server" { print $2 }' "$work/out")
-    child=$(awk '$1 == "child" { print $2 }' "$work/out")
-    tree=$(wine "$fixture" identify "$server" "$child" </dev/null | tr -d '\r' |
-        awk '$2 != "gone" { printf "%s:%s ", $1, $2 }')
-    [[ $(wc -w <<<"$tree") -eq 2 ]] || die "the server and its grandchild do not both run: '$tree'"
+    local ocwrap=$! tree verdict
+    tree=$(fixture_tree "$fixture" "$work")
     kill -9 "$owner_process"
     { wait "$owner_process"; } 2>/dev/null || true
-    local verdict
-    # shellcheck disable=SC2086 # one word per process
-    verdict=$(wine "$fixture" wait-gone $tree --within 20 </dev/null | tr -d '\r') ||
-        die "after the owner was killed, still running: $verdict"
+    verdict=$(tree_gone "$fixture" "$tree" "after the owner was killed")
     local waited=0
     while kill -0 "$ocwrap" 2>/dev/null; do
         ((waited++ < 200)) || die "ocwrap still runs 20 s after its owner was killed: $(cat "$work/err")"
@@ -283,8 +287,12 @@ main() {
     local what=${1:-all}
     case $what in
     all | smoke | check | test) ;;
+    packages)
+        ensure_host_packages
+        return
+        ;;
     dist) [[ $# -eq 3 ]] || die "usage: bash shell/windows.sh dist BINARY VERSION" ;;
-    *) die "usage: bash shell/windows.sh [all|smoke|check|test|dist BINARY VERSION]" ;;
+    *) die "usage: bash shell/windows.sh [all|smoke|check|test|packages|dist BINARY VERSION]" ;;
     esac
     if [[ $what == check ]]; then
         check

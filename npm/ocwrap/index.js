@@ -20,21 +20,13 @@ const fs = require("node:fs");
 const net = require("node:net");
 const path = require("node:path");
 
-/** Platforms with a binary package, as `${process.platform}-${process.arch}`. */
-const PLATFORM_PACKAGES = {
-  "linux-x64": "@ocwrap/linux-x64",
-  "linux-arm64": "@ocwrap/linux-arm64",
-  "darwin-arm64": "@ocwrap/darwin-arm64",
-  "darwin-x64": "@ocwrap/darwin-x64",
-  "win32-x64": "@ocwrap/win32-x64",
-  "win32-arm64": "@ocwrap/win32-arm64",
-};
-
 /**
- * What each platform package's binary must be, as its first bytes say: the file
- * format and its machine field (ELF e_machine, Mach-O CPU type, PE machine).
+ * The platforms with a binary package (`@ocwrap/${platform}`), as
+ * `${process.platform}-${process.arch}`, and what each package's binary must be, as
+ * its first bytes say: the file format and its machine field (ELF e_machine,
+ * Mach-O CPU type, PE machine).
  */
-const BINARY_KINDS = {
+const PLATFORMS = {
   "linux-x64": { format: "ELF", machine: 62, cpu: "x86-64" },
   "linux-arm64": { format: "ELF", machine: 183, cpu: "arm64" },
   "darwin-arm64": { format: "Mach-O", machine: 0x0100000c, cpu: "arm64" },
@@ -80,7 +72,7 @@ class OcwrapError extends Error {
 
 /** The CPU a machine field names, for messages ("x86-64", "arm64", or the number). */
 function cpuName(format, machine) {
-  const known = Object.values(BINARY_KINDS).find((k) => k.format === format && k.machine === machine);
+  const known = Object.values(PLATFORMS).find((k) => k.format === format && k.machine === machine);
   return known ? known.cpu : `machine ${machine}`;
 }
 
@@ -154,14 +146,15 @@ function binaryPath() {
     return fromEnv;
   }
   const platform = `${process.platform}-${process.arch}`;
-  const pkg = PLATFORM_PACKAGES[platform];
+  const want = PLATFORMS[platform];
   const instead =
     "set OCWRAP_BINARY to an ocwrap binary (for example one built with cargo install, as the project's README shows)";
-  if (!pkg) {
+  if (!want) {
     throw none(
-      `ocwrap has no binary package for ${platform} (only for ${Object.keys(PLATFORM_PACKAGES).join(", ")}): ${instead}`,
+      `ocwrap has no binary package for ${platform} (only for ${Object.keys(PLATFORMS).join(", ")}): ${instead}`,
     );
   }
+  const pkg = `@ocwrap/${platform}`;
   let dir;
   try {
     dir = path.dirname(require.resolve(`${pkg}/package.json`));
@@ -176,7 +169,6 @@ function binaryPath() {
   if (problem) {
     throw none(`no ocwrap binary for ${platform}: ${binary} (of ${pkg}) ${problem}; reinstall ocwrap, or ${instead}`);
   }
-  const want = BINARY_KINDS[platform];
   let kind;
   try {
     kind = binaryKind(readHead(binary));

@@ -17,10 +17,12 @@ import { test } from "node:test";
 
 const dist = process.env.OCWRAP_DIST;
 assert.ok(dist, "OCWRAP_DIST names the folder of the packed tarballs");
-const version = createRequire(import.meta.url)("ocwrap/package.json").version;
+const manifest = createRequire(import.meta.url)("ocwrap/package.json");
+const version = manifest.version;
 const mainPackage = dirname(createRequire(import.meta.url).resolve("ocwrap/package.json"));
 
-const PLATFORMS = ["linux-x64", "linux-arm64", "darwin-arm64", "darwin-x64", "win32-x64", "win32-arm64"];
+/** The platforms, as the main package lists their packages. */
+const PLATFORMS = Object.keys(manifest.optionalDependencies).map((name) => name.replace("@ocwrap/", ""));
 const exe = (platform) => (platform.startsWith("win32-") ? "ocwrap.exe" : "ocwrap");
 
 /** A fresh node_modules with the main package and the named platform packages. */
