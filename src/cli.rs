@@ -45,8 +45,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Tear down what ocwrap started
     Stop(StopArgs),
-    /// Drop a lease (all leases without --owner-pid); returns without waiting
+    /// Drop a lease (every lease without an owner option); returns without waiting
     Release(ReleaseArgs),
+    /// Run as a Claude Code hook: SessionStart brings COMMAND up for this session, SessionEnd releases its lease
+    Hook(HookArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
     /// Print a completion script for SHELL on stdout
@@ -56,6 +58,21 @@ pub enum Command {
     /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
     #[command(name = "__supervise", hide = true)]
     Supervise,
+}
+
+impl Command {
+    /// Whether the command was asked for one JSON object on stdout.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Up(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Stop(a) => a.json,
+            Command::Release(a) => a.json,
+            Command::Gc(a) => a.json,
+            Command::Hook(a) => a.json,
+            Command::Run(_) | Command::Completions(_) | Command::Man | Command::Supervise => false,
+        }
+    }
 }
 
 /// Which supervisor a command is about: `--name N` or `--port P` (name `port-P`).
@@ -121,9 +138,9 @@ pub struct ReleaseArgs {
     #[command(flatten)]
     pub select: Selector,
 
-    /// The owner whose lease to drop (default: every lease)
-    #[arg(long, value_name = "PID")]
-    pub owner_pid: Option<Pid>,
+    /// Whose lease to drop, named as `up` named it (default: every lease)
+    #[command(flatten)]
+    pub owners: OwnerArgs,
 
     /// One JSON object on stdout
     #[arg(long)]
@@ -156,6 +173,8 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum OwnerMode {
+    /// The Claude Code session this caller runs under, else the caller's parent
+    Session,
     /// The process that started ocwrap
     Parent,
     /// No owner: run until stopped or signalled
@@ -190,8 +209,10 @@ pub enum ContainArg {
     Group,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+/// Who owns the server: `run`, `up` and `hook` resolve these into leases,
+/// `release` into the leases to drop.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OwnerArgs {
     /// An owner to watch (repeatable); the server lives while any owner does
     #[arg(
         long = "owner-pid",
@@ -205,10 +226,28 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", env = "OCWRAP_OWNER_ANCESTOR")]
     pub owner_ancestor: Option<String>,
 
-    /// `parent`: ocwrap's parent is an owner (the default when no other owner is
-    /// given); `none`: no owner, run until stopped
+    /// `session`: the Claude Code session this caller runs under (its session
+    /// record, start time verified; else the nearest ancestor named `claude`), else
+    /// the caller's parent; `parent`: the caller's parent (the default when no
+    /// other owner is given); `none`: no owner, run until stopped
     #[arg(long, value_name = "WHO", env = "OCWRAP_OWNER")]
     pub owner: Option<OwnerMode>,
+}
+
+impl OwnerArgs {
+    pub fn is_empty(&self) -> bool {
+        self.owner_pids.is_empty() && self.owner_ancestor.is_none() && self.owner.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub owners: OwnerArgs,
+
+    /// The server's working directory
+    #[arg(long, value_name = "DIR", env = "OCWRAP_CWD")]
+    pub cwd: Option<PathBuf>,
 
     /// How long the tree gets between SIGTERM and SIGKILL
     #[arg(long, value_name = "DUR", default_value = "5s", env = "OCWRAP_GRACE", value_parser = parse_duration)]
@@ -306,6 +345,21 @@ pub struct UpArgs {
 
     /// One JSON object on stdout
     #[arg(long, env = "OCWRAP_JSON", action = ArgAction::SetTrue, value_parser = parse_bool)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HookArgs {
+    /// Give up waiting for readiness after this long (SessionStart)
+    #[arg(long, value_name = "DUR", default_value = "30s", env = "OCWRAP_READY_TIMEOUT", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+
+    /// One JSON object on stdout instead of nothing (for testing a hook by hand;
+    /// Claude Code adds a SessionStart hook's stdout to the session's context)
+    #[arg(long)]
     pub json: bool,
 
     #[command(flatten)]

@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use clap::error::ErrorKind;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, ContainArg, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
+use crate::cli::{Cli, ContainArg, OwnerArgs, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
 use crate::process::Pid;
 use crate::state::Name;
@@ -26,17 +26,24 @@ pub struct OwnerSpec {
     pub pids: Vec<Pid>,
     /// The nearest ancestor with this name is an owner.
     pub ancestor: Option<String>,
+    /// The Claude Code session this caller runs under, else the caller's parent.
+    #[serde(default)]
+    pub session: bool,
 }
 
 impl OwnerSpec {
     pub fn is_none(&self) -> bool {
-        !self.parent && self.pids.is_empty() && self.ancestor.is_none()
+        !self.parent && !self.session && self.pids.is_empty() && self.ancestor.is_none()
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     pub owners: OwnerSpec,
+    /// `--cwd`: the server's working directory, absolute and known to be a
+    /// directory when it was checked; else the caller's.
+    #[serde(with = "os_path", default)]
+    pub cwd: Option<PathBuf>,
     pub grace: Duration,
     pub linger: Duration,
     /// `--idle-timeout`: never zero (unset is off).
@@ -63,17 +70,8 @@ pub struct RunConfig {
 
 impl RunConfig {
     pub fn from_args(raw: RunArgs) -> Result<RunConfig, Error> {
-        let owners = owner_spec(&raw)?;
-        if let Some(name) = raw
-            .owner_ancestor
-            .as_ref()
-            .filter(|n| n.is_empty() || n.contains('/'))
-        {
-            return Err(usage(
-                ErrorKind::InvalidValue,
-                format!("--owner-ancestor takes a process name, not '{name}'"),
-            ));
-        }
+        let owners = owner_spec(&raw.owners)?;
+        let cwd = raw.cwd.as_deref().map(working_dir).transpose()?;
         let name = record_name(&raw);
         if raw.idle_timeout.is_some_and(|d| d.is_zero()) {
             return Err(usage(
@@ -107,6 +105,7 @@ impl RunConfig {
             .ok_or_else(|| usage(ErrorKind::InvalidValue, "COMMAND must not be empty".into()))?;
         Ok(RunConfig {
             owners,
+            cwd,
             grace: raw.grace,
             linger: raw.linger,
             idle_timeout: raw.idle_timeout,
@@ -137,7 +136,44 @@ fn record_name(raw: &RunArgs) -> Option<Name> {
     raw.name.clone().or_else(|| raw.port.map(Name::of_port))
 }
 
-fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {
+/// `--cwd DIR` made absolute (against ocwrap's own working directory) and checked
+/// to be a directory ocwrap can enter, before anything starts.
+fn working_dir(dir: &std::path::Path) -> Result<PathBuf, Error> {
+    if dir.as_os_str().is_empty() {
+        return Err(usage(
+            ErrorKind::InvalidValue,
+            "--cwd takes a directory, not ''".into(),
+        ));
+    }
+    let unusable = |source| Error::Cwd {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let path = std::path::absolute(dir).map_err(unusable)?;
+    let meta = std::fs::metadata(&path).map_err(unusable)?;
+    if !meta.is_dir() {
+        return Err(unusable(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
+    }
+    std::fs::read_dir(&path).map_err(unusable)?;
+    Ok(path)
+}
+
+/// The owners of the command line, checked; shared by `run`, `up`, `hook` and
+/// (for the leases to drop) `release`.
+pub fn owner_spec(raw: &OwnerArgs) -> Result<OwnerSpec, Error> {
+    if let Some(name) = raw
+        .owner_ancestor
+        .as_ref()
+        .filter(|n| n.is_empty() || n.contains('/'))
+    {
+        return Err(usage(
+            ErrorKind::InvalidValue,
+            format!("--owner-ancestor takes a process name, not '{name}'"),
+        ));
+    }
     let explicit = !raw.owner_pids.is_empty() || raw.owner_ancestor.is_some();
     match raw.owner {
         Some(OwnerMode::None) if explicit => Err(usage(
@@ -145,10 +181,17 @@ fn owner_spec(raw: &RunArgs) -> Result<OwnerSpec, Error> {
             "--owner none cannot be combined with --owner-pid or --owner-ancestor".into(),
         )),
         Some(OwnerMode::None) => Ok(OwnerSpec::default()),
+        Some(OwnerMode::Session) => Ok(OwnerSpec {
+            session: true,
+            pids: raw.owner_pids.clone(),
+            ancestor: raw.owner_ancestor.clone(),
+            ..OwnerSpec::default()
+        }),
         mode => Ok(OwnerSpec {
             parent: mode == Some(OwnerMode::Parent) || !explicit,
             pids: raw.owner_pids.clone(),
             ancestor: raw.owner_ancestor.clone(),
+            session: false,
         }),
     }
 }

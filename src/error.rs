@@ -38,6 +38,12 @@ pub enum Error {
     ParentUnknown,
     /// No ancestor of ocwrap has the name given to `--owner-ancestor`.
     AncestorNotFound(String),
+    /// `ocwrap hook` runs under no Claude Code session it can find.
+    NoSession,
+    /// The hook's input (stdin) is not what Claude Code sends.
+    HookInput(String),
+    /// The server's working directory (`--cwd`) cannot be used.
+    Cwd { path: PathBuf, source: io::Error },
     /// `--watch-method pidfd` on a kernel without pidfds.
     PidfdUnavailable(io::Error),
     /// The `--log` file cannot be opened.
@@ -60,6 +66,8 @@ pub enum Error {
     NotRunning(String),
     /// A live supervisor refused a control request or could not be reached.
     Control { name: String, message: String },
+    /// `release` of an owner that holds no lease.
+    NotOwner { name: String, message: String },
     /// A system call the supervisor depends on failed.
     Os {
         what: &'static str,
@@ -71,10 +79,40 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(e) => u8::try_from(e.exit_code()).unwrap_or(exit::USAGE),
+            Error::HookInput(_) => exit::USAGE,
             Error::CommandNotFound { .. } => exit::NOT_FOUND,
             Error::CommandNotExecutable { .. } => exit::NOT_EXECUTABLE,
-            Error::NotRunning(_) | Error::Control { .. } => exit::FAILURE,
+            Error::NotRunning(_) | Error::Control { .. } | Error::NotOwner { .. } => exit::FAILURE,
             _ => exit::INTERNAL,
+        }
+    }
+
+    /// The stable word a program branches on (`kind` in `--json` errors;
+    /// docs/DESIGN.md, "Error kinds"), never the message text.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => kind::USAGE,
+            Error::HookInput(_) => kind::HOOK_INPUT,
+            Error::CommandNotFound { .. } => kind::COMMAND_NOT_FOUND,
+            Error::CommandNotExecutable { .. } => kind::COMMAND_NOT_EXECUTABLE,
+            Error::Spawn { .. } => kind::SPAWN_FAILED,
+            Error::OwnerNotRunning(_) => kind::OWNER_NOT_RUNNING,
+            Error::ImmortalOwner { .. } => kind::OWNER_IMMORTAL,
+            Error::ParentUnknown | Error::AncestorNotFound(_) | Error::NoSession => {
+                kind::NO_OWNER_FOUND
+            }
+            Error::PidfdUnavailable(_) => kind::WATCH_UNAVAILABLE,
+            Error::Cwd { .. } => kind::CWD_UNUSABLE,
+            Error::Log { .. } => kind::LOG_UNUSABLE,
+            Error::StateDir { .. } => kind::STATE_DIR_UNUSABLE,
+            Error::UnsafeStateDir { .. } => kind::STATE_DIR_UNSAFE,
+            Error::SocketPathTooLong { .. } => kind::SOCKET_PATH_TOO_LONG,
+            Error::InTheWay { .. } => kind::IN_THE_WAY,
+            Error::AlreadyRunning { .. } => kind::NAME_HELD,
+            Error::NotRunning(_) => kind::NOT_RUNNING,
+            Error::Control { .. } => kind::CONTROL_FAILED,
+            Error::NotOwner { .. } => kind::NOT_OWNER,
+            Error::Os { .. } => kind::INTERNAL,
         }
     }
 
@@ -111,6 +149,14 @@ impl fmt::Display for Error {
                     "no ancestor process is named '{name}' (--owner-ancestor)"
                 )
             }
+            Error::NoSession => write!(
+                f,
+                "no Claude Code session found above this process (neither its session record nor an ancestor named 'claude')"
+            ),
+            Error::HookInput(problem) => write!(f, "hook input: {problem}"),
+            Error::Cwd { path, .. } => {
+                write!(f, "cannot use {} as the working directory", path.display())
+            }
             Error::PidfdUnavailable(_) => {
                 write!(
                     f,
@@ -143,7 +189,9 @@ impl fmt::Display for Error {
                 write!(f, "{}: {what}; run 'ocwrap gc' to clear it", path.display())
             }
             Error::NotRunning(name) => write!(f, "{name}: not running"),
-            Error::Control { name, message } => write!(f, "{name}: {message}"),
+            Error::Control { name, message } | Error::NotOwner { name, message } => {
+                write!(f, "{name}: {message}")
+            }
             Error::Os { what, .. } => write!(f, "{what} failed"),
         }
     }
@@ -158,6 +206,7 @@ impl std::error::Error for Error {
             | Error::Log { source, .. }
             | Error::Os { source, .. }
             | Error::StateDir { source, .. }
+            | Error::Cwd { source, .. }
             | Error::PidfdUnavailable(source) => Some(source),
             Error::Usage(_)
             | Error::UnsafeStateDir { .. }
@@ -166,12 +215,90 @@ impl std::error::Error for Error {
             | Error::AlreadyRunning { .. }
             | Error::NotRunning(_)
             | Error::Control { .. }
+            | Error::NotOwner { .. }
             | Error::OwnerNotRunning(_)
             | Error::ImmortalOwner { .. }
             | Error::ParentUnknown
-            | Error::AncestorNotFound(_) => None,
+            | Error::AncestorNotFound(_)
+            | Error::NoSession
+            | Error::HookInput(_) => None,
         }
     }
+}
+
+/// The error kinds: stable words, documented in README ("Error kinds") and in
+/// the JS package's `OcwrapErrorKind`. New kinds may be added; none is renamed.
+pub mod kind {
+    /// The command line or an `OCWRAP_*` variable is wrong (exit 2).
+    pub const USAGE: &str = "usage";
+    /// `ocwrap hook`: stdin is empty, malformed, too big, or an unknown event (exit 2).
+    pub const HOOK_INPUT: &str = "hook_input";
+    pub const COMMAND_NOT_FOUND: &str = "command_not_found";
+    pub const COMMAND_NOT_EXECUTABLE: &str = "command_not_executable";
+    pub const SPAWN_FAILED: &str = "spawn_failed";
+    /// No owner could be found: no ancestor of that name, no session, a parent
+    /// outside the PID namespace.
+    pub const NO_OWNER_FOUND: &str = "no_owner_found";
+    pub const OWNER_NOT_RUNNING: &str = "owner_not_running";
+    pub const OWNER_IMMORTAL: &str = "owner_immortal";
+    pub const WATCH_UNAVAILABLE: &str = "watch_unavailable";
+    pub const CWD_UNUSABLE: &str = "cwd_unusable";
+    pub const LOG_UNUSABLE: &str = "log_unusable";
+    pub const STATE_DIR_UNUSABLE: &str = "state_dir_unusable";
+    pub const STATE_DIR_UNSAFE: &str = "state_dir_unsafe";
+    pub const SOCKET_PATH_TOO_LONG: &str = "socket_path_too_long";
+    /// Junk where one of a name's files belongs (`ocwrap gc` clears it).
+    pub const IN_THE_WAY: &str = "in_the_way";
+    /// A live supervisor holds the name (`run`; `up` attaches instead).
+    pub const NAME_HELD: &str = "name_held";
+    pub const NOT_RUNNING: &str = "not_running";
+    pub const CONTROL_FAILED: &str = "control_failed";
+    /// `release`: that owner holds no lease.
+    pub const NOT_OWNER: &str = "not_owner";
+    /// The supervisor runs another version of ocwrap.
+    pub const VERSION_MISMATCH: &str = "version_mismatch";
+    /// `up`: not ready before `--ready-timeout`.
+    pub const NOT_READY: &str = "not_ready";
+    /// `up`: the server exited (or could not start) before it was ready.
+    pub const SERVER_EXITED: &str = "server_exited";
+    /// `up`: every owner was gone before the server was ready.
+    pub const OWNERS_GONE: &str = "owners_gone";
+    /// `up`: stopped (`ocwrap stop`, idle, a signal) before the server was ready.
+    pub const STOPPED: &str = "stopped";
+    /// `up`: the supervisor ended without an answer.
+    pub const SUPERVISOR_FAILED: &str = "supervisor_failed";
+    /// A system call ocwrap depends on failed.
+    pub const INTERNAL: &str = "internal";
+
+    /// Every kind, for the documentation test.
+    pub const ALL: &[&str] = &[
+        USAGE,
+        HOOK_INPUT,
+        COMMAND_NOT_FOUND,
+        COMMAND_NOT_EXECUTABLE,
+        SPAWN_FAILED,
+        NO_OWNER_FOUND,
+        OWNER_NOT_RUNNING,
+        OWNER_IMMORTAL,
+        WATCH_UNAVAILABLE,
+        CWD_UNUSABLE,
+        LOG_UNUSABLE,
+        STATE_DIR_UNUSABLE,
+        STATE_DIR_UNSAFE,
+        SOCKET_PATH_TOO_LONG,
+        IN_THE_WAY,
+        NAME_HELD,
+        NOT_RUNNING,
+        CONTROL_FAILED,
+        NOT_OWNER,
+        VERSION_MISMATCH,
+        NOT_READY,
+        SERVER_EXITED,
+        OWNERS_GONE,
+        STOPPED,
+        SUPERVISOR_FAILED,
+        INTERNAL,
+    ];
 }
 
 /// The error and its causes on one line: `a: b: c`.

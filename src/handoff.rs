@@ -53,6 +53,8 @@ pub enum Event {
     Failed {
         error: String,
         exit_status: Option<i32>,
+        /// The error's kind (`crate::error::kind`).
+        kind: String,
     },
 }
 

@@ -26,6 +26,7 @@ pub mod process;
 pub mod ready;
 pub mod record;
 pub mod registration;
+pub mod session;
 pub mod signals;
 pub mod spawn;
 pub mod state;
@@ -45,8 +46,12 @@ use crate::error::Error;
 pub fn run() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return report(Error::Usage(Box::new(e))),
+        Err(e) => {
+            let json = asks_for_json(std::env::args_os().skip(1));
+            return report(Error::Usage(Box::new(e)), json);
+        }
     };
+    let json = cli.command.as_ref().is_some_and(Command::json);
     let outcome = match cli.command {
         Some(Command::Run(args)) => RunConfig::from_args(args).and_then(supervisor::run),
         None => RunConfig::from_args(cli.run).and_then(supervisor::run),
@@ -54,6 +59,7 @@ pub fn run() -> u8 {
         Some(Command::Status(args)) => commands::status::run(args),
         Some(Command::Stop(args)) => commands::stop::run(args),
         Some(Command::Release(args)) => commands::release::run(args),
+        Some(Command::Hook(args)) => commands::hook::run(args),
         Some(Command::Gc(args)) => commands::gc::run(args),
         Some(Command::Completions(args)) => commands::completions::run(args.shell),
         Some(Command::Man) => commands::man::run(),
@@ -61,11 +67,27 @@ pub fn run() -> u8 {
     };
     match outcome {
         Ok(code) => code,
-        Err(e) => report(e),
+        Err(e) => report(e, json),
     }
 }
 
-fn report(error: Error) -> u8 {
+/// Whether a command line clap refused asked for `--json` (before `--`), so that
+/// its usage error is one JSON object too.
+fn asks_for_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// Says what failed on stderr and, with `--json`, as one JSON object on stdout:
+/// `{"status":"error","kind":…,"error":…}`.
+fn report(error: Error, json: bool) -> u8 {
+    let informational = matches!(&error, Error::Usage(e) if e.exit_code() == 0);
+    if json && !informational {
+        commands::print_json(&serde_json::json!({
+            "status": "error",
+            "kind": error.kind(),
+            "error": error_text(&error),
+        }));
+    }
     match &error {
         // clap formats usage errors, --help and --version itself.
         Error::Usage(e) => {
@@ -74,4 +96,17 @@ fn report(error: Error) -> u8 {
         _ => diag::say(error::one_line(&error)),
     }
     error.exit_code()
+}
+
+/// The message of `error` on one line; for a usage error, clap's first line
+/// without its `error: ` prefix.
+fn error_text(error: &Error) -> String {
+    match error {
+        Error::Usage(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        }
+        _ => error::one_line(error),
+    }
 }

@@ -11,6 +11,7 @@ use std::io;
 
 use crate::config::OwnerSpec;
 use crate::control::OwnerRef;
+use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::sys;
@@ -58,34 +59,174 @@ pub fn immortal(pid: Pid) -> Option<&'static str> {
     }
 }
 
+/// How an owner was found: said with `-v` and in `up --json`'s `leases`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// `--owner-pid`.
+    Pid,
+    /// `--owner parent`, the default, or `--owner session` outside any session:
+    /// the caller's parent (past the npm package's launcher, see [`caller_parent`]).
+    Parent,
+    /// `--owner-ancestor NAME`.
+    Ancestor,
+    /// `--owner session`: the nearest ancestor with Claude Code's session record,
+    /// its start time verified.
+    SessionRecord,
+    /// `--owner session`: the live session process whose record carries the
+    /// session ID.
+    SessionId,
+    /// `--owner session`: the nearest ancestor named `claude`.
+    SessionName,
+}
+
+impl FoundBy {
+    pub fn describe(self) -> &'static str {
+        match self {
+            FoundBy::Pid => "given by --owner-pid",
+            FoundBy::Parent => "the caller's parent",
+            FoundBy::Ancestor => "the nearest ancestor of that name",
+            FoundBy::SessionRecord => {
+                "the Claude Code session: the nearest ancestor with a session record, start time verified"
+            }
+            FoundBy::SessionId => {
+                "the Claude Code session: the live process whose session record has this session ID"
+            }
+            FoundBy::SessionName => {
+                "the Claude Code session: the nearest ancestor named 'claude' (no verified session record)"
+            }
+        }
+    }
+}
+
+/// One owner of the command line, as it was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lease {
+    pub pid: Pid,
+    pub start: StartTime,
+    pub found_by: FoundBy,
+}
+
+impl Lease {
+    pub fn owner(&self) -> Owner {
+        Owner {
+            pid: self.pid,
+            start: self.start,
+        }
+    }
+}
+
+/// The owners of `leases`, in order.
+pub fn owners_of(leases: &[Lease]) -> Vec<Owner> {
+    leases.iter().map(Lease::owner).collect()
+}
+
+/// What the owner rules need to know about the command that resolves them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller<'a> {
+    /// A hook's session ID, for `--owner session` (see [`crate::session`]).
+    pub session_id: Option<&'a str>,
+    /// The command returns while the server runs (`up`, `hook`, `release`), so
+    /// "the caller's parent" looks past the npm package's launcher
+    /// ([`caller_parent`]). `run` lives as long as its launcher, which is then the
+    /// better owner.
+    pub returns: bool,
+}
+
 /// Resolves the owners of the command line into leases, before anything starts.
 /// An owner that is not running, or that can never exit ([`immortal`]), is refused.
-pub fn resolve(spec: &OwnerSpec) -> Result<Vec<Owner>, Error> {
-    let mut owners: Vec<Owner> = Vec::new();
-    let mut add = |pid: Pid| -> Result<(), Error> {
+pub fn resolve(spec: &OwnerSpec, caller: Caller<'_>) -> Result<Vec<Lease>, Error> {
+    let mut leases: Vec<Lease> = Vec::new();
+    for (pid, found_by) in find(spec, caller)? {
         if let Some(reason) = immortal(pid) {
             return Err(Error::ImmortalOwner { pid, reason });
         }
         let owner = Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?;
-        if !owners.contains(&owner) {
-            owners.push(owner);
+        if !leases.iter().any(|l| l.owner() == owner) {
+            leases.push(Lease {
+                pid,
+                start: owner.start,
+                found_by,
+            });
         }
-        Ok(())
+    }
+    Ok(leases)
+}
+
+/// The PIDs `spec` names, and how each was found (said with `-v`), not yet checked
+/// to be running: `release` drops the lease of an owner that is gone too.
+pub fn find(spec: &OwnerSpec, caller: Caller<'_>) -> Result<Vec<(Pid, FoundBy)>, Error> {
+    let parent = || {
+        if caller.returns {
+            caller_parent()
+        } else {
+            Pid::parent()
+        }
+        .ok_or(Error::ParentUnknown)
+    };
+    let mut found: Vec<(Pid, FoundBy)> = Vec::new();
+    let mut add = |pid: Pid, by: FoundBy| {
+        diag::note(format_args!("owner {pid}: {}", by.describe()));
+        found.push((pid, by));
     };
     if spec.parent {
         // The parent is read first thing: if it died before ocwrap got here, the
         // reported parent is already a reaper and the watch would wait forever. That
         // window is the caller's to close (with --owner-pid); see README. A reaper
         // that is init is at least refused, like any owner that can never exit.
-        add(Pid::parent().ok_or(Error::ParentUnknown)?)?;
+        add(parent()?, FoundBy::Parent);
+    }
+    if spec.session {
+        match crate::session::find(caller.session_id) {
+            Some(session) => add(session.pid, session.by),
+            None => {
+                diag::note("no Claude Code session found above this process");
+                add(parent()?, FoundBy::Parent);
+            }
+        }
     }
     for &pid in &spec.pids {
-        add(pid)?;
+        add(pid, FoundBy::Pid);
     }
     if let Some(name) = &spec.ancestor {
-        add(nearest_ancestor(name).ok_or_else(|| Error::AncestorNotFound(name.clone()))?)?;
+        let pid = nearest_ancestor(name).ok_or_else(|| Error::AncestorNotFound(name.clone()))?;
+        add(pid, FoundBy::Ancestor);
     }
-    Ok(owners)
+    Ok(found)
+}
+
+/// The environment variable the npm package's launcher (`bin/ocwrap.js`, which
+/// stays as ocwrap's parent, see docs/DESIGN.md, "npm packages") sets to
+/// `LAUNCHER:CALLER`: its own PID and the PID of the process that ran it (under
+/// `npx`, the process that ran `npx`).
+pub const LAUNCHER_VAR: &str = "OCWRAP_LAUNCHER";
+
+/// The caller's parent: this process's parent, or, when that parent is the npm
+/// package's launcher ([`LAUNCHER_VAR`] names it), the launcher's caller, taken
+/// only while it is an ancestor of this process within a few steps. The launcher
+/// exits as soon as ocwrap does, so an `up` through `npx` would otherwise lease the
+/// server to a process that is gone once `up` has answered.
+pub fn caller_parent() -> Option<Pid> {
+    let parent = Pid::parent()?;
+    let launched = std::env::var(LAUNCHER_VAR).ok().and_then(|value| {
+        let (launcher, caller) = value.split_once(':')?;
+        let launcher: Pid = launcher.parse().ok()?;
+        let caller: Pid = caller.parse().ok()?;
+        (launcher == parent).then_some(caller)
+    });
+    let Some(caller) = launched else {
+        return Some(parent);
+    };
+    // The launcher's caller is at most npm, its shell and the launcher away.
+    let mut current = parent;
+    for _ in 0..4 {
+        match sys::proc_info(current).and_then(|info| info.ppid) {
+            Some(up) if up == caller => return Some(caller),
+            Some(up) => current = up,
+            None => break,
+        }
+    }
+    Some(parent)
 }
 
 /// The nearest ancestor of this process (its parent first) whose executable or
@@ -240,7 +381,7 @@ mod tests {
                 pids: vec![pid],
                 ..OwnerSpec::default()
             };
-            match resolve(&spec) {
+            match resolve(&spec, Caller::default()) {
                 Err(Error::ImmortalOwner { pid: p, reason: r }) => {
                     assert_eq!((p, r), (pid, reason));
                 }

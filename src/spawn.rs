@@ -35,6 +35,9 @@ pub fn spawn_server(
     };
     let mut command = Command::new(&config.program);
     command.args(&config.args);
+    if let Some(dir) = &config.cwd {
+        command.current_dir(dir);
+    }
     if let Some((key, value)) = marker.split_once('=') {
         command.env(key, value);
     }
@@ -62,6 +65,14 @@ pub fn spawn_server(
 /// Exit 127 for a missing command and 126 for one that cannot be executed, as shells do.
 fn classify(config: &RunConfig, source: io::Error) -> Error {
     let program = config.program.clone();
+    // A `--cwd` removed since it was checked fails the spawn as a missing file
+    // would: it is not the command that is missing.
+    if let Some(dir) = config.cwd.as_ref().filter(|dir| !dir.is_dir()) {
+        return Error::Cwd {
+            path: dir.clone(),
+            source,
+        };
+    }
     if sys::command_not_found(&source) {
         Error::CommandNotFound { program, source }
     } else if sys::command_not_executable(&source) {

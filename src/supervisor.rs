@@ -76,6 +76,7 @@ fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Resul
         reporter.send(&Event::Failed {
             error: error::one_line(e),
             exit_status,
+            kind: e.kind().to_string(),
         });
     }
     outcome
@@ -136,7 +137,9 @@ fn start(
     // Given owners are not looked up again: one whose PID now shows another start
     // time is simply gone at the first check.
     let owners = match owners {
-        Owners::FromConfig => owner::resolve(&config.owners)?,
+        Owners::FromConfig => {
+            owner::owners_of(&owner::resolve(&config.owners, owner::Caller::default())?)
+        }
         Owners::Given(owners) => owners,
     };
     let mut watch = OwnerWatch::new(method);
@@ -208,7 +211,10 @@ fn new_record(
                 .collect();
             record::bounded_command(argv.iter().map(String::as_str))
         },
-        cwd: std::env::current_dir()
+        cwd: config
+            .cwd
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
             .map(|d| text(d.as_os_str()))
             .unwrap_or_default(),
         port: config.port,
@@ -756,23 +762,38 @@ impl Supervisor {
 
 /// What `up` is told when the tree ended before the server was ready.
 fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
-    let (error, exit_status) = match cause {
+    let (error, exit_status, kind) = match cause {
         Some(Cause::ServerExited) | None => (
             format!("the server exited before it was ready (exit status {code})"),
             Some(i32::from(code)),
+            error::kind::SERVER_EXITED,
         ),
         Some(Cause::OwnersGone) => (
             "every owner was gone before the server was ready".into(),
             None,
+            error::kind::OWNERS_GONE,
         ),
-        Some(Cause::Stop) => ("stopped before the server was ready".into(), None),
-        Some(Cause::Idle) => ("idle before the server was ready".into(), None),
+        Some(Cause::Stop) => (
+            "stopped before the server was ready".into(),
+            None,
+            error::kind::STOPPED,
+        ),
+        Some(Cause::Idle) => (
+            "idle before the server was ready".into(),
+            None,
+            error::kind::STOPPED,
+        ),
         Some(Cause::Signal(signal)) => (
             format!("{} before the server was ready", signals::name(signal)),
             None,
+            error::kind::STOPPED,
         ),
     };
-    Event::Failed { error, exit_status }
+    Event::Failed {
+        error,
+        exit_status,
+        kind: kind.to_string(),
+    }
 }
 
 /// Refuses a request that names PIDs (an `attach`, a `release` of one owner) from

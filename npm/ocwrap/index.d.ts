@@ -1,6 +1,6 @@
 // Types of the ocwrap package's API (index.js). Field names of the results are the
 // binary's JSON, as the project's README gives it. The option types reject what
-// they can (a release with neither ownerPid nor all: true, name with port where
+// they can (a release that names no owner and not all: true, name with port where
 // they conflict, an unknown key in an object literal); index.js checks everything
 // again at run time, before it runs the binary, and rejects with an OcwrapError of
 // kind "invalid_option". An option that is present must hold a value: undefined
@@ -43,8 +43,15 @@ export interface UpSettings extends CommonOptions {
   ownerPid?: number | number[];
   /** The nearest ancestor of the calling process with this name is an owner. */
   ownerAncestor?: string;
-  /** "parent": the calling process is an owner; "none": no owner, runs until stopped. */
-  owner?: "parent" | "none";
+  /**
+   * "session": the Claude Code session the calling process runs under (its session
+   * record, start time verified; else the nearest ancestor named `claude`), else
+   * the calling process; "parent": the calling process is an owner; "none": no
+   * owner, runs until stopped.
+   */
+  owner?: "session" | "parent" | "none";
+  /** The server's working directory (default: the calling process's). */
+  cwd?: string;
   /** Where to probe the port; must be loopback (default 127.0.0.1). */
   host?: string;
   readyTimeout?: Duration;
@@ -79,6 +86,20 @@ export type UpOptions = UpSettings &
     | { name: string; port?: never; health?: never; idleTimeout?: never }
   );
 
+/** How an owner was found (`--verbose` says it too). */
+export type FoundBy =
+  | "pid"
+  | "parent"
+  | "ancestor"
+  | "session_record"
+  | "session_id"
+  | "session_name";
+
+/** One of the caller's leases: the owner and how it was found. */
+export interface Lease extends Owner {
+  found_by: FoundBy;
+}
+
 export interface UpResult {
   status: "started" | "attached" | "external";
   /** null for an external server, as are pid, pgid, supervisor_pid and log. */
@@ -88,14 +109,18 @@ export interface UpResult {
   pid: number | null;
   pgid: number | null;
   supervisor_pid: number | null;
+  /** Every lease the server has now, the caller's and other sessions'. */
   owners: Owner[];
+  /** The caller's leases (the owners this call named); empty for an external server. */
+  leases: Lease[];
   log: string | null;
 }
 
 /**
- * Whose lease to drop: one owner's (`ownerPid`), or every lease (`all: true`),
- * which tears the server down under every session that shares it. One of the two
- * is required, so an owner that is undefined is an error, never "all".
+ * Whose lease to drop: one owner's, named as `up` named it (`ownerPid`, `owner`
+ * or `ownerAncestor`), or every lease (`all: true`), which tears the server down
+ * under every session that shares it. Exactly one of the four is required, so an
+ * owner that is undefined is an error, never "all".
  */
 export type ReleaseOptions = CommonOptions &
   Selector &
@@ -103,12 +128,30 @@ export type ReleaseOptions = CommonOptions &
     | {
         /** The owner whose lease to drop: a positive PID. */
         ownerPid: number;
+        owner?: never;
+        ownerAncestor?: never;
+        all?: never;
+      }
+    | {
+        /** The session's lease ("session"), or the calling process's ("parent"), found as `up` finds them. */
+        owner: "session" | "parent";
+        ownerPid?: never;
+        ownerAncestor?: never;
+        all?: never;
+      }
+    | {
+        /** The lease of the nearest ancestor with this name. */
+        ownerAncestor: string;
+        ownerPid?: never;
+        owner?: never;
         all?: never;
       }
     | {
         /** Drop every lease. */
         all: true;
         ownerPid?: never;
+        owner?: never;
+        ownerAncestor?: never;
       }
   );
 
@@ -117,6 +160,8 @@ export type ReleaseResult =
       status: "released";
       name: string;
       released: number | null;
+      /** How the released owner was found; null with `all: true`. */
+      found_by: FoundBy | null;
       /** The leases that are left. */
       owners: Owner[];
     }
@@ -128,6 +173,7 @@ export type ReleaseResult =
       status: "unconfirmed";
       name: string;
       released: number | null;
+      found_by: FoundBy | null;
       message: string;
     };
 
@@ -177,20 +223,54 @@ export interface StopResult {
   stopped: Array<{ name: string; supervisor_pid: number; server_pid: number }>;
   not_running: string[];
   /** Sent whole, not answered in time (a stopped supervisor stops when it runs again). */
-  unconfirmed: Array<{ name: string; error: string }>;
+  unconfirmed: Array<{ name: string; kind: OcwrapErrorKind; error: string }>;
   /** With `wait`: not answered in time, and gone since. */
   stopped_unconfirmed: string[];
-  errors: Array<{ name: string; error: string }>;
+  errors: Array<{ name: string; kind: OcwrapErrorKind; error: string }>;
 }
 
 /**
- * What went wrong: "invalid_option" (an option was refused; nothing ran),
- * "no_binary" (there is no binary to run: no package for this platform, the
- * package not installed, its binary missing, not executable or built for another
- * platform, or a binary the system cannot start), "invalid_answer" (the binary's output
- * was not one JSON object), "failed" (ocwrap ran and reported a failure).
+ * The kinds the binary reports (`kind` of its `--json` errors), stable words
+ * documented in README, "Error kinds": new ones may be added, none is renamed.
  */
-export type OcwrapErrorKind = "invalid_option" | "no_binary" | "invalid_answer" | "failed";
+export type BinaryErrorKind =
+  | "usage"
+  | "hook_input"
+  | "command_not_found"
+  | "command_not_executable"
+  | "spawn_failed"
+  | "no_owner_found"
+  | "owner_not_running"
+  | "owner_immortal"
+  | "watch_unavailable"
+  | "cwd_unusable"
+  | "log_unusable"
+  | "state_dir_unusable"
+  | "state_dir_unsafe"
+  | "socket_path_too_long"
+  | "in_the_way"
+  | "name_held"
+  | "not_running"
+  | "control_failed"
+  | "not_owner"
+  | "version_mismatch"
+  | "not_ready"
+  | "server_exited"
+  | "owners_gone"
+  | "stopped"
+  | "supervisor_failed"
+  | "internal";
+
+/**
+ * What went wrong, for a program to branch on (never the message): the binary's
+ * kind when it ran and failed, else "invalid_option" (an option was refused;
+ * nothing ran), "no_binary" (there is no binary to run: no package for this
+ * platform, the package not installed, its binary missing, not executable or built
+ * for another platform, or a binary the system cannot start), "invalid_answer"
+ * (the binary's output was not one JSON object), or "failed" (a failure that
+ * carried no kind).
+ */
+export type OcwrapErrorKind = BinaryErrorKind | "invalid_option" | "no_binary" | "invalid_answer" | "failed";
 
 /** Why a call failed. */
 export class OcwrapError extends Error {
@@ -212,7 +292,7 @@ export class OcwrapError extends Error {
 
 /** Starts the server, or attaches to the one that runs; resolves once it is ready. */
 export function up(options: UpOptions): Promise<UpResult>;
-/** Drops one owner's lease (ownerPid), or every lease (all: true); does not wait for a teardown. */
+/** Drops one owner's lease (ownerPid, owner, ownerAncestor), or every lease (all: true); does not wait for a teardown. */
 export function release(options: ReleaseOptions): Promise<ReleaseResult>;
 /** What ocwrap supervises now. */
 export function status(options?: SelectOptions): Promise<StatusResult>;

@@ -49,10 +49,12 @@ class OcwrapError extends Error {
     super(message);
     this.name = "OcwrapError";
     /**
-     * What went wrong, for a program to branch on: "invalid_option" (an option was
-     * refused and nothing ran), "no_binary" (there is no binary to run),
-     * "invalid_answer" (the binary's output was not one JSON object), "failed"
-     * (ocwrap ran and reported a failure).
+     * What went wrong, for a program to branch on, never the message: the
+     * binary's own `kind` when it ran and failed ("no_owner_found", "not_ready",
+     * "server_exited", "not_running", …; README, "Error kinds"), else
+     * "invalid_option" (an option was refused and nothing ran), "no_binary" (there
+     * is no binary to run), "invalid_answer" (the binary's output was not one JSON
+     * object), or "failed" (it failed without saying a kind).
      */
     this.kind = details.kind ?? "failed";
     /** The refused option's name ("ownerPid", "env.PATH", …) for "invalid_option", else null. */
@@ -349,7 +351,7 @@ const ownerPids = rule(
 /** release's owner: exactly one PID. */
 const ownerPid = rule(
   (v) => (isPid(v) ? String(v) : wrong(`must be ${PID}`)),
-  "give the PID of the owner whose lease to drop, or all: true (and no ownerPid) to drop every lease",
+  "give the PID of the owner whose lease to drop, owner: \"session\", or all: true to drop every lease",
 );
 
 /** The server's argv: a non-empty array of strings, the first one the program. */
@@ -386,7 +388,8 @@ const RULES = {
     command,
     ownerPid: ownerPids,
     ownerAncestor: processName,
-    owner: oneOf("parent", "none"),
+    owner: oneOf("session", "parent", "none"),
+    cwd: file,
     host,
     health,
     readyTimeout: duration(),
@@ -404,6 +407,8 @@ const RULES = {
     ...COMMON,
     ...SELECT,
     ownerPid,
+    ownerAncestor: processName,
+    owner: oneOf("session", "parent"),
     all: rule((v) => (v === true ? v : wrong("must be true, or left out"))),
   },
   status: { ...COMMON, ...SELECT },
@@ -478,14 +483,19 @@ function checkRelease(o) {
   if (o.port === undefined && o.name === undefined) {
     throw refuse("release", "port", "options.port or options.name is required: which supervisor's lease to drop");
   }
-  if (o.ownerPid !== undefined && o.all !== undefined) {
-    throw refuse("release", "all", "options.ownerPid and options.all: true contradict each other: give one of them");
+  const given = ["ownerPid", "ownerAncestor", "owner", "all"].filter((key) => o[key] !== undefined);
+  if (given.length > 1) {
+    throw refuse(
+      "release",
+      given[1],
+      `options.${given[0]} and options.${given[1]} contradict each other: give one owner (or all: true)`,
+    );
   }
-  if (o.ownerPid === undefined && o.all === undefined) {
+  if (given.length === 0) {
     throw refuse(
       "release",
       "ownerPid",
-      "options.ownerPid is required: the PID of the owner whose lease to drop (or all: true to drop every lease)",
+      "options.ownerPid, options.owner or options.ownerAncestor is required: whose lease to drop, named as up named it (or all: true to drop every lease)",
     );
   }
 }
@@ -533,6 +543,7 @@ function upArgs(o) {
       ["ownerPid", "--owner-pid"],
       ["ownerAncestor", "--owner-ancestor"],
       ["owner", "--owner"],
+      ["cwd", "--cwd"],
       ["grace", "--grace"],
       ["linger", "--linger"],
       ["idleTimeout", "--idle-timeout"],
@@ -624,8 +635,13 @@ function call(args, env, accept = (_answer, exitCode) => exitCode === 0) {
         saidOnStderr(stderr) ??
         error?.message ??
         `${command} exited ${exitCode} with an answer that is not a success: ${shown(stdout.trim())}`;
+      const kind =
+        (typeof answer?.kind === "string" ? answer.kind : null) ??
+        (Array.isArray(answer?.errors) && typeof answer.errors[0]?.kind === "string" ? answer.errors[0].kind : null) ??
+        "failed";
       reject(
         new OcwrapError(message, {
+          kind,
           exitCode,
           exit_status: answer?.exit_status,
           log_tail: answer?.log_tail,
@@ -667,11 +683,19 @@ async function up(options) {
   return call(upArgs(o), o.env);
 }
 
-/** Drops one owner's lease (`ownerPid`), or every lease (`all: true`). Returns at once. */
+/**
+ * Drops one owner's lease, named as `up` named it (`ownerPid`, `owner`,
+ * `ownerAncestor`), or every lease (`all: true`). Returns at once.
+ */
 async function release(options) {
   const o = checked("release", options);
   checkRelease(o);
-  return call(["release", "--json", ...selectorArgs(o), ...valued(o, [["ownerPid", "--owner-pid"]])], o.env);
+  const owner = valued(o, [
+    ["ownerPid", "--owner-pid"],
+    ["ownerAncestor", "--owner-ancestor"],
+    ["owner", "--owner"],
+  ]);
+  return call(["release", "--json", ...selectorArgs(o), ...owner], o.env);
 }
 
 /** What ocwrap supervises now (one supervisor with `name` or `port`). */

@@ -1,5 +1,6 @@
 //! The commands that act on running (or dead) supervisors through the state dir:
-//! `up`, `status`, `stop`, `release` and `gc`. Each sweeps the registrations of
+//! `up`, `status`, `stop`, `release` and `gc`, and `hook`, which is `up` or
+//! `release` as a Claude Code hook. Each sweeps the registrations of
 //! dead supervisors first, reads records and locks, talks to live supervisors over
 //! their control sockets, and never signals a process on a record's word alone.
 //! Besides them, `completions` and `man` describe ocwrap itself, from its clap
@@ -7,6 +8,7 @@
 
 pub mod completions;
 pub mod gc;
+pub mod hook;
 pub mod man;
 pub mod release;
 pub mod status;

@@ -6,8 +6,8 @@
 //!
 //! JSON (one object): `{"status":"stopped"|"not_running","stopped":[{"name":…,
 //! "supervisor_pid":…,"server_pid":…}],"not_running":[name…],"unconfirmed":
-//! [{"name":…,"error":…}],"stopped_unconfirmed":[name…],"errors":[{"name":…,
-//! "error":…}]}`. `unconfirmed`: the request went out whole and the supervisor
+//! [{"name":…,"kind":…,"error":…}],"stopped_unconfirmed":[name…],"errors":
+//! [{"name":…,"kind":…,"error":…}]}`. `unconfirmed`: the request went out whole and the supervisor
 //! did not answer in time (a stopped one stops when it runs again), which is not
 //! a failure; with `--wait`, such a supervisor is listed under
 //! `stopped_unconfirmed` once it is gone.
@@ -46,6 +46,8 @@ struct Stopped {
 #[derive(Serialize)]
 struct Failure {
     name: String,
+    /// `control_failed` (see `crate::error::kind`).
+    kind: &'static str,
     error: String,
 }
 
@@ -87,7 +89,11 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
         out.not_running.push(stem);
         return;
     }
-    let error = |name: String, error: String| Failure { name, error };
+    let error = |name: String, error: String| Failure {
+        name,
+        kind: crate::error::kind::CONTROL_FAILED,
+        error,
+    };
     match control::request(&state.socket_path(&stem), &Request::Stop) {
         Ok(reply) if reply.ok => {
             // The supervisor bounds its own teardown (grace, then the kill wait);
@@ -116,10 +122,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
             if waited && wait {
                 out.stopped_unconfirmed.push(stem);
             } else {
-                out.unconfirmed.push(Failure {
-                    name: stem,
-                    error: e.to_string(),
-                });
+                out.unconfirmed.push(error(stem, e.to_string()));
             }
         }
         // The supervisor may have exited between the lock check and the request.

@@ -31,7 +31,7 @@ use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{self, Channel, Event, Handoff};
 use crate::junk::{self, Role};
-use crate::owner::{self, Owner};
+use crate::owner::{self, Lease, Owner};
 use crate::process::Pid;
 use crate::ready::Probe;
 use crate::record::{self, Lock, Record};
@@ -56,12 +56,15 @@ struct UpJson<'a> {
     pgid: Option<Pid>,
     supervisor_pid: Option<Pid>,
     owners: Vec<Owner>,
+    /// The caller's leases: the owners this call resolved, and how each was found.
+    leases: &'a [Lease],
     log: Option<String>,
 }
 
 #[derive(Serialize)]
 struct ErrorJson {
     status: &'static str,
+    kind: &'static str,
     error: String,
     exit_status: Option<i32>,
     log_tail: Option<String>,
@@ -74,16 +77,18 @@ enum Outcome {
 }
 
 /// Why `up` failed, with what a plugin needs to show its user.
-struct Failure {
-    error: String,
+pub struct Failure {
+    pub kind: &'static str,
+    pub error: String,
     exit_status: Option<i32>,
     log_tail: Option<String>,
-    code: u8,
+    pub code: u8,
 }
 
 impl Failure {
     fn from_error(e: Error) -> Failure {
         Failure {
+            kind: e.kind(),
             error: error::one_line(&e),
             exit_status: None,
             log_tail: None,
@@ -92,28 +97,60 @@ impl Failure {
     }
 }
 
+/// What a successful `up` found or did, and the caller's leases.
+pub struct Answer {
+    outcome: Outcome,
+    leases: Vec<Lease>,
+}
+
+impl Answer {
+    pub fn status(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Started(_) => "started",
+            Outcome::Attached(_) => "attached",
+            Outcome::External { .. } => "external",
+        }
+    }
+}
+
 pub fn run(args: UpArgs) -> Result<u8, Error> {
     let json = args.json;
-    let outcome = RunConfig::from_args(args.run).and_then(|config| {
-        if config.name.is_none() {
-            return Err(config::usage(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "up needs --port or --name".into(),
-            ));
-        }
-        let state = open_state(config.state_dir.as_deref())?;
-        if let Some(stem) = &config.name {
-            state.checked_socket_path(stem)?;
-        }
-        let owners = owner::resolve(&config.owners)?;
-        Ok(bring_up(&config, &state, &owners, args.ready_timeout))
-    });
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
+    let config = RunConfig::from_args(args.run)?;
+    diag::set_verbose(config.verbose);
+    let caller = owner::Caller {
+        session_id: None,
+        returns: true,
+    };
+    let resolve = || owner::resolve(&config.owners, caller);
+    let outcome = match up_with(&config, args.ready_timeout, resolve) {
         Err(e @ Error::Usage(_)) => return Err(e),
         Err(e) => Err(Failure::from_error(e)),
+        Ok(answer) => answer,
     };
     Ok(report(outcome, json))
+}
+
+/// `up` with a checked config, the owners found by `resolve` (after the state dir
+/// is checked). `Err` only for what fails before anything is looked at (usage,
+/// state dir, owners); the rest is the inner `Result`.
+pub fn up_with(
+    config: &RunConfig,
+    timeout: Duration,
+    resolve: impl FnOnce() -> Result<Vec<Lease>, Error>,
+) -> Result<Result<Answer, Failure>, Error> {
+    if config.name.is_none() {
+        return Err(config::usage(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "up needs --port or --name".into(),
+        ));
+    }
+    let state = open_state(config.state_dir.as_deref())?;
+    if let Some(stem) = &config.name {
+        state.checked_socket_path(stem)?;
+    }
+    let leases = resolve()?;
+    let owners = owner::owners_of(&leases);
+    Ok(bring_up(config, &state, &owners, timeout).map(|outcome| Answer { outcome, leases }))
 }
 
 fn bring_up(
@@ -134,6 +171,7 @@ fn bring_up(
             })?
             .ok_or_else(|| {
                 failure(
+                    error::kind::NOT_READY,
                     format!("{stem}: another ocwrap up held the turn past the ready timeout"),
                     None,
                 )
@@ -203,7 +241,13 @@ fn attach(
     if !record::is_held(&lock) {
         return Ok(None);
     }
-    let timed_out = || failure(format!("{stem}: not ready before the ready timeout"), None);
+    let timed_out = || {
+        failure(
+            error::kind::NOT_READY,
+            format!("{stem}: not ready before the ready timeout"),
+            None,
+        )
+    };
     // `request_until` asks a busy supervisor again until the deadline.
     match control::request_until(&state.socket_path(stem), &request, deadline) {
         Ok(reply) if reply.ok => {
@@ -221,6 +265,7 @@ fn attach(
             Err(timed_out())
         }
         Ok(reply) if reply.kind == Some(Refusal::BadRequest) => Err(failure(
+            error::kind::VERSION_MISMATCH,
             format!(
                 "{stem}: its supervisor does not understand this ocwrap's attach ({}); it runs another version of ocwrap: stop it, or use the same version",
                 reply.error.unwrap_or_default()
@@ -228,6 +273,7 @@ fn attach(
             None,
         )),
         Ok(reply) => Err(failure(
+            error::kind::CONTROL_FAILED,
             reply.error.unwrap_or_else(|| "attach refused".into()),
             None,
         )),
@@ -235,6 +281,7 @@ fn attach(
         // was not ready in time.
         Err(control::RequestError::Unanswered { .. }) => Err(timed_out()),
         Err(e) if Instant::now() >= deadline => Err(failure(
+            error::kind::NOT_READY,
             format!("{stem}: not ready before the ready timeout ({e})"),
             None,
         )),
@@ -320,12 +367,21 @@ impl Started {
                     }
                 }
                 Ok(Some(Event::Ready { record })) => break Ok(*record),
-                Ok(Some(Event::Failed { error, exit_status })) => {
+                Ok(Some(Event::Failed {
+                    error,
+                    exit_status,
+                    kind,
+                })) => {
                     // It tears down what is left, then exits: the end of the channel.
                     if !self.ended_by(deadline) {
                         self.stop(state, stem);
                     }
-                    let mut f = failure(error, Some(&self.log));
+                    let kind = error::kind::ALL
+                        .iter()
+                        .find(|k| **k == kind)
+                        .copied()
+                        .unwrap_or(error::kind::SUPERVISOR_FAILED);
+                    let mut f = failure(kind, error, Some(&self.log));
                     f.exit_status = exit_status;
                     break Err(f);
                 }
@@ -333,6 +389,7 @@ impl Started {
                     self.stop(state, stem);
                     // exit_status stays null: the server did not exit, we stopped it.
                     break Err(failure(
+                        error::kind::NOT_READY,
                         format!("{stem}: not ready within {timeout:?}"),
                         Some(&self.log),
                     ));
@@ -424,11 +481,12 @@ fn supervisor_ended(status: Option<i32>, log: &Path) -> Failure {
         }
         None => "the supervisor was killed before the server was ready".to_string(),
     };
-    failure(what, Some(log))
+    failure(error::kind::SUPERVISOR_FAILED, what, Some(log))
 }
 
-fn failure(error: String, log: Option<&Path>) -> Failure {
+fn failure(kind: &'static str, error: String, log: Option<&Path>) -> Failure {
     Failure {
+        kind,
         error,
         exit_status: None,
         log_tail: log.and_then(log_tail),
@@ -454,9 +512,9 @@ fn log_tail(log: &Path) -> Option<String> {
     Some(lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n"))
 }
 
-fn report(outcome: Result<Outcome, Failure>, json: bool) -> u8 {
+pub fn report(outcome: Result<Answer, Failure>, json: bool) -> u8 {
     match outcome {
-        Ok(outcome) => {
+        Ok(Answer { outcome, leases }) => {
             let (status, record, external) = match &outcome {
                 Outcome::Started(r) => ("started", Some(r), None),
                 Outcome::Attached(r) => ("attached", Some(r), None),
@@ -475,6 +533,8 @@ fn report(outcome: Result<Outcome, Failure>, json: bool) -> u8 {
                 pgid: record.map(|r| r.server.pgid),
                 supervisor_pid: record.map(|r| r.supervisor.pid),
                 owners: record.map(|r| r.owners.clone()).unwrap_or_default(),
+                // An external server holds no lease of ours.
+                leases: if external.is_some() { &[] } else { &leases },
                 log: record.and_then(|r| r.log.clone()),
             };
             if json {
@@ -495,6 +555,7 @@ fn report(outcome: Result<Outcome, Failure>, json: bool) -> u8 {
             if json {
                 print_json(&ErrorJson {
                     status: "error",
+                    kind: f.kind,
                     error: f.error,
                     exit_status: f.exit_status,
                     log_tail: f.log_tail,

@@ -128,8 +128,13 @@ fn an_owner_with_its_true_start_time_holds_a_lease_and_failure_is_reported() {
         Vec::new(),
     );
     match next(&mut refused) {
-        Some(Event::Failed { error, exit_status }) => {
+        Some(Event::Failed {
+            error,
+            exit_status,
+            kind,
+        }) => {
             assert!(error.contains("already running"), "{error}");
+            assert_eq!(kind, "name_held");
             assert_eq!(exit_status, None, "not the server's failure");
         }
         other => panic!("expected failed, got {other:?}"),

@@ -7,5 +7,6 @@ mod idle;
 mod inputs;
 mod records;
 mod run;
+mod session;
 mod tree;
 mod up;

@@ -146,6 +146,11 @@ impl Launch {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Launch {
+        self.command.env_remove(key);
+        self
+    }
+
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Launch {
         self.command.current_dir(dir);
         self

@@ -35,7 +35,6 @@ try {
   process.exit(125);
 }
 
-const child = spawn(binary, process.argv.slice(2), { stdio: "inherit" });
 
 const terminal = [0, 1, 2].some((fd) => tty.isatty(fd));
 const relayed =
@@ -89,6 +88,14 @@ const parent = process.ppid;
 // leaves that shell waiting on this process: npm (the grandparent) is watched too.
 const grandparent = process.env.npm_command === "exec" && process.platform !== "win32" ? parentOf(parent, { ps: true }) : null;
 const procfs = fs.existsSync(`/proc/${process.pid}/stat`);
+// Who ran this launcher: under npx, whoever ran npx. ocwrap takes it for "the
+// caller's parent" in the commands that return while the server runs (`up`,
+// `hook`, `release`), since this process is gone as soon as they return.
+const caller = grandparent !== null ? parentOf(grandparent, { ps: true }) : parent;
+const env = { ...process.env };
+if (caller) env.OCWRAP_LAUNCHER = `${process.pid}:${caller}`;
+else delete env.OCWRAP_LAUNCHER;
+const child = spawn(binary, process.argv.slice(2), { stdio: "inherit", env });
 const parentGone = () => {
   if (process.ppid !== parent || gone(parent)) return true; // reparented (Unix), or gone (Windows)
   if (grandparent === null) return false;
