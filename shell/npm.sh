@@ -14,7 +14,10 @@
 #   5. `npx ocwrap` from the project (shell/npx_check.py), as root and as nobody
 #      (a cgroup, and the process group): version, exit codes, Ctrl-C under a
 #      terminal, SIGTERM without one, SIGKILL of npm: nothing left;
-#   6. README's Level 2 JavaScript (the JS API form), run against the real server
+#   6. the plugin kit (examples/claude-code-plugin/) under a stand-in Claude Code,
+#      through `npx --yes ocwrap`, against the real server (shell/claude_kit.py),
+#      as root and as nobody;
+#   7. README's Level 2 JavaScript (the JS API form), run against the real server
 #      by shell/readme-level2.mjs from inside that project.
 # Ends with `npm: N passed, M failed` (shell/test.sh adds N to its count) and the
 # time each step took.
@@ -158,6 +161,26 @@ npx_run nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
   python3 shell/npx_check.py "$project" "$fixture" "$version" group
 step_done "npx"
 
+# --- the plugin kit under a stand-in Claude Code ----------------------------------------
+say "examples/claude-code-plugin under a stand-in Claude Code, through npx, against opencode serve"
+kit_passed=0
+kit_run() {
+  local log=$work/kit-$1.log rc=0
+  "${@:2}" >"$log" 2>&1 || rc=$?
+  sed 's/^/npm:   /' "$log"
+  [ "$rc" -eq 0 ] || fail "the plugin kit as $1 (exit $rc)"
+  kit_passed=$((kit_passed + $(awk '/^kit: [0-9]+ passed$/ { print $2 }' "$log")))
+}
+kit_path=$root/.e2e/node_modules/.bin:$PATH
+kit_run root env PATH="$kit_path" python3 shell/claude_kit.py "$project" "$installed"
+mkdir -p "$work/nobody-kit"
+chown nobody: "$work/nobody-kit"
+chmod o+rx "$project"
+kit_run nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
+  env -i PATH="$kit_path" HOME="$work/nobody-kit" TMPDIR="$work/nobody-kit" \
+  python3 shell/claude_kit.py "$project" "$installed"
+step_done "plugin kit"
+
 # --- README Level 2 with the JS API ---------------------------------------------------
 say "README.md Level 2 (JS API) against the real server"
 OCWRAP_STATE_DIR=$work/level2-state OPENCODE_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})') \
@@ -165,7 +188,7 @@ OCWRAP_STATE_DIR=$work/level2-state OPENCODE_PORT=$(node -e 'const s=require("ne
   node shell/readme-level2.mjs README.md level-2 "$project" || fail "README Level 2 (JS API)"
 # The host's install, each platform selection, the type check, npx's checks and
 # the README run.
-passed=$((passed + 1 + selections + 1 + npx_passed + 1))
+passed=$((passed + 1 + selections + 1 + npx_passed + kit_passed + 1))
 step_done "README Level 2"
 
 say "times: ${timings[*]}; total $((SECONDS - began))s"
