@@ -408,7 +408,7 @@ const RULES = {
     ...SELECT,
     ownerPid,
     ownerAncestor: processName,
-    owner: oneOf("session", "parent"),
+    owner: rule(oneOf("session", "parent").check, 'give owner: "session" (or "parent"), ownerPid, ownerAncestor, or all: true'),
     all: rule((v) => (v === true ? v : wrong("must be true, or left out"))),
   },
   status: { ...COMMON, ...SELECT },

@@ -129,6 +129,7 @@ test("a server that exits before it is ready rejects with its status and log tai
   assert.ok(failure instanceof OcwrapError, String(failure));
   assert.equal(failure.name, "OcwrapError");
   assert.equal(failure.exitCode, 1);
+  assert.equal(failure.kind, "server_exited");
   assert.equal(failure.exit_status, 3);
   assert.match(failure.message, /exited before it was ready/);
   assert.match(failure.log_tail, /^server \d+ /m, "the fixture's first line is in the log tail");
@@ -143,9 +144,29 @@ test("a usage error of the binary rejects with exit code 2 and ocwrap's message"
     (e) => e,
   );
   assert.ok(failure instanceof OcwrapError);
-  assert.equal(failure.kind, "failed");
+  assert.equal(failure.kind, "usage");
   assert.equal(failure.exitCode, 2);
   assert.match(failure.message, /^invalid value 'bogus' for '--grace <DUR>'/);
+});
+
+test("failures carry the binary's kind; owner: \"session\" outside a session is the caller; cwd", async () => {
+  const stateDir = setUp();
+  const port = await freePort();
+  await assert.rejects(up({ port, stateDir, ownerAncestor: "no-such-ancestor", command: serve(port) }), (e) => {
+    assert.ok(e instanceof OcwrapError, String(e));
+    assert.equal(e.kind, "no_owner_found", e.message);
+    assert.equal(e.exitCode, 125);
+    return true;
+  });
+  const cwd = realpathSync(mkdtempSync(join(tmpdir(), "ocwrap-cwd-")));
+  const started = await up({ port, stateDir, owner: "session", cwd, command: serve(port) });
+  assert.deepEqual(started.leases.map((l) => [l.pid, l.found_by]), [[process.pid, "parent"]]);
+  assert.equal((await status({ port, stateDir })).supervisors[0].record.cwd, cwd);
+  const released = await release({ port, stateDir, owner: "session" });
+  assert.equal(released.released, process.pid);
+  assert.equal(released.found_by, "parent");
+  await gone("after the session's release", started.pid, port);
+  await assert.rejects(release({ port, stateDir, owner: "session" }), (e) => e.kind === "not_running");
 });
 
 test("stop ends an unowned server and says not_running the second time", async () => {
@@ -224,9 +245,13 @@ const BAD = [
   [release, { port: 4096, ownerPid: 2 ** 31 }, "ownerPid", /not 2147483648$/],
   [release, { port: 4096, ownerPid: Number.NaN }, "ownerPid", /not NaN$/],
   [release, { port: 4096, ownerPID: 1234 }, "ownerPID", /unknown option ownerPID \(did you mean ownerPid\?\)/],
-  [release, { port: 4096 }, "ownerPid", /options\.ownerPid is required: .* \(or all: true to drop every lease\)/],
+  [release, { port: 4096 }, "ownerPid", /options\.ownerPid, options\.owner or options\.ownerAncestor is required: .* \(or all: true to drop every lease\)/],
+  [release, { port: 4096, owner: "none" }, "owner", /options\.owner must be "session" or "parent", not "none"/],
+  [release, { port: 4096, owner: undefined }, "owner", /options\.owner is undefined: give owner: "session"/],
+  [release, { port: 4096, owner: "session", ownerPid: 1234 }, "owner", /options\.ownerPid and options\.owner contradict/],
+  [release, { port: 4096, ownerAncestor: "a/b" }, "ownerAncestor", /must be a process name/],
   [release, { port: 4096, all: false }, "all", /options\.all must be true, or left out, not false/],
-  [release, { port: 4096, ownerPid: 1234, all: true }, "all", /options\.ownerPid and options\.all: true contradict/],
+  [release, { port: 4096, ownerPid: 1234, all: true }, "all", /options\.ownerPid and options\.all contradict/],
   [release, {}, "port", /options\.port or options\.name is required/],
   [release, undefined, "port", /options\.port or options\.name is required/],
   [release, null, null, /the options must be an object, not null/],
@@ -267,7 +292,7 @@ const BAD = [
   [up, { port: 4096, command: ["x"], health: "health" }, "health", /options\.health must be an absolute URL path/],
   [up, { port: 4096, command: ["x"], host: "10.0.0.1" }, "host", /options\.host must be a loopback address/],
   [up, { port: 4096, command: ["x"], host: "--verbose" }, "host", /not "--verbose"$/],
-  [up, { port: 4096, command: ["x"], owner: "everyone" }, "owner", /options\.owner must be "parent" or "none"/],
+  [up, { port: 4096, command: ["x"], owner: "everyone" }, "owner", /options\.owner must be "session" or "parent" or "none"/],
   [up, { port: 4096, command: ["x"], owner: "none", ownerPid: 1234 }, "owner", /"none" cannot be combined with options\.ownerPid/],
   [up, { port: 4096, command: ["x"], ownerAncestor: "a/b" }, "ownerAncestor", /options\.ownerAncestor must be a process name/],
   [up, { port: 4096, command: ["x"], session: "yes" }, "session", /options\.session must be true or false, not "yes"$/],
@@ -350,7 +375,7 @@ test("values that look like flags reach the real binary as values", async () => 
     assert.ok(e instanceof OcwrapError, String(e));
     assert.equal(e.message, `${name}: not running`);
     assert.equal(e.exitCode, 1, e.message);
-    assert.equal(e.kind, "failed");
+    assert.equal(e.kind, "not_running");
     return true;
   };
   await assert.rejects(status({ stateDir, name: "--all" }), notRunning("--all"));

@@ -188,7 +188,15 @@ pub fn release(
     let reply = match control::request_until(&state.socket_path(stem), &request, deadline) {
         Ok(reply) => reply,
         Err(e) if e.was_sent() => return Ok(Released::Unconfirmed(e.to_string())),
-        Err(e) => return Err(control_error(e.to_string())),
+        // A supervisor whose socket is closed is tearing down (or gone): once
+        // its lock is free, there is nothing to release.
+        Err(e) => {
+            return Err(if record::wait_until_free(&state.lock_path(stem), deadline) {
+                Error::NotRunning(stem.to_string())
+            } else {
+                control_error(e.to_string())
+            });
+        }
     };
     match (reply.ok, reply.record) {
         (true, Some(record)) => Ok(Released::Confirmed(record.owners)),

@@ -2,7 +2,9 @@
 //!
 //! JSON (one object): `{"supervisors":[{"name":…,"live":…,"problem":…,
 //! "record":{…}|null}]}`: `name` is the record's stem (`pid-N` for an unnamed
-//! supervisor), `problem` is null for a healthy live supervisor.
+//! supervisor), `problem` is null for a healthy live supervisor. With `--name` or
+//! `--port` and no live supervisor of that name, the same object also has
+//! `"status":"error","kind":"not_running","error":…`, and the exit code is 1.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,13 @@ use crate::registration::{Found, survey};
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
+    /// With `--name`/`--port` when no live supervisor has the name: "error".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     supervisors: Vec<EntryJson<'a>>,
 }
 
@@ -32,6 +41,9 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
     let only = args.select.stem();
     let state = open_state(args.state.state_dir.as_deref())?;
     let entries = survey(&state, only.as_deref());
+    let missing = only
+        .filter(|_| !entries.iter().any(|e| e.live))
+        .map(|stem| Error::NotRunning(stem.to_string()));
     if args.json {
         let supervisors = entries
             .iter()
@@ -42,14 +54,21 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
                 record: e.record(),
             })
             .collect();
-        print_json(&StatusJson { supervisors });
-    } else {
-        print_table(&entries);
+        // One object, the error's fields beside what was found (a stale or
+        // corrupt record of that name, say).
+        print_json(&StatusJson {
+            status: missing.as_ref().map(|_| "error"),
+            kind: missing.as_ref().map(Error::kind),
+            error: missing.as_ref().map(|e| crate::error::one_line(e)),
+            supervisors,
+        });
+        return Ok(missing.map_or(exit::SUCCESS, |e| {
+            crate::diag::say(crate::error::one_line(&e));
+            e.exit_code()
+        }));
     }
-    match only {
-        Some(stem) if !entries.iter().any(|e| e.live) => Err(Error::NotRunning(stem.to_string())),
-        _ => Ok(exit::SUCCESS),
-    }
+    print_table(&entries);
+    missing.map_or(Ok(exit::SUCCESS), Err)
 }
 
 fn print_table(entries: &[Found]) {
