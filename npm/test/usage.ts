@@ -45,7 +45,7 @@ export async function overview(): Promise<number> {
 
 // @ts-expect-error: up needs the server's command.
 up({ port: 4096 });
-// @ts-expect-error: owner is "parent" or "none".
+// @ts-expect-error: owner is "session", "parent" or "none".
 up({ port: 4096, owner: "everyone", command: ["x"] });
 // @ts-expect-error: release says whose lease it drops, ownerPid or all: true; an undefined owner is neither.
 release({ port: 4096, ownerPid: undefined });
@@ -78,3 +78,22 @@ export async function dropEveryLease(): Promise<number> {
 export function refusedOption(e: OcwrapError): string | null {
   return e.kind === "invalid_option" ? e.option : null;
 }
+
+// The session's own lease, named as up named it, and the binary's error kinds.
+export async function sessionServer(): Promise<string> {
+  try {
+    const server = await up({ port: 4096, owner: "session", cwd: "/work", command: ["opencode", "serve"] });
+    const mine = server.leases.map((l) => `${l.pid}:${l.found_by}`).join(",");
+    const left = await release({ port: 4096, owner: "session" });
+    return `${mine} ${left.status === "released" ? left.found_by : left.message}`;
+  } catch (e) {
+    if (e instanceof OcwrapError && (e.kind === "not_running" || e.kind === "no_owner_found")) return e.kind;
+    throw e;
+  }
+}
+// @ts-expect-error: release drops one owner's lease: two owners contradict.
+release({ port: 4096, owner: "session", ownerPid: 4242 });
+// @ts-expect-error: "none" names no lease to drop.
+release({ port: 4096, owner: "none" });
+// @ts-expect-error: no such error kind.
+export const noSuchKind = (e: OcwrapError): boolean => e.kind === "not_a_kind";

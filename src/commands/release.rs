@@ -191,11 +191,13 @@ pub fn release(
         // A supervisor whose socket is closed is tearing down (or gone): once
         // its lock is free, there is nothing to release.
         Err(e) => {
-            return Err(if record::wait_until_free(&state.lock_path(stem), deadline) {
-                Error::NotRunning(stem.to_string())
-            } else {
-                control_error(e.to_string())
-            });
+            return Err(
+                if record::wait_until_free(&state.lock_path(stem), deadline) {
+                    Error::NotRunning(stem.to_string())
+                } else {
+                    control_error(e.to_string())
+                },
+            );
         }
     };
     match (reply.ok, reply.record) {
