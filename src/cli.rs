@@ -24,6 +24,7 @@ use crate::state::Name;
         a job object on Windows), watch its owners, and tear the whole tree down when the \
         last owner is gone, on `ocwrap stop`, after --idle-timeout, on a terminating signal, \
         or when the server exits by itself.",
+    after_long_help = EXIT_AND_KINDS,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -34,6 +35,20 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
 }
+
+/// Exit codes and error kinds, for `--help` and the man page (README has the table).
+pub const EXIT_AND_KINDS: &str = "\
+Exit codes: run: the server's own code, 128+n when it died of signal n, 0 when ocwrap \
+tore it down by its own rule (owners gone, stop, idle). Other commands: 0 success, 1 \
+failure. 2: usage error (hook: bad hook input). 125: ocwrap itself failed (state dir, \
+owners, lock). 126/127: COMMAND not executable / not found.
+
+Error kinds: every --json error carries \"kind\", a stable word to branch on (the \
+message may change): usage, hook_input, command_not_found, command_not_executable, \
+spawn_failed, no_owner_found, owner_not_running, owner_immortal, watch_unavailable, \
+cwd_unusable, log_unusable, state_dir_unusable, state_dir_unsafe, socket_path_too_long, \
+in_the_way, name_held, not_running, not_owner, control_failed, version_mismatch, \
+not_ready, server_exited, owners_gone, stopped, supervisor_failed, internal.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -48,6 +63,17 @@ pub enum Command {
     /// Drop a lease (every lease without an owner option); returns without waiting
     Release(ReleaseArgs),
     /// Run as a Claude Code hook: SessionStart brings COMMAND up for this session, SessionEnd releases its lease
+    #[command(
+        long_about = "Run as a Claude Code hook, from a plugin's hooks/hooks.json: reads \
+        the hook's JSON from stdin (at most 1 MiB, ended within 1 s). SessionStart: `up` with \
+        these options and COMMAND, leased to this session's process (never the hook's shell; \
+        with no session found, exit 125 and nothing started). SessionEnd: release this \
+        session's lease unless `reason` is clear or resume, within 1.4 s; nothing to release \
+        is success. Stdout stays empty (Claude Code adds a SessionStart hook's stdout to the \
+        context) unless --json. Exit codes: 0 done; 1 up or release failed; 2 bad command \
+        line or hook input (empty, not JSON, too big, not ended in time, another event); \
+        125 no session, or ocwrap itself failed. Owner options replace the session rule."
+    )]
     Hook(HookArgs),
     /// Remove stale records; kill only verified leftovers of dead supervisors
     Gc(GcArgs),
@@ -134,6 +160,9 @@ pub struct StopArgs {
 
 #[derive(Debug, Clone, Args)]
 #[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port"]))]
+#[command(mut_arg("owner_pids", |a| a.help("Drop this owner's lease").value_delimiter(None)))]
+#[command(mut_arg("owner_ancestor", |a| a.help("Drop the lease of the nearest ancestor whose executable or argv[0] basename is NAME")))]
+#[command(mut_arg("owner", |a| a.help("Drop the lease of `session` (the Claude Code session this caller runs under, else the caller's parent) or of `parent`, found as `up` finds them").long_help(None)))]
 pub struct ReleaseArgs {
     #[command(flatten)]
     pub select: Selector,

@@ -205,7 +205,11 @@ mod tests {
         assert_eq!(by_session_id(&dir, "s2"), None);
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(by_session_id(&dir, "s1"), None, "a record of a gone process");
+        assert_eq!(
+            by_session_id(&dir, "s1"),
+            None,
+            "a record of a gone process"
+        );
         std::fs::remove_file(dir.join(format!("{pid}.json"))).unwrap();
         for bad in [
             format!(

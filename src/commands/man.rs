@@ -42,6 +42,13 @@ fn render() -> io::Result<Vec<u8>> {
     {
         command(sub, &mut page)?;
     }
+    let mut codes = Roff::new();
+    codes.control("SH", ["EXIT STATUS AND ERROR KINDS"]);
+    for paragraph in crate::cli::EXIT_AND_KINDS.split("\n\n") {
+        codes.control("PP", []);
+        codes.text([roman(paragraph.replace('\n', " "))]);
+    }
+    codes.to_writer(&mut page)?;
     man.render_version_section(&mut page)?;
     Ok(page)
 }

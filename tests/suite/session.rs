@@ -603,11 +603,17 @@ fn every_json_error_carries_a_kind() {
 }
 
 #[test]
-fn every_error_kind_is_documented_in_readme_and_types() {
+fn every_error_kind_is_documented_in_readme_help_man_and_types() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let types = std::fs::read_to_string(root.join("npm/ocwrap/index.d.ts")).unwrap();
+    let (code, man, _) = ocwrap_once(&["man"]);
+    assert_eq!(code, 0);
+    let (code, help, _) = ocwrap_once(&["--help"]);
+    assert_eq!(code, 0);
     for kind in ocwrap::error::kind::ALL {
+        assert!(man.contains(kind), "the man page lacks {kind}");
+        assert!(help.contains(kind), "--help lacks {kind}");
         assert!(
             readme.contains(&format!("`{kind}`")),
             "README lacks `{kind}`"
