@@ -12,6 +12,8 @@
 //! - **SessionEnd**: drop this session's lease, unless `reason` is `clear` or
 //!   `resume`: then the session process goes on and will want the server again.
 //!   Nothing to release (no supervisor, an external server, no lease) is success.
+//!   It does not sweep dead supervisors first (their teardown may outlast the
+//!   budget); the next command does.
 //!
 //! The owner is the session process ([`crate::session`]), never the hook's
 //! short-lived shell: without a session, the hook fails and starts nothing. Owner
@@ -32,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::release::{self, Released};
-use super::{open_state, print_json, up};
+use super::{print_json, up};
 use crate::cli::HookArgs;
 use crate::config::RunConfig;
 use crate::diag;
@@ -41,6 +43,7 @@ use crate::exit;
 use crate::owner::{FoundBy, Lease, Owner};
 use crate::process::Pid;
 use crate::session;
+use crate::state::StateDir;
 
 /// The most hook input read: Claude Code's is a few hundred bytes.
 pub const MAX_INPUT: u64 = 1024 * 1024;
@@ -134,7 +137,10 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
                 let lease = session_pid(session_id)?;
                 Some(lease)
             };
-            let state = open_state(config.state_dir.as_deref())?;
+            // Not swept first, as other commands do: tearing down a dead
+            // supervisor's leftovers can take longer than the budget. The next
+            // SessionStart (or any other command) sweeps.
+            let state = StateDir::open(config.state_dir.as_deref())?;
             let deadline = started + SESSION_END_BUDGET;
             Ok(end_session(&state, &stem, owner, json, deadline))
         }
@@ -147,7 +153,7 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
 /// Releases at SessionEnd. A name nobody runs, or a session that holds no lease
 /// (the server was external, or already released), is nothing to do.
 fn end_session(
-    state: &crate::state::StateDir,
+    state: &StateDir,
     stem: &str,
     owner: Option<(Pid, FoundBy)>,
     json: bool,
