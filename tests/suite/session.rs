@@ -321,6 +321,22 @@ fn a_caller_cut_off_from_its_session_finds_it_by_session_id() {
     world.record_session(session.pid(), "s-detached", start_of(session.pid()));
     // Run from this test, not from the session: no ancestor is the session.
     let args = world.up_args(&["--owner", "session"]);
+    // Another session's ID finds nothing: the caller's parent (this test).
+    let mut other = Launch::ocwrap()
+        .args(&args)
+        .env("CLAUDE_CONFIG_DIR", world.config())
+        .env("CLAUDE_CODE_SESSION_ID", "s-other")
+        .spawn();
+    assert_eq!(other.exit_code(), 0, "{}", other.stderr());
+    assert_eq!(
+        lease(&json(&other.seen.join("\n"))).1,
+        "parent",
+        "a session ID no record carries"
+    );
+    let port = world.port.to_string();
+    let state = world.state_arg();
+    let (code, _, err) = ocwrap_once(&["stop", "--wait", "--state-dir", &state, "--port", &port]);
+    assert_eq!(code, 0, "{err}");
     let mut up = Launch::ocwrap()
         .args(&args)
         .env("CLAUDE_CONFIG_DIR", world.config())
@@ -335,6 +351,16 @@ fn a_caller_cut_off_from_its_session_finds_it_by_session_id() {
     let (server, _) = world.tree();
     kill_and_reap(&mut session.run);
     server.wait_gone("the server after its session was killed");
+    // The record of a session that is gone names no one.
+    let mut late = Launch::ocwrap()
+        .args(&args)
+        .env("CLAUDE_CONFIG_DIR", world.config())
+        .env("CLAUDE_CODE_SESSION_ID", "s-detached")
+        .spawn();
+    assert_eq!(late.exit_code(), 0, "{}", late.stderr());
+    assert_eq!(lease(&json(&late.seen.join("\n"))).1, "parent");
+    let (code, _, err) = ocwrap_once(&["stop", "--wait", "--state-dir", &state, "--port", &port]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
