@@ -39,6 +39,9 @@ import time
 import urllib.request
 import uuid
 
+import procwait
+from procwait import start_time
+
 DEADLINE = 60.0
 SESSION_END_BUDGET = 1.5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,18 +59,15 @@ def fail(message):
     sys.exit(1)
 
 
-def start_time(pid):
-    """Field 22 of /proc/PID/stat, or None once the process is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return None if fields[0] in "ZX" else fields[19]
+def wait_gone(what, pid, start, deadline=DEADLINE):
+    """Waits on a pidfd until the process PID that started at START has exited."""
+    if not procwait.wait_gone(pid, start, deadline):
+        fail(f"{what}: not within {deadline:.0f} s")
 
 
 def wait_for(what, condition, deadline=DEADLINE):
+    """Re-checks CONDITION every 50 ms until it holds: only for what no event
+    announces (a port that answers its health path, a port that is free)."""
     end = time.monotonic() + deadline
     while not condition():
         if time.monotonic() > end:
@@ -272,11 +272,11 @@ def main(project, ocwrap):
         if name not in live:
             fail(f"{what}: no live supervisor for {name}")
         record = live[name]["record"]
-        return record, (record["server"]["pid"], str(record["server"]["start"])), record["supervisor"]["pid"]
+        supervisor = (record["supervisor"]["pid"], str(record["supervisor"]["start"]))
+        return record, (record["server"]["pid"], str(record["server"]["start"])), supervisor
 
     def gone(what, pid_start):
-        pid, start = pid_start
-        wait_for(what, lambda: start_time(pid) != start)
+        wait_gone(what, *pid_start)
 
     # 1. A session (with its session record) SIGKILLed: the server goes with it.
     a = Session(env, project, record=True)
@@ -290,7 +290,7 @@ def main(project, ocwrap):
         fail(f"the server runs in {record['cwd']}, not the project {project}")
     a.kill()
     gone("the server after its session was SIGKILLed", server)
-    wait_for("the supervisor to exit", lambda: start_time(supervisor) is None)
+    gone("the supervisor after its session was SIGKILLed", supervisor)
     wait_for("the port to be free", lambda: port_free(port))
     check(f"SessionStart through npx brought opencode up for the session ({took} ms); SIGKILL of the session took it down")
 

@@ -140,43 +140,38 @@ else
 fi
 step_done "node --test"
 
+# A check script run as USER, its output shown; it must exit 0, and its closing
+# `TAG: N passed` line adds N to checked_passed.
+checked_passed=0
+checked_run() {
+  local tag=$1 user=$2 log=$work/$1-$2.log rc=0
+  "${@:3}" >"$log" 2>&1 || rc=$?
+  sed 's/^/npm:   /' "$log"
+  [ "$rc" -eq 0 ] || fail "$tag checks as $user (exit $rc)"
+  checked_passed=$((checked_passed + $(awk -v tag="$tag:" '$1 == tag && $3 == "passed" && NF == 3 { print $2 }' "$log")))
+}
+
 # --- npx ---------------------------------------------------------------------------
 say "npx ocwrap from the project"
 # As root (the tree in a cgroup), then as nobody (no cgroup to be had: the process
 # group), with a HOME, TMPDIR and state dir of nobody's own.
-npx_passed=0
-npx_run() {
-  local log=$work/npx-$1.log rc=0
-  "${@:2}" >"$log" 2>&1 || rc=$?
-  sed 's/^/npm:   /' "$log"
-  [ "$rc" -eq 0 ] || fail "npx ocwrap as $1 (exit $rc)"
-  npx_passed=$((npx_passed + $(awk '/^npx: [0-9]+ passed$/ { print $2 }' "$log")))
-}
-npx_run root python3 shell/npx_check.py "$project" "$fixture" "$version" cgroup
+checked_run npx root python3 shell/npx_check.py "$project" "$fixture" "$version" cgroup
 chmod 0755 "$work"
 mkdir -p "$work/nobody"
 chown nobody: "$work/nobody"
-npx_run nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
+checked_run npx nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
   env -i PATH="$PATH" HOME="$work/nobody" TMPDIR="$work/nobody" OCWRAP_STATE_DIR="$work/nobody/state" \
   python3 shell/npx_check.py "$project" "$fixture" "$version" group
 step_done "npx"
 
 # --- the plugin kit under a stand-in Claude Code ----------------------------------------
 say "examples/claude-code-plugin under a stand-in Claude Code, through npx, against opencode serve"
-kit_passed=0
-kit_run() {
-  local log=$work/kit-$1.log rc=0
-  "${@:2}" >"$log" 2>&1 || rc=$?
-  sed 's/^/npm:   /' "$log"
-  [ "$rc" -eq 0 ] || fail "the plugin kit as $1 (exit $rc)"
-  kit_passed=$((kit_passed + $(awk '/^kit: [0-9]+ passed$/ { print $2 }' "$log")))
-}
 kit_path=$root/.e2e/node_modules/.bin:$PATH
-kit_run root env PATH="$kit_path" python3 shell/claude_kit.py "$project" "$installed"
+checked_run kit root env PATH="$kit_path" python3 shell/claude_kit.py "$project" "$installed"
 mkdir -p "$work/nobody-kit"
 chown nobody: "$work/nobody-kit"
 chmod o+rx "$project"
-kit_run nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
+checked_run kit nobody setpriv --reuid=nobody --regid=nogroup --init-groups -- \
   env -i PATH="$kit_path" HOME="$work/nobody-kit" TMPDIR="$work/nobody-kit" \
   python3 shell/claude_kit.py "$project" "$installed"
 step_done "plugin kit"
@@ -188,7 +183,7 @@ OCWRAP_STATE_DIR=$work/level2-state OPENCODE_PORT=$(node -e 'const s=require("ne
   node shell/readme-level2.mjs README.md level-2 "$project" || fail "README Level 2 (JS API)"
 # The host's install, each platform selection, the type check, npx's checks and
 # the README run.
-passed=$((passed + 1 + selections + 1 + npx_passed + kit_passed + 1))
+passed=$((passed + 1 + selections + 1 + checked_passed + 1))
 step_done "README Level 2"
 
 say "times: ${timings[*]}; total $((SECONDS - began))s"

@@ -35,6 +35,9 @@ import sys
 import termios
 import time
 
+import procwait
+from procwait import start_time
+
 DEADLINE = 30.0
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -57,29 +60,17 @@ def fail(message):
     sys.exit(1)
 
 
-def start_time(pid):
-    """The process's start time (field 22 of /proc/PID/stat), or None once it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None if fields[0] == "Z" else fields[19]
-
-
 def parent(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def await_gone(processes, what):
-    """Waits until none of (pid, start) runs any more."""
+    """Waits until none of (pid, start) runs any more (on pidfds)."""
     end = time.monotonic() + DEADLINE
     for pid, start in processes:
-        while start_time(pid) == start:
-            if time.monotonic() > end:
-                fail(f"{what}: pid {pid} still runs {DEADLINE:.0f} s later")
-            time.sleep(0.02)
+        if not procwait.wait_gone(pid, start, end - time.monotonic()):
+            fail(f"{what}: pid {pid} still runs {DEADLINE:.0f} s later")
 
 
 class Lines:

@@ -131,6 +131,18 @@ pub struct Caller<'a> {
     /// ([`caller_parent`]). `run` lives as long as its launcher, which is then the
     /// better owner.
     pub returns: bool,
+    /// `--owner session` must find a session: no fallback to the caller's
+    /// parent, which for a hook is its short-lived shell ([`Error::NoSession`]).
+    pub session_required: bool,
+}
+
+impl Caller<'_> {
+    /// A command that returns while the server runs (`up`, `release`).
+    pub const RETURNS: Caller<'static> = Caller {
+        session_id: None,
+        returns: true,
+        session_required: false,
+    };
 }
 
 /// Resolves the owners of the command line into leases, before anything starts.
@@ -179,6 +191,7 @@ pub fn find(spec: &OwnerSpec, caller: Caller<'_>) -> Result<Vec<(Pid, FoundBy)>,
     if spec.session {
         match crate::session::find(caller.session_id) {
             Some(session) => add(session.pid, session.by),
+            None if caller.session_required => return Err(Error::NoSession),
             None => {
                 diag::note("no Claude Code session found above this process");
                 add(parent()?, FoundBy::Parent);

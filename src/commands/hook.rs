@@ -36,13 +36,13 @@ use serde::{Deserialize, Serialize};
 use super::release::{self, Released};
 use super::{print_json, up};
 use crate::cli::HookArgs;
+use crate::config::OwnerSpec;
 use crate::config::RunConfig;
 use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
-use crate::owner::{FoundBy, Lease, Owner};
+use crate::owner::{Caller, FoundBy};
 use crate::process::Pid;
-use crate::session;
 use crate::state::StateDir;
 
 /// The most hook input read: Claude Code's is a few hundred bytes.
@@ -79,7 +79,7 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
     let started = Instant::now();
     let json = args.json;
     let given_owners = !args.run.owners.is_empty();
-    let config = RunConfig::from_args(args.run)?;
+    let mut config = RunConfig::from_args(args.run)?;
     diag::set_verbose(config.verbose);
     let Some(stem) = config.name.clone() else {
         return Err(crate::config::usage(
@@ -94,28 +94,26 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
         input.hook_event_name,
         session_id.unwrap_or("-")
     ));
+    // The session's process and nothing else, unless owners were given.
+    if !given_owners {
+        config.owners = OwnerSpec {
+            session: true,
+            ..OwnerSpec::default()
+        };
+    }
+    let caller = Caller {
+        session_id,
+        returns: true,
+        session_required: !given_owners,
+    };
     match input.hook_event_name.as_str() {
-        "SessionStart" => {
-            let resolve = || {
-                if given_owners {
-                    let caller = crate::owner::Caller {
-                        session_id,
-                        returns: true,
-                    };
-                    crate::owner::resolve(&config.owners, caller)
-                } else {
-                    session_lease(session_id).map(|lease| vec![lease])
-                }
-            };
-            let outcome = up::up_with(&config, args.ready_timeout, resolve)?;
-            match outcome {
-                Ok(answer) if !json => {
-                    diag::note(format_args!("{stem}: {}", answer.status()));
-                    Ok(exit::SUCCESS)
-                }
-                outcome => Ok(up::report(outcome, json)),
+        "SessionStart" => match up::up_with(&config, args.ready_timeout, caller)? {
+            Ok(answer) if !json => {
+                diag::note(format_args!("{stem}: {}", answer.status()));
+                Ok(exit::SUCCESS)
             }
-        }
+            outcome => Ok(up::report(outcome, json)),
+        },
         "SessionEnd" => {
             let reason = input.reason.as_deref().unwrap_or("other");
             if PROCESS_GOES_ON.contains(&reason) {
@@ -131,18 +129,13 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
                 }
                 return Ok(exit::SUCCESS);
             }
-            let owner = if given_owners {
-                release::whose(&config_owner_args(&config), session_id)?
-            } else {
-                let lease = session_pid(session_id)?;
-                Some(lease)
-            };
+            let owner = release::whose(&config.owners, caller)?;
             // Not swept first, as other commands do: tearing down a dead
             // supervisor's leftovers can take longer than the budget. The next
             // SessionStart (or any other command) sweeps.
             let state = StateDir::open(config.state_dir.as_deref())?;
-            let deadline = started + SESSION_END_BUDGET;
-            Ok(end_session(&state, &stem, owner, json, deadline))
+            let outcome = release::release(&state, &stem, owner, started + SESSION_END_BUDGET);
+            Ok(end_session(&stem, owner, outcome, json))
         }
         other => Err(Error::HookInput(format!(
             "ocwrap hook handles SessionStart and SessionEnd, not '{other}'"
@@ -150,33 +143,24 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
     }
 }
 
-/// Releases at SessionEnd. A name nobody runs, or a session that holds no lease
-/// (the server was external, or already released), is nothing to do.
+/// Says what became of the release at SessionEnd: with `--json` as `release`
+/// does, else nothing on stdout (with `-v`, a line on stderr). A name nobody runs,
+/// or a session that holds no lease (the server was external, or already
+/// released), is nothing to do: success.
 fn end_session(
-    state: &StateDir,
     stem: &str,
     owner: Option<(Pid, FoundBy)>,
+    outcome: Result<Released, Error>,
     json: bool,
-    deadline: Instant,
 ) -> u8 {
-    if json {
-        return release::release_and_report(state, stem, owner, json, deadline);
-    }
-    match release::release(state, stem, owner.map(|(pid, _)| pid), deadline) {
-        Ok(Released::Confirmed(left)) => {
-            diag::note(format_args!(
-                "{stem}: released; {} owner(s) left",
-                left.len()
-            ));
+    let nothing = matches!(outcome, Err(Error::NotRunning(_) | Error::NotOwner { .. }));
+    let code = match outcome {
+        outcome if json => release::report(stem, owner, outcome, true),
+        Ok(done) => {
+            diag::note(done.summary(stem, owner.map(|(pid, _)| pid)));
             exit::SUCCESS
         }
-        Ok(Released::Unconfirmed(message)) => {
-            diag::note(format_args!(
-                "{stem}: release sent, not confirmed: {message}"
-            ));
-            exit::SUCCESS
-        }
-        Err(e @ (Error::NotRunning(_) | Error::NotOwner { .. })) => {
+        Err(e) if nothing => {
             diag::note(format_args!("nothing to release: {}", error::one_line(&e)));
             exit::SUCCESS
         }
@@ -184,44 +168,8 @@ fn end_session(
             diag::say(error::one_line(&e));
             e.exit_code()
         }
-    }
-}
-
-/// The owner options of the command line, back in their raw form for
-/// [`release::whose`].
-fn config_owner_args(config: &RunConfig) -> crate::cli::OwnerArgs {
-    let spec = &config.owners;
-    crate::cli::OwnerArgs {
-        owner_pids: spec.pids.clone(),
-        owner_ancestor: spec.ancestor.clone(),
-        owner: if spec.session {
-            Some(crate::cli::OwnerMode::Session)
-        } else if spec.parent {
-            Some(crate::cli::OwnerMode::Parent)
-        } else {
-            None
-        },
-    }
-}
-
-/// This session's process, found strictly: no parent fallback.
-fn session_pid(session_id: Option<&str>) -> Result<(Pid, FoundBy), Error> {
-    let found = session::find(session_id).ok_or(Error::NoSession)?;
-    diag::note(format_args!("owner {}: {}", found.pid, found.by.describe()));
-    Ok((found.pid, found.by))
-}
-
-fn session_lease(session_id: Option<&str>) -> Result<Lease, Error> {
-    let (pid, found_by) = session_pid(session_id)?;
-    if let Some(reason) = crate::owner::immortal(pid) {
-        return Err(Error::ImmortalOwner { pid, reason });
-    }
-    let owner = Owner::observe(pid).ok_or(Error::OwnerNotRunning(pid))?;
-    Ok(Lease {
-        pid,
-        start: owner.start,
-        found_by,
-    })
+    };
+    if nothing { exit::SUCCESS } else { code }
 }
 
 /// Reads and parses the hook's input: all of stdin, at most [`MAX_INPUT`] bytes,

@@ -18,8 +18,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{open_state, print_json, print_line};
-use crate::cli::{OwnerArgs, ReleaseArgs};
-use crate::config;
+use crate::cli::ReleaseArgs;
+use crate::config::{self, OwnerSpec};
 use crate::control::{self, OwnerRef, Refusal, Request};
 use crate::error::Error;
 use crate::exit;
@@ -60,50 +60,41 @@ pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
             "release needs --name or --port".into(),
         ));
     };
-    let owner = whose(&args.owners, None)?;
+    let owner = if args.owners.is_empty() {
+        None
+    } else {
+        whose(&config::owner_spec(&args.owners)?, owner::Caller::RETURNS)?
+    };
     let state = open_state(args.state.state_dir.as_deref())?;
-    let deadline = Instant::now() + control::IO_TIMEOUT;
-    Ok(release_and_report(
-        &state, &stem, owner, args.json, deadline,
-    ))
+    let outcome = release(&state, &stem, owner, Instant::now() + control::IO_TIMEOUT);
+    Ok(report(&stem, owner, outcome, args.json))
 }
 
-/// The one owner whose lease to drop, found as `up` finds owners, or `None` (no
-/// owner option): every lease. `session_id` is a hook's.
-pub fn whose(raw: &OwnerArgs, session_id: Option<&str>) -> Result<Option<(Pid, FoundBy)>, Error> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let spec = config::owner_spec(raw)?;
+/// The one owner of `spec` whose lease to drop, found as `up` finds owners.
+pub fn whose(spec: &OwnerSpec, caller: owner::Caller<'_>) -> Result<Option<(Pid, FoundBy)>, Error> {
     let named = usize::from(spec.parent)
         + usize::from(spec.session)
         + spec.pids.len()
         + usize::from(spec.ancestor.is_some());
-    if spec.is_none() || named != 1 {
+    if named != 1 {
         return Err(config::usage(
             clap::error::ErrorKind::ArgumentConflict,
             "release drops one owner's lease: give one of --owner-pid PID, --owner-ancestor NAME, --owner parent|session (or none of them, for every lease)".into(),
         ));
     }
-    let caller = owner::Caller {
-        session_id,
-        returns: true,
-    };
-    Ok(owner::find(&spec, caller)?.into_iter().next())
+    Ok(owner::find(spec, caller)?.into_iter().next())
 }
 
-/// Releases and reports as `ocwrap release` does; returns the exit code.
-pub fn release_and_report(
-    state: &StateDir,
+/// Says what became of a release, as `ocwrap release` does (one JSON object with
+/// `json`, else a line on stdout and errors on stderr); returns the exit code.
+pub fn report(
     stem: &str,
     owner: Option<(Pid, FoundBy)>,
+    outcome: Result<Released, Error>,
     json: bool,
-    deadline: Instant,
 ) -> u8 {
-    let outcome = release(state, stem, owner.map(|(pid, _)| pid), deadline);
     let released = owner.map(|(pid, _)| pid);
     let found_by = owner.map(|(_, by)| by);
-    let what = released.map_or_else(|| "every owner".to_string(), |p| format!("owner {p}"));
     let name = stem.to_string();
     match (outcome, json) {
         (Ok(Released::Confirmed(owners)), true) => {
@@ -113,18 +104,6 @@ pub fn release_and_report(
                 found_by,
                 owners,
             });
-            exit::SUCCESS
-        }
-        (Ok(Released::Confirmed(owners)), false) => {
-            let left: Vec<String> = owners.iter().map(|o| o.pid.to_string()).collect();
-            print_line(&format!(
-                "released {what}; owners left: {}",
-                if left.is_empty() {
-                    "none (tearing down)".to_string()
-                } else {
-                    left.join(",")
-                }
-            ));
             exit::SUCCESS
         }
         // Not a failure: the supervisor has the request and acts on it when it
@@ -138,9 +117,11 @@ pub fn release_and_report(
             });
             exit::SUCCESS
         }
-        (Ok(Released::Unconfirmed(message)), false) => {
-            print_line(&format!("release of {what} sent to {stem}, not confirmed"));
-            crate::diag::say(format_args!("{stem}: {message}"));
+        (Ok(done), false) => {
+            print_line(&done.summary(stem, released));
+            if let Released::Unconfirmed(message) = &done {
+                crate::diag::say(format_args!("{stem}: {message}"));
+            }
             exit::SUCCESS
         }
         (Err(e), true) => {
@@ -166,14 +147,32 @@ pub enum Released {
     Unconfirmed(String),
 }
 
+impl Released {
+    /// One line on what was done for `owner` (none: every lease).
+    pub fn summary(&self, stem: &str, owner: Option<Pid>) -> String {
+        let what = owner.map_or_else(|| "every owner".to_string(), |p| format!("owner {p}"));
+        match self {
+            Released::Confirmed(owners) if owners.is_empty() => {
+                format!("released {what}; owners left: none (tearing down)")
+            }
+            Released::Confirmed(owners) => {
+                let left: Vec<String> = owners.iter().map(|o| o.pid.to_string()).collect();
+                format!("released {what}; owners left: {}", left.join(","))
+            }
+            Released::Unconfirmed(_) => format!("release of {what} sent to {stem}, not confirmed"),
+        }
+    }
+}
+
 /// One release request, answered by `deadline` (or sent whole by then:
 /// unconfirmed).
 pub fn release(
     state: &StateDir,
     stem: &str,
-    owner: Option<Pid>,
+    owner: Option<(Pid, FoundBy)>,
     deadline: Instant,
 ) -> Result<Released, Error> {
+    let owner = owner.map(|(pid, _)| pid);
     if !record::is_held(&state.lock_path(stem)) {
         return Err(Error::NotRunning(stem.to_string()));
     }

@@ -78,11 +78,11 @@ enum Outcome {
 
 /// Why `up` failed, with what a plugin needs to show its user.
 pub struct Failure {
-    pub kind: &'static str,
-    pub error: String,
+    kind: &'static str,
+    error: String,
     exit_status: Option<i32>,
     log_tail: Option<String>,
-    pub code: u8,
+    code: u8,
 }
 
 impl Failure {
@@ -117,12 +117,7 @@ pub fn run(args: UpArgs) -> Result<u8, Error> {
     let json = args.json;
     let config = RunConfig::from_args(args.run)?;
     diag::set_verbose(config.verbose);
-    let caller = owner::Caller {
-        session_id: None,
-        returns: true,
-    };
-    let resolve = || owner::resolve(&config.owners, caller);
-    let outcome = match up_with(&config, args.ready_timeout, resolve) {
+    let outcome = match up_with(&config, args.ready_timeout, owner::Caller::RETURNS) {
         Err(e @ Error::Usage(_)) => return Err(e),
         Err(e) => Err(Failure::from_error(e)),
         Ok(answer) => answer,
@@ -130,13 +125,13 @@ pub fn run(args: UpArgs) -> Result<u8, Error> {
     Ok(report(outcome, json))
 }
 
-/// `up` with a checked config, the owners found by `resolve` (after the state dir
-/// is checked). `Err` only for what fails before anything is looked at (usage,
+/// `up` with a checked config, its owners resolved for `caller` once the state dir
+/// is checked. `Err` only for what fails before anything is looked at (usage,
 /// state dir, owners); the rest is the inner `Result`.
 pub fn up_with(
     config: &RunConfig,
     timeout: Duration,
-    resolve: impl FnOnce() -> Result<Vec<Lease>, Error>,
+    caller: owner::Caller<'_>,
 ) -> Result<Result<Answer, Failure>, Error> {
     if config.name.is_none() {
         return Err(config::usage(
@@ -148,7 +143,7 @@ pub fn up_with(
     if let Some(stem) = &config.name {
         state.checked_socket_path(stem)?;
     }
-    let leases = resolve()?;
+    let leases = owner::resolve(&config.owners, caller)?;
     let owners = owner::owners_of(&leases);
     Ok(bring_up(config, &state, &owners, timeout).map(|outcome| Answer { outcome, leases }))
 }
@@ -514,11 +509,12 @@ fn log_tail(log: &Path) -> Option<String> {
 
 pub fn report(outcome: Result<Answer, Failure>, json: bool) -> u8 {
     match outcome {
-        Ok(Answer { outcome, leases }) => {
-            let (status, record, external) = match &outcome {
-                Outcome::Started(r) => ("started", Some(r), None),
-                Outcome::Attached(r) => ("attached", Some(r), None),
-                Outcome::External { url, port } => ("external", None, Some((url.clone(), *port))),
+        Ok(answer) => {
+            let status = answer.status();
+            let Answer { outcome, leases } = answer;
+            let (record, external) = match &outcome {
+                Outcome::Started(r) | Outcome::Attached(r) => (Some(r), None),
+                Outcome::External { url, port } => (None, Some((url.clone(), *port))),
             };
             let out = UpJson {
                 status,

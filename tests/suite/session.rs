@@ -45,19 +45,16 @@ struct Session {
 }
 
 impl Session {
-    fn start(argv0: &str, config: &Path, env: &[(&str, &str)]) -> Session {
+    fn start(argv0: &str, config: &Path) -> Session {
         let out = TempDir::new();
-        let mut launch = Launch::program("sh")
+        let mut run = Launch::program("sh")
             .arg0(argv0)
             .args(["-c", FAKE_CLAUDE])
             .env("OUT", out.path())
             .env("CLAUDE_CONFIG_DIR", config)
             .env_remove("CLAUDE_CODE_SESSION_ID")
-            .stdin(Stdio::piped());
-        for (key, value) in env {
-            launch = launch.env(key, value);
-        }
-        let mut run = launch.spawn();
+            .stdin(Stdio::piped())
+            .spawn();
         let stdin = run.child.stdin.take().expect("piped stdin");
         Session {
             run,
@@ -186,6 +183,35 @@ impl World {
         args
     }
 
+    /// `up ARGS…` run from this test, not from a session, with `session_id` as
+    /// `CLAUDE_CODE_SESSION_ID`: its JSON answer.
+    fn up_from_here(&self, args: &[String], session_id: &str) -> Value {
+        let mut up = Launch::ocwrap()
+            .args(args)
+            .env("CLAUDE_CONFIG_DIR", self.config())
+            .env("CLAUDE_CODE_SESSION_ID", session_id)
+            .spawn();
+        assert_eq!(up.exit_code(), 0, "{}", up.stderr());
+        json(&up.seen.join("\n"))
+    }
+
+    /// `stop --wait` of the port's supervisor, which must have been running.
+    fn stop(&self) {
+        let port = self.port.to_string();
+        let (code, out, err) = ocwrap_once(&[
+            "stop",
+            "--json",
+            "--wait",
+            "--state-dir",
+            &self.state_arg(),
+            "--port",
+            &port,
+        ]);
+        assert_eq!(code, 0, "{out} {err}");
+        assert_eq!(json(&out)["status"], "stopped", "{out}");
+        assert!(!self.lock_held(), "the supervisor still holds the name");
+    }
+
     fn lock_held(&self) -> bool {
         let Ok(state) = StateDir::open(Some(&self.state())) else {
             return false;
@@ -256,7 +282,7 @@ fn start_of(pid: Pid) -> u64 {
 #[test]
 fn the_session_is_the_ancestor_named_claude_and_its_death_ends_the_server() {
     let world = World::new();
-    let mut session = Session::start("claude", &world.config(), &[]);
+    let mut session = Session::start("claude", &world.config());
     let args = world.up_args(&["--owner", "session", "-v"]);
     let (code, out, err) = session.ocwrap(&strs(&args));
     assert_eq!(code, 0, "{out} {err}");
@@ -281,7 +307,7 @@ fn the_session_is_the_ancestor_named_claude_and_its_death_ends_the_server() {
 fn a_session_record_is_taken_only_with_the_start_time_of_its_process() {
     let world = World::new();
     // Not named claude: only the record can say it is the session.
-    let mut session = Session::start("node", &world.config(), &[]);
+    let mut session = Session::start("node", &world.config());
     world.record_session(session.pid(), "s-record", start_of(session.pid()) + 1);
     let args = world.up_args(&["--owner", "session"]);
     let (code, out, err) = session.ocwrap(&strs(&args));
@@ -291,14 +317,7 @@ fn a_session_record_is_taken_only_with_the_start_time_of_its_process() {
     // too, but found as the parent.
     let up = json(&out);
     assert_eq!(lease(&up).1, "parent", "{up}");
-    let (_, _, _) = ocwrap_once(&[
-        "stop",
-        "--wait",
-        "--state-dir",
-        &world.state_arg(),
-        "--port",
-        &world.port.to_string(),
-    ]);
+    world.stop();
 
     world.record_session(session.pid(), "s-record", start_of(session.pid()));
     let (code, out, err) = session.ocwrap(&strs(&args));
@@ -317,33 +336,15 @@ fn a_session_record_is_taken_only_with_the_start_time_of_its_process() {
 #[test]
 fn a_caller_cut_off_from_its_session_finds_it_by_session_id() {
     let world = World::new();
-    let mut session = Session::start("claude", &world.config(), &[]);
+    let mut session = Session::start("claude", &world.config());
     world.record_session(session.pid(), "s-detached", start_of(session.pid()));
     // Run from this test, not from the session: no ancestor is the session.
     let args = world.up_args(&["--owner", "session"]);
     // Another session's ID finds nothing: the caller's parent (this test).
-    let mut other = Launch::ocwrap()
-        .args(&args)
-        .env("CLAUDE_CONFIG_DIR", world.config())
-        .env("CLAUDE_CODE_SESSION_ID", "s-other")
-        .spawn();
-    assert_eq!(other.exit_code(), 0, "{}", other.stderr());
-    assert_eq!(
-        lease(&json(&other.seen.join("\n"))).1,
-        "parent",
-        "a session ID no record carries"
-    );
-    let port = world.port.to_string();
-    let state = world.state_arg();
-    let (code, _, err) = ocwrap_once(&["stop", "--wait", "--state-dir", &state, "--port", &port]);
-    assert_eq!(code, 0, "{err}");
-    let mut up = Launch::ocwrap()
-        .args(&args)
-        .env("CLAUDE_CONFIG_DIR", world.config())
-        .env("CLAUDE_CODE_SESSION_ID", "s-detached")
-        .spawn();
-    assert_eq!(up.exit_code(), 0, "{}", up.stderr());
-    let answer = json(&up.seen.join("\n"));
+    let other = world.up_from_here(&args, "s-other");
+    assert_eq!(lease(&other).1, "parent", "a session ID no record carries");
+    world.stop();
+    let answer = world.up_from_here(&args, "s-detached");
     assert_eq!(
         lease(&answer),
         (i64::from(session.pid().get()), "session_id".into())
@@ -352,21 +353,15 @@ fn a_caller_cut_off_from_its_session_finds_it_by_session_id() {
     kill_and_reap(&mut session.run);
     server.wait_gone("the server after its session was killed");
     // The record of a session that is gone names no one.
-    let mut late = Launch::ocwrap()
-        .args(&args)
-        .env("CLAUDE_CONFIG_DIR", world.config())
-        .env("CLAUDE_CODE_SESSION_ID", "s-detached")
-        .spawn();
-    assert_eq!(late.exit_code(), 0, "{}", late.stderr());
-    assert_eq!(lease(&json(&late.seen.join("\n"))).1, "parent");
-    let (code, _, err) = ocwrap_once(&["stop", "--wait", "--state-dir", &state, "--port", &port]);
-    assert_eq!(code, 0, "{err}");
+    let late = world.up_from_here(&args, "s-detached");
+    assert_eq!(lease(&late).1, "parent", "a gone session's record");
+    world.stop();
 }
 
 #[test]
 fn outside_any_session_the_owner_is_the_callers_parent() {
     let world = World::new();
-    let mut shell = Session::start("sh", &world.config(), &[]);
+    let mut shell = Session::start("sh", &world.config());
     let args = world.up_args(&["--owner", "session"]);
     let (code, out, err) = shell.ocwrap(&strs(&args));
     assert_eq!(code, 0, "no error outside a session: {out} {err}");
@@ -382,8 +377,8 @@ fn outside_any_session_the_owner_is_the_callers_parent() {
 #[test]
 fn release_finds_the_session_as_up_did_and_drops_only_its_lease() {
     let world = World::new();
-    let mut a = Session::start("claude", &world.config(), &[]);
-    let mut b = Session::start("claude", &world.config(), &[]);
+    let mut a = Session::start("claude", &world.config());
+    let mut b = Session::start("claude", &world.config());
     let args = world.up_args(&["--owner", "session"]);
     assert_eq!(a.ocwrap(&strs(&args)).0, 0);
     let (code, out, _) = b.ocwrap(&strs(&args));
@@ -429,7 +424,7 @@ fn release_finds_the_session_as_up_did_and_drops_only_its_lease() {
 #[test]
 fn hook_start_clear_and_end_follow_the_session() {
     let world = World::new();
-    let mut session = Session::start("claude", &world.config(), &[]);
+    let mut session = Session::start("claude", &world.config());
     let args = world.hook_args();
     let start =
         r#"{"session_id":"s1","hook_event_name":"SessionStart","source":"startup","cwd":"/"}"#;
@@ -466,12 +461,18 @@ fn hook_start_clear_and_end_follow_the_session() {
     let (code, _, err, took) = session.hook(end, &strs(&args));
     assert_eq!(code, 0, "{err}");
     assert!(took < SESSION_END_BUDGET, "SessionEnd took {took:?}");
+    // With --json it says so, as release does, and still succeeds.
+    let mut with_json = vec!["--json".to_string()];
+    with_json.extend(args.iter().cloned());
+    let (code, out, err, _) = session.hook(end, &strs(&with_json));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["kind"], "not_running", "{out}");
 }
 
 #[test]
 fn hook_refuses_bad_input_quickly_and_starts_nothing() {
     let world = World::new();
-    let mut session = Session::start("claude", &world.config(), &[]);
+    let mut session = Session::start("claude", &world.config());
     let args = world.hook_args();
     let huge = format!(
         r#"{{"hook_event_name":"SessionStart","pad":"{}"}}"#,
@@ -515,21 +516,31 @@ fn hook_refuses_bad_input_quickly_and_starts_nothing() {
     assert!(at.elapsed() < SESSION_END_BUDGET);
     world.assert_nothing_started("huge input");
 
-    // A stdin that never ends: the hook gives up within its wait.
+    // A stdin that never ends (this test holds its write end open): the hook
+    // gives up after its 1 s wait, inside the budget.
     let at = Instant::now();
-    let (code, _, err) = session.sh(&format!("sleep 5 | {}", command.join(" ")));
+    let mut held = Launch::ocwrap()
+        .arg("hook")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .spawn();
+    let code = held.exit_code();
     let took = at.elapsed();
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("did not end"), "{err}");
-    // The pipeline ends when `sleep` does; the hook's own answer is what counts.
-    assert!(took >= Duration::from_secs(1), "{took:?}");
+    // (`exit_code` waits on the pidfd first: stdin stays open until the hook is
+    // gone, and a closed stdin would have been answered at once as empty.)
+    assert_eq!(code, 2, "{}", held.stderr());
+    assert!(held.stderr().contains("did not end"), "{}", held.stderr());
+    assert!(
+        took >= Duration::from_secs(1) && took < SESSION_END_BUDGET,
+        "answered after {took:?}"
+    );
     world.assert_nothing_started("stdin held open");
 }
 
 #[test]
 fn hook_without_a_session_fails_and_starts_nothing() {
     let world = World::new();
-    let mut shell = Session::start("sh", &world.config(), &[]);
+    let mut shell = Session::start("sh", &world.config());
     let args = world.hook_args();
     let mut with_json = vec!["--json".to_string()];
     with_json.extend(args.iter().cloned());
@@ -550,7 +561,7 @@ fn cwd_sets_the_servers_working_directory() {
     let world = World::new();
     let dir = world.tmp.path().join("project");
     std::fs::create_dir(&dir).unwrap();
-    let mut session = Session::start("sh", &world.config(), &[]);
+    let mut session = Session::start("sh", &world.config());
     let args = world.up_args(&["--cwd", dir.to_str().unwrap()]);
     let (code, out, err) = session.ocwrap(&strs(&args));
     assert_eq!(code, 0, "{out} {err}");
@@ -560,9 +571,11 @@ fn cwd_sets_the_servers_working_directory() {
         std::fs::read_link(format!("/proc/{server}/cwd")).unwrap(),
         dir
     );
-    let (server, _) = world.tree();
+    let (server, supervisor) = world.tree();
     kill_and_reap(&mut session.run);
     server.wait_gone("the server");
+    // It holds the name until it exits.
+    supervisor.wait_gone("the supervisor");
 
     for (what, bad) in [
         ("missing", world.tmp.path().join("missing")),
