@@ -299,7 +299,7 @@ def main(project, ocwrap):
     b = Session(env, project, record=False)
     a.start()
     b.start()
-    record, server, _ = server_of("two sessions")
+    record, server, supervisor = server_of("two sessions")
     if sorted(o["pid"] for o in record["owners"]) != sorted([a.pid, b.pid]):
         fail(f"owners {record['owners']}, not both sessions {a.pid} {b.pid}")
     ended = a.end("logout")
@@ -311,12 +311,13 @@ def main(project, ocwrap):
     b.end("prompt_input_exit")
     b.exit()
     gone("the server after both sessions ended", server)
+    gone("the supervisor after both sessions ended", supervisor)
     check(f"two sessions shared one server; it stayed for B after A's SessionEnd ({ended['ms']} ms) and went after B's")
 
     # 3. /clear: SessionEnd(clear) and SessionStart(clear) in the same process.
     a = Session(env, project, record=False)
     a.start()
-    _, server, _ = server_of("before /clear")
+    _, server, supervisor = server_of("before /clear")
     cleared = a.end("clear")
     a.start("clear")
     record, server_after, _ = server_of("after /clear")
@@ -325,6 +326,7 @@ def main(project, ocwrap):
     a.end("other")
     a.exit()
     gone("the server after the session's real end", server)
+    gone("the supervisor after the session's real end", supervisor)
     check(f"/clear kept the server and its one lease ({cleared['ms']} ms); the real end took it down")
 
     # 4. A server started by hand is external: never recorded, never touched.
@@ -361,12 +363,15 @@ def main(project, ocwrap):
         fail(f"up outside a session failed: {answer}")
     if answer["leases"] != [{"pid": shell.pid, "start": int(start_time(shell.pid)), "found_by": "parent"}]:
         fail(f"outside a session the lease is {answer['leases']}, not the shell {shell.pid} (past npx)")
-    _, server, _ = server_of("outside a session")
+    _, server, supervisor = server_of("outside a session")
     if start_time(server[0]) != server[1]:
         fail("the server went when npx returned")
     shell.kill()
     shell.wait()
     gone("the server after its caller's shell was killed", server)
+    # The supervisor removes its state files last: the work dir is not
+    # removed under it.
+    gone("the supervisor after its caller's shell was killed", supervisor)
     check("outside any session `npx ocwrap up --owner session` leased to the calling shell, past npx")
 
     shutil.rmtree(work)
