@@ -424,7 +424,7 @@ def read_claim(name):
 
 def up_command(port, owner_pid, log, fixture_args):
     return [
-        OCWRAP, "up", "--json", "--state-dir", STATE, "--port", str(port),
+        OCWRAP, "up", "-v", "--json", "--state-dir", STATE, "--port", str(port),
         "--owner-pid", str(owner_pid), "--grace", f"{int(GRACE * 1000)}ms",
         "--ready-timeout", "10s", "--contain", CONTAIN, "--log", log, "--", FIXTURE, *fixture_args,
     ]

@@ -59,7 +59,8 @@ pub struct ServerTree {
     /// Members found so far, pinned (walk and scan; a cgroup keeps its own list).
     pins: Pins,
     /// The last look's members, sorted by PID: a new look must agree with it.
-    last_look: Vec<ProcInfo>,
+    /// `None` until the first look: no look is not an empty tree.
+    last_look: Option<Vec<ProcInfo>>,
     /// Signals the whole tree has been sent, in order.
     sent: Vec<Signal>,
     /// Whether the cgroup's events are in the wake set yet.
@@ -90,7 +91,7 @@ impl ServerTree {
             server,
             finder,
             pins: Pins::new(),
-            last_look: Vec::new(),
+            last_look: None,
             sent: Vec::new(),
             watching_cgroup: false,
             just_found: false,
@@ -255,27 +256,15 @@ fn look(finder: &Finder, supervisor: Pid) -> Vec<ProcInfo> {
 }
 
 impl ServerTree {
-    /// Looks until two looks in a row agree, then pins every member not pinned yet.
-    ///
-    /// Why twice: the kernel writes a children list a page at a time and drops its
-    /// locks in between, so a child forked (or a sibling reaped) while the list is
-    /// read can be skipped. A child missed that way exists by the next look, which
-    /// then differs; two looks that agree saw no such change. The previous look
-    /// counts as the first one, so a quiet tree costs one walk.
+    /// Looks until two looks in a row agree (see [`agreed_look`]), then pins
+    /// every member not pinned yet.
     fn find(&mut self) {
-        let mut previous = std::mem::take(&mut self.last_look);
-        let mut look = self.look();
-        for _ in 1..MAX_LOOKS {
-            if same_processes(&previous, &look) {
-                break;
-            }
-            previous = look;
-            look = self.look();
-        }
+        let previous = self.last_look.take();
+        let look = agreed_look(previous, || self.look());
         for info in &look {
             self.pins.pin(*info);
         }
-        self.last_look = look;
+        self.last_look = Some(look);
         self.just_found = true;
     }
 
@@ -486,6 +475,35 @@ fn descends_from(pid: Pid, ancestor: Pid, parent: impl Fn(Pid) -> Option<Pid>) -
         }
     }
     false
+}
+
+/// Looks (with `look`) until two looks in a row agree; returns the last one.
+///
+/// Why twice: the kernel writes a children list a page at a time and drops its
+/// locks in between, so a child forked (or a sibling reaped) while the list is
+/// read can be skipped; and a walk that reads a parent's children just before
+/// the parent exits, and the parent's state just after, misses the children the
+/// exit handed to the subreaper. A child missed either way exists by the next
+/// look, which then differs; two looks that agree saw no such change.
+///
+/// `previous`, the last look taken, counts as the first one, so a quiet tree
+/// costs one walk. Without one (`None`, the first look of this tree) two fresh
+/// looks are taken: an empty start must never agree with a look that missed
+/// every member, or the tree would be taken for empty and not signalled.
+fn agreed_look(
+    previous: Option<Vec<ProcInfo>>,
+    mut look: impl FnMut() -> Vec<ProcInfo>,
+) -> Vec<ProcInfo> {
+    let mut previous = previous.unwrap_or_else(&mut look);
+    let mut current = look();
+    for _ in 1..MAX_LOOKS {
+        if same_processes(&previous, &current) {
+            break;
+        }
+        previous = current;
+        current = look();
+    }
+    current
 }
 
 fn same_processes(a: &[ProcInfo], b: &[ProcInfo]) -> bool {
@@ -775,6 +793,55 @@ mod tests {
         assert!(!descends_from(pid(99), pid(10), parent), "unknown");
         let cycle = |p: Pid| Pid::new(if p.get() == 5 { 6 } else { 5 });
         assert!(!descends_from(pid(5), pid(10), cycle), "bounded");
+    }
+
+    /// Replays a race seen in the chaos run: the server was killed just after it
+    /// forked, between the walk reading the supervisor's children (the server
+    /// only) and the server's state (a zombie), so the first look found nothing
+    /// live; the child, handed to the supervisor by then, is in every later look.
+    #[test]
+    fn a_first_look_that_missed_everything_does_not_make_the_tree_empty() {
+        let walk = |tree: HashMap<i32, Vec<i32>>, procs: HashMap<i32, ProcInfo>| {
+            let children = move |p: Pid| -> Vec<Pid> {
+                tree.get(&p.get())
+                    .map(|c| c.iter().filter_map(|&c| Pid::new(c)).collect())
+                    .unwrap_or_default()
+            };
+            walk_once(Pid::new(1).unwrap(), children, move |p: Pid| {
+                procs.get(&p.get()).copied()
+            })
+        };
+        let mut zombie = info(10, 1);
+        zombie.state = RunState::Dead;
+        // Read mid-exit: the supervisor's list still held only the server, whose
+        // state was read once it was a zombie. Then: the child is the supervisor's.
+        let mid_exit = || {
+            walk(
+                HashMap::from([(1, vec![10])]),
+                HashMap::from([(10, zombie), (11, info(11, 1))]),
+            )
+        };
+        let after = || {
+            walk(
+                HashMap::from([(1, vec![10, 11])]),
+                HashMap::from([(10, zombie), (11, info(11, 1))]),
+            )
+        };
+        assert!(mid_exit().is_empty(), "the fake replays the miss");
+        let mut looks = vec![after(), after(), mid_exit()];
+        let found = agreed_look(None, || looks.pop().unwrap());
+        assert_eq!(pids(&found), [11], "no look yet is not an empty tree");
+        // A previous look that saw the server running disagrees with the miss.
+        let mut looks = vec![after(), after(), mid_exit()];
+        let found = agreed_look(Some(vec![info(10, 1)]), || looks.pop().unwrap());
+        assert_eq!(pids(&found), [11]);
+        // A quiet tree costs one look.
+        let mut count = 0;
+        let found = agreed_look(Some(after()), || {
+            count += 1;
+            after()
+        });
+        assert_eq!((pids(&found), count), (vec![11], 1));
     }
 
     #[test]
