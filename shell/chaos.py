@@ -416,8 +416,8 @@ def read_claim(name):
     (pid, start time), or None."""
     try:
         with open(os.path.join(STATE, f"{name}.lock")) as f:
-            words = f.readline().split()
-        return (int(words[0]), int(words[1])) if len(words) == 2 else None
+            pid, dot, start = f.readline().strip().partition(".")
+        return (int(pid), int(start)) if dot else None
     except (OSError, ValueError):
         return None
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
+use crate::identity::Name;
 use crate::process::Pid;
-use crate::state::Name;
 
 #[derive(Debug, Parser)]
 #[command(

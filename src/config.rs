@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, ContainArg, OwnerArgs, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
 use crate::error::Error;
+use crate::identity::Name;
 use crate::process::Pid;
-use crate::state::Name;
 
 /// Who owns the server: the leases ocwrap starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::cli::ContainArg;
 use crate::diag;
 use crate::error::Error;
-use crate::process::{Pid, StartTime};
-use crate::record;
+use crate::identity::{SupervisorId, TreeMarker};
+use crate::process::Pid;
 use crate::sys::{self, Cgroup, Signal};
 
 /// How long a leftover cgroup may take to empty after `cgroup.kill`.
@@ -50,8 +50,8 @@ pub enum Containment {
 impl Containment {
     /// Chooses per `--contain`. The cgroup is named after the supervisor (its tree
     /// marker value), so a leftover cgroup says whose it was.
-    pub fn choose(arg: ContainArg, supervisor: Pid, start: StartTime) -> Result<Self, Error> {
-        let name = cgroup_name(&marker_value(supervisor, start));
+    pub fn choose(arg: ContainArg, supervisor: SupervisorId) -> Result<Self, Error> {
+        let name = supervisor.marker().cgroup_name();
         if arg != ContainArg::Group {
             remove_dead_cgroups();
         }
@@ -99,39 +99,21 @@ impl Containment {
     }
 }
 
-/// The value of a supervisor's tree marker, `<pid>.<start time>`.
-pub fn marker_value(supervisor: Pid, start: StartTime) -> String {
-    let marker = record::SupervisorId {
-        pid: supervisor,
-        start,
-    }
-    .tree_marker();
-    match marker.split_once('=') {
-        Some((_, value)) => value.to_string(),
-        None => marker,
-    }
-}
-
-fn cgroup_name(marker_value: &str) -> String {
-    format!("ocwrap-{marker_value}")
-}
-
 /// Kills what is left in the cgroup of a dead supervisor, waits until it is empty,
-/// removes it, and returns the PIDs that were in it. `marker_value` is that
-/// supervisor's tree marker value (`<pid>.<start time>`, see [`marker_value`]).
+/// removes it, and returns the PIDs that were in it.
 ///
 /// Refuses (`InvalidInput`) a path that is not a cgroup2 directory named exactly
-/// `ocwrap-<marker_value>` below a cgroup2 mount, and a supervisor that is still
+/// after `marker` ([`TreeMarker::cgroup_name`]) below a cgroup2 mount, and a supervisor that is still
 /// alive: a record's word alone never leads to a kill. A cgroup that no longer
 /// exists has nothing left: `Ok` with no PIDs.
-pub fn kill_leftover_cgroup(path: &str, marker_value: &str) -> io::Result<Vec<Pid>> {
-    if supervisor_is_alive(marker_value)? {
+pub fn kill_leftover_cgroup(path: &str, marker: TreeMarker) -> io::Result<Vec<Pid>> {
+    if marker.0.is_running() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("the supervisor of {path} is alive"),
         ));
     }
-    let Some(cgroup) = Cgroup::open_existing(Path::new(path), &cgroup_name(marker_value))? else {
+    let Some(cgroup) = Cgroup::open_existing(Path::new(path), &marker.cgroup_name())? else {
         return Ok(Vec::new());
     };
     let found = cgroup.members()?;
@@ -160,32 +142,13 @@ pub fn remove_dead_cgroups() -> Vec<PathBuf> {
     cgroups
         .into_iter()
         .filter(|path| {
-            let value = path
-                .file_name()
+            path.file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("ocwrap-"));
-            value.is_some_and(|v| matches!(supervisor_is_alive(v), Ok(false)))
+                .and_then(TreeMarker::of_cgroup_name)
+                .is_some_and(|marker| !marker.0.is_running())
         })
         .filter(|path| sys::remove_empty_cgroup(path).is_ok())
         .collect()
-}
-
-/// Whether the process named by a marker value is alive with that start time.
-fn supervisor_is_alive(marker_value: &str) -> io::Result<bool> {
-    let parsed = marker_value
-        .split_once('.')
-        .and_then(|(pid, start)| Some((pid.parse::<Pid>().ok()?, start.parse::<u64>().ok()?)));
-    let Some((pid, start)) = parsed else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("'{marker_value}' is not a tree marker value"),
-        ));
-    };
-    Ok(record::SupervisorId {
-        pid,
-        start: StartTime(start),
-    }
-    .is_running())
 }
 
 /// Sends `signal` to `pid` only if, once pinned by a pidfd, it is still in `cgroup`:
@@ -205,19 +168,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cgroup_is_named_after_the_tree_marker() {
-        let value = marker_value(Pid::new(42).unwrap(), StartTime(777));
-        assert_eq!(value, "42.777");
-        assert_eq!(cgroup_name(&value), "ocwrap-42.777");
-    }
-
-    #[test]
-    fn a_live_supervisor_or_a_bad_marker_is_refused() {
-        let me = sys::proc_info(Pid::current()).unwrap();
-        let mine = marker_value(me.pid, me.start);
-        let err = kill_leftover_cgroup("/sys/fs/cgroup/ocwrap-x", &mine).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        let err = kill_leftover_cgroup("/sys/fs/cgroup/ocwrap-x", "nonsense").unwrap_err();
+    fn a_live_supervisor_is_refused() {
+        let me = SupervisorId::current().unwrap();
+        let err = kill_leftover_cgroup("/sys/fs/cgroup/ocwrap-x", me.marker()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::owner::Owner;
 use crate::process::{Pid, StartTime};
-use crate::record::{self, Record};
+use crate::state::record::{self, Record};
 use crate::sys::{self, ControlListener, ControlStream, FileId, Interest, Waitable};
 
 /// Longest request accepted, newline included.

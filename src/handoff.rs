@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::owner::Owner;
-use crate::record::{MAX_RECORD, Record};
+use crate::state::record::{MAX_RECORD, Record};
 use crate::sys::HandoffChannel;
 
 /// The hidden subcommand that runs a supervisor handed off by `up`.

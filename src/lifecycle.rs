@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::duration::deadline_after;
 use crate::exit;
-use crate::record::StopCause;
 use crate::signals;
+use crate::state::record::StopCause;
 use crate::sys::{self, Signal};
 
 /// Why the tree is being torn down; it decides the exit code.

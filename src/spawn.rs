@@ -15,15 +15,16 @@ use crate::cli::StdinMode;
 use crate::config::RunConfig;
 use crate::contain::Containment;
 use crate::error::Error;
+use crate::identity::TreeMarker;
 use crate::process::Pid;
 use crate::sys::{self, ServerChild};
 
-/// Starts the server; its PID is also its process group's ID. `marker`
-/// (`KEY=value`) goes into its environment, inherited by its whole tree; with cgroup
+/// Starts the server; its PID is also its process group's ID. `marker` goes into
+/// its environment, inherited by its whole tree; with cgroup
 /// `containment` the server is in its cgroup before it runs any code.
 pub fn spawn_server(
     config: &RunConfig,
-    marker: &str,
+    marker: TreeMarker,
     containment: &Containment,
 ) -> Result<ServerChild, Error> {
     let log = match &config.log {
@@ -38,9 +39,7 @@ pub fn spawn_server(
     if let Some(dir) = &config.cwd {
         command.current_dir(dir);
     }
-    if let Some((key, value)) = marker.split_once('=') {
-        command.env(key, value);
-    }
+    command.env(TreeMarker::KEY, marker.value());
     command.stdin(match config.stdin {
         StdinMode::Inherit => Stdio::inherit(),
         StdinMode::Null => Stdio::null(),

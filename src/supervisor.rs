@@ -27,16 +27,18 @@ use crate::duration::deadline_after;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{Event, Reporter};
+use crate::identity::{Name, ServerId, SupervisorId};
 use crate::idle::IdleClock;
 use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
 use crate::owner::{self, Leases, Owner};
 use crate::process::Pid;
 use crate::ready::{Probe, ReadyProbe};
-use crate::record::{self, Record, RecordState, ServerId, SupervisorId};
-use crate::registration::{self, Registration};
 use crate::signals::{self, Signals};
 use crate::spawn;
-use crate::state::{Name, StateDir};
+use crate::state::StateDir;
+use crate::state::record::{self, Record, RecordState};
+use crate::state::registration::Registration;
+use crate::state::sweep;
 use crate::sys::{self, Interest, ServerChild, Signal, Waitable};
 use crate::teardown::{Phase, Teardown, Tree};
 use crate::tree::ServerTree;
@@ -90,16 +92,13 @@ fn register_and_run(
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
     let state = StateDir::open(config.state_dir.as_deref())?;
-    registration::sweep(&state);
+    sweep::sweep(&state);
     let me = Pid::current();
     let stem = config.name.clone().unwrap_or_else(|| Name::unnamed(me));
     state.checked_socket_path(&stem)?;
-    let me = SupervisorId {
-        pid: me,
-        start: sys::proc_info(me).map(|i| i.start).ok_or_else(|| {
-            Error::os("reading our own start time")(std::io::Error::other("no entry"))
-        })?,
-    };
+    let me = SupervisorId::current().ok_or_else(|| {
+        Error::os("reading our own start time")(std::io::Error::other("no entry"))
+    })?;
     let mut registration = Registration::take(state, stem.to_string(), me)?;
     reporter.send(&Event::Registered);
     match start(&config, owners, me, &mut registration) {
@@ -150,11 +149,11 @@ fn start(
         ));
         watch.add(*owner);
     }
-    let containment = Containment::choose(config.contain, me.pid, me.start)?;
+    let containment = Containment::choose(config.contain, me)?;
     registration
         .claim_cgroup(containment.cgroup_path())
         .map_err(Error::os("writing the lock file"))?;
-    let child = spawn::spawn_server(config, &me.tree_marker(), &containment)?;
+    let child = spawn::spawn_server(config, me.marker(), &containment)?;
     let leader = child.pid();
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
@@ -220,7 +219,7 @@ fn new_record(
         port: config.port,
         url: config.port.map(|port| url(&config.host, port)),
         owners: owners.to_vec(),
-        started_at: record::rfc3339(SystemTime::now()),
+        started_at: crate::time::rfc3339(SystemTime::now()),
         // Written first when ready (see `Registration::save`).
         state: RecordState::Starting,
         log: config.log.as_ref().map(|p| text(p.as_os_str())),

@@ -30,10 +30,13 @@ use super::{print_json, print_line};
 use crate::cli::GcArgs;
 use crate::error::Error;
 use crate::exit;
-use crate::junk::{self, Action, Cleared, Entry, Outcome, Role};
+use crate::identity::Name;
 use crate::process::Pid;
-use crate::registration::{self, Clearing, Fate, Found, Removed};
-use crate::state::{Name, StateDir};
+use crate::state::StateDir;
+use crate::state::junk::{self, Action, Cleared, Entry, Outcome, Role};
+use crate::state::registration::{Clearing, junk_plan};
+use crate::state::survey::{Fate, Found, survey};
+use crate::state::sweep::{Removed, leftovers_of, remove_dead, remove_untrusted};
 
 #[derive(Serialize)]
 struct GcJson {
@@ -128,7 +131,7 @@ pub fn run(args: GcArgs) -> Result<u8, Error> {
     let state = StateDir::open(args.state.state_dir.as_deref())?;
     let mut live = Vec::new();
     let mut reports = Vec::new();
-    let registrations = registration::survey(&state, None);
+    let registrations = survey(&state, None);
     for found in &registrations {
         match found.fate() {
             Fate::Live => live.push(found.stem.clone()),
@@ -166,17 +169,15 @@ fn clean(state: &StateDir, found: &Found, fate: Fate, dry_run: bool) -> Option<R
     match fate {
         Fate::Live => None,
         _ if dry_run => plan(state, found),
-        Fate::Dead(_) => registration::remove_dead(state, stem, Clearing::Junk).map(Report::from),
-        Fate::Unverifiable => registration::remove_untrusted(state, stem, |f| {
-            f.fate_of_contents() == Fate::Unverifiable
+        Fate::Dead(_) => remove_dead(state, stem, Clearing::Junk).map(Report::from),
+        Fate::Unverifiable => {
+            remove_untrusted(state, stem, |f| f.fate_of_contents() == Fate::Unverifiable)
+                .map(Report::from)
+        }
+        Fate::NamesRunning(_) if is_copy(found) => remove_untrusted(state, stem, |f| {
+            matches!(f.fate_of_contents(), Fate::NamesRunning(_)) && is_copy(f)
         })
         .map(Report::from),
-        Fate::NamesRunning(_) if is_copy(found) => {
-            registration::remove_untrusted(state, stem, |f| {
-                matches!(f.fate_of_contents(), Fate::NamesRunning(_)) && is_copy(f)
-            })
-            .map(Report::from)
-        }
         Fate::NamesRunning(_) => None,
     }
 }
@@ -235,12 +236,8 @@ fn plan(state: &StateDir, found: &Found) -> Option<Report> {
         Fate::Live => false,
     };
     acts.then(|| {
-        Report::new(
-            found.stem.clone(),
-            found.problem(),
-            registration::leftovers_of(found),
-        )
-        .with_planned(registration::junk_plan(state, &found.stem))
+        Report::new(found.stem.clone(), found.problem(), leftovers_of(found))
+            .with_planned(junk_plan(state, &found.stem))
     })
 }
 

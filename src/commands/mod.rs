@@ -21,14 +21,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::registration;
 use crate::state::StateDir;
 
 /// Opens the state dir as every command does: checked, then swept of the
 /// registrations of dead supervisors (and their leftovers).
 pub fn open_state(path: Option<&Path>) -> Result<StateDir, Error> {
     let state = StateDir::open(path)?;
-    registration::sweep(&state);
+    crate::state::sweep::sweep(&state);
     Ok(state)
 }
 

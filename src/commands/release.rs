@@ -25,8 +25,8 @@ use crate::error::Error;
 use crate::exit;
 use crate::owner::{self, FoundBy, Owner};
 use crate::process::Pid;
-use crate::record;
 use crate::state::StateDir;
+use crate::state::lock;
 
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
@@ -173,7 +173,7 @@ pub fn release(
     deadline: Instant,
 ) -> Result<Released, Error> {
     let owner = owner.map(|(pid, _)| pid);
-    if !record::is_held(&state.lock_path(stem)) {
+    if !lock::is_held(&state.lock_path(stem)) {
         return Err(Error::NotRunning(stem.to_string()));
     }
     let control_error = |message: String| Error::Control {
@@ -190,13 +190,11 @@ pub fn release(
         // A supervisor whose socket is closed is tearing down (or gone): once
         // its lock is free, there is nothing to release.
         Err(e) => {
-            return Err(
-                if record::wait_until_free(&state.lock_path(stem), deadline) {
-                    Error::NotRunning(stem.to_string())
-                } else {
-                    control_error(e.to_string())
-                },
-            );
+            return Err(if lock::wait_until_free(&state.lock_path(stem), deadline) {
+                Error::NotRunning(stem.to_string())
+            } else {
+                control_error(e.to_string())
+            });
         }
     };
     match (reply.ok, reply.record) {

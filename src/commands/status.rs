@@ -14,8 +14,8 @@ use super::{open_state, print_json, print_line};
 use crate::cli::StatusArgs;
 use crate::error::Error;
 use crate::exit;
-use crate::record::{self, Record};
-use crate::registration::{Found, survey};
+use crate::state::record::Record;
+use crate::state::survey::{Found, survey};
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
@@ -135,7 +135,7 @@ fn uptime(started_at: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    match record::parse_rfc3339(started_at) {
+    match crate::time::parse_rfc3339(started_at) {
         Some(then) if now >= then => {
             let s = now - then;
             match s {

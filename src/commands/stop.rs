@@ -20,9 +20,9 @@ use crate::control::{self, Request};
 use crate::error::Error;
 use crate::exit;
 use crate::process::Pid;
-use crate::record;
-use crate::registration::survey;
 use crate::state::StateDir;
+use crate::state::lock;
+use crate::state::survey::survey;
 
 #[derive(Serialize, Default)]
 struct StopJson {
@@ -85,7 +85,7 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
 /// files the outcome under stopped, not running, or errors.
 fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
     let lock = state.lock_path(&stem);
-    if !record::is_held(&lock) {
+    if !lock::is_held(&lock) {
         out.not_running.push(stem);
         return;
     }
@@ -98,7 +98,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
         Ok(reply) if reply.ok => {
             // The supervisor bounds its own teardown (grace, then the kill wait);
             // this waits for it, as `wait(1)` waits for a child.
-            let waited = !wait || record::wait_until_free(&lock, forever());
+            let waited = !wait || lock::wait_until_free(&lock, forever());
             match (waited, reply.record) {
                 (false, _) => out
                     .errors
@@ -118,7 +118,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
             .push(error(stem, reply.error.unwrap_or_default())),
         // Not a failure: it has the request and stops when it runs again.
         Err(e) if e.was_sent() => {
-            let waited = !wait || record::wait_until_free(&lock, forever());
+            let waited = !wait || lock::wait_until_free(&lock, forever());
             if waited && wait {
                 out.stopped_unconfirmed.push(stem);
             } else {
@@ -126,7 +126,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
             }
         }
         // The supervisor may have exited between the lock check and the request.
-        Err(_) if !record::is_held(&lock) => out.not_running.push(stem),
+        Err(_) if !lock::is_held(&lock) => out.not_running.push(stem),
         Err(e) => out.errors.push(error(stem, e.to_string())),
     }
 }

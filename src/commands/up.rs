@@ -30,13 +30,14 @@ use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{self, Channel, Event, Handoff};
-use crate::junk::{self, Role};
 use crate::owner::{self, Lease, Owner};
 use crate::process::Pid;
 use crate::ready::Probe;
-use crate::record::{self, Lock, Record};
 use crate::spawn;
 use crate::state::StateDir;
+use crate::state::junk::{self, Role};
+use crate::state::lock::{self, Lock};
+use crate::state::record::Record;
 use crate::sys::{self, Detached, HandoffChannel};
 
 /// A log over this size at start is moved to `<log>.1` first.
@@ -171,7 +172,7 @@ fn bring_up(
                     None,
                 )
             })?;
-        if record::is_held(&lock) {
+        if lock::is_held(&lock) {
             // Removing the turn file while holding it keeps the directory tidy;
             // a waiter that locked the old file sees that and locks the new one.
             turn.remove();
@@ -233,7 +234,7 @@ fn attach(
         }
     };
     let lock = state.lock_path(stem);
-    if !record::is_held(&lock) {
+    if !lock::is_held(&lock) {
         return Ok(None);
     }
     let timed_out = || {
@@ -253,7 +254,7 @@ fn attach(
         }
         Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
             // Let it finish, then start a new one.
-            record::wait_until_free(&lock, deadline);
+            lock::wait_until_free(&lock, deadline);
             Ok(None)
         }
         Ok(reply) if matches!(reply.kind, Some(Refusal::Busy | Refusal::Timeout)) => {

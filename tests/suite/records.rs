@@ -111,8 +111,7 @@ fn the_record_has_every_field_with_true_values() {
     assert_eq!(r["url"], format!("http://127.0.0.1:{port}"));
     assert_eq!(owner_pids(&r), [i64::from(session.pinned.pid.get())]);
     assert_eq!(r["owners"][0]["start"], start(session.pinned.pid));
-    let started =
-        ocwrap::record::parse_rfc3339(r["started_at"].as_str().unwrap()).expect("RFC 3339");
+    let started = ocwrap::time::parse_rfc3339(r["started_at"].as_str().unwrap()).expect("RFC 3339");
     assert!(
         (before - 1..=before + 60).contains(&started),
         "started_at {started} vs now {before}"

@@ -16,8 +16,8 @@ use crate::support::{
     Launch, Proc, Running, TempDir, fixture_bin, free_port, kill_and_reap, ocwrap_bin, ocwrap_once,
 };
 use ocwrap::process::Pid;
-use ocwrap::record;
 use ocwrap::state::StateDir;
+use ocwrap::state::lock;
 
 /// Claude Code gives SessionEnd hooks this long.
 const SESSION_END_BUDGET: Duration = Duration::from_millis(1500);
@@ -216,7 +216,7 @@ impl World {
         let Ok(state) = StateDir::open(Some(&self.state())) else {
             return false;
         };
-        record::is_held(&state.lock_path(&format!("port-{}", self.port)))
+        lock::is_held(&state.lock_path(&format!("port-{}", self.port)))
     }
 
     fn record(&self) -> Value {

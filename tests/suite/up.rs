@@ -11,8 +11,8 @@ use crate::support::{
     owner, status_json,
 };
 use ocwrap::process::Pid;
-use ocwrap::record;
 use ocwrap::state::StateDir;
+use ocwrap::state::lock;
 
 struct Up {
     _tmp: TempDir,
@@ -78,7 +78,7 @@ impl Up {
     }
 
     fn lock_held(&self) -> bool {
-        record::is_held(
+        lock::is_held(
             &StateDir::open(Some(&self.dir))
                 .unwrap()
                 .lock_path(&format!("port-{}", self.port)),

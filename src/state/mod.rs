@@ -7,6 +7,14 @@
 //! another owner, group- or world-writable): any of those would let someone else
 //! plant records, locks or sockets that ocwrap then acts on.
 
+pub mod entry;
+pub mod junk;
+pub mod lock;
+pub mod record;
+pub mod registration;
+pub mod survey;
+pub mod sweep;
+
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -179,91 +187,9 @@ fn normalise(path: &Path) -> Option<PathBuf> {
     }
 }
 
-/// A supervisor's name, checked once where it enters (the command line, a record):
-/// `[A-Za-z0-9._-]{1,64}`, not starting with `.`. It names the registration's files
-/// (`<name>.lock`, …), so it can never be a path.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Name(String);
-
-impl Name {
-    /// For clap and serde: the name, or why it is not one.
-    pub fn parse(text: &str) -> Result<Name, String> {
-        if valid_name(text) {
-            Ok(Name(text.to_string()))
-        } else {
-            Err(format!(
-                "'{text}' is not a name: use [A-Za-z0-9._-]{{1,64}}, not starting with '.'"
-            ))
-        }
-    }
-
-    /// The name a `--port P` supervisor gets.
-    pub fn of_port(port: u16) -> Name {
-        Name(format!("port-{port}"))
-    }
-
-    /// The name of an unnamed supervisor: `pid-<its pid>`.
-    pub fn unnamed(pid: crate::process::Pid) -> Name {
-        Name(format!("pid-{pid}"))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for Name {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Name, String> {
-        Name::parse(&text)
-    }
-}
-
-impl From<Name> for String {
-    fn from(name: Name) -> String {
-        name.0
-    }
-}
-
-/// Whether `name` is a valid `--name`: `[A-Za-z0-9._-]{1,64}`, and not `.`/`..`-like.
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_the_spec_pattern() {
-        assert!(valid_name("port-4096"));
-        assert!(valid_name("a.b_c-D9"));
-        assert!(!valid_name(""));
-        assert!(!valid_name(&"x".repeat(65)));
-        assert!(!valid_name("a/b"));
-        assert!(!valid_name(".."));
-        assert!(!valid_name("white space"));
-    }
 
     #[test]
     fn the_state_dir_path_ends_in_the_directory_itself() {

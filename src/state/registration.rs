@@ -1,45 +1,21 @@
-//! A supervisor's registration in the state dir — its lock, control socket and
-//! record — kept true while it lives, and removed after it dies (docs/DESIGN.md,
-//! "Registrations").
-//!
-//! A live supervisor holds a [`Registration`]. It acts only on files that are still
-//! its own (same device and inode as when it made them), and it watches the
-//! directory and each of its files (not the directory's contents: other
-//! supervisors' activity there must not wake it). When the dir is wiped or
-//! replaced, or one of its files is removed, it makes the dir again and
-//! re-registers, so that `up` finds it instead of starting a duplicate and `stop`
-//! can still reach it. It does so [`REPAIR_DELAY`] after the last disturbance, so
-//! that a cleaner busy removing the directory finishes first instead of finding
-//! it refilled under its feet. The watch starts [`WATCH_DELAY`] after the
-//! registration: closing an inotify instance waits for a kernel grace period
-//! (milliseconds), which a supervisor that lives for a moment (`ocwrap -- true`)
-//! should not pay at its exit. When the watch starts it looks once, so a
-//! disturbance in that first moment is not missed.
-//!
-//! A dead supervisor leaves its registration behind (SIGKILL, OOM). [`sweep`] runs
-//! first in every command that opens the state dir and removes the registrations
-//! whose supervisor is *verifiably* dead: the lock is free **and** the supervisor
-//! named by the lock file or the record is gone (no such PID, a zombie, or the PID
-//! now has another start time). Before the files go, the leftovers of that
-//! supervisor's tree are torn down: only processes that carry its exact tree
-//! marker in their environment and started after it. A free lock alone proves
-//! nothing: a record copied under another name, or the registration of a
-//! supervisor whose state dir was just wiped, names a supervisor that is alive.
+//! A live supervisor's registration in the state dir — its lock, control socket
+//! and record — kept true while it lives (docs/DESIGN.md, "Registrations"), and
+//! the one removal of a registration, which a supervisor at its end, the sweep and
+//! `gc` share.
 
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::contain;
+use super::StateDir;
+use super::entry::remove_if_same;
+use super::junk::{self, Cleared, Role};
+use super::lock::{self, Claim, Lock};
+use super::record::{self, Record, RecordState};
 use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
-use crate::junk::{self, Cleared, Role};
-use crate::process::{Pid, ProcInfo, StartTime};
-use crate::record::{self, Claim, Lock, Record, RecordState, SupervisorId, Unreadable};
-use crate::state::{Name, StateDir};
-use crate::sys::{self, FileId, FileWatch, Signal, Waitable};
-use crate::teardown::{Teardown, Tree};
-use crate::tree::Pins;
+use crate::identity::{Name, SupervisorId};
+use crate::sys::{FileId, FileWatch, Waitable};
 
 /// How long `run` waits for a name whose lock is held by a sweeper (cleaning up a
 /// dead supervisor of that name) rather than by a live supervisor: longer than a
@@ -313,7 +289,7 @@ impl Registration {
         let path = state.lock_path(&self.stem);
         let mut taken = Lock::try_acquire(path.clone())?;
         if taken.is_none() {
-            let holder = record::claimed_by(&path)
+            let holder = lock::claimed_by(&path)
                 .map(|claim| claim.id)
                 .filter(SupervisorId::is_running);
             if holder.is_none() {
@@ -346,7 +322,7 @@ impl Registration {
 }
 
 /// Which files of a registration to remove.
-enum Files {
+pub(super) enum Files {
     /// Only the files we made, by identity: what a live supervisor removes at its
     /// end (after a wipe, the paths may name someone else's files).
     Ours {
@@ -373,7 +349,7 @@ pub enum Clearing {
 /// that whoever finds the lock free finds nothing else of it. The one place that
 /// removes a registration, for a supervisor at its end, the sweep and `gc`.
 /// Returns what became of each entry cleared as junk ([`Clearing::Junk`]).
-fn remove_registration(
+pub(super) fn remove_registration(
     state: &StateDir,
     stem: &str,
     files: Files,
@@ -387,9 +363,9 @@ fn remove_registration(
             socket: socket_id,
         } => {
             if let Some(id) = record_id {
-                record::remove_if_same(&record, id);
+                remove_if_same(&record, id);
             }
-            record::remove_if_same(&socket, socket_id);
+            remove_if_same(&socket, socket_id);
         }
         Files::AtPaths(Clearing::Files) => {
             let _ = std::fs::remove_file(&record);
@@ -445,7 +421,7 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
         ))? {
             return Ok(lock);
         }
-        let holder = record::claimed_by(&path)
+        let holder = lock::claimed_by(&path)
             .map(|claim| claim.id)
             .filter(SupervisorId::is_running);
         if holder.is_some() || Instant::now() >= give_up {
@@ -454,358 +430,6 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
                 pid: holder.map(|id| id.pid),
             });
         }
-        record::wait_until_free(&path, Instant::now() + HOLDER_RECHECK);
-    }
-}
-
-/// One stem of the state dir as found now.
-#[derive(Debug)]
-pub struct Found {
-    pub stem: String,
-    /// A live process holds the lock (or a shortage of descriptors kept us from
-    /// telling: see [`record::may_be_held`]).
-    pub live: bool,
-    /// The record, or why it cannot be used; `None` when there is no record file.
-    pub record: Option<Result<Record, Unreadable>>,
-    /// What is at the lock's path, and the identity written into it.
-    pub lock_file: LockFile,
-    pub claimed: Option<Claim>,
-}
-
-/// A supervisor that is gone, as its claim or its record names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeadSupervisor {
-    pub id: SupervisorId,
-    /// Its server's cgroup, when it used cgroup containment.
-    pub cgroup: Option<String>,
-}
-
-/// What is at a lock's path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockFile {
-    Absent,
-    /// A regular file, of any size (see [`record::Lock`]).
-    Regular,
-    /// A symlink, FIFO, directory… (which, in words): junk that only `gc` removes.
-    NotRegular(&'static str),
-}
-
-impl LockFile {
-    fn at(path: &std::path::Path) -> LockFile {
-        match std::fs::symlink_metadata(path) {
-            Err(_) => LockFile::Absent,
-            Ok(m) if m.is_file() => LockFile::Regular,
-            Ok(m) => LockFile::NotRegular(sys::file_kind(&m)),
-        }
-    }
-}
-
-/// What should become of a registration that no live process holds.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Fate {
-    /// A live supervisor holds it.
-    Live,
-    /// Its supervisor is verifiably dead: tear down these supervisors' leftovers
-    /// and remove the files.
-    Dead(Vec<DeadSupervisor>),
-    /// It names a supervisor that is running (a copy, or one re-registering):
-    /// never touched by a sweep.
-    NamesRunning(Pid),
-    /// Nothing in it can be verified (corrupt, not a regular file): only `gc`
-    /// removes it, and nothing is signalled for it.
-    Unverifiable,
-}
-
-impl Found {
-    pub fn look(state: &StateDir, stem: &str) -> Found {
-        let lock_path = state.lock_path(stem);
-        let record_path = state.record_path(stem);
-        Found {
-            stem: stem.to_string(),
-            live: record::may_be_held(&lock_path),
-            record: FileId::at(&record_path).map(|_| record::read(&record_path)),
-            lock_file: LockFile::at(&lock_path),
-            claimed: record::claimed_by(&lock_path),
-        }
-    }
-
-    /// [`Found::look`] by the holder of the stem's lock (a sweeper, `gc`), or by
-    /// `gc` finding it junk: nobody else holds it, so it is not live, and what is
-    /// said about it is what its files say.
-    fn look_holding(state: &StateDir, stem: &str) -> Found {
-        Found {
-            live: false,
-            ..Found::look(state, stem)
-        }
-    }
-
-    pub fn record(&self) -> Option<&Record> {
-        self.record.as_ref().and_then(|r| r.as_ref().ok())
-    }
-
-    /// The fate of this registration from what its files say, leaving aside
-    /// whether its lock is held (a sweeper looks again while holding it).
-    pub fn fate_of_contents(&self) -> Fate {
-        let mut ids: Vec<DeadSupervisor> = self
-            .claimed
-            .iter()
-            .map(|c| DeadSupervisor {
-                id: c.id,
-                cgroup: c.cgroup.clone(),
-            })
-            .collect();
-        if let Some(r) = self
-            .record()
-            .filter(|r| ids.iter().all(|d| d.id != r.supervisor))
-        {
-            ids.push(DeadSupervisor {
-                id: r.supervisor,
-                cgroup: r.cgroup.clone(),
-            });
-        }
-        if let Some(running) = ids.iter().find(|d| d.id.is_running()) {
-            return Fate::NamesRunning(running.id.pid);
-        }
-        if matches!(self.lock_file, LockFile::NotRegular(_)) {
-            return Fate::Unverifiable;
-        }
-        if !ids.is_empty() {
-            // The claim in the lock file was written by the supervisor itself, so
-            // it identifies it even beside a record that cannot be read.
-            return Fate::Dead(ids);
-        }
-        match (&self.record, self.lock_file) {
-            // Only an empty lock file: its holder died before it started anything,
-            // so there is nothing to tear down.
-            (None, LockFile::Regular) => Fate::Dead(ids),
-            _ => Fate::Unverifiable,
-        }
-    }
-
-    pub fn fate(&self) -> Fate {
-        if self.live {
-            Fate::Live
-        } else {
-            self.fate_of_contents()
-        }
-    }
-
-    /// What is wrong with this entry, if anything, in a few words.
-    pub fn problem(&self) -> Option<String> {
-        let lock_junk = match self.lock_file {
-            LockFile::NotRegular(kind) => Some(junk::describe(kind, Role::Lock)),
-            LockFile::Absent | LockFile::Regular => None,
-        };
-        match (&self.record, self.fate()) {
-            (_, Fate::Live) if self.record.is_none() => Some("starting: no record yet".into()),
-            (Some(Err(why)), _) => Some(format!("record {why}")),
-            (_, Fate::Live) => None,
-            (_, _) if lock_junk.is_some() => lock_junk,
-            (_, Fate::NamesRunning(pid)) => Some(format!(
-                "names supervisor pid {pid}, which runs but does not hold this name"
-            )),
-            (None, _) => Some("stale: lock without a record".into()),
-            (Some(Ok(_)), _) => Some("stale: its supervisor is gone".into()),
-        }
-    }
-}
-
-/// Every stem of the state dir (or just `only`), as it is now.
-pub fn survey(state: &StateDir, only: Option<&str>) -> Vec<Found> {
-    state
-        .stems()
-        .into_iter()
-        .filter(|stem| only.is_none_or(|o| o == stem))
-        .map(|stem| Found::look(state, &stem))
-        .collect()
-}
-
-/// A registration removed by [`sweep`] or `gc`.
-#[derive(Debug)]
-pub struct Removed {
-    pub stem: String,
-    pub problem: Option<String>,
-    /// The leftover processes that were torn down.
-    pub killed: Vec<Pid>,
-    /// What became of each entry, with [`Clearing::Junk`]; empty otherwise.
-    pub cleared: Vec<Cleared>,
-}
-
-/// Removes the registration of every verifiably dead supervisor, tearing down its
-/// leftovers first. Costs a lock probe per registration while nothing is dead.
-pub fn sweep(state: &StateDir) -> Vec<Removed> {
-    let removed: Vec<Removed> = state
-        .stems()
-        .into_iter()
-        .filter(|stem| !record::is_held(&state.lock_path(stem)))
-        .filter(|stem| matches!(Found::look(state, stem).fate(), Fate::Dead(_)))
-        .filter_map(|stem| remove_dead(state, &stem, Clearing::Files))
-        .collect();
-    for r in removed.iter().filter(|r| !r.killed.is_empty()) {
-        diag::say(format_args!(
-            "{}: its supervisor died; tore down {} leftover process(es)",
-            r.stem,
-            r.killed.len()
-        ));
-    }
-    removed
-}
-
-/// Takes the lock of a registration that looked dead, looks again under the lock
-/// (it may have changed), tears down the dead supervisors' leftovers and removes
-/// the files (and junk, with [`Clearing::Junk`]). `None` when someone else holds
-/// the lock or it is not dead after all.
-pub fn remove_dead(state: &StateDir, stem: &str, clearing: Clearing) -> Option<Removed> {
-    let lock_path = state.lock_path(stem);
-    let lock = if LockFile::at(&lock_path) == LockFile::Regular {
-        Lock::try_existing(lock_path).ok()??
-    } else {
-        Lock::try_acquire(lock_path).ok()??
-    };
-    let found = Found::look_holding(state, stem);
-    let Fate::Dead(ids) = found.fate_of_contents() else {
-        drop(lock);
-        return None;
-    };
-    let killed = ids.iter().flat_map(tear_down).collect();
-    let cleared = remove_registration(state, stem, Files::AtPaths(clearing), Some(lock));
-    Some(Removed {
-        problem: found.problem(),
-        stem: found.stem,
-        killed,
-        cleared,
-    })
-}
-
-/// Removes a registration whose files cannot be trusted (corrupt, not regular, or
-/// a copy of another supervisor's record), if `still_so` holds for what is found
-/// under its lock: the files and any junk under its names go, nothing is
-/// signalled. For `gc` only.
-pub fn remove_untrusted(
-    state: &StateDir,
-    stem: &str,
-    still_so: impl Fn(&Found) -> bool,
-) -> Option<Removed> {
-    let lock_path = state.lock_path(stem);
-    let lock = match Lock::try_acquire(lock_path.clone()) {
-        Ok(Some(lock)) => Some(lock),
-        Ok(None) => return None,
-        // A lock path that is not a regular file cannot be locked: it is junk
-        // itself. Any other failure (out of descriptors) proves nothing: a lock
-        // file that cannot be locked now is left alone.
-        Err(_) if matches!(LockFile::at(&lock_path), LockFile::NotRegular(_)) => None,
-        Err(_) => return None,
-    };
-    let found = Found::look_holding(state, stem);
-    if !still_so(&found) {
-        // A lock file without a claim is ours (just made) or abandoned: not kept.
-        if let Some(lock) = lock.filter(|_| found.claimed.is_none()) {
-            lock.remove();
-        }
-        return None;
-    }
-    let cleared = remove_registration(state, stem, Files::AtPaths(Clearing::Junk), lock);
-    Some(Removed {
-        stem: stem.to_string(),
-        problem: found.problem(),
-        killed: Vec::new(),
-        cleared,
-    })
-}
-
-/// The PIDs a sweep would tear down for a dead registration (for `gc --dry-run`).
-pub fn leftovers_of(found: &Found) -> Vec<Pid> {
-    match found.fate() {
-        Fate::Dead(ids) => ids
-            .into_iter()
-            .flat_map(|dead| Leftovers::of(dead.id).members())
-            .map(|p| p.pid)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Tears down what is left of a dead supervisor's tree and returns the PIDs that
-/// were there. With cgroup containment that is its cgroup (killed by the kernel,
-/// then removed); then, and in every case, the processes carrying its marker (a
-/// descendant that moved itself out of the cgroup has it too): SIGTERM and
-/// SIGKILL at once (their server already died of SIGKILL, by its parent-death
-/// signal), then a wait until they are gone, at most the teardown's kill wait.
-fn tear_down(dead: &DeadSupervisor) -> Vec<Pid> {
-    let mut pids = Vec::new();
-    if let Some(path) = &dead.cgroup {
-        let marker = contain::marker_value(dead.id.pid, dead.id.start);
-        match contain::kill_leftover_cgroup(path, &marker) {
-            Ok(killed) => pids = killed,
-            Err(e) => diag::say(format_args!("leftover cgroup {path}: {e}")),
-        }
-    }
-    let mut leftovers = Leftovers::of(dead.id);
-    let escaped: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
-    if escaped.is_empty() {
-        return pids;
-    }
-    pids.extend(escaped);
-    // A cgroup member just killed may still show its marker.
-    pids.sort();
-    pids.dedup();
-    let mut teardown = Teardown::new(Duration::ZERO);
-    teardown.begin(Instant::now(), &mut leftovers);
-    teardown.run_to_end(&mut leftovers);
-    pids
-}
-
-/// The verified leftovers of one dead supervisor's tree (see the module header).
-struct Leftovers {
-    marker: String,
-    born_after: StartTime,
-    me: Pid,
-    /// The leftovers signalled so far, pinned; teardown wakes when one exits.
-    pins: Pins,
-}
-
-impl Leftovers {
-    fn of(dead: SupervisorId) -> Leftovers {
-        Leftovers {
-            marker: dead.tree_marker(),
-            born_after: dead.start,
-            me: Pid::current(),
-            pins: Pins::new(),
-        }
-    }
-
-    fn is_member(&self, p: &ProcInfo) -> bool {
-        p.is_live()
-            && p.pid != self.me
-            && p.start >= self.born_after
-            && sys::environ_has(p.pid, &self.marker)
-    }
-
-    fn members(&self) -> Vec<ProcInfo> {
-        sys::all_processes()
-            .into_iter()
-            .filter(|p| self.is_member(p))
-            .collect()
-    }
-}
-
-impl Tree for Leftovers {
-    fn signal_all(&mut self, signals: &[Signal]) {
-        for member in self.members() {
-            self.pins.pin(member);
-        }
-        for &signal in signals {
-            self.pins.send(signal, None);
-        }
-    }
-
-    /// Scans again only once every pinned leftover has exited.
-    fn is_empty(&mut self) -> bool {
-        self.pins.drop_exited();
-        self.pins.is_empty() && self.members().is_empty()
-    }
-
-    fn waitables(&self) -> Vec<Waitable<'_>> {
-        self.pins.waitables()
+        lock::wait_until_free(&path, Instant::now() + HOLDER_RECHECK);
     }
 }

@@ -1,0 +1,239 @@
+//! The identities ocwrap passes between its parts, each with one text form
+//! (`Display` and `FromStr`): a supervisor's [`Name`], a supervisor's and a
+//! server's identity ([`SupervisorId`], [`ServerId`]), and the [`TreeMarker`]
+//! every process of a server's tree inherits (docs/DESIGN.md, "Records and
+//! locks" and "Containment").
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::{Pid, StartTime};
+use crate::sys;
+
+/// A supervisor's name, checked once where it enters (the command line, a record):
+/// `[A-Za-z0-9._-]{1,64}`, not starting with `.`. It names the registration's files
+/// (`<name>.lock`, …), so it can never be a path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+impl Name {
+    /// For clap and serde: the name, or why it is not one.
+    pub fn parse(text: &str) -> Result<Name, String> {
+        if valid_name(text) {
+            Ok(Name(text.to_string()))
+        } else {
+            Err(format!(
+                "'{text}' is not a name: use [A-Za-z0-9._-]{{1,64}}, not starting with '.'"
+            ))
+        }
+    }
+
+    /// The name a `--port P` supervisor gets.
+    pub fn of_port(port: u16) -> Name {
+        Name(format!("port-{port}"))
+    }
+
+    /// The name of an unnamed supervisor: `pid-<its pid>`.
+    pub fn unnamed(pid: Pid) -> Name {
+        Name(format!("pid-{pid}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Name, String> {
+        Name::parse(&text)
+    }
+}
+
+impl From<Name> for String {
+    fn from(name: Name) -> String {
+        name.0
+    }
+}
+
+/// Whether `name` is a valid `--name`: `[A-Za-z0-9._-]{1,64}`, and not `.`/`..`-like.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// A supervisor: its PID and its start time, which together name one process for
+/// its whole life (a PID alone may be reused). Its text form is `<pid>.<start>`,
+/// the value of its [`TreeMarker`], the suffix of its cgroup's name and the first
+/// line of its lock's claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorId {
+    pub pid: Pid,
+    pub start: StartTime,
+}
+
+impl SupervisorId {
+    /// This process, or `None` if its own start time cannot be read.
+    pub fn current() -> Option<SupervisorId> {
+        let pid = Pid::current();
+        sys::proc_info(pid).map(|info| SupervisorId {
+            pid,
+            start: info.start,
+        })
+    }
+
+    /// Whether this supervisor runs: its PID shows a live process with the same
+    /// start time. A look that failed (out of descriptors, say) proves nothing and
+    /// counts as running, so nothing is swept or killed on its account.
+    pub fn is_running(&self) -> bool {
+        match sys::proc_lookup(self.pid) {
+            Ok(info) => info.is_some_and(|p| p.is_live() && p.start == self.start),
+            Err(_) => true,
+        }
+    }
+
+    /// The marker this supervisor's server tree carries.
+    pub fn marker(self) -> TreeMarker {
+        TreeMarker(self)
+    }
+}
+
+impl fmt::Display for SupervisorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.pid, self.start.0)
+    }
+}
+
+impl FromStr for SupervisorId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SupervisorId, String> {
+        let parsed = text.split_once('.').and_then(|(pid, start)| {
+            Some(SupervisorId {
+                pid: pid.parse().ok()?,
+                start: StartTime(digits(start)?),
+            })
+        });
+        parsed.ok_or_else(|| format!("'{text}' is not a supervisor's <pid>.<start time>"))
+    }
+}
+
+/// A decimal number of plain ASCII digits (no sign, no space, no `+`).
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The server a supervisor started: its PID, its process group (the same PID: it
+/// leads its own group), and its start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerId {
+    pub pid: Pid,
+    pub pgid: Pid,
+    pub start: StartTime,
+}
+
+/// The environment entry `OCWRAP_TREE=<supervisor id>` that every process of a
+/// supervisor's server tree inherits. The sweep and `gc` use it to recognise the
+/// leftovers of a dead supervisor, whose start times are not in any record
+/// (grandchildren, escapees); a server's cgroup is named `ocwrap-<supervisor id>`
+/// after it, so a leftover cgroup says whose it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeMarker(pub SupervisorId);
+
+impl TreeMarker {
+    /// The environment variable's name.
+    pub const KEY: &str = "OCWRAP_TREE";
+
+    /// What the variable is set to: the supervisor's ID.
+    pub fn value(&self) -> String {
+        self.0.to_string()
+    }
+
+    /// The name of the cgroup of this supervisor's server.
+    pub fn cgroup_name(&self) -> String {
+        format!("ocwrap-{}", self.0)
+    }
+
+    /// The supervisor whose server's cgroup has this name, if it is one.
+    pub fn of_cgroup_name(name: &str) -> Option<TreeMarker> {
+        let id = name.strip_prefix("ocwrap-")?.parse().ok()?;
+        Some(TreeMarker(id))
+    }
+}
+
+/// The whole environment entry, `OCWRAP_TREE=<pid>.<start>`.
+impl fmt::Display for TreeMarker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", TreeMarker::KEY, self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_spec_pattern() {
+        assert!(valid_name("port-4096"));
+        assert!(valid_name("a.b_c-D9"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(&"x".repeat(65)));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(".."));
+        assert!(!valid_name("white space"));
+    }
+
+    #[test]
+    fn a_supervisor_id_reads_what_it_writes_and_nothing_else() {
+        let id = SupervisorId {
+            pid: Pid::new(42).unwrap(),
+            start: StartTime(777),
+        };
+        assert_eq!(id.to_string(), "42.777");
+        assert_eq!("42.777".parse::<SupervisorId>(), Ok(id));
+        for bad in [
+            "", "42", "42.", ".777", "42 777", "42.+7", "0.7", "-1.7", "42.7.7", "4 2.7",
+        ] {
+            assert!(bad.parse::<SupervisorId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_marker_names_the_variable_and_the_cgroup() {
+        let id = SupervisorId {
+            pid: Pid::new(42).unwrap(),
+            start: StartTime(777),
+        };
+        let marker = id.marker();
+        assert_eq!(marker.to_string(), "OCWRAP_TREE=42.777");
+        assert_eq!(marker.value(), "42.777");
+        assert_eq!(marker.cgroup_name(), "ocwrap-42.777");
+        assert_eq!(TreeMarker::of_cgroup_name("ocwrap-42.777"), Some(marker));
+        assert_eq!(TreeMarker::of_cgroup_name("ocwrap-42"), None);
+        assert_eq!(TreeMarker::of_cgroup_name("other-42.777"), None);
+    }
+}
