@@ -20,13 +20,12 @@ use serde::Serialize;
 use super::{open_state, print_json, print_line};
 use crate::cli::ReleaseArgs;
 use crate::config::{self, OwnerSpec};
-use crate::control::{self, OwnerRef, Refusal, Request};
+use crate::control::{self, OwnerRef, Peer, Refusal, Request};
 use crate::error::Error;
 use crate::exit;
 use crate::owner::{self, FoundBy, Owner};
 use crate::process::Pid;
 use crate::state::StateDir;
-use crate::state::lock;
 
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
@@ -173,7 +172,8 @@ pub fn release(
     deadline: Instant,
 ) -> Result<Released, Error> {
     let owner = owner.map(|(pid, _)| pid);
-    if !lock::is_held(&state.lock_path(stem)) {
+    let peer = Peer::new(state, stem);
+    if !peer.is_live() {
         return Err(Error::NotRunning(stem.to_string()));
     }
     let control_error = |message: String| Error::Control {
@@ -184,13 +184,13 @@ pub fn release(
         owner: owner.map(OwnerRef::observe),
         client: owner.map(|_| Pid::current()),
     };
-    let reply = match control::request_until(&state.socket_path(stem), &request, deadline) {
+    let reply = match peer.ask(&request, deadline) {
         Ok(reply) => reply,
         Err(e) if e.was_sent() => return Ok(Released::Unconfirmed(e.to_string())),
         // A supervisor whose socket is closed is tearing down (or gone): once
         // its lock is free, there is nothing to release.
         Err(e) => {
-            return Err(if lock::wait_until_free(&state.lock_path(stem), deadline) {
+            return Err(if peer.wait_gone(deadline) {
                 Error::NotRunning(stem.to_string())
             } else {
                 control_error(e.to_string())

@@ -16,12 +16,11 @@ use serde::Serialize;
 
 use super::{open_state, print_json, print_line};
 use crate::cli::StopArgs;
-use crate::control::{self, Request};
+use crate::control::{self, Peer, Request};
 use crate::error::Error;
 use crate::exit;
 use crate::process::Pid;
 use crate::state::StateDir;
-use crate::state::lock;
 use crate::state::survey::survey;
 
 #[derive(Serialize, Default)]
@@ -84,8 +83,8 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
 /// Asks one supervisor to stop (and with `wait`, waits for its lock to go), and
 /// files the outcome under stopped, not running, or errors.
 fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
-    let lock = state.lock_path(&stem);
-    if !lock::is_held(&lock) {
+    let peer = Peer::new(state, &stem);
+    if !peer.is_live() {
         out.not_running.push(stem);
         return;
     }
@@ -94,11 +93,14 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
         kind: crate::error::kind::CONTROL_FAILED,
         error,
     };
-    match control::request(&state.socket_path(&stem), &Request::Stop) {
+    match peer.ask(
+        &Request::Stop,
+        std::time::Instant::now() + control::IO_TIMEOUT,
+    ) {
         Ok(reply) if reply.ok => {
             // The supervisor bounds its own teardown (grace, then the kill wait);
             // this waits for it, as `wait(1)` waits for a child.
-            let waited = !wait || lock::wait_until_free(&lock, forever());
+            let waited = !wait || peer.wait_gone(forever());
             match (waited, reply.record) {
                 (false, _) => out
                     .errors
@@ -118,7 +120,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
             .push(error(stem, reply.error.unwrap_or_default())),
         // Not a failure: it has the request and stops when it runs again.
         Err(e) if e.was_sent() => {
-            let waited = !wait || lock::wait_until_free(&lock, forever());
+            let waited = !wait || peer.wait_gone(forever());
             if waited && wait {
                 out.stopped_unconfirmed.push(stem);
             } else {
@@ -126,7 +128,7 @@ fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
             }
         }
         // The supervisor may have exited between the lock check and the request.
-        Err(_) if !lock::is_held(&lock) => out.not_running.push(stem),
+        Err(_) if !peer.is_live() => out.not_running.push(stem),
         Err(e) => out.errors.push(error(stem, e.to_string())),
     }
 }

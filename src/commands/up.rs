@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::{open_state, print_json};
 use crate::cli::{StdinMode, UpArgs};
 use crate::config::{self, RunConfig};
-use crate::control::{self, Refusal, Request};
+use crate::control::{self, Peer, Refusal, Request};
 use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
@@ -36,7 +36,7 @@ use crate::ready::Probe;
 use crate::spawn;
 use crate::state::StateDir;
 use crate::state::junk::{self, Role};
-use crate::state::lock::{self, Lock};
+use crate::state::lock::Lock;
 use crate::state::record::Record;
 use crate::sys::{self, Detached, HandoffChannel};
 
@@ -157,6 +157,7 @@ fn bring_up(
 ) -> Result<Outcome, Failure> {
     let stem = config.name.as_deref().unwrap_or_default();
     let lock = state.lock_path(stem);
+    let peer = Peer::new(state, stem);
     let deadline = crate::duration::deadline_after(Instant::now(), timeout);
     loop {
         let turn_path = state.turn_path(stem);
@@ -172,11 +173,11 @@ fn bring_up(
                     None,
                 )
             })?;
-        if lock::is_held(&lock) {
+        if peer.is_live() {
             // Removing the turn file while holding it keeps the directory tidy;
             // a waiter that locked the old file sees that and locks the new one.
             turn.remove();
-            match attach(state, stem, owners, deadline)? {
+            match attach(&peer, stem, owners, deadline)? {
                 Some(record) => return Ok(Outcome::Attached(record)),
                 // The supervisor was stopping or went away: decide again.
                 None => continue,
@@ -210,7 +211,7 @@ fn bring_up(
 /// asks for the status, answered once ready. `Ok(None)`: it was stopping or went
 /// away, so the caller should decide again.
 fn attach(
-    state: &StateDir,
+    peer: &Peer,
     stem: &str,
     owners: &[Owner],
     deadline: Instant,
@@ -233,8 +234,7 @@ fn attach(
             wait_ms,
         }
     };
-    let lock = state.lock_path(stem);
-    if !lock::is_held(&lock) {
+    if !peer.is_live() {
         return Ok(None);
     }
     let timed_out = || {
@@ -245,7 +245,7 @@ fn attach(
         )
     };
     // `request_until` asks a busy supervisor again until the deadline.
-    match control::request_until(&state.socket_path(stem), &request, deadline) {
+    match peer.ask(&request, deadline) {
         Ok(reply) if reply.ok => {
             if reply.record.is_some() {
                 diag::note(format_args!("attached to {stem}"));
@@ -254,7 +254,7 @@ fn attach(
         }
         Ok(reply) if reply.kind == Some(Refusal::Stopping) => {
             // Let it finish, then start a new one.
-            lock::wait_until_free(&lock, deadline);
+            peer.wait_gone(deadline);
             Ok(None)
         }
         Ok(reply) if matches!(reply.kind, Some(Refusal::Busy | Refusal::Timeout)) => {
@@ -426,9 +426,9 @@ impl Started {
     /// supervisor itself as the last resort (its server then dies of its
     /// parent-death signal, the rest is swept by the next command).
     fn stop(&mut self, state: &StateDir, stem: &str) {
-        let socket = state.socket_path(stem);
+        let peer = Peer::new(state, stem);
         for _ in 0..2 {
-            let _ = control::request(&socket, &Request::Stop);
+            let _ = peer.ask(&Request::Stop, Instant::now() + control::IO_TIMEOUT);
             if self.ended_by(Instant::now() + STOP_WAIT) {
                 return;
             }
