@@ -22,6 +22,7 @@ pub mod identity;
 pub mod idle;
 pub mod lifecycle;
 pub mod owner;
+pub mod pins;
 pub mod process;
 pub mod ready;
 pub mod session;

@@ -16,10 +16,10 @@ use super::survey::{DeadSupervisor, Fate, Found, LockFile};
 use crate::contain;
 use crate::diag;
 use crate::identity::{SupervisorId, TreeMarker};
+use crate::pins::Pins;
 use crate::process::{Pid, ProcInfo, StartTime};
 use crate::sys::{self, Signal, Waitable};
 use crate::teardown::{Teardown, Tree};
-use crate::tree::Pins;
 
 /// A registration removed by [`sweep`] or `gc`.
 #[derive(Debug)]

@@ -1,0 +1,229 @@
+//! The supervisor behind `ocwrap run` and `ocwrap __supervise`: it registers the
+//! name, starts the server in its containment, and hands over to the event loop
+//! ([`run_loop`]), which answers control requests ([`requests`]) and drives
+//! teardown (docs/DESIGN.md, "Lifecycle").
+
+mod requests;
+mod run_loop;
+
+use run_loop::Supervisor;
+
+use std::time::{Instant, SystemTime};
+
+use crate::config::RunConfig;
+use crate::contain::Containment;
+use crate::diag;
+use crate::error::{self, Error};
+use crate::exit;
+use crate::handoff::{Event, Reporter};
+use crate::identity::{Name, ServerId, SupervisorId};
+use crate::owner::{self, Owner};
+use crate::process::Pid;
+use crate::ready::{Probe, ReadyProbe};
+use crate::signals::Signals;
+use crate::spawn;
+use crate::state::StateDir;
+use crate::state::record::{self, Record, RecordState};
+use crate::state::registration::Registration;
+use crate::state::sweep;
+use crate::sys::{self, ServerChild};
+use crate::watch::{OwnerWatch, WatchMethod};
+
+/// The most leases one supervisor keeps: each costs a pidfd and a place in the
+/// record, so the number is bounded like every other input.
+pub const MAX_LEASES: usize = 256;
+
+/// Who the owners are.
+enum Owners {
+    /// Resolved here from the command line (`ocwrap run`).
+    FromConfig,
+    /// As `up` resolved them, start times included (`ocwrap __supervise`).
+    Given(Vec<Owner>),
+}
+
+/// Runs `ocwrap run` to the end and returns the exit code.
+pub fn run(config: RunConfig) -> Result<u8, Error> {
+    supervise(config, Owners::FromConfig, Reporter::none())
+}
+
+/// Runs the supervisor that `up` started (`ocwrap __supervise`), with the config
+/// and owners `up` handed over, and tells `up` how it went.
+pub fn run_handed_off() -> Result<u8, Error> {
+    let (handoff, reporter) =
+        Reporter::receive().map_err(Error::os("reading the handoff from ocwrap up"))?;
+    supervise(handoff.config, Owners::Given(handoff.owners), reporter)
+}
+
+fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Result<u8, Error> {
+    let outcome = register_and_run(config, owners, &mut reporter);
+    if let Err(e) = &outcome {
+        let exit_status = Some(i32::from(e.exit_code())).filter(|&code| {
+            code == i32::from(exit::NOT_FOUND) || code == i32::from(exit::NOT_EXECUTABLE)
+        });
+        reporter.send(&Event::Failed {
+            error: error::one_line(e),
+            exit_status,
+            kind: e.kind().to_string(),
+        });
+    }
+    outcome
+}
+
+fn register_and_run(
+    config: RunConfig,
+    owners: Owners,
+    reporter: &mut Reporter,
+) -> Result<u8, Error> {
+    diag::set_verbose(config.verbose);
+    sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
+    let state = StateDir::open(config.state_dir.as_deref())?;
+    sweep::sweep(&state);
+    let me = Pid::current();
+    let stem = config.name.clone().unwrap_or_else(|| Name::unnamed(me));
+    state.checked_socket_path(&stem)?;
+    let me = SupervisorId::current().ok_or_else(|| {
+        Error::os("reading our own start time")(std::io::Error::other("no entry"))
+    })?;
+    let mut registration = Registration::take(state, stem.to_string(), me)?;
+    reporter.send(&Event::Registered);
+    match start(&config, owners, me, &mut registration) {
+        Ok(parts) => {
+            let reporter = std::mem::replace(reporter, Reporter::none());
+            Ok(Supervisor::new(&config, registration, parts, reporter).run())
+        }
+        Err(e) => {
+            registration.remove();
+            Err(e)
+        }
+    }
+}
+
+/// What exists once the server has started.
+pub(super) struct Started {
+    pub(super) server: ServerChild,
+    pub(super) signals: Signals,
+    pub(super) owners: Vec<Owner>,
+    pub(super) watch: OwnerWatch,
+    pub(super) record: Record,
+    pub(super) ready: Option<ReadyProbe>,
+    pub(super) containment: Containment,
+}
+
+fn start(
+    config: &RunConfig,
+    owners: Owners,
+    me: SupervisorId,
+    registration: &mut Registration,
+) -> Result<Started, Error> {
+    sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
+    let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
+    let method = WatchMethod::choose(config.watch_method)?;
+    // Given owners are not looked up again: one whose PID now shows another start
+    // time is simply gone at the first check.
+    let owners = match owners {
+        Owners::FromConfig => {
+            owner::owners_of(&owner::resolve(&config.owners, owner::Caller::default())?)
+        }
+        Owners::Given(owners) => owners,
+    };
+    let mut watch = OwnerWatch::new(method);
+    for owner in &owners {
+        diag::note(format_args!(
+            "owner pid {} (start time {})",
+            owner.pid, owner.start.0
+        ));
+        watch.add(*owner);
+    }
+    let containment = Containment::choose(config.contain, me)?;
+    registration
+        .claim_cgroup(containment.cgroup_path())
+        .map_err(Error::os("writing the lock file"))?;
+    let child = spawn::spawn_server(config, me.marker(), &containment)?;
+    let leader = child.pid();
+    diag::note(format_args!(
+        "started {} as pid {leader} in its own {} ({method:?} watch)",
+        config.program.to_string_lossy(),
+        if config.session {
+            "session"
+        } else {
+            "process group"
+        },
+    ));
+    // The leader is our unreaped child, so its /proc entry exists even if it exited.
+    let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
+    let ready = config.port.map(|port| {
+        ReadyProbe::new(
+            Probe::new(&config.host, port, config.health.as_deref()),
+            Instant::now(),
+        )
+    });
+    let server = ServerId {
+        pid: leader,
+        pgid: leader,
+        start: server_start,
+    };
+    let record = new_record(config, me, server, &owners, &containment);
+    Ok(Started {
+        server: child,
+        signals,
+        owners,
+        watch,
+        record,
+        ready,
+        containment,
+    })
+}
+
+/// The record of a supervisor that has just started its server.
+fn new_record(
+    config: &RunConfig,
+    supervisor: SupervisorId,
+    server: ServerId,
+    owners: &[Owner],
+    containment: &Containment,
+) -> Record {
+    let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    Record {
+        version: record::RECORD_VERSION,
+        name: config.name.as_ref().map(Name::to_string),
+        supervisor,
+        server,
+        command: {
+            let argv: Vec<String> = std::iter::once(&config.program)
+                .chain(&config.args)
+                .map(|a| text(a))
+                .collect();
+            record::bounded_command(argv.iter().map(String::as_str))
+        },
+        cwd: config
+            .cwd
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .map(|d| text(d.as_os_str()))
+            .unwrap_or_default(),
+        port: config.port,
+        url: config.port.map(|port| url(&config.host, port)),
+        owners: owners.to_vec(),
+        started_at: crate::time::rfc3339(SystemTime::now()),
+        // Written first when ready (see `Registration::save`).
+        state: RecordState::Starting,
+        log: config.log.as_ref().map(|p| text(p.as_os_str())),
+        contain: containment.kind(),
+        cgroup: containment.cgroup_path(),
+        stop_cause: None,
+        daemonized: false,
+    }
+}
+
+/// `http://HOST:PORT`, with an IPv6 host in brackets.
+pub fn url(host: &str, port: u16) -> String {
+    format!("http://{}:{port}", url_host(host))
+}
+
+fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
