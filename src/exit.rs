@@ -1,5 +1,10 @@
 //! Exit codes (docs/DESIGN.md, "Exit codes") as named constants, and the mapping from a server's wait
 //! status to ocwrap's own exit code.
+//!
+//! ocwrap's own codes fit a byte everywhere. A server's code is passed on as the
+//! platform gives it: on Unix a wait status carries its low 8 bits, on Windows the
+//! whole 32-bit code (a crash, `0xC0000005`, stays that and is not cut to 5), so
+//! [`from_status`] and the code `ocwrap run` exits with are an `i32`.
 
 use std::process::ExitStatus;
 
@@ -18,22 +23,19 @@ pub const NOT_EXECUTABLE: u8 = 126;
 /// COMMAND was not found.
 pub const NOT_FOUND: u8 = 127;
 /// Added to a signal number when the server died of that signal, as shells do.
-const SIGNAL_BASE: u8 = 128;
+const SIGNAL_BASE: i32 = 128;
 
 /// The server's own code, or 128+n when it died of signal n.
-pub fn from_status(status: ExitStatus) -> u8 {
+pub fn from_status(status: ExitStatus) -> i32 {
     from_parts(status.code(), sys::exit_signal(&status))
 }
 
 /// The exit code for a process that exited with `code`, or died of `signal`.
-fn from_parts(code: Option<i32>, signal: Option<i32>) -> u8 {
-    if let Some(code) = code {
-        // A wait status carries only the low 8 bits of the exit code.
-        code as u8
-    } else if let Some(signal) = signal {
-        SIGNAL_BASE.saturating_add(signal as u8)
-    } else {
-        INTERNAL
+fn from_parts(code: Option<i32>, signal: Option<i32>) -> i32 {
+    match (code, signal) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => SIGNAL_BASE.saturating_add(signal),
+        (None, None) => i32::from(INTERNAL),
     }
 }
 
@@ -47,6 +49,11 @@ mod tests {
         assert_eq!(from_parts(None, Some(sys::SIGTERM)), 143);
         assert_eq!(from_parts(None, Some(sys::SIGKILL)), 137);
         assert_eq!(from_parts(Some(0), None), 0);
-        assert_eq!(from_parts(None, None), INTERNAL);
+        assert_eq!(from_parts(None, None), i32::from(INTERNAL));
+        // Windows' whole code (a crash) is kept, not cut to its low byte.
+        assert_eq!(
+            from_parts(Some(0xC000_0005_u32 as i32), None),
+            0xC000_0005_u32 as i32
+        );
     }
 }

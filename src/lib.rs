@@ -43,31 +43,31 @@ use crate::config::RunConfig;
 use crate::error::Error;
 
 /// Parses the command line, runs the command, and returns the exit code.
-pub fn run() -> u8 {
+pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let json = asks_for_json(std::env::args_os().skip(1));
-            return report(Error::Usage(Box::new(e)), json);
+            return i32::from(report(Error::Usage(Box::new(e)), json));
         }
     };
     let json = cli.command.as_ref().is_some_and(Command::json);
     let outcome = match cli.command {
         Some(Command::Run(args)) => RunConfig::from_args(args).and_then(supervisor::run),
         None => RunConfig::from_args(cli.run).and_then(supervisor::run),
-        Some(Command::Up(args)) => commands::up::run(args),
-        Some(Command::Status(args)) => commands::status::run(args),
-        Some(Command::Stop(args)) => commands::stop::run(args),
-        Some(Command::Release(args)) => commands::release::run(args),
-        Some(Command::Hook(args)) => commands::hook::run(args),
-        Some(Command::Gc(args)) => commands::gc::run(args),
-        Some(Command::Completions(args)) => commands::completions::run(args.shell),
-        Some(Command::Man) => commands::man::run(),
+        Some(Command::Up(args)) => commands::up::run(args).map(i32::from),
+        Some(Command::Status(args)) => commands::status::run(args).map(i32::from),
+        Some(Command::Stop(args)) => commands::stop::run(args).map(i32::from),
+        Some(Command::Release(args)) => commands::release::run(args).map(i32::from),
+        Some(Command::Hook(args)) => commands::hook::run(args).map(i32::from),
+        Some(Command::Gc(args)) => commands::gc::run(args).map(i32::from),
+        Some(Command::Completions(args)) => commands::completions::run(args.shell).map(i32::from),
+        Some(Command::Man) => commands::man::run().map(i32::from),
         Some(Command::Supervise) => supervisor::run_handed_off(),
     };
     match outcome {
         Ok(code) => code,
-        Err(e) => report(e, json),
+        Err(e) => i32::from(report(e, json)),
     }
 }
 

@@ -213,11 +213,11 @@ impl Stage {
 
 /// The exit code of `ocwrap run` once the tree is gone: 0 for our own rules, else
 /// the server's status (`code` is its status mapped as a shell does, if known).
-pub fn exit_code(cause: Option<Cause>, code: Option<u8>) -> u8 {
+pub fn exit_code(cause: Option<Cause>, code: Option<i32>) -> i32 {
     match (cause, code) {
-        (Some(Cause::OwnersGone | Cause::Stop | Cause::Idle), _) => exit::SUCCESS,
+        (Some(Cause::OwnersGone | Cause::Stop | Cause::Idle), _) => i32::from(exit::SUCCESS),
         (_, Some(code)) => code,
-        (_, None) => exit::INTERNAL,
+        (_, None) => i32::from(exit::INTERNAL),
     }
 }
 
@@ -345,7 +345,10 @@ mod tests {
         assert_eq!(exit_code(Some(Cause::Idle), Some(143)), 0);
         assert_eq!(exit_code(Some(Cause::ServerExited), Some(3)), 3);
         assert_eq!(exit_code(Some(Cause::Signal(sys::SIGINT)), Some(130)), 130);
-        assert_eq!(exit_code(Some(Cause::ServerExited), None), exit::INTERNAL);
+        assert_eq!(
+            exit_code(Some(Cause::ServerExited), None),
+            i32::from(exit::INTERNAL)
+        );
     }
 
     #[test]

@@ -201,109 +201,136 @@ impl ReadyProbe {
                 stream,
                 addr,
                 give_up,
-            } => match stream.finished() {
-                Some(Ok(())) => match &self.probe.health {
-                    None => (Step::Ready, true),
-                    Some(path) => (
-                        Step::Sending {
-                            request: self.probe.request(path),
-                            stream,
-                            sent: 0,
-                            give_up,
-                        },
-                        true,
-                    ),
-                },
-                Some(Err(_)) => (self.retry(addr + 1, now), true),
-                None if now >= give_up => (self.retry(addr + 1, now), true),
-                None => (
-                    Step::Connecting {
-                        stream,
-                        addr,
-                        give_up,
-                    },
-                    false,
-                ),
-            },
+            } => self.connecting(stream, addr, give_up, now),
             Step::Sending {
                 stream,
                 request,
-                mut sent,
+                sent,
                 give_up,
-            } => match stream.write(&request[sent..]) {
-                Ok(n) if n > 0 => {
-                    sent += n;
-                    if sent == request.len() {
-                        let line = Vec::new();
-                        (
-                            Step::Reading {
-                                stream,
-                                line,
-                                give_up,
-                            },
-                            true,
-                        )
-                    } else {
-                        (
-                            Step::Sending {
-                                stream,
-                                request,
-                                sent,
-                                give_up,
-                            },
-                            true,
-                        )
+            } => self.sending(stream, request, sent, give_up, now),
+            Step::Reading {
+                stream,
+                line,
+                give_up,
+            } => self.reading(stream, line, give_up, now),
+            other @ (Step::Pause { .. } | Step::Ready) => (other, false),
+        }
+    }
+
+    /// Connecting: ready once connected without `--health`, else the request goes
+    /// out; a failed or timed-out connect tries the next address.
+    fn connecting(
+        &mut self,
+        stream: Connection,
+        addr: usize,
+        give_up: Instant,
+        now: Instant,
+    ) -> (Step, bool) {
+        match stream.finished() {
+            Some(Ok(())) => match &self.probe.health {
+                None => (Step::Ready, true),
+                Some(path) => (
+                    Step::Sending {
+                        request: self.probe.request(path),
+                        stream,
+                        sent: 0,
+                        give_up,
+                    },
+                    true,
+                ),
+            },
+            Some(Err(_)) => (self.retry(addr + 1, now), true),
+            None if now >= give_up => (self.retry(addr + 1, now), true),
+            None => (
+                Step::Connecting {
+                    stream,
+                    addr,
+                    give_up,
+                },
+                false,
+            ),
+        }
+    }
+
+    /// Sending the health request, as far as the socket takes it now.
+    fn sending(
+        &mut self,
+        stream: Connection,
+        request: Vec<u8>,
+        mut sent: usize,
+        give_up: Instant,
+        now: Instant,
+    ) -> (Step, bool) {
+        match stream.write(&request[sent..]) {
+            Ok(n) if n > 0 => {
+                sent += n;
+                let next = if sent == request.len() {
+                    Step::Reading {
+                        stream,
+                        line: Vec::new(),
+                        give_up,
                     }
-                }
-                Err(e) if would_block(&e) && now < give_up => (
+                } else {
                     Step::Sending {
                         stream,
                         request,
                         sent,
                         give_up,
-                    },
-                    false,
-                ),
-                _ => (self.retry(0, now), true),
-            },
-            Step::Reading {
-                stream,
-                mut line,
-                give_up,
-            } => {
-                let mut chunk = [0u8; 256];
-                match stream.read(&mut chunk) {
-                    Ok(n) if n > 0 => {
-                        line.extend_from_slice(&chunk[..n]);
-                        if line.contains(&b'\n') || line.len() >= MAX_STATUS_LINE {
-                            if is_success(&line) {
-                                (Step::Ready, true)
-                            } else {
-                                (self.retry(0, now), true)
-                            }
-                        } else {
-                            (
-                                Step::Reading {
-                                    stream,
-                                    line,
-                                    give_up,
-                                },
-                                true,
-                            )
-                        }
                     }
-                    Err(e) if would_block(&e) && now < give_up => (
+                };
+                (next, true)
+            }
+            Err(e) if would_block(&e) && now < give_up => (
+                Step::Sending {
+                    stream,
+                    request,
+                    sent,
+                    give_up,
+                },
+                false,
+            ),
+            _ => (self.retry(0, now), true),
+        }
+    }
+
+    /// Reading the status line: ready on a 2xx, else a new attempt.
+    fn reading(
+        &mut self,
+        stream: Connection,
+        mut line: Vec<u8>,
+        give_up: Instant,
+        now: Instant,
+    ) -> (Step, bool) {
+        let mut chunk = [0u8; 256];
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => {
+                line.extend_from_slice(&chunk[..n]);
+                if line.contains(&b'\n') || line.len() >= MAX_STATUS_LINE {
+                    if is_success(&line) {
+                        (Step::Ready, true)
+                    } else {
+                        (self.retry(0, now), true)
+                    }
+                } else {
+                    (
                         Step::Reading {
                             stream,
                             line,
                             give_up,
                         },
-                        false,
-                    ),
-                    _ => (self.retry(0, now), true),
+                        true,
+                    )
                 }
             }
-            other @ (Step::Pause { .. } | Step::Ready) => (other, false),
+            Err(e) if would_block(&e) && now < give_up => (
+                Step::Reading {
+                    stream,
+                    line,
+                    give_up,
+                },
+                false,
+            ),
+            _ => (self.retry(0, now), true),
         }
     }
 

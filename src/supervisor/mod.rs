@@ -42,19 +42,19 @@ enum Owners {
 }
 
 /// Runs `ocwrap run` to the end and returns the exit code.
-pub fn run(config: RunConfig) -> Result<u8, Error> {
+pub fn run(config: RunConfig) -> Result<i32, Error> {
     supervise(config, Owners::FromConfig, Reporter::none())
 }
 
 /// Runs the supervisor that `up` started (`ocwrap __supervise`), with the config
 /// and owners `up` handed over, and tells `up` how it went.
-pub fn run_handed_off() -> Result<u8, Error> {
+pub fn run_handed_off() -> Result<i32, Error> {
     let (handoff, reporter) =
         Reporter::receive().map_err(Error::os("reading the handoff from ocwrap up"))?;
     supervise(handoff.config, Owners::Given(handoff.owners), reporter)
 }
 
-fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Result<u8, Error> {
+fn supervise(config: RunConfig, owners: Owners, mut reporter: Reporter) -> Result<i32, Error> {
     let outcome = register_and_run(config, owners, &mut reporter);
     if let Err(e) = &outcome {
         let exit_status = Some(i32::from(e.exit_code())).filter(|&code| {
@@ -73,7 +73,7 @@ fn register_and_run(
     config: RunConfig,
     owners: Owners,
     reporter: &mut Reporter,
-) -> Result<u8, Error> {
+) -> Result<i32, Error> {
     diag::set_verbose(config.verbose);
     sys::ensure_stdio_open().map_err(Error::os("opening /dev/null for closed stdio"))?;
     let state = StateDir::open(config.state_dir.as_deref())?;

@@ -114,7 +114,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn run(mut self) -> u8 {
+    pub(super) fn run(mut self) -> i32 {
         if self.ready.is_none() {
             // No port to probe: ready once started.
             self.apply(Input::Ready, Instant::now());
@@ -377,7 +377,7 @@ impl Supervisor {
 
     /// Reaps the leader and everything left, removes the record, socket and lock,
     /// and turns the cause into an exit code.
-    pub(super) fn finish(mut self, clean: bool) -> u8 {
+    pub(super) fn finish(mut self, clean: bool) -> i32 {
         if !clean {
             diag::say("some processes of the server's tree survived SIGKILL; giving up on them");
         }
@@ -396,11 +396,11 @@ impl Supervisor {
 }
 
 /// What `up` is told when the tree ended before the server was ready.
-fn failure_before_ready(cause: Option<Cause>, code: u8) -> Event {
+fn failure_before_ready(cause: Option<Cause>, code: i32) -> Event {
     let (error, exit_status, kind) = match cause {
         Some(Cause::ServerExited) | None => (
             format!("the server exited before it was ready (exit status {code})"),
-            Some(i32::from(code)),
+            Some(code),
             error::kind::SERVER_EXITED,
         ),
         Some(Cause::OwnersGone) => (
