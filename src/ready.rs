@@ -17,6 +17,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::config::Readiness;
 use crate::sys::{Connection, Interest, Waitable};
 
 /// How long one attempt may take, from connect to the status line.
@@ -37,21 +38,15 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// `host` is stored bare (`::1`, not `[::1]`): see the config.
-    pub fn new(host: &str, port: u16, health: Option<&str>) -> Probe {
-        let addrs = (host, port)
+    pub fn new(ready: &Readiness) -> Probe {
+        let addrs = (ready.host.as_str(), ready.port)
             .to_socket_addrs()
             .map(Iterator::collect)
             .unwrap_or_default();
-        let host_header = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
         Probe {
             addrs,
-            host_header,
-            health: health.map(str::to_string),
+            host_header: format!("{}:{}", ready.authority_host(), ready.port),
+            health: ready.health.clone(),
         }
     }
 
@@ -377,7 +372,16 @@ fn would_block(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Readiness;
     use std::net::TcpListener;
+
+    fn probe_of(host: &str, port: u16, health: Option<&str>) -> Probe {
+        Probe::new(&Readiness {
+            host: host.into(),
+            port,
+            health: health.map(str::to_string),
+        })
+    }
 
     /// Drives a probe until ready or `within` passes, sleeping in poll like the loop.
     fn drive(probe: &mut ReadyProbe, within: Duration) -> bool {
@@ -400,10 +404,10 @@ mod tests {
         let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, None), Instant::now());
+        let mut probe = ReadyProbe::new(probe_of("127.0.0.1", port, None), Instant::now());
         assert!(drive(&mut probe, Duration::from_secs(10)));
         drop(listener);
-        let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, None), Instant::now());
+        let mut probe = ReadyProbe::new(probe_of("127.0.0.1", port, None), Instant::now());
         assert!(!drive(&mut probe, Duration::from_millis(50)));
         assert!(probe.next_wake().is_some(), "keeps trying");
     }
@@ -425,10 +429,8 @@ mod tests {
                 let _ = conn.write_all(answer.as_bytes());
                 String::from_utf8_lossy(&request).into_owned()
             });
-            let mut probe = ReadyProbe::new(
-                Probe::new("127.0.0.1", port, Some("/health")),
-                Instant::now(),
-            );
+            let mut probe =
+                ReadyProbe::new(probe_of("127.0.0.1", port, Some("/health")), Instant::now());
             assert_eq!(
                 drive(
                     &mut probe,
@@ -450,7 +452,7 @@ mod tests {
         let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut probe = ReadyProbe::new(Probe::new("127.0.0.1", port, Some("/")), Instant::now());
+        let mut probe = ReadyProbe::new(probe_of("127.0.0.1", port, Some("/")), Instant::now());
         let began = Instant::now();
         assert!(!probe.advance(Instant::now()));
         assert!(began.elapsed() < ATTEMPT_TIMEOUT, "advance never waits");
@@ -460,10 +462,7 @@ mod tests {
     #[test]
     fn ipv6_hosts_are_bracketed_in_the_host_header() {
         let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
-        assert_eq!(Probe::new("::1", 80, None).host_header, "[::1]:80");
-        assert_eq!(
-            Probe::new("localhost", 80, None).host_header,
-            "localhost:80"
-        );
+        assert_eq!(probe_of("::1", 80, None).host_header, "[::1]:80");
+        assert_eq!(probe_of("localhost", 80, None).host_header, "localhost:80");
     }
 }

@@ -32,7 +32,6 @@ use crate::exit;
 use crate::handoff::{self, Channel, Event, Handoff};
 use crate::owner::{self, Lease, Owner};
 use crate::process::Pid;
-use crate::ready::Probe;
 use crate::spawn;
 use crate::state::StateDir;
 use crate::state::junk::{self, Role};
@@ -183,13 +182,13 @@ fn bring_up(
                 None => continue,
             }
         }
-        let answering = config
-            .port
-            .filter(|&port| Probe::new(&config.host, port, config.health.as_deref()).check());
-        if let Some(port) = answering {
+        let answering = config.ready.as_ref().filter(|ready| ready.probe().check());
+        if let Some(ready) = answering {
             turn.remove();
-            let url = crate::supervisor::url(&config.host, port);
-            return Ok(Outcome::External { url, port });
+            return Ok(Outcome::External {
+                url: ready.url(),
+                port: ready.port,
+            });
         }
         // Junk under the name's lock or socket would fail the supervisor at once:
         // said here, with nothing started.

@@ -10,7 +10,7 @@ use run_loop::Supervisor;
 
 use std::time::{Instant, SystemTime};
 
-use crate::config::RunConfig;
+use crate::config::{Readiness, RunConfig};
 use crate::contain::Containment;
 use crate::diag;
 use crate::error::{self, Error};
@@ -19,7 +19,7 @@ use crate::handoff::{Event, Reporter};
 use crate::identity::{Name, ServerId, SupervisorId};
 use crate::owner::{self, Owner};
 use crate::process::Pid;
-use crate::ready::{Probe, ReadyProbe};
+use crate::ready::ReadyProbe;
 use crate::signals::Signals;
 use crate::spawn;
 use crate::state::StateDir;
@@ -151,12 +151,10 @@ fn start(
     ));
     // The leader is our unreaped child, so its /proc entry exists even if it exited.
     let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
-    let ready = config.port.map(|port| {
-        ReadyProbe::new(
-            Probe::new(&config.host, port, config.health.as_deref()),
-            Instant::now(),
-        )
-    });
+    let ready = config
+        .ready
+        .as_ref()
+        .map(|ready| ReadyProbe::new(ready.probe(), Instant::now()));
     let server = ServerId {
         pid: leader,
         pgid: leader,
@@ -201,8 +199,8 @@ fn new_record(
             .or_else(|| std::env::current_dir().ok())
             .map(|d| text(d.as_os_str()))
             .unwrap_or_default(),
-        port: config.port,
-        url: config.port.map(|port| url(&config.host, port)),
+        port: config.ready.as_ref().map(|r| r.port),
+        url: config.ready.as_ref().map(Readiness::url),
         owners: owners.to_vec(),
         started_at: crate::time::rfc3339(SystemTime::now()),
         // Written first when ready (see `Registration::save`).
@@ -212,18 +210,5 @@ fn new_record(
         cgroup: containment.cgroup_path(),
         stop_cause: None,
         daemonized: false,
-    }
-}
-
-/// `http://HOST:PORT`, with an IPv6 host in brackets.
-pub fn url(host: &str, port: u16) -> String {
-    format!("http://{}:{port}", url_host(host))
-}
-
-fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
     }
 }

@@ -19,7 +19,7 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::config::RunConfig;
+use crate::config::{Readiness, RunConfig};
 use crate::control::{ClientId, Clients, Refusal, Reply};
 use crate::diag;
 use crate::error::{self};
@@ -109,7 +109,7 @@ impl Supervisor {
             teardown: Teardown::new(config.grace),
             child_event: true,
             started_up: false,
-            port_probe: config.port.map(|port| Probe::new(&config.host, port, None)),
+            port_probe: config.ready.as_ref().map(Readiness::port_probe),
             following: false,
         }
     }
