@@ -121,10 +121,7 @@ pub struct ControlStream(PipeStream);
 impl ControlStream {
     /// Two connected ends, both non-blocking (for tests).
     pub fn pair() -> io::Result<(ControlStream, ControlStream)> {
-        let name = unique_pipe_name("pair")?;
-        let mut listener = PipeListener::create(&name)?;
-        let client = PipeStream::connect(&name, PAIR_WAIT)?;
-        let server = listener.accept_within(PAIR_WAIT)?;
+        let (server, client) = PipeStream::pair("pair")?;
         Ok((ControlStream(server), ControlStream(client)))
     }
 

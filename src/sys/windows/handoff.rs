@@ -10,7 +10,7 @@ use windows_sys::Win32::Foundation::{HANDLE, HANDLE_FLAG_INHERIT, SetHandleInfor
 use windows_sys::Win32::Storage::FileSystem::{FILE_TYPE_PIPE, GetFileType};
 
 use super::check;
-use super::pipe::{PAIR_WAIT, PipeListener, PipeStream, Side, unique_pipe_name};
+use super::pipe::{PipeStream, Side};
 
 /// The environment variable that gives `__supervise` its inherited handle.
 pub(super) const HANDOFF_ENV: &str = "OCWRAP_HANDOFF_HANDLE";
@@ -25,10 +25,7 @@ pub struct HandoffChannel(pub(super) PipeStream);
 impl HandoffChannel {
     /// Two connected ends: ours (the pipe's server end), and the one for the child.
     pub fn pair() -> io::Result<(HandoffChannel, HandoffChannel)> {
-        let name = unique_pipe_name("handoff")?;
-        let mut listener = PipeListener::create(&name)?;
-        let theirs = PipeStream::connect(&name, PAIR_WAIT)?;
-        let ours = listener.accept_within(PAIR_WAIT)?;
+        let (ours, theirs) = PipeStream::pair("handoff")?;
         Ok((HandoffChannel(ours), HandoffChannel(theirs)))
     }
 

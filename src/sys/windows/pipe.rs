@@ -231,7 +231,7 @@ impl PipeListener {
     }
 
     /// Waits at most `timeout` for the next client (for a channel's first one).
-    pub(super) fn accept_within(&mut self, timeout: Duration) -> io::Result<PipeStream> {
+    fn accept_within(&mut self, timeout: Duration) -> io::Result<PipeStream> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(stream) = self.accept()? {
@@ -317,6 +317,16 @@ impl PipeStream {
             write_buffer: Vec::new(),
             connected_at: now_filetime(),
         })
+    }
+
+    /// Two connected ends of a new pipe of our own, named for `what`: the server's
+    /// end first, then the client's (both in this process).
+    pub(super) fn pair(what: &str) -> io::Result<(PipeStream, PipeStream)> {
+        let name = unique_pipe_name(what)?;
+        let mut listener = PipeListener::create(&name)?;
+        let client = PipeStream::connect(&name, PAIR_WAIT)?;
+        let server = listener.accept_within(PAIR_WAIT)?;
+        Ok((server, client))
     }
 
     /// Connects to the supervisor's pipe, waiting at most `timeout` for a free
