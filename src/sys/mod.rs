@@ -4,7 +4,7 @@
 //! Each platform file offers the same names (`proc_info`, `signal`, `PidFd`, …) so the
 //! rest of the crate is portable code. Linux is built and tested. macOS has its own
 //! file, which `shell/xcheck.sh` type-checks and lints but which has never run (no
-//! Mac runs the tests). Windows (`windows.rs`: handles, job objects, named pipes) is
+//! Mac runs the tests). Windows (`windows/`: handles, job objects, named pipes) is
 //! built and run under Wine by `shell/windows.sh`. Any other platform fails at
 //! compile time rather than producing a binary nobody has run.
 
@@ -31,8 +31,10 @@ pub use tcp::established_connections;
 mod os;
 
 #[cfg(windows)]
-#[path = "windows.rs"]
-mod os;
+mod windows;
+
+#[cfg(windows)]
+use windows as os;
 
 // What Linux and macOS answer alike (descriptors, POSIX signals, Unix sockets).
 #[cfg(unix)]
