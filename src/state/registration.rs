@@ -39,7 +39,7 @@ const HOLDER_RECHECK: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct Registration {
     state: StateDir,
-    stem: String,
+    stem: Name,
     claim: Claim,
     lock: Lock,
     socket: ControlSocket,
@@ -56,7 +56,7 @@ pub struct Registration {
 
 impl Registration {
     /// Takes the name `stem`, says who holds it, and binds the control socket.
-    pub fn take(state: StateDir, stem: String, me: SupervisorId) -> Result<Registration, Error> {
+    pub fn take(state: StateDir, stem: Name, me: SupervisorId) -> Result<Registration, Error> {
         let mut lock = take_name(&state, &stem)?;
         let claim = Claim {
             id: me,
@@ -295,7 +295,7 @@ impl Registration {
             if holder.is_none() {
                 return Ok(false);
             }
-            let fallback = Name::unnamed(self.claim.id.pid).to_string();
+            let fallback = Name::unnamed(self.claim.id.pid);
             diag::say(format_args!(
                 "the name {} was taken while our registration was gone; registering as {fallback}",
                 self.stem

@@ -84,7 +84,7 @@ fn register_and_run(
     let me = SupervisorId::current().ok_or_else(|| {
         Error::os("reading our own start time")(std::io::Error::other("no entry"))
     })?;
-    let mut registration = Registration::take(state, stem.to_string(), me)?;
+    let mut registration = Registration::take(state, stem, me)?;
     reporter.send(&Event::Registered);
     match start(&config, owners, me, &mut registration) {
         Ok(parts) => {
