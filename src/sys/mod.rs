@@ -8,23 +8,13 @@
 //! built and run under Wine by `shell/windows.sh`. Any other platform fails at
 //! compile time rather than producing a binary nobody has run.
 
+// No `#[path]`: under `#[path = "x.rs"] mod os;` a nested `mod y;` would resolve to
+// `sys/y.rs`, not `sys/x/y.rs`.
 #[cfg(target_os = "linux")]
-#[path = "linux.rs"]
-mod os;
+mod linux;
 
 #[cfg(target_os = "linux")]
-#[path = "cgroup_linux.rs"]
-mod cgroup;
-
-#[cfg(target_os = "linux")]
-pub use cgroup::{Cgroup, own_child_cgroups, remove_empty_cgroup};
-
-#[cfg(target_os = "linux")]
-#[path = "tcp_linux.rs"]
-mod tcp;
-
-#[cfg(target_os = "linux")]
-pub use tcp::established_connections;
+use linux as os;
 
 #[cfg(target_os = "macos")]
 #[path = "macos.rs"]
