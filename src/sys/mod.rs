@@ -17,8 +17,10 @@ mod linux;
 use linux as os;
 
 #[cfg(target_os = "macos")]
-#[path = "macos.rs"]
-mod os;
+mod macos;
+
+#[cfg(target_os = "macos")]
+use macos as os;
 
 #[cfg(windows)]
 #[path = "windows.rs"]
@@ -31,9 +33,11 @@ mod unix;
 #[cfg(unix)]
 pub use unix::*;
 
-// Portable parsing of a macOS answer: built for macOS, and for the tests everywhere,
-// so that Linux runs the parser macOS relies on.
-#[cfg(any(target_os = "macos", test))]
+// Portable parsing of a macOS answer: built for macOS (as `macos::procargs`), and for
+// the tests everywhere else, so that Linux runs the parser macOS relies on. The file
+// declares no modules, so `#[path]` cannot misplace any.
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "macos/procargs.rs"]
 mod procargs;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
