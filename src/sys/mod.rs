@@ -2,9 +2,9 @@
 //! lives below this module, and nowhere else.
 //!
 //! Each platform file offers the same names (`proc_info`, `signal`, `PidFd`, …) so the
-//! rest of the crate is portable code. Linux is built and tested. macOS has its own
-//! file, which `shell/xcheck.sh` type-checks and lints but which has never run (no
-//! Mac runs the tests). Windows (`windows.rs`: handles, job objects, named pipes) is
+//! rest of the crate is portable code. Linux (`linux/`) is built and tested. macOS
+//! (`macos/`) is type-checked and linted by `shell/xcheck.sh` but has never run (no
+//! Mac runs the tests); what the two share is `unix/`. Windows (`windows.rs`: handles, job objects, named pipes) is
 //! built and run under Wine by `shell/windows.sh`. Any other platform fails at
 //! compile time rather than producing a binary nobody has run.
 
@@ -30,8 +30,45 @@ mod os;
 #[cfg(unix)]
 mod unix;
 
+// What portable code reaches of `sys/unix/`, one group per concern (`sys/unix/mod.rs`
+// says what each holds).
 #[cfg(unix)]
-pub use unix::*;
+pub use unix::parent_pid;
+
+#[cfg(unix)]
+pub use unix::{AsWaitable, Interest, Waitable, poll, poll_readable, reap};
+
+#[cfg(unix)]
+pub use unix::{
+    SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
+    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal,
+};
+
+#[cfg(unix)]
+pub use unix::{
+    Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
+    spawn_detached, spawn_server, write_stderr_line,
+};
+
+#[cfg(unix)]
+pub use unix::{
+    FileId, create_private_dir, default_state_dir, file_kind, is_resource_shortage,
+    is_symlink_refusal, lock_exclusive, lock_shared, private_dir_problem, state_entry_options,
+    try_lock_exclusive, try_lock_shared,
+};
+
+#[cfg(unix)]
+pub use unix::{
+    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId, current_user,
+    descriptor_limit, is_out_of_descriptors,
+};
+
+#[cfg(unix)]
+pub use unix::{Connection, HandoffChannel};
+
+// For the tests and `src/bin/ocwrap-fixture.rs` only.
+#[cfg(unix)]
+pub use unix::{catch_signal, effective_uid, new_session, on_signals, set_arg0, set_nonblocking};
 
 // Portable parsing of a macOS answer: built for macOS (as `macos::procargs`), and for
 // the tests everywhere else, so that Linux runs the parser macOS relies on. The file
