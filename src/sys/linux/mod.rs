@@ -39,9 +39,7 @@ pub(in crate::sys) use control::{
     BACKLOG_FULL, MAX_SOCKET_PATH, peer_pid, peer_uid, unix_socket_address,
 };
 
-// The network: established connections on a port; the connect hook for
-// `sys/unix/net.rs`.
-pub(in crate::sys) use net::connect_nonblocking;
+// The network: established connections on a port.
 pub use net::established_connections;
 
 // Memory: the start-up pages given back once idle.

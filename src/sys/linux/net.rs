@@ -1,7 +1,7 @@
-//! The network, on Linux: a non-blocking TCP connect for the readiness probe, and how
-//! many TCP connections are established on a local port as the kernel counts them
-//! (netlink `sock_diag`, else `/proc/net/tcp{,6}`; for `--idle-timeout`, see
-//! `crate::idle`). See `docs/DESIGN.md`, section "Platform seam".
+//! The network, on Linux: how many TCP connections are established on a local port,
+//! as the kernel counts them (netlink `sock_diag`, else `/proc/net/tcp{,6}`; for
+//! `--idle-timeout`, see `crate::idle`). The readiness probe's connect is
+//! `sys/unix/net.rs`. See `docs/DESIGN.md`, section "Platform seam".
 
 use std::fs;
 use std::io;
@@ -244,89 +244,6 @@ fn count_in_proc_table(text: &str, port: u16) -> usize {
             local_port == Some(port) && fields.get(3) == Some(&"01")
         })
         .count()
-}
-
-/// Starts a TCP connection to `addr` without waiting for it: the returned stream is
-/// non-blocking and becomes writable when the connection is made or has failed
-/// (then `take_error` says why). Readiness probes run in the supervisor's loop this
-/// way, so a slow server can never block it.
-pub(in crate::sys) fn connect_nonblocking(
-    addr: &std::net::SocketAddr,
-) -> io::Result<std::net::TcpStream> {
-    let (domain, storage, len) = socket_address(addr);
-    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
-    let raw = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: `storage` holds a valid address of `len` bytes for the call.
-    let rc = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(err);
-        }
-    }
-    Ok(std::net::TcpStream::from(fd))
-}
-
-/// A socket address in the C layout `connect(2)` takes.
-fn socket_address(
-    addr: &std::net::SocketAddr,
-) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        std::net::SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is large enough and aligned for any sockaddr.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (
-                libc::AF_INET,
-                storage,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        std::net::SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: as above.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (
-                libc::AF_INET6,
-                storage,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
 }
 
 #[cfg(test)]

@@ -59,9 +59,7 @@ pub(in crate::sys) use control::{
     BACKLOG_FULL, MAX_SOCKET_PATH, peer_pid, peer_uid, unix_socket_address,
 };
 
-// The network: no count of established connections; the connect hook for
-// `sys/unix/net.rs`.
-pub(in crate::sys) use net::connect_nonblocking;
+// The network: no count of established connections.
 pub use net::established_connections;
 
 // Memory: nothing is given back after start-up.
