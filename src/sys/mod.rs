@@ -1,12 +1,13 @@
 //! The platform seam: every `unsafe` block and every `cfg(target_os = …)` of ocwrap
 //! lives below this module, and nowhere else.
 //!
-//! Each platform file offers the same names (`proc_info`, `signal`, `PidFd`, …) so the
+//! Each platform offers the same names (`proc_info`, `signal`, `PidFd`, …) so the
 //! rest of the crate is portable code. Linux (`linux/`) is built and tested. macOS
 //! (`macos/`) is type-checked and linted by `shell/xcheck.sh` but has never run (no
-//! Mac runs the tests); what the two share is `unix/`. Windows (`windows.rs`: handles, job objects, named pipes) is
-//! built and run under Wine by `shell/windows.sh`. Any other platform fails at
-//! compile time rather than producing a binary nobody has run.
+//! Mac runs the tests); what the two answer alike is `unix/`. Windows (`windows.rs`:
+//! handles, job objects, named pipes) is built and run under Wine by
+//! `shell/windows.sh`. Any other platform fails at compile time rather than producing
+//! a binary nobody has run.
 
 // No `#[path]`: under `#[path = "x.rs"] mod os;` a nested `mod y;` would resolve to
 // `sys/y.rs`, not `sys/x/y.rs`.

@@ -1,8 +1,8 @@
 //! What Linux and macOS answer alike, with Unix facilities, one file per concern: wait
 //! sources are descriptors, signals are POSIX's, the control channel is a Unix
 //! socket, the handoff to `__supervise` a socket pair on descriptor 3, the state dir
-//! is checked by owner uid and mode bits. What differs is `sys/linux/` and
-//! `sys/macos/`, reached here as `crate::sys::os`. See `docs/DESIGN.md`, "Platform seam".
+//! is checked by owner uid and mode bits. What differs is `sys/linux/` and `sys/macos/`
+//! (here `crate::sys::os`); see `docs/DESIGN.md`, section "Platform seam".
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
