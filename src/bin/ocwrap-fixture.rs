@@ -38,7 +38,7 @@
 //!     each survivor and exits 1. For shell scripts that check a tree from outside.
 //! ocwrap-fixture decoys N
 //!     forks N idle processes that block every signal (see
-//!     `ocwrap::sys::fork_idle_children`), prints `decoys <N> master <pid>`, and for
+//!     `ocwrap::sys::fixture::fork_idle_children`), prints `decoys <N> master <pid>`, and for
 //!     each `check` line on stdin prints `disturbed <pid> …` for every one that was
 //!     signalled or is gone, then `checked <N>`. They die with it.
 //!
@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         "headless" => {
             std::thread::spawn(block);
             say(format_args!("headless {}", std::process::id()));
-            sys::exit_this_thread()
+            sys::fixture::exit_this_thread()
         }
         _ => usage(),
     }
@@ -265,7 +265,7 @@ fn wait_for_exit(pid: u32) {
 }
 
 fn escape_middle(rest: &[String]) -> ExitCode {
-    if let Err(e) = sys::new_session() {
+    if let Err(e) = sys::fixture::new_session() {
         say(format_args!("setsid failed: {e}"));
         return ExitCode::FAILURE;
     }
@@ -416,7 +416,7 @@ fn spawn(rest: &[String]) -> ExitCode {
     let mut child = Command::new(&command[0]);
     child.args(&command[1..]);
     if let Some(name) = arg0
-        && let Err(e) = sys::set_arg0(&mut child, name)
+        && let Err(e) = sys::fixture::set_arg0(&mut child, name)
     {
         say(format_args!("cannot set argv[0]: {e}"));
         return ExitCode::from(127);
@@ -435,7 +435,7 @@ fn spawn(rest: &[String]) -> ExitCode {
 /// that many late processes (see `late`).
 fn record_signals(ignore_term: bool, late_chain: u32) {
     let recorded = ocwrap::signals::FORWARDED;
-    let handled = sys::on_signals(&recorded, move |signal| {
+    let handled = sys::fixture::on_signals(&recorded, move |signal| {
         say(format_args!(
             "signal {}",
             ocwrap::signals::name(signal).trim_start_matches("SIG")
@@ -454,7 +454,7 @@ fn record_signals(ignore_term: bool, late_chain: u32) {
 
 /// Catches SIGTERM and carries on, as a server with a slow or broken shutdown does.
 fn ignore_term_if(ignore: bool) {
-    if ignore && sys::catch_signal(sys::SIGTERM).is_err() {
+    if ignore && sys::fixture::catch_signal(sys::SIGTERM).is_err() {
         say("cannot install a SIGTERM handler");
     }
 }
@@ -464,7 +464,7 @@ fn ignore_term_if(ignore: bool) {
 fn survive_usr_if(survive: bool) {
     if survive {
         for signal in [sys::SIGUSR1, sys::SIGUSR2] {
-            if sys::catch_signal(signal).is_err() {
+            if sys::fixture::catch_signal(signal).is_err() {
                 say("cannot install a SIGUSR handler");
             }
         }
@@ -474,7 +474,7 @@ fn survive_usr_if(survive: bool) {
 /// One link of a late chain: a new session, SIGTERM ignored, `late <pid>`, then
 /// the next link (`left` - 1 more), then it waits to be killed.
 fn late(left: u32) -> ExitCode {
-    if let Err(e) = sys::new_session() {
+    if let Err(e) = sys::fixture::new_session() {
         say(format_args!("setsid failed: {e}"));
     }
     ignore_term_if(true);
@@ -510,7 +510,7 @@ fn wide(total: u32, fanout: u32, sessions: bool) -> ExitCode {
 /// A process of a wide tree heading `size` processes (itself included): says
 /// `up <size>` to its parent once all of them run.
 fn node(size: u32, fanout: u32, sessions: bool) -> ExitCode {
-    if sessions && sys::new_session().is_err() {
+    if sessions && sys::fixture::new_session().is_err() {
         say("up 0");
         return ExitCode::FAILURE;
     }
@@ -550,7 +550,7 @@ fn grow(below: u32, fanout: u32, sessions: bool) -> u32 {
 
 /// N idle processes that say whether anyone signalled them (see the header).
 fn decoys(count: usize) -> ExitCode {
-    let pids = match sys::fork_idle_children(count) {
+    let pids = match sys::fixture::fork_idle_children(count) {
         Ok(pids) => pids,
         Err(e) => {
             say(format_args!("fork failed: {e}"));
@@ -568,7 +568,7 @@ fn decoys(count: usize) -> ExitCode {
         }
         for &pid in &pids {
             let live = sys::proc_info(pid).is_some_and(|p| p.is_live());
-            match sys::pending_signals(pid) {
+            match sys::fixture::pending_signals(pid) {
                 Some(0) if live => {}
                 Some(pending) if live => say(format_args!("disturbed {pid} pending {pending:#x}")),
                 _ => say(format_args!("disturbed {pid} gone")),

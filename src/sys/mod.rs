@@ -1,64 +1,120 @@
 //! The platform seam: every `unsafe` block and every `cfg(target_os = …)` of ocwrap
 //! lives below this module, and nowhere else.
 //!
-//! Each platform file offers the same names (`proc_info`, `signal`, `PidFd`, …) so the
-//! rest of the crate is portable code. Linux is built and tested. macOS has its own
-//! file, which `shell/xcheck.sh` type-checks and lints but which has never run (no
-//! Mac runs the tests). Windows (`windows/`: handles, job objects, named pipes) is
-//! built and run under Wine by `shell/windows.sh`. Any other platform fails at
+//! This file is the contract: what every platform provides, one group per concern,
+//! named as the files of each platform's folder are (`proc`, `wait`, `signal`,
+//! `spawn`, `contain`, `fs`, `control`, `handoff`, `net`, `memory`) and as the rows
+//! of the seam table in docs/DESIGN.md ("Platform seam") are. Linux (`linux/`) is
+//! built and tested; macOS (`macos/`) is type-checked and linted by
+//! `shell/xcheck.sh` but has never run; what the two answer alike is `unix/`.
+//! Windows (`windows/`) is built and run under Wine by `shell/windows.sh`. A name
+//! missing on one platform fails to compile here. Any other platform fails at
 //! compile time rather than producing a binary nobody has run.
 
+// No `#[path]`: under `#[path = "x.rs"] mod os;` a nested `mod y;` would resolve to
+// `sys/y.rs`, not `sys/x/y.rs`.
 #[cfg(target_os = "linux")]
-#[path = "linux.rs"]
-mod os;
-
+mod linux;
 #[cfg(target_os = "linux")]
-#[path = "cgroup_linux.rs"]
-mod cgroup;
-
-#[cfg(target_os = "linux")]
-pub use cgroup::{Cgroup, own_child_cgroups, remove_empty_cgroup};
-
-#[cfg(target_os = "linux")]
-#[path = "tcp_linux.rs"]
-mod tcp;
-
-#[cfg(target_os = "linux")]
-pub use tcp::established_connections;
+use linux as os;
 
 #[cfg(target_os = "macos")]
-#[path = "macos.rs"]
-mod os;
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as os;
 
 #[cfg(windows)]
 mod windows;
-
 #[cfg(windows)]
 use windows as os;
 
-// What Linux and macOS answer alike (descriptors, POSIX signals, Unix sockets).
+// What Linux and macOS answer alike (descriptors, POSIX signals, Unix sockets). On
+// Windows the same names come from `windows/`.
 #[cfg(unix)]
 mod unix;
-
 #[cfg(unix)]
-pub use unix::*;
-
-// Portable parsing of a macOS answer: built for macOS, and for the tests everywhere,
-// so that Linux runs the parser macOS relies on.
-#[cfg(any(target_os = "macos", test))]
-mod procargs;
+use unix as family;
+#[cfg(windows)]
+use windows as family;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!(
     "ocwrap is built for Linux (tested), macOS (type-checked only) and Windows (run under Wine); another platform needs its own src/sys module"
 );
 
-pub use os::*;
+// proc: who is this process (start time, parent, group, state), which processes run.
+pub use family::parent_pid;
+pub use os::{
+    all_processes, children, children_listed, environ_has, is_kernel_thread, proc_info,
+    proc_lookup, process_names,
+};
 
-/// What the unit tests share across modules.
-#[cfg(test)]
-pub(crate) mod fixture {
+// wait: has this process gone; the loop's wait sources and sets of them.
+pub use family::{AsWaitable, Interest, Waitable, poll, poll_readable, reap};
+pub use os::{EventSet, PidFd, pidfd_supported};
+
+// signal: the vocabulary, signalling a process or a group, ocwrap's own stop requests.
+pub use family::{
+    SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
+    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal,
+};
+
+// spawn: the server (which cannot outlive us), the detached supervisor, logs, stdio.
+pub use family::{
+    Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
+    spawn_detached, spawn_server, write_stderr_line,
+};
+pub use os::become_child_subreaper;
+
+// contain: the tree's containment (Linux's cgroup, Windows' job object, macOS: none)
+// and the clean-up of what a dead supervisor's containment left (only Linux has any).
+pub use os::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+
+// fs: the state dir's place and privacy, safe entry opens, file identity, locks,
+// watching for removal or replacement.
+pub use family::{
+    FileId, create_private_dir, default_state_dir, file_kind, is_resource_shortage,
+    is_symlink_refusal, lock_exclusive, lock_shared, private_dir_problem, state_entry_options,
+    try_lock_exclusive, try_lock_shared,
+};
+pub use os::FileWatch;
+
+// control: the control channel, who is at its other end, descriptor limits.
+pub use family::{
+    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId, current_user,
+    descriptor_limit, is_out_of_descriptors,
+};
+
+// handoff: the channel from `up` to `__supervise`.
+pub use family::HandoffChannel;
+
+// net: the readiness probe's connection, established TCP connections on a port.
+pub use family::Connection;
+pub use os::established_connections;
+
+// memory: giving back the code start-up mapped.
+pub use os::release_startup_pages;
+
+/// Helpers for the tests and `src/bin/ocwrap-fixture.rs` only: no product module
+/// uses them.
+#[doc(hidden)]
+pub mod fixture {
+    pub use super::family::{catch_signal, new_session, on_signals, set_arg0};
+    #[cfg(unix)]
+    pub use super::os::voluntary_context_switches;
+    pub use super::os::{exit_this_thread, fork_idle_children, pending_signals};
+    #[cfg(unix)]
+    pub use super::unix::{effective_uid, set_nonblocking};
+
     /// Held by every unit test that opens or closes a loopback TCP socket, so
     /// that a test reading the kernel's socket tables sees no one else's churn.
-    pub static LOOPBACK_TCP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    #[cfg(test)]
+    pub(crate) static LOOPBACK_TCP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 }
+
+// Portable parsing of a macOS answer: built for macOS (as `macos::procargs`), and for
+// the tests everywhere else, so that Linux runs the parser macOS relies on. The file
+// declares no modules, so `#[path]` cannot misplace any.
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "macos/procargs.rs"]
+mod procargs;

@@ -432,7 +432,7 @@ fn the_default_state_dir_is_absolute_whatever_the_environment_says() {
         std::fs::create_dir(dir).expect("make a dir");
     }
     let tmpdir_text = tmpdir.to_str().expect("utf-8 path");
-    let uid = sys::effective_uid();
+    let uid = sys::fixture::effective_uid();
     let system = PathBuf::from(format!("/tmp/ocwrap-{uid}"));
     for (env, expected) in [
         // A relative XDG_RUNTIME_DIR is invalid (XDG spec): TMPDIR is next.

@@ -182,7 +182,7 @@ fn a_world_writable_state_dir_is_refused() {
 #[test]
 fn a_state_dir_of_another_user_is_refused() {
     assert_eq!(
-        sys::effective_uid(),
+        sys::fixture::effective_uid(),
         0,
         "this test needs root (CI runs as root) to chown"
     );
@@ -498,7 +498,7 @@ fn bad_control_messages_get_an_error_reply_and_the_supervisor_keeps_running() {
 #[test]
 fn a_peer_of_another_user_is_refused() {
     assert_eq!(
-        sys::effective_uid(),
+        sys::fixture::effective_uid(),
         0,
         "this test needs root (CI runs as root) to run a child as nobody"
     );
@@ -864,7 +864,7 @@ fn an_oversized_lock_that_someone_holds_is_live_and_left_alone() {
 #[test]
 fn junk_that_gc_cannot_clear_is_reported_with_its_path_and_gc_fails() {
     assert_eq!(
-        sys::effective_uid(),
+        sys::fixture::effective_uid(),
         0,
         "this test needs root (CI runs as root) to run ocwrap as nobody"
     );

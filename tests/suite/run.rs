@@ -449,10 +449,10 @@ fn orphans_are_reaped_while_ocwrap_runs() {
 /// A pipe whose buffer is full and that nobody reads: (read end, write end).
 fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
     let (reader, mut writer) = std::io::pipe().expect("pipe");
-    sys::set_nonblocking(writer.as_fd(), true).expect("O_NONBLOCK");
+    sys::fixture::set_nonblocking(writer.as_fd(), true).expect("O_NONBLOCK");
     let chunk = [b'x'; 4096];
     while writer.write(&chunk).is_ok() {}
-    sys::set_nonblocking(writer.as_fd(), false).expect("clear O_NONBLOCK");
+    sys::fixture::set_nonblocking(writer.as_fd(), false).expect("clear O_NONBLOCK");
     (reader, writer)
 }
 

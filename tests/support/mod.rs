@@ -807,9 +807,9 @@ pub fn assert_no_wake_ups(proc: &Proc, window: Duration) {
     eventually("ocwrap sleeps in poll with no timeout", || {
         sleeps_in_poll_forever(pid)
     });
-    let before = sys::voluntary_context_switches(pid).expect("read ocwrap's switches");
+    let before = sys::fixture::voluntary_context_switches(pid).expect("read ocwrap's switches");
     proc.assert_survives(window, "an idle ocwrap");
-    let after = sys::voluntary_context_switches(pid).expect("read ocwrap's switches");
+    let after = sys::fixture::voluntary_context_switches(pid).expect("read ocwrap's switches");
     assert_eq!(
         after, before,
         "voluntary context switches over {window:?} of idling"

@@ -1,16 +1,8 @@
-//! cgroup v2 containment (Linux): the server's own child cgroup, which no
-//! descendant can leave by `setsid`, double fork or reparenting, and which the
-//! kernel empties with one write (`cgroup.kill`) and announces empty with an event
-//! (`cgroup.events`: `populated 0`).
-//!
-//! The cgroup2 mount is found in `/proc/self/mounts` and ocwrap's own cgroup in
-//! `/proc/self/cgroup` (`0::/path`), never at a fixed path. The child cgroup is made
-//! inside ocwrap's own one: moving a process between cgroups needs write access to
-//! their common ancestor's `cgroup.procs`, which that keeps within what ocwrap
-//! already owns. cgroup v2 forbids enabling controllers in a cgroup that holds
-//! processes, but none is needed: `cgroup.procs`, `cgroup.kill` and
-//! `cgroup.events` are core files present in every cgroup.
-//! Not here: the choice between cgroup and process group (`crate::contain`).
+//! Containment, on Linux: the server's own cgroup v2 child cgroup, which no
+//! descendant can leave by `setsid`, double fork or reparenting, which the kernel
+//! empties with one write (`cgroup.kill`) and announces empty (`cgroup.events`).
+//! The choice between cgroup and process group is `crate::contain`'s; see
+//! `docs/DESIGN.md`, sections "Containment" and "Platform seam".
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -28,6 +20,14 @@ use crate::process::Pid;
 const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
 
 /// A cgroup v2 directory that holds (or held) a server's tree.
+///
+/// The cgroup2 mount is found in `/proc/self/mounts` and ocwrap's own cgroup in
+/// `/proc/self/cgroup` (`0::/path`), never at a fixed path. The child cgroup is made
+/// inside ocwrap's own one: moving a process between cgroups needs write access to
+/// their common ancestor's `cgroup.procs`, which that keeps within what ocwrap
+/// already owns. cgroup v2 forbids enabling controllers in a cgroup that holds
+/// processes, but none is needed: `cgroup.procs`, `cgroup.kill` and
+/// `cgroup.events` are core files present in every cgroup.
 #[derive(Debug)]
 pub struct Cgroup {
     /// Absolute path, below the cgroup2 mount.

@@ -1,16 +1,17 @@
 //! The layout of macOS's `sysctl(KERN_PROCARGS2)` answer, parsed without touching the
-//! OS: `sys/macos.rs` fetches the bytes, this reads them. It is plain portable code so
-//! that the Linux unit tests run the parser that macOS's `process_names` (argv[0])
-//! and `environ_has` (the tree marker) rely on; nothing here is Linux's business.
-//!
-//! The kernel copies the strings that exec laid out on the process's stack: `argc` as
-//! a C int, the executable path as given to exec, NUL padding up to pointer
-//! alignment, `argc` NUL-terminated arguments, then the environment, ended by an
-//! empty string (the loader's "apple" strings that follow are not the environment).
-//! This is the reading of psutil and of `ps -E`. A process may have rewritten these
-//! strings in its own memory since exec, as on Linux's `/proc/PID/cmdline`.
+//! OS: `macos/proc.rs` fetches the bytes, this reads them. Plain portable code, built
+//! for the tests on every platform too (see `sys/mod.rs`), so that the Linux unit tests
+//! run the parser that macOS's `process_names` (argv[0]) and `environ_has` (the tree
+//! marker) rely on.
 
 /// One process's argv and environment as `KERN_PROCARGS2` returned them.
+///
+/// The kernel copies the strings that exec laid out on the process's stack: `argc` as
+/// a C int, the executable path as given to exec, NUL padding up to pointer
+/// alignment, `argc` NUL-terminated arguments, then the environment, ended by an
+/// empty string (the loader's "apple" strings that follow are not the environment).
+/// This is the reading of psutil and of `ps -E`. A process may have rewritten these
+/// strings in its own memory since exec, as on Linux's `/proc/PID/cmdline`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProcArgs<'a> {
     pub argv: Vec<&'a [u8]>,

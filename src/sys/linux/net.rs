@@ -1,15 +1,7 @@
-//! Linux: how many TCP connections are established on a local port, as the kernel
-//! counts them (for `--idle-timeout`, see `crate::idle`).
-//!
-//! The count comes from netlink `sock_diag` (`inet_diag`): one dump request per
-//! address family (IPv4 and IPv6) for sockets in state ESTABLISHED, with the port
-//! filter run in the kernel as `inet_diag` bytecode (`sport >= P && sport <= P`), so
-//! only the matching sockets are copied out. Where netlink is refused (no
-//! `tcp_diag`, a seccomp filter, a short reply), `/proc/net/tcp` and
-//! `/proc/net/tcp6` are read instead. Nothing here waits: the kernel answers a dump
-//! while the request is sent and as each part is read, so every receive is
-//! non-blocking, and one that would block counts as a refusal. Every `unsafe` block
-//! has a `// SAFETY:` comment.
+//! The network, on Linux: how many TCP connections are established on a local port,
+//! as the kernel counts them (netlink `sock_diag`, else `/proc/net/tcp{,6}`; for
+//! `--idle-timeout`, see `crate::idle`). The readiness probe's connect is
+//! `sys/unix/net.rs`. See `docs/DESIGN.md`, section "Platform seam".
 
 use std::fs;
 use std::io;
@@ -43,6 +35,15 @@ const RECEIVE_BUFFER: usize = 64 * 1024;
 
 /// How many TCP connections are established with local port `port`, IPv4 and IPv6
 /// together: accepted connections of a server listening on it.
+///
+/// The count comes from netlink `sock_diag` (`inet_diag`): one dump request per
+/// address family (IPv4 and IPv6) for sockets in state ESTABLISHED, with the port
+/// filter run in the kernel as `inet_diag` bytecode (`sport >= P && sport <= P`), so
+/// only the matching sockets are copied out. Where netlink is refused (no
+/// `tcp_diag`, a seccomp filter, a short reply), `/proc/net/tcp` and
+/// `/proc/net/tcp6` are read instead. Nothing here waits: the kernel answers a dump
+/// while the request is sent and as each part is read, so every receive is
+/// non-blocking, and one that would block counts as a refusal.
 pub fn established_connections(port: u16) -> io::Result<usize> {
     let from_netlink = || -> io::Result<usize> {
         let socket = DiagSocket::open()?;

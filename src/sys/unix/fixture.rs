@@ -1,0 +1,47 @@
+//! Unix helpers for the tests and `src/bin/ocwrap-fixture.rs` only: signal handlers
+//! for fixture servers, a new session, `argv[0]`. No product module uses them.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::Signal;
+
+/// Test fixtures: calls `handler` on a thread of its own for each of `signals`.
+pub fn on_signals(
+    signals: &[Signal],
+    mut handler: impl FnMut(Signal) + Send + 'static,
+) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new(signals)?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            handler(signal);
+        }
+    });
+    Ok(())
+}
+
+/// Test fixtures: catches `signal` and does nothing about it (a server that
+/// ignores SIGTERM, or survives SIGUSR1).
+pub fn catch_signal(signal: Signal) -> io::Result<()> {
+    signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false))).map(|_| ())
+}
+
+/// Starts a new session with this process as its leader (test fixture: the middle
+/// process of a double fork).
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments and touches no memory of ours.
+    if unsafe { libc::setsid() } == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Test fixtures: runs the command with `arg0` as its `argv[0]`.
+pub fn set_arg0(command: &mut Command, arg0: &str) -> io::Result<()> {
+    command.arg0(arg0);
+    Ok(())
+}

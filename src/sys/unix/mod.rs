@@ -1,0 +1,89 @@
+//! What Linux and macOS answer alike, with Unix facilities, one file per concern: wait
+//! sources are descriptors, signals are POSIX's, the control channel is a Unix
+//! socket, the handoff to `__supervise` a socket pair on descriptor 3, the state dir
+//! is checked by owner uid and mode bits. What differs is `sys/linux/` and `sys/macos/`
+//! (here `crate::sys::os`); see `docs/DESIGN.md`, section "Platform seam".
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+mod control;
+mod fixture;
+mod fs;
+mod handoff;
+mod net;
+mod proc;
+mod signal;
+mod spawn;
+mod wait;
+
+// Who a process is: what the per-OS `proc.rs` does not answer.
+pub use proc::parent_pid;
+
+// Waiting: descriptors, `poll`, reaping our child.
+pub use wait::{AsWaitable, Interest, Waitable, poll, poll_readable, reap};
+
+// Signals: the vocabulary, sending, the supervisor's inbox, ignoring.
+pub use signal::{
+    SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
+    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal,
+};
+
+// Spawning: the server, the detached supervisor, the log, ocwrap's own stdio.
+pub use spawn::{
+    Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
+    spawn_detached, spawn_server, write_stderr_line,
+};
+
+// The state dir: its place and checks, safe entry opens, file identity, locks.
+pub use fs::{
+    FileId, create_private_dir, default_state_dir, file_kind, is_resource_shortage,
+    is_symlink_refusal, lock_exclusive, lock_shared, private_dir_problem, state_entry_options,
+    try_lock_exclusive, try_lock_shared,
+};
+
+// The control channel: its socket, the reserve descriptors, users.
+pub use control::{
+    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId, current_user,
+    descriptor_limit, is_out_of_descriptors,
+};
+
+// The handoff channel on descriptor 3.
+pub use handoff::HandoffChannel;
+
+// The network: the readiness probe's connection.
+pub use net::Connection;
+
+// For the tests and `src/bin/ocwrap-fixture.rs` only (with `set_nonblocking` and
+// `effective_uid` below, which this folder uses too).
+pub use fixture::{catch_signal, new_session, on_signals, set_arg0};
+
+// ---------------------------------------------------------------------------
+// Helpers the concerns share. Outside `sys`, only the tests use them.
+
+/// Sets or clears `O_NONBLOCK` on a descriptor (tests fill pipes with it).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller borrows.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        if flags == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if libc::fcntl(raw, libc::F_SETFL, flags) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The effective user ID of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
