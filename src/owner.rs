@@ -172,7 +172,7 @@ pub fn find(spec: &OwnerSpec, caller: Caller<'_>) -> Result<Vec<(Pid, FoundBy)>,
         if caller.returns {
             caller_parent()
         } else {
-            Pid::parent()
+            crate::sys::parent_pid()
         }
         .ok_or(Error::ParentUnknown)
     };
@@ -220,7 +220,7 @@ pub const LAUNCHER_VAR: &str = "OCWRAP_LAUNCHER";
 /// exits as soon as ocwrap does, so an `up` through `npx` would otherwise lease the
 /// server to a process that is gone once `up` has answered.
 pub fn caller_parent() -> Option<Pid> {
-    let parent = Pid::parent()?;
+    let parent = crate::sys::parent_pid()?;
     let launched = std::env::var(LAUNCHER_VAR).ok().and_then(|value| {
         let (launcher, caller) = value.split_once(':')?;
         let launcher: Pid = launcher.parse().ok()?;
@@ -246,7 +246,7 @@ pub fn caller_parent() -> Option<Pid> {
 /// argv[0] basename is `name`. The search ends at the first process that can never
 /// exit ([`immortal`]: init, a kernel thread), which is never chosen.
 pub fn nearest_ancestor(name: &str) -> Option<Pid> {
-    let mut current = Pid::parent()?;
+    let mut current = crate::sys::parent_pid()?;
     let mut seen = Vec::new();
     while immortal(current).is_none() && !seen.contains(&current) {
         if sys::process_names(current).iter().any(|n| n == name) {

@@ -39,11 +39,6 @@ impl Pid {
         Pid(std::process::id() as i32)
     }
 
-    /// The parent of this process, as the kernel says now.
-    pub fn parent() -> Option<Pid> {
-        crate::sys::parent_pid()
-    }
-
     pub fn from_u32(raw: u32) -> Option<Pid> {
         i32::try_from(raw).ok().and_then(Pid::new)
     }

@@ -100,7 +100,7 @@ pub fn find(session_id: Option<&str>) -> Option<Found> {
 /// This process's ancestors, its parent first, up to the first one that can never
 /// exit (init, a kernel thread), which is not included.
 fn ancestors() -> impl Iterator<Item = Pid> {
-    let mut next = Pid::parent();
+    let mut next = crate::sys::parent_pid();
     let mut seen: Vec<Pid> = Vec::new();
     std::iter::from_fn(move || {
         let pid = next.take()?;

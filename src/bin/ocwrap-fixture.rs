@@ -188,7 +188,7 @@ fn tree(opts: &Options) -> ExitCode {
     say(format_args!(
         "server {} ppid {} pgid {} sid {}",
         std::process::id(),
-        id(Pid::parent()),
+        id(sys::parent_pid()),
         id(me.and_then(|p| p.pgid)),
         id(me.and_then(|p| p.sid)),
     ));
@@ -500,7 +500,7 @@ fn wide(total: u32, fanout: u32, sessions: bool) -> ExitCode {
     say(format_args!(
         "server {} ppid {}",
         std::process::id(),
-        Pid::parent().map_or(0, Pid::get)
+        sys::parent_pid().map_or(0, Pid::get)
     ));
     let size = 1 + grow(total - 1, fanout, sessions);
     say(format_args!("ready {size}"));

@@ -223,7 +223,7 @@ mod tests {
     fn this_process_is_visible_with_a_start_time() {
         let me = proc_info(Pid::current()).unwrap();
         assert!(me.is_live());
-        assert_eq!(me.ppid, Pid::parent());
+        assert_eq!(me.ppid, crate::sys::parent_pid());
     }
 
     #[test]
