@@ -40,12 +40,31 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Pins `pid`. If it has already exited, the pidfd cannot be opened and the
-    /// process counts as gone.
+    /// Pins `pid`, a process that runs (or is a zombie nobody has reaped) now: a
+    /// child of this test not yet waited for, or one a live supervisor has just
+    /// named while its owners live. Any failure fails the test: a process the
+    /// harness cannot watch must never count as gone, or every later
+    /// [`Proc::wait_gone`] and [`assert_all_gone`] on it would pass whatever became
+    /// of it (a misparsed PID, `EMFILE`, a PID of another PID namespace).
     pub fn pin(pid: Pid) -> Proc {
-        Proc {
-            pid,
-            fd: PidFd::open(pid).ok(),
+        match PidFd::open(pid) {
+            Ok(fd) => Proc { pid, fd: Some(fd) },
+            Err(e) => panic!("cannot pin pid {pid} with a pidfd: {e}"),
+        }
+    }
+
+    /// Pins `pid`, named by an announcement that may be older than the process: a
+    /// fixture's line (each process prints its own `getpid()`, or its parent's) or
+    /// a supervisor's reply, read after the fact. If it cannot be opened because no
+    /// process has that PID (`ESRCH`), it has already exited and been reaped: it
+    /// existed when it announced itself, in this PID namespace (nothing here makes
+    /// another), so it counts as gone, truly. Any other failure fails the test, as
+    /// in [`Proc::pin`].
+    pub fn pin_announced(pid: Pid) -> Proc {
+        match PidFd::open(pid) {
+            Ok(fd) => Proc { pid, fd: Some(fd) },
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Proc { pid, fd: None },
+            Err(e) => panic!("cannot pin announced pid {pid} with a pidfd: {e}"),
         }
     }
 
@@ -60,10 +79,16 @@ impl Proc {
         }
     }
 
+    /// A second handle on the same process. A failed duplication fails the test,
+    /// for the reason in [`Proc::pin`].
     fn duplicate(&self) -> Proc {
         Proc {
             pid: self.pid,
-            fd: self.fd.as_ref().and_then(|fd| fd.try_clone().ok()),
+            fd: self.fd.as_ref().map(|fd| {
+                fd.try_clone().unwrap_or_else(|e| {
+                    panic!("cannot duplicate the pidfd of pid {}: {e}", self.pid)
+                })
+            }),
         }
     }
 
@@ -281,7 +306,7 @@ impl Running {
         // A fixture started by the test itself names the test as its parent.
         for pid in pids.into_iter().filter(|&pid| pid != Pid::current()) {
             if !self.tracked.iter().any(|p| p.pid == pid) {
-                self.tracked.push(Proc::pin(pid));
+                self.tracked.push(Proc::pin_announced(pid));
             }
         }
     }

@@ -1,0 +1,58 @@
+//! The harness's own guarantees, each shown able to fail: a process it cannot pin
+//! never counts as gone.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::channel;
+
+use ocwrap::process::Pid;
+
+use crate::support::{DEADLINE, Launch, Proc};
+
+/// The panic message of `f`, which must panic.
+fn panic_of<T>(f: impl FnOnce() -> T) -> String {
+    let Err(payload) = catch_unwind(AssertUnwindSafe(f)) else {
+        panic!("it did not panic");
+    };
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_failed_pin_fails_the_test_unless_no_such_process_is_left() {
+    // A thread that is not its process's leader: pidfd_open refuses it (EINVAL),
+    // as it would a misparsed PID that names a thread, or any pin under EMFILE.
+    let (tid_tx, tid) = channel();
+    let (stop, stopped) = channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let me = std::fs::read_link("/proc/thread-self").expect("read /proc/thread-self");
+        let tid: i32 = me
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .expect("a TID in /proc/thread-self");
+        tid_tx.send(tid).expect("send the TID");
+        let _ = stopped.recv();
+    });
+    let tid = Pid::new(tid.recv_timeout(DEADLINE).expect("the thread's TID")).expect("a TID");
+    assert_ne!(tid, Pid::current(), "a thread that is not the leader");
+    for message in [
+        panic_of(|| Proc::pin(tid)),
+        panic_of(|| Proc::pin_announced(tid)),
+    ] {
+        assert!(message.contains("cannot pin"), "{message:?}");
+    }
+    stop.send(()).expect("stop the thread");
+    thread.join().expect("the thread");
+
+    // A process that has exited and been reaped: ESRCH. Only an announced one
+    // counts as gone; one that must run fails the test.
+    let mut child = Launch::program("true").spawn();
+    let pid = child.pinned.pid;
+    child.wait_exit();
+    let message = panic_of(|| Proc::pin(pid));
+    assert!(message.contains("cannot pin"), "{message:?}");
+    assert!(!Proc::pin_announced(pid).is_running(), "gone, once reaped");
+}
