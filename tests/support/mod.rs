@@ -24,6 +24,13 @@ use ocwrap::sys::{self, PidFd};
 /// How long any expected event may take. Generous: CI machines are shared.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// How late after its time a timed step (the end of `--grace`, of `--linger`) may
+/// be seen to have happened: the supervisor's wake-up, its signal, the kernel's
+/// kill and this test's own wake-up, on a shared and loaded machine. Far more than
+/// they take (milliseconds), far less than the durations a broken timer would give
+/// instead (the default, twice the value, the two added).
+pub const LATE: Duration = Duration::from_secs(3);
+
 pub fn ocwrap_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ocwrap")
 }
@@ -534,6 +541,31 @@ pub fn owner_dies_tree_goes(session: &mut Running, run: &mut Running, procs: &[P
 pub fn assert_all_gone(procs: &[Proc]) {
     for p in procs {
         p.wait_gone("a process of the server's tree");
+    }
+}
+
+/// Waits until the first of `procs` exits and returns when that was seen: the
+/// pidfds are waited on together, so the instant is that of the earliest exit (or
+/// a little after it, never before). Panics after [`DEADLINE`]. For a lower bound
+/// on how long all of them ran: none exited before the instant returned.
+pub fn first_exit(procs: &[Proc], what: &str) -> Instant {
+    let deadline = Instant::now() + DEADLINE;
+    // One announced but gone before it could be pinned exited before now.
+    if procs.iter().any(|p| p.fd.is_none()) {
+        return Instant::now();
+    }
+    let fds: Vec<_> = procs
+        .iter()
+        .filter_map(|p| p.fd.as_ref().map(AsFd::as_fd))
+        .collect();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{what}: none exited within {DEADLINE:?}");
+        // An interrupted poll marks none and goes round again.
+        let exited = sys::poll_readable(&fds, Some(left)).expect("poll on pidfds");
+        if exited.contains(&true) {
+            return Instant::now();
+        }
     }
 }
 
