@@ -1,12 +1,12 @@
 //! The harness's own guarantees, each shown able to fail: a process it cannot pin
-//! never counts as gone.
+//! never counts as gone, and the ports it hands out are reserved.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::channel;
 
 use ocwrap::process::Pid;
 
-use crate::support::{DEADLINE, Launch, Proc};
+use crate::support::{DEADLINE, Launch, Proc, claim_port, free_port};
 
 /// The panic message of `f`, which must panic.
 fn panic_of<T>(f: impl FnOnce() -> T) -> String {
@@ -55,4 +55,26 @@ fn a_failed_pin_fails_the_test_unless_no_such_process_is_left() {
     let message = panic_of(|| Proc::pin(pid));
     assert!(message.contains("cannot pin"), "{message:?}");
     assert!(!Proc::pin_announced(pid).is_running(), "gone, once reaped");
+}
+
+#[test]
+fn free_ports_are_distinct_outside_the_ephemeral_range_and_held() {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("read ip_local_port_range");
+    let bounds: Vec<u16> = ephemeral
+        .split_whitespace()
+        .map(|w| w.parse().expect("a port"))
+        .collect();
+    let (a, b) = (free_port(), free_port());
+    assert_ne!(a, b, "two calls, two ports");
+    for port in [a, b] {
+        assert!(
+            port < bounds[0] || port > bounds[1],
+            "{port} is in the ephemeral range {ephemeral:?}"
+        );
+        // The claim is held: nobody else (a concurrent run) can claim it.
+        assert!(claim_port(port).is_none(), "{port} can be claimed again");
+        std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("{port} is free to bind: {e}"));
+    }
 }

@@ -677,10 +677,105 @@ impl Junk {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that nobody listens on, and that no other test takes
+/// while this test process runs: not another test of this run, not a concurrent
+/// run of this suite, not an outgoing connection or a `:0` bind of anyone.
+///
+/// The tests need the port unbound until their server binds it itself (a server
+/// that listens late or never, a probe that must find nothing), so no listener can
+/// be held for them and handed over. Binding `:0` and dropping the listener, as
+/// this did before, is a time-of-check race: the kernel gives the port out again,
+/// to the next `:0` bind or outgoing connection on the host, before the server
+/// binds it. So a port is taken instead
+/// - outside the kernel's ephemeral range, which is all `:0` binds and outgoing
+///   connections are given: from [`PORT_BLOCKS`], in order, with that range left
+///   out;
+/// - never twice in a run (an atomic counter walks the blocks);
+/// - only while no concurrent run holds it: each port is claimed by an exclusive
+///   lock on a file of its own in the temp dir, held until this process exits;
+/// - only if nothing listens on it now (a bind succeeds).
+///
+/// What is left is a program outside this suite that binds this very port by its
+/// number, which would collide with a fixed port as much.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    // The claims, held (and so the ports reserved) until the process exits.
+    static CLAIMS: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let ephemeral = ephemeral_ports();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORT_BLOCKS
+            .into_iter()
+            .flatten()
+            .filter(|port| !ephemeral.contains(port))
+            .nth(n)
+            .unwrap_or_else(|| {
+                panic!("no port of {PORT_BLOCKS:?} outside the ephemeral {ephemeral:?} is left")
+            });
+        let Some(claim) = claim_port(port) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMS.lock().expect("the port claims").push(claim);
+            return port;
+        }
+    }
+}
+
+/// Where [`free_port`] takes ports from, in this order: a block below the Linux
+/// default ephemeral range (32768-60999) first, then the rest of the unprivileged
+/// ports. Whatever of them lies in this host's ephemeral range is skipped.
+pub const PORT_BLOCKS: [std::ops::RangeInclusive<u16>; 3] =
+    [20000..=32767, 32768..=65535, 1024..=19999];
+
+/// The ports the kernel gives `:0` binds and outgoing connections, from
+/// `/proc/sys/net/ipv4/ip_local_port_range`; where that cannot be read, the IANA
+/// dynamic range.
+fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let bounds: Vec<u16> = text
+        .split_whitespace()
+        .map(|w| w.parse().expect("a port number in ip_local_port_range"))
+        .collect();
+    match bounds.as_slice() {
+        [low, high] => *low..=*high,
+        [] => 49152..=65535,
+        _ => panic!("ip_local_port_range is not two ports: {text:?}"),
+    }
+}
+
+/// An exclusive lock on `ocwrap-test-port-PORT.lock` in the temp dir, or `None`
+/// when another process holds it (or another user's file cannot be opened: its
+/// owner may hold it). The file is opened read-only when it exists (a lock needs
+/// no write access, and another user's file in the sticky temp dir cannot be
+/// opened with `O_CREAT`), so runs as root and as other users share the claims.
+pub fn claim_port(port: u16) -> Option<std::fs::File> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!("ocwrap-test-port-{port}.lock"));
+    let opened = match std::fs::File::open(&path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .or_else(|e| match e.kind() {
+                ErrorKind::AlreadyExists => std::fs::File::open(&path),
+                _ => Err(e),
+            }),
+        other => other,
+    };
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => return None,
+        Err(e) => panic!("open {}: {e}", path.display()),
+    };
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => None,
+        Err(std::fs::TryLockError::Error(e)) => panic!("lock {}: {e}", path.display()),
+    }
 }
 
 /// Waits until `condition` holds, re-checking it every 10 ms; panics with `what`
