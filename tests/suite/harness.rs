@@ -1,12 +1,16 @@
 //! The harness's own guarantees, each shown able to fail: a process it cannot pin
-//! never counts as gone, and the ports it hands out are reserved.
+//! never counts as gone, the ports it hands out are reserved, and "asleep in poll
+//! with no timeout" tells a timed poll apart.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::channel;
 
 use ocwrap::process::Pid;
 
-use crate::support::{DEADLINE, Launch, Proc, claim_port, free_port};
+use crate::support::{
+    DEADLINE, Launch, PollForever, Proc, claim_port, eventually, free_port, infinite_poll, owner,
+    sleeps_in_poll_forever,
+};
 
 /// The panic message of `f`, which must panic.
 fn panic_of<T>(f: impl FnOnce() -> T) -> String {
@@ -76,5 +80,59 @@ fn free_ports_are_distinct_outside_the_ephemeral_range_and_held() {
         assert!(claim_port(port).is_none(), "{port} can be claimed again");
         std::net::TcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("{port} is free to bind: {e}"));
+    }
+}
+
+#[test]
+fn a_supervisor_polling_on_a_timer_is_not_taken_for_one_asleep_for_good() {
+    let forever = infinite_poll();
+    // The poll method looks at its owner every 200 ms: every poll it sleeps in
+    // has a timeout.
+    let session = owner();
+    let mut run = Launch::ocwrap()
+        .args(["--watch-method", "poll", "--owner-pid"])
+        .arg(session.pinned.pid.to_string())
+        .server(&["tree"])
+        .spawn();
+    run.expect_line("ready");
+    let pid = run.pinned.pid;
+    eventually("ocwrap sleeps in poll with a timeout", || {
+        assert!(
+            !sleeps_in_poll_forever(pid),
+            "a supervisor on a 200 ms timer was taken for one asleep for good"
+        );
+        let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        matches!(fields.as_slice(), [number, _, _, timeout, ..]
+            if *number == forever.number && !forever.means_no_timeout(timeout))
+    });
+    eprintln!(
+        "poll with no timeout is system call {} with timeout argument {}",
+        forever.number, forever.timeout
+    );
+}
+
+#[test]
+fn no_timeout_is_told_apart_in_poll_s_and_in_ppoll_s_encoding() {
+    // x86_64: poll(2) takes an int, given -1 (the upper half of the register is
+    // whatever the caller left there).
+    let poll = PollForever {
+        number: "7".into(),
+        timeout: "0xffffffff".into(),
+    };
+    for forever in ["0xffffffff", "0xffffffffffffffff"] {
+        assert!(poll.means_no_timeout(forever), "{forever}");
+    }
+    for timed in ["0xc8", "0x0", "0x7fffffff"] {
+        assert!(!poll.means_no_timeout(timed), "{timed}");
+    }
+    // aarch64: only ppoll(2), given a NULL timespec; a timed one is a pointer.
+    let ppoll = PollForever {
+        number: "73".into(),
+        timeout: "0x0".into(),
+    };
+    assert!(ppoll.means_no_timeout("0x0"));
+    for timed in ["0xffffc2a1e7a0", "0x7ffd5c1b2e40"] {
+        assert!(!ppoll.means_no_timeout(timed), "{timed}");
     }
 }
