@@ -376,6 +376,7 @@ fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_dupl
     let first = up(&sessions[0]);
     assert_eq!(first["status"], "started");
     let server = Proc::pin(Pid::new(first["pid"].as_i64().unwrap() as i32).unwrap());
+    let supervisor = Proc::pin(Pid::new(first["supervisor_pid"].as_i64().unwrap() as i32).unwrap());
     assert_eq!(up(&sessions[1])["status"], "attached");
     let stem = format!("port-{port}");
 
@@ -399,7 +400,6 @@ fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_dupl
         kill_and_reap(&mut session);
     }
     server.wait_gone("the server after its last owner");
-    let supervisor = Proc::pin(Pid::new(first["supervisor_pid"].as_i64().unwrap() as i32).unwrap());
     supervisor.wait_gone("the supervisor");
     assert_eq!(dir.files(&stem), Vec::<String>::new());
 }

@@ -66,7 +66,8 @@ fn an_owner_with_another_start_time_is_treated_as_gone() {
     let Some(Event::Ready { record }) = next(&mut channel) else {
         panic!("expected ready");
     };
-    let server = Proc::pin(record.server.pid);
+    // Its supervisor tears it down at once: it may be gone already.
+    let server = Proc::pin_announced(record.server.pid);
     // Its only lease names a process that is not the one running under that PID:
     // the supervisor finds it gone and tears down, while the process lives on.
     server.wait_gone("the server of a supervisor whose only owner was a reused PID");

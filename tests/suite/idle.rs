@@ -152,7 +152,8 @@ fn up_hands_the_idle_timeout_to_the_supervisor_it_starts() {
     assert_eq!(up["status"], "started");
     let supervisor = Pid::new(up["supervisor_pid"].as_i64().unwrap() as i32).unwrap();
     let server = Pid::new(up["pid"].as_i64().unwrap() as i32).unwrap();
-    let pinned = [Proc::pin(supervisor), Proc::pin(server)];
+    // Idle for 1 s since `up` returned: they may be gone already.
+    let pinned = [Proc::pin_announced(supervisor), Proc::pin_announced(server)];
     for proc in &pinned {
         proc.wait_gone("the tree up started, idle for --idle-timeout");
     }

@@ -478,11 +478,11 @@ fn a_relative_state_dir_option_names_one_directory_from_anywhere() {
         Path::new(log).is_absolute(),
         "the log path is absolute: {log}"
     );
-    kill_and_reap(&mut one);
-    kill_and_reap(&mut two);
     let supervisor = Proc::pin(
         Pid::new(answer["supervisor_pid"].as_i64().expect("a pid") as i32).expect("a pid"),
     );
+    kill_and_reap(&mut one);
+    kill_and_reap(&mut two);
     supervisor.wait_gone("the supervisor, once both owners are gone");
 }
 

@@ -3,6 +3,7 @@
 mod completions;
 mod faults;
 mod handoff;
+mod harness;
 mod idle;
 mod inputs;
 mod records;

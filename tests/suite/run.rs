@@ -5,12 +5,12 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, assert_all_gone, assert_no_wake_ups, eventually, field,
-    fixture_bin, kill_and_reap, ocwrap_bin, owner, owner_dies_tree_goes, sleeps_in_poll_forever,
-    zombie_children,
+    LATE, Launch, Proc, Running, TempDir, assert_all_gone, assert_no_wake_ups, eventually, field,
+    first_exit, fixture_bin, kill_and_reap, ocwrap_bin, owner, owner_dies_tree_goes,
+    sleeps_in_poll_forever, zombie_children,
 };
 use ocwrap::sys;
 
@@ -318,6 +318,8 @@ fn sigkill_of_ocwrap_kills_its_direct_child() {
 
 #[test]
 fn a_server_ignoring_sigterm_is_killed_once_the_grace_has_passed() {
+    // Longer than the default (5 s): a --grace that is ignored kills too early.
+    let grace = Duration::from_secs(7);
     let fixture = [
         "tree",
         "--children",
@@ -326,15 +328,27 @@ fn a_server_ignoring_sigterm_is_killed_once_the_grace_has_passed() {
         "--ignore-term",
         "--signals",
     ];
-    let (mut session, mut run, procs) = owned(&["--grace", "5s"], &fixture);
+    let (mut session, mut run, procs) = owned(&["--grace", "7s"], &fixture);
+    // Teardown begins once ocwrap sees the owner gone, so after this instant.
+    let owner_killed = Instant::now();
     kill_and_reap(&mut session);
     run.expect_line("signal TERM");
-    // Direction-safe: a slow machine can only make the kill come later than 5 s.
-    procs[0].assert_survives(
-        Duration::from_secs(1),
-        "a server ignoring SIGTERM, inside --grace",
+    // The grace began with that SIGTERM, so before this instant.
+    let term_seen = Instant::now();
+    // The whole tree ignores SIGTERM: only the SIGKILL at the end of the grace
+    // ends any of it. A slow machine only makes the kill, and our seeing it, later.
+    let first = first_exit(&procs, "the tree ignoring SIGTERM");
+    assert!(
+        first - owner_killed >= grace,
+        "a process of the tree died {:?} after its owner, inside --grace {grace:?}",
+        first - owner_killed
     );
     assert_all_gone(&procs);
+    assert!(
+        term_seen.elapsed() <= grace + LATE,
+        "the tree went {:?} after its SIGTERM, more than --grace {grace:?} + {LATE:?}",
+        term_seen.elapsed()
+    );
     assert_eq!(run.exit_code(), 0);
 }
 
@@ -607,10 +621,25 @@ fn owner_ancestor_not_found_exits_125_and_starts_nothing() {
 
 #[test]
 fn linger_keeps_the_server_after_the_last_owner_then_tears_down() {
+    let linger = Duration::from_secs(4);
     let (mut session, mut run, procs) = owned(&["--linger", "4s"], TREE);
+    // The linger begins once ocwrap sees the owner gone: after this instant, and
+    // (give or take ocwrap's noticing) when the owner has been reaped.
+    let owner_killed = Instant::now();
     kill_and_reap(&mut session);
-    procs[0].assert_survives(Duration::from_secs(1), "the server during --linger");
+    let owner_gone = Instant::now();
+    let first = first_exit(&procs, "the tree during --linger");
+    assert!(
+        first - owner_killed >= linger,
+        "a process of the tree died {:?} after its last owner, inside --linger {linger:?}",
+        first - owner_killed
+    );
     assert_all_gone(&procs);
+    assert!(
+        owner_gone.elapsed() <= linger + LATE,
+        "the tree went {:?} after its last owner, more than --linger {linger:?} + {LATE:?}",
+        owner_gone.elapsed()
+    );
     assert_eq!(run.exit_code(), 0);
 }
 

@@ -102,7 +102,7 @@ impl Up {
                     .then(|| w.next()?.parse::<Pid>().ok())
                     .flatten()
             })
-            .map(Proc::pin)
+            .map(Proc::pin_announced)
             .collect()
     }
 }
@@ -167,6 +167,8 @@ fn started_then_attached_report_one_json_object_and_share_the_server() {
     );
 
     // 3. Shared: A's death leaves it running, B's death takes the whole tree.
+    let supervisor =
+        Proc::pin(Pid::new(started["supervisor_pid"].as_i64().unwrap() as i32).unwrap());
     let tree = up.tree_from_log();
     assert_eq!(tree.len(), 3, "server, child, escapee");
     kill_and_reap(&mut a);
@@ -178,8 +180,7 @@ fn started_then_attached_report_one_json_object_and_share_the_server() {
     for p in &tree {
         p.wait_gone("the tree after both owners died");
     }
-    Proc::pin(Pid::new(started["supervisor_pid"].as_i64().unwrap() as i32).unwrap())
-        .wait_gone("the supervisor");
+    supervisor.wait_gone("the supervisor");
     assert!(up.port_free(), "the port is free");
     assert!(!up.lock_held());
 }
@@ -439,7 +440,8 @@ fn a_server_that_daemonizes_is_followed_not_torn_down() {
     assert_eq!(run.exit_code(), 0, "{:?} {}", run.seen, run.stderr());
     let answer = one_object(&run.seen.join("\n"));
     assert_eq!(answer["status"], "started", "{answer}");
-    let leader = Proc::pin(Pid::new(answer["pid"].as_i64().unwrap() as i32).unwrap());
+    // It exits once its daemon listens: it may be gone already.
+    let leader = Proc::pin_announced(Pid::new(answer["pid"].as_i64().unwrap() as i32).unwrap());
     leader.wait_gone("the server's leader, which exits 0 once its daemon listens");
     let daemon = Proc::pin(daemon_in_log(&up).expect("the daemon named itself in the log"));
     let dir = up.dir.clone();

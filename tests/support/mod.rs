@@ -24,6 +24,13 @@ use ocwrap::sys::{self, PidFd};
 /// How long any expected event may take. Generous: CI machines are shared.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// How late after its time a timed step (the end of `--grace`, of `--linger`) may
+/// be seen to have happened: the supervisor's wake-up, its signal, the kernel's
+/// kill and this test's own wake-up, on a shared and loaded machine. Far more than
+/// they take (milliseconds), far less than the durations a broken timer would give
+/// instead (the default, twice the value, the two added).
+pub const LATE: Duration = Duration::from_secs(3);
+
 pub fn ocwrap_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ocwrap")
 }
@@ -40,12 +47,31 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Pins `pid`. If it has already exited, the pidfd cannot be opened and the
-    /// process counts as gone.
+    /// Pins `pid`, a process that runs (or is a zombie nobody has reaped) now: a
+    /// child of this test not yet waited for, or one a live supervisor has just
+    /// named while its owners live. Any failure fails the test: a process the
+    /// harness cannot watch must never count as gone, or every later
+    /// [`Proc::wait_gone`] and [`assert_all_gone`] on it would pass whatever became
+    /// of it (a misparsed PID, `EMFILE`, a PID of another PID namespace).
     pub fn pin(pid: Pid) -> Proc {
-        Proc {
-            pid,
-            fd: PidFd::open(pid).ok(),
+        match PidFd::open(pid) {
+            Ok(fd) => Proc { pid, fd: Some(fd) },
+            Err(e) => panic!("cannot pin pid {pid} with a pidfd: {e}"),
+        }
+    }
+
+    /// Pins `pid`, named by an announcement that may be older than the process: a
+    /// fixture's line (each process prints its own `getpid()`, or its parent's) or
+    /// a supervisor's reply, read after the fact. If it cannot be opened because no
+    /// process has that PID (`ESRCH`), it has already exited and been reaped: it
+    /// existed when it announced itself, in this PID namespace (nothing here makes
+    /// another), so it counts as gone, truly. Any other failure fails the test, as
+    /// in [`Proc::pin`].
+    pub fn pin_announced(pid: Pid) -> Proc {
+        match PidFd::open(pid) {
+            Ok(fd) => Proc { pid, fd: Some(fd) },
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Proc { pid, fd: None },
+            Err(e) => panic!("cannot pin announced pid {pid} with a pidfd: {e}"),
         }
     }
 
@@ -60,10 +86,16 @@ impl Proc {
         }
     }
 
+    /// A second handle on the same process. A failed duplication fails the test,
+    /// for the reason in [`Proc::pin`].
     fn duplicate(&self) -> Proc {
         Proc {
             pid: self.pid,
-            fd: self.fd.as_ref().and_then(|fd| fd.try_clone().ok()),
+            fd: self.fd.as_ref().map(|fd| {
+                fd.try_clone().unwrap_or_else(|e| {
+                    panic!("cannot duplicate the pidfd of pid {}: {e}", self.pid)
+                })
+            }),
         }
     }
 
@@ -281,7 +313,7 @@ impl Running {
         // A fixture started by the test itself names the test as its parent.
         for pid in pids.into_iter().filter(|&pid| pid != Pid::current()) {
             if !self.tracked.iter().any(|p| p.pid == pid) {
-                self.tracked.push(Proc::pin(pid));
+                self.tracked.push(Proc::pin_announced(pid));
             }
         }
     }
@@ -512,6 +544,31 @@ pub fn assert_all_gone(procs: &[Proc]) {
     }
 }
 
+/// Waits until the first of `procs` exits and returns when that was seen: the
+/// pidfds are waited on together, so the instant is that of the earliest exit (or
+/// a little after it, never before). Panics after [`DEADLINE`]. For a lower bound
+/// on how long all of them ran: none exited before the instant returned.
+pub fn first_exit(procs: &[Proc], what: &str) -> Instant {
+    let deadline = Instant::now() + DEADLINE;
+    // One announced but gone before it could be pinned exited before now.
+    if procs.iter().any(|p| p.fd.is_none()) {
+        return Instant::now();
+    }
+    let fds: Vec<_> = procs
+        .iter()
+        .filter_map(|p| p.fd.as_ref().map(AsFd::as_fd))
+        .collect();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{what}: none exited within {DEADLINE:?}");
+        // An interrupted poll marks none and goes round again.
+        let exited = sys::poll_readable(&fds, Some(left)).expect("poll on pidfds");
+        if exited.contains(&true) {
+            return Instant::now();
+        }
+    }
+}
+
 /// A long-lived process that stands for a session: the fixture in `sleep` mode.
 pub fn owner() -> Running {
     let mut owner = Launch::program(fixture_bin()).arg("sleep").spawn();
@@ -620,10 +677,105 @@ impl Junk {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that nobody listens on, and that no other test takes
+/// while this test process runs: not another test of this run, not a concurrent
+/// run of this suite, not an outgoing connection or a `:0` bind of anyone.
+///
+/// The tests need the port unbound until their server binds it itself (a server
+/// that listens late or never, a probe that must find nothing), so no listener can
+/// be held for them and handed over. Binding `:0` and dropping the listener, as
+/// this did before, is a time-of-check race: the kernel gives the port out again,
+/// to the next `:0` bind or outgoing connection on the host, before the server
+/// binds it. So a port is taken instead
+/// - outside the kernel's ephemeral range, which is all `:0` binds and outgoing
+///   connections are given: from [`PORT_BLOCKS`], in order, with that range left
+///   out;
+/// - never twice in a run (an atomic counter walks the blocks);
+/// - only while no concurrent run holds it: each port is claimed by an exclusive
+///   lock on a file of its own in the temp dir, held until this process exits;
+/// - only if nothing listens on it now (a bind succeeds).
+///
+/// What is left is a program outside this suite that binds this very port by its
+/// number, which would collide with a fixed port as much.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    // The claims, held (and so the ports reserved) until the process exits.
+    static CLAIMS: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let ephemeral = ephemeral_ports();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORT_BLOCKS
+            .into_iter()
+            .flatten()
+            .filter(|port| !ephemeral.contains(port))
+            .nth(n)
+            .unwrap_or_else(|| {
+                panic!("no port of {PORT_BLOCKS:?} outside the ephemeral {ephemeral:?} is left")
+            });
+        let Some(claim) = claim_port(port) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMS.lock().expect("the port claims").push(claim);
+            return port;
+        }
+    }
+}
+
+/// Where [`free_port`] takes ports from, in this order: a block below the Linux
+/// default ephemeral range (32768-60999) first, then the rest of the unprivileged
+/// ports. Whatever of them lies in this host's ephemeral range is skipped.
+pub const PORT_BLOCKS: [std::ops::RangeInclusive<u16>; 3] =
+    [20000..=32767, 32768..=65535, 1024..=19999];
+
+/// The ports the kernel gives `:0` binds and outgoing connections, from
+/// `/proc/sys/net/ipv4/ip_local_port_range`; where that cannot be read, the IANA
+/// dynamic range.
+fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let bounds: Vec<u16> = text
+        .split_whitespace()
+        .map(|w| w.parse().expect("a port number in ip_local_port_range"))
+        .collect();
+    match bounds.as_slice() {
+        [low, high] => *low..=*high,
+        [] => 49152..=65535,
+        _ => panic!("ip_local_port_range is not two ports: {text:?}"),
+    }
+}
+
+/// An exclusive lock on `ocwrap-test-port-PORT.lock` in the temp dir, or `None`
+/// when another process holds it (or another user's file cannot be opened: its
+/// owner may hold it). The file is opened read-only when it exists (a lock needs
+/// no write access, and another user's file in the sticky temp dir cannot be
+/// opened with `O_CREAT`), so runs as root and as other users share the claims.
+pub fn claim_port(port: u16) -> Option<std::fs::File> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!("ocwrap-test-port-{port}.lock"));
+    let opened = match std::fs::File::open(&path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .or_else(|e| match e.kind() {
+                ErrorKind::AlreadyExists => std::fs::File::open(&path),
+                _ => Err(e),
+            }),
+        other => other,
+    };
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => return None,
+        Err(e) => panic!("open {}: {e}", path.display()),
+    };
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => None,
+        Err(std::fs::TryLockError::Error(e)) => panic!("lock {}: {e}", path.display()),
+    }
 }
 
 /// Waits until `condition` holds, re-checking it every 10 ms; panics with `what`
@@ -784,18 +936,103 @@ pub fn raw_request(socket: &Path, bytes: &[u8]) -> serde_json::Value {
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
 }
 
-/// Whether `pid` is blocked in poll(2) or ppoll(2) with an infinite timeout, as
-/// `/proc/PID/syscall` shows it (x86_64 numbering).
+/// Whether `pid` is blocked in poll with no timeout, as `/proc/PID/syscall` shows
+/// it: in the system call libc's `poll(fds, n, -1)` makes, with the timeout
+/// argument that call gives. Both depend on the architecture (x86_64 has poll(2),
+/// number 7, given -1; aarch64 has only ppoll(2), number 73, which libc's poll
+/// gives a NULL timeout), so they are not written here but learnt once, at run
+/// time, from a thread of this process blocked in that very call
+/// ([`infinite_poll`]).
 pub fn sleeps_in_poll_forever(pid: Pid) -> bool {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
         return false;
     };
     let fields: Vec<&str> = text.split_whitespace().collect();
+    let forever = infinite_poll();
     match fields.as_slice() {
-        ["7", _, _, timeout, ..] => *timeout == "0xffffffff" || *timeout == "0xffffffffffffffff",
-        ["271", _, _, timeout, ..] => *timeout == "0x0",
+        [number, _, _, timeout, ..] => {
+            *number == forever.number && forever.means_no_timeout(timeout)
+        }
         _ => false,
     }
+}
+
+/// How a thread blocked in libc's `poll(fds, 1, -1)` shows in `/proc/…/syscall`
+/// on this machine: the system call's number and its third argument, the timeout.
+pub struct PollForever {
+    pub number: String,
+    pub timeout: String,
+}
+
+impl PollForever {
+    /// Whether `timeout`, the third argument of a call with this number, asks for
+    /// no timeout. A -1 is an `int` (poll(2)): the kernel reads its low 32 bits,
+    /// and what the upper half of the register holds depends on the calling code,
+    /// so only the low half is compared. Otherwise (ppoll(2)'s NULL timespec) the
+    /// whole argument is.
+    pub fn means_no_timeout(&self, timeout: &str) -> bool {
+        let value = |hex: &str| u64::from_str_radix(hex.trim_start_matches("0x"), 16).ok();
+        match (value(&self.timeout), value(timeout)) {
+            (Some(forever), Some(given)) if forever as u32 == u32::MAX => given as u32 == u32::MAX,
+            (Some(forever), Some(given)) => given == forever,
+            _ => false,
+        }
+    }
+}
+
+/// Learns [`PollForever`] once per process: a thread calls libc's `poll` on an
+/// empty pipe with a timeout of -1, and the one thread of this process whose
+/// `/proc/self/task/TID/syscall` names that thread's own `pollfd` (its address)
+/// and a count of 1 is it, blocked in the call. No event says when it has entered
+/// the kernel, so [`eventually`] looks. The write that wakes it ends the thread.
+pub fn infinite_poll() -> &'static PollForever {
+    static LEARNT: std::sync::OnceLock<PollForever> = std::sync::OnceLock::new();
+    LEARNT.get_or_init(|| {
+        use std::os::fd::AsRawFd;
+        let (reader, mut writer) = std::io::pipe().expect("a pipe");
+        let (address_tx, address) = channel();
+        let sleeper = std::thread::spawn(move || {
+            let mut pollfd = libc::pollfd {
+                fd: reader.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let _ = address_tx.send(format!("{:#x}", (&raw mut pollfd).addr()));
+            // SAFETY: one valid pollfd, which lives for the call.
+            unsafe { libc::poll(&raw mut pollfd, 1, -1) }
+        });
+        let address = address
+            .recv_timeout(DEADLINE)
+            .expect("the poller's pollfd address");
+        let mut seen: Option<Vec<String>> = None;
+        eventually(
+            "a thread of this test shows its poll(fds, 1, -1) in /proc",
+            || {
+                seen = own_threads_in_syscalls()
+                    .into_iter()
+                    .find(|f| f.get(1) == Some(&address) && f.get(2).is_some_and(|n| n == "0x1"));
+                seen.is_some()
+            },
+        );
+        writer.write_all(b"x").expect("wake the poller");
+        let woken = sleeper.join().expect("the poller");
+        assert_eq!(woken, 1, "poll(fds, 1, -1) on the pipe returned {woken}");
+        let fields = seen.expect("seen in poll");
+        PollForever {
+            number: fields[0].clone(),
+            timeout: fields[3].clone(),
+        }
+    })
+}
+
+/// `/proc/self/task/*/syscall` of this process's threads, split into fields (a
+/// running thread shows `running`; a thread that ended meanwhile is left out).
+fn own_threads_in_syscalls() -> Vec<Vec<String>> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("list /proc/self/task");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("syscall")).ok())
+        .map(|text| text.split_whitespace().map(str::to_string).collect())
+        .collect()
 }
 
 /// Asserts that the supervisor `supervisor` (pinned as `proc`) does not wake up
