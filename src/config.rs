@@ -16,7 +16,7 @@ use crate::cli::{Cli, ContainArg, OwnerArgs, OwnerMode, RunArgs, StdinMode, Watc
 use crate::error::Error;
 use crate::identity::Name;
 use crate::process::Pid;
-use crate::ready::Probe;
+use crate::ready::Readiness;
 
 /// Who owns the server: the leases ocwrap starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -66,47 +66,6 @@ pub struct RunConfig {
     pub program: OsString,
     #[serde(with = "os_texts")]
     pub args: Vec<OsString>,
-}
-
-/// What readiness waits for: the port accepting a TCP connection on a loopback
-/// host, and with a health path, answering it 2xx (docs/DESIGN.md, "Readiness").
-/// One value, so that a health path never exists without the port it is asked on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Readiness {
-    /// A loopback address, stored bare (`::1`, not `[::1]`).
-    pub host: String,
-    pub port: u16,
-    /// The absolute URL path that must answer 2xx, with `--health`.
-    pub health: Option<String>,
-}
-
-impl Readiness {
-    /// `http://HOST:PORT`, with an IPv6 host in brackets.
-    pub fn url(&self) -> String {
-        format!("http://{}:{}", self.authority_host(), self.port)
-    }
-
-    /// The host as a URL or a `Host:` header writes it: an IPv6 one in brackets.
-    pub fn authority_host(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        }
-    }
-
-    /// The probe readiness uses: a connect, and the health request if any.
-    pub fn probe(&self) -> Probe {
-        Probe::new(self)
-    }
-
-    /// A connect-only probe of the port (for telling a server that daemonized).
-    pub fn port_probe(&self) -> Probe {
-        Probe::new(&Readiness {
-            health: None,
-            ..self.clone()
-        })
-    }
 }
 
 impl RunConfig {

@@ -1,12 +1,8 @@
 //! ocwrap: a launcher that owns a local server's whole process tree and ties its
 //! life to the sessions (owners) that need it.
 //!
-//! Layout: `cli` and `config` (the command line and its validation), `spawn`
-//! (starting the server), `owner` and `watch` (leases and how they are watched),
-//! `tree` and `teardown` (what belongs to the server and how it is ended),
-//! `signals` (the forwarding policy), `lifecycle` and `idle` (the supervisor's
-//! rules, as pure state machines), `supervisor` (the event loop tying them
-//! together), and `sys` (every `unsafe` block and platform call).
+//! How the modules are laid out, layer by layer: docs/DESIGN.md, "How the code
+//! is laid out".
 
 pub mod cli;
 pub mod commands;
@@ -25,7 +21,6 @@ pub mod owner;
 pub mod pins;
 pub mod process;
 pub mod ready;
-pub mod session;
 pub mod signals;
 pub mod spawn;
 pub mod state;

@@ -17,7 +17,6 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::config::Readiness;
 use crate::sys::{Connection, Interest, Waitable};
 
 /// How long one attempt may take, from connect to the status line.
@@ -28,6 +27,47 @@ pub const MAX_PAUSE: Duration = Duration::from_millis(4);
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
 /// The most of a response that is read to find its status line.
 const MAX_STATUS_LINE: usize = 512;
+
+/// What readiness waits for: the port accepting a TCP connection on a loopback
+/// host, and with a health path, answering it 2xx (docs/DESIGN.md, "Readiness").
+/// One value, so that a health path never exists without the port it is asked on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Readiness {
+    /// A loopback address, stored bare (`::1`, not `[::1]`).
+    pub host: String,
+    pub port: u16,
+    /// The absolute URL path that must answer 2xx, with `--health`.
+    pub health: Option<String>,
+}
+
+impl Readiness {
+    /// `http://HOST:PORT`, with an IPv6 host in brackets.
+    pub fn url(&self) -> String {
+        format!("http://{}:{}", self.authority_host(), self.port)
+    }
+
+    /// The host as a URL or a `Host:` header writes it: an IPv6 one in brackets.
+    pub fn authority_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    /// The probe readiness uses: a connect, and the health request if any.
+    pub fn probe(&self) -> Probe {
+        Probe::new(self)
+    }
+
+    /// A connect-only probe of the port (for telling a server that daemonized).
+    pub fn port_probe(&self) -> Probe {
+        Probe::new(&Readiness {
+            health: None,
+            ..self.clone()
+        })
+    }
+}
 
 /// Where and how to probe.
 #[derive(Clone, Debug)]
@@ -372,7 +412,6 @@ fn would_block(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Readiness;
     use std::net::TcpListener;
 
     fn probe_of(host: &str, port: u16, health: Option<&str>) -> Probe {

@@ -15,7 +15,7 @@
 //!   It does not sweep dead supervisors first (their teardown may outlast the
 //!   budget); the next command does.
 //!
-//! The owner is the session process ([`crate::session`]), never the hook's
+//! The owner is the session process ([`crate::owner::session`]), never the hook's
 //! short-lived shell: without a session, the hook fails and starts nothing. Owner
 //! options on the command line replace that rule (for testing by hand).
 //!

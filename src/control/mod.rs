@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::owner::Owner;
-use crate::process::{Pid, StartTime};
+use crate::owner::{Owner, OwnerRef};
+use crate::process::Pid;
 use crate::state::record::Record;
 use crate::sys;
 
@@ -135,27 +135,6 @@ impl Request {
     }
 }
 
-/// An owner a `release` names: its PID, and its start time when the client could
-/// see it run (an owner the client saw gone is released by PID: its lease is
-/// over either way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OwnerRef {
-    pub pid: Pid,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<StartTime>,
-}
-
-impl OwnerRef {
-    /// `pid` as this process sees it now.
-    pub fn observe(pid: Pid) -> OwnerRef {
-        OwnerRef {
-            pid,
-            start: Owner::observe(pid).map(|o| o.start),
-        }
-    }
-}
-
 /// Why a request was refused: what a client branches on (the `error` text is for
 /// people).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +210,7 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::StartTime;
 
     #[test]
     fn requests_have_the_documented_wire_form() {

@@ -10,7 +10,7 @@ use run_loop::Supervisor;
 
 use std::time::{Instant, SystemTime};
 
-use crate::config::{Readiness, RunConfig};
+use crate::config::RunConfig;
 use crate::contain::Containment;
 use crate::diag;
 use crate::error::{self, Error};
@@ -19,6 +19,7 @@ use crate::handoff::{Event, Reporter};
 use crate::identity::{Name, ServerId, SupervisorId};
 use crate::owner::{self, Owner};
 use crate::process::Pid;
+use crate::ready::Readiness;
 use crate::ready::ReadyProbe;
 use crate::signals::Signals;
 use crate::spawn;

@@ -19,7 +19,7 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::config::{Readiness, RunConfig};
+use crate::config::RunConfig;
 use crate::control::{ClientId, Clients, Refusal, Reply};
 use crate::diag;
 use crate::error::{self};
@@ -28,6 +28,7 @@ use crate::handoff::{Event, Reporter};
 use crate::idle::IdleClock;
 use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
 use crate::owner::Leases;
+use crate::ready::Readiness;
 use crate::ready::{Probe, ReadyProbe};
 use crate::signals::{self, Signals};
 use crate::state::record::{Record, RecordState};

@@ -3,7 +3,7 @@
 //!
 //! This file is the contract: what every platform provides, one group per concern,
 //! named as the files of each platform's folder are (`proc`, `wait`, `signal`,
-//! `spawn`, `contain`, `fs`, `control`, `handoff`, `net`, `memory`) and as the rows
+//! `spawn`, `contain`, `fs`, `control`, `handoff`, `net`, `memory`, `diag`) and as the rows
 //! of the seam table in docs/DESIGN.md ("Platform seam") are. Linux (`linux/`) is
 //! built and tested; macOS (`macos/`) is type-checked and linted by
 //! `shell/xcheck.sh` but has never run; what the two answer alike is `unix/`.
@@ -62,7 +62,7 @@ pub use family::{
 // spawn: the server (which cannot outlive us), the detached supervisor, logs, stdio.
 pub use family::{
     Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
-    spawn_detached, spawn_server, write_stderr_line,
+    spawn_detached, spawn_server,
 };
 pub use os::become_child_subreaper;
 
@@ -94,6 +94,9 @@ pub use os::established_connections;
 
 // memory: giving back the code start-up mapped.
 pub use os::release_startup_pages;
+
+// diag: ocwrap's own stderr, a line at a time, never blocked by a stalled reader.
+pub use family::write_stderr_line;
 
 /// Helpers for the tests and `src/bin/ocwrap-fixture.rs` only: no product module
 /// uses them.

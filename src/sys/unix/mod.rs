@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 mod control;
+mod diag;
 mod fixture;
 mod fs;
 mod handoff;
@@ -32,8 +33,11 @@ pub use signal::{
 // Spawning: the server, the detached supervisor, the log, ocwrap's own stdio.
 pub use spawn::{
     Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
-    spawn_detached, spawn_server, write_stderr_line,
+    spawn_detached, spawn_server,
 };
+
+// ocwrap's own diagnostics.
+pub use diag::write_stderr_line;
 
 // The state dir: its place and checks, safe entry opens, file identity, locks.
 pub use fs::{

@@ -4,7 +4,7 @@
 //! `docs/DESIGN.md`, section "Platform seam".
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -160,16 +160,6 @@ pub fn open_log(path: &Path) -> io::Result<File> {
         .open(path)?;
     set_nonblocking(file.as_fd(), false)?;
     Ok(file)
-}
-
-/// Writes one diagnostic line to stderr only if the write cannot block now: a
-/// stderr pipe nobody reads must never stall the supervisor (the line is then
-/// dropped). Lines are below `PIPE_BUF`, so such a write is atomic.
-pub fn write_stderr_line(line: &[u8]) {
-    let stderr = io::stderr();
-    if os::writable_now(stderr.as_fd()) {
-        let _ = stderr.lock().write_all(line);
-    }
 }
 
 /// Points each of fds 0, 1 and 2 that is closed at `/dev/null`. A supervisor started

@@ -220,12 +220,6 @@ pub fn remove_empty_cgroup(_path: &Path) -> io::Result<()> {
     ))
 }
 
-/// No-op: Windows has no subreaper. The job is what keeps every descendant in
-/// ocwrap's tree, wherever its parent went.
-pub fn become_child_subreaper() -> io::Result<()> {
-    Ok(())
-}
-
 /// A job object that holds the server and everything it starts. Its only handle is
 /// ours, and it is created with `KILL_ON_JOB_CLOSE`: when that handle closes — we
 /// exit, crash, or are killed, however — the kernel terminates every process in the

@@ -6,7 +6,6 @@
 use std::io::{self, Write};
 use std::os::windows::io::AsHandle;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId};
@@ -15,22 +14,10 @@ use windows_sys::Win32::System::Threading::PROCESS_QUERY_LIMITED_INFORMATION;
 use super::fs::state_entry_options;
 use super::pipe::{MAX_PIPE_NAME, PAIR_WAIT, PipeListener, PipeStream, Side, unique_pipe_name};
 use super::proc::{creation_time, open_process};
-use super::security::{UserSid, token_user};
+use super::security::{UserId, UserSid, token_user};
 use super::wait::{Interest, Waitable};
 use super::{check, raw};
 use crate::process::Pid;
-
-/// Who runs a process: a user's security identifier.
-pub type UserId = UserSid;
-
-/// The user this process runs as. Read once; if it cannot be read, an empty SID
-/// that no peer ever matches (every control client is then refused).
-pub fn current_user() -> UserId {
-    static CURRENT: OnceLock<UserSid> = OnceLock::new();
-    CURRENT
-        .get_or_init(|| UserSid::current().unwrap_or(UserSid(Vec::new())))
-        .clone()
-}
 
 /// Longest control path: the path of the file naming the pipe (Windows paths, with
 /// std's long-path support).
@@ -230,6 +217,7 @@ mod tests {
     use super::*;
     use crate::sys::windows::fixture::scratch;
     use crate::sys::windows::poll_readable;
+    use crate::sys::windows::security::current_user;
     use crate::sys::windows::security::sid_bytes;
     use std::fs;
     use std::mem::{size_of, zeroed};

@@ -25,8 +25,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::IO::OVERLAPPED;
 use windows_sys::Win32::System::Threading::WaitForSingleObject;
 
-use super::control::current_user;
-use super::security::{PrivateSecurity, UserSid, file_owner};
+use super::security::{PrivateSecurity, UserSid, current_user, file_owner};
 use super::wait::Waitable;
 use super::{check, owned_or_invalid, raw, wide};
 

@@ -22,6 +22,7 @@ mod diag;
 mod fixture;
 mod fs;
 mod handoff;
+mod memory;
 mod net;
 mod pipe;
 mod proc;
@@ -55,12 +56,12 @@ pub use signal::{
 
 // Spawning the server, and the detached supervisor.
 pub use spawn::{
-    Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
-    release_startup_pages, spawn_detached, spawn_server,
+    Detached, ServerChild, become_child_subreaper, command_not_executable, command_not_found,
+    ensure_stdio_open, open_log, spawn_detached, spawn_server,
 };
 
 // Containment: the job object (the seam's `Cgroup`).
-pub use contain::{Cgroup, become_child_subreaper, own_child_cgroups, remove_empty_cgroup};
+pub use contain::{Cgroup, own_child_cgroups, remove_empty_cgroup};
 
 // The state dir: its place and privacy, entries, file identity, locks, watching.
 pub use fs::{
@@ -71,15 +72,19 @@ pub use fs::{
 
 // The control channel, who is at its other end, and descriptor limits.
 pub use control::{
-    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId, current_user,
-    descriptor_limit, is_out_of_descriptors,
+    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, descriptor_limit,
+    is_out_of_descriptors,
 };
+pub use security::{UserId, current_user};
 
 // The handoff from `up` to `__supervise`.
 pub use handoff::HandoffChannel;
 
 // Readiness probes and established connections.
 pub use net::{Connection, established_connections};
+
+// Memory: nothing to give back.
+pub use memory::release_startup_pages;
 
 // ocwrap's own diagnostics.
 pub use diag::write_stderr_line;

@@ -20,6 +20,18 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken}
 
 use super::{check, raw, wide};
 
+/// Who runs a process: a user's security identifier.
+pub type UserId = UserSid;
+
+/// The user this process runs as. Read once; if it cannot be read, an empty SID
+/// that no peer ever matches (every control client is then refused).
+pub fn current_user() -> UserId {
+    static CURRENT: std::sync::OnceLock<UserSid> = OnceLock::new();
+    CURRENT
+        .get_or_init(|| UserSid::current().unwrap_or(UserSid(Vec::new())))
+        .clone()
+}
+
 /// A user's security identifier: who owns a process or a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserSid(pub(super) Vec<u8>);

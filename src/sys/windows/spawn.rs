@@ -204,6 +204,8 @@ pub fn spawn_detached(mut command: Command, channel: HandoffChannel) -> io::Resu
     child.map(Detached)
 }
 
-/// Linux unmaps the start-up pages of its own code once the server is ready;
-/// Windows keeps them (its working set is trimmed by the memory manager).
-pub fn release_startup_pages() {}
+/// No-op: Windows has no subreaper. The job is what keeps every descendant in
+/// ocwrap's tree, wherever its parent went.
+pub fn become_child_subreaper() -> io::Result<()> {
+    Ok(())
+}

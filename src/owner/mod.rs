@@ -7,10 +7,11 @@
 //! a process with another start time (PID reuse). How we are woken to look is the
 //! business of [`crate::watch`]; this module only decides.
 
+pub mod session;
+
 use std::io;
 
 use crate::config::OwnerSpec;
-use crate::control::OwnerRef;
 use crate::diag;
 use crate::error::Error;
 use crate::process::{Pid, ProcInfo, StartTime};
@@ -56,6 +57,27 @@ pub fn immortal(pid: Pid) -> Option<&'static str> {
         Some("a kernel thread")
     } else {
         None
+    }
+}
+
+/// An owner a `release` names: its PID, and its start time when the client could
+/// see it run (an owner the client saw gone is released by PID: its lease is
+/// over either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerRef {
+    pub pid: Pid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartTime>,
+}
+
+impl OwnerRef {
+    /// `pid` as this process sees it now.
+    pub fn observe(pid: Pid) -> OwnerRef {
+        OwnerRef {
+            pid,
+            start: Owner::observe(pid).map(|o| o.start),
+        }
     }
 }
 
@@ -124,7 +146,7 @@ pub fn owners_of(leases: &[Lease]) -> Vec<Owner> {
 /// What the owner rules need to know about the command that resolves them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Caller<'a> {
-    /// A hook's session ID, for `--owner session` (see [`crate::session`]).
+    /// A hook's session ID, for `--owner session` (see [`session`]).
     pub session_id: Option<&'a str>,
     /// The command returns while the server runs (`up`, `hook`, `release`), so
     /// "the caller's parent" looks past the npm package's launcher
@@ -189,7 +211,7 @@ pub fn find(spec: &OwnerSpec, caller: Caller<'_>) -> Result<Vec<(Pid, FoundBy)>,
         add(parent()?, FoundBy::Parent);
     }
     if spec.session {
-        match crate::session::find(caller.session_id) {
+        match session::find(caller.session_id) {
             Some(session) => add(session.pid, session.by),
             None if caller.session_required => return Err(Error::NoSession),
             None => {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::owner::{self, FoundBy};
+use super::{self as owner, FoundBy};
 use crate::process::{Pid, StartTime};
 use crate::sys;
 
