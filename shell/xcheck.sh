@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Type-checks and lints ocwrap for the Apple targets on this Linux machine kind, where
 # rustup cannot download other targets. Nothing is linked or run: it proves that
-# src/sys/macos.rs and the portable code compile for macOS, not that they work there.
+# src/sys/macos/ and the portable code compile for macOS, not that they work there.
 #
 #   bash shell/xcheck.sh [TARGET…]     (default: aarch64-apple-darwin x86_64-apple-darwin)
 #   bash shell/xcheck.sh --toolchain-only   (fetch the toolchain if it is not cached; no check)

@@ -9,7 +9,7 @@
 //!   which is a child subreaper; members are found by walking down from it.
 //!
 //! `auto` takes a cgroup when a writable cgroup v2 is there, else the group.
-//! On Windows the seam's `Cgroup` is a job object (`sys/windows.rs`): `auto` always
+//! On Windows the seam's `Cgroup` is a job object (`sys/windows/contain.rs`): `auto` always
 //! gets one, and the kernel empties it when ocwrap dies, so there is never a dead
 //! supervisor's job to clean up.
 //! Not here: finding members and signalling them (`crate::tree`).

@@ -7,7 +7,7 @@
 //! A control client of another user cannot be made under Wine (one user, whose
 //! token every process carries; `LogonUser` is not implemented): the pipe's access
 //! list, which admits only the current user, is checked by a unit test of
-//! `sys/windows.rs` instead.
+//! `sys/windows/` instead.
 
 mod support;
 
