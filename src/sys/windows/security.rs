@@ -26,7 +26,7 @@ pub type UserId = UserSid;
 /// The user this process runs as. Read once; if it cannot be read, an empty SID
 /// that no peer ever matches (every control client is then refused).
 pub fn current_user() -> UserId {
-    static CURRENT: std::sync::OnceLock<UserSid> = OnceLock::new();
+    static CURRENT: std::sync::OnceLock<UserSid> = std::sync::OnceLock::new();
     CURRENT
         .get_or_init(|| UserSid::current().unwrap_or(UserSid(Vec::new())))
         .clone()
