@@ -1,5 +1,5 @@
 //! `ocwrap gc`: the explicit, `--dry-run`-able form of the sweep that every command
-//! runs first (see [`crate::registration`]), plus the removal of what no sweep
+//! runs first (see [`crate::state::sweep`]), plus the removal of what no sweep
 //! touches because nothing in it can be verified.
 //!
 //! - A registration whose supervisor is verifiably dead (lock free, the supervisor
@@ -8,7 +8,7 @@
 //!   is signalled for it.
 //! - A record copied under another name (it names a running supervisor that holds
 //!   another name): removed; nothing is signalled.
-//! - Junk under a name (see [`crate::junk`]), with the registration it is part of,
+//! - Junk under a name (see [`crate::state::junk`]), with the registration it is part of,
 //!   or alone: a junk turn lock (of any name: no `up` can hold one), a directory
 //!   where the control socket of a name with no registration belongs. A directory
 //!   that is not empty is moved aside beside itself, not removed.

@@ -1,24 +1,8 @@
 //! The control socket `<stem>.sock`: how `up`, `release`, `status` and `stop` talk
 //! to a running supervisor (docs/DESIGN.md, "Control protocol").
 //!
-//! One request per connection: a JSON object on one line (`{"op":"attach",
-//! "owners":[{"pid":123,"start":456}],"client":789}`, `{"op":"release",
-//! "owner":{"pid":123,"start":456},"client":789}` or `{"op":"release"}` for all,
-//! `{"op":"status"}`, `{"op":"stop"}`), answered by one line (`{"ok":true,
-//! "record":{…}}` or `{"ok":false,"kind":"…","error":"…"}`). The socket lives in
-//! the `0700` state dir; a peer of another user is refused all the same
-//! (`SO_PEERCRED`), and a message over 64 KiB is refused.
-//!
-//! The supervisor's side never blocks: every connection is a non-blocking member
-//! of the event loop's poll set ([`Clients`]), read and written only as far as the
-//! kernel allows at that moment, with one deadline for the whole exchange counted
-//! from `accept`. A client that sends nothing, or a byte at a time, costs the loop
-//! a few system calls per wake and is dropped at its deadline; past
-//! [`client_limit`] connections, newcomers get a `busy` refusal at once. Should
-//! the process run out of descriptors all the same, the listener's reserve
-//! descriptor takes the pending connection, which is refused `busy` and closed:
-//! the backlog drains and the loop never spins on a listener it cannot accept
-//! from.
+//! One request per connection, one JSON line each way; the requests, replies and
+//! refusals are DESIGN.md's tables. Here: the wire types and the limits.
 
 pub mod client;
 pub mod server;

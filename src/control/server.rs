@@ -1,5 +1,16 @@
 //! The supervisor's side of the control socket: the listener and every
 //! connection as a non-blocking member of the event loop's poll set.
+//!
+//! The supervisor's side never blocks: every connection is a non-blocking member
+//! of the event loop's poll set ([`Clients`]), read and written only as far as the
+//! kernel allows at that moment, with one deadline for the whole exchange counted
+//! from `accept`. A client that sends nothing, or a byte at a time, costs the loop
+//! a few system calls per wake and is dropped at its deadline; past
+//! [`client_limit`](super::client_limit) connections, newcomers get a `busy` refusal at once. Should
+//! the process run out of descriptors all the same, the listener's reserve
+//! descriptor takes the pending connection, which is refused `busy` and closed:
+//! the backlog drains and the loop never spins on a listener it cannot accept
+//! from.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -340,7 +340,7 @@ pub enum Clearing {
     /// The files: what the sweep every command runs first removes. A directory
     /// under one of the names stays, for `gc`.
     Files,
-    /// The files and any junk under the names (see [`crate::junk`]), `up`'s turn
+    /// The files and any junk under the names (see [`crate::state::junk`]), `up`'s turn
     /// lock included when it is junk: what `gc` removes, saying what became of each.
     Junk,
 }

@@ -16,7 +16,7 @@ use crate::sys::{self, FileId};
 pub struct Found {
     pub stem: String,
     /// A live process holds the lock (or a shortage of descriptors kept us from
-    /// telling: see [`record::may_be_held`]).
+    /// telling: see [`lock::may_be_held`]).
     pub live: bool,
     /// The record, or why it cannot be used; `None` when there is no record file.
     pub record: Option<Result<Record, Unreadable>>,
@@ -37,7 +37,7 @@ pub struct DeadSupervisor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockFile {
     Absent,
-    /// A regular file, of any size (see [`record::Lock`]).
+    /// A regular file, of any size (see [`lock::Lock`]).
     Regular,
     /// A symlink, FIFO, directory… (which, in words): junk that only `gc` removes.
     NotRegular(&'static str),
