@@ -11,12 +11,11 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use support::{DEADLINE, Running, StateDir, fixture, fixture_bin, ocwrap, output};
+use support::{DEADLINE, Running, StateDir, fixture, fixture_bin, free_port, ocwrap, output};
 
 /// `ocwrap run --state-dir DIR ARGS… -- fixture tree --children 1 EXTRA…`.
 fn run_tree(state: &StateDir, args: &[&str], extra: &[&str]) -> Running {
@@ -36,12 +35,6 @@ fn owner() -> Running {
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// A port nobody listens on (right now).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 #[test]
@@ -259,4 +252,22 @@ fn the_default_state_dir_is_under_local_app_data() {
         state.path().join("ocwrap").is_dir(),
         "no %LOCALAPPDATA%\\ocwrap"
     );
+}
+
+/// The harness's own guarantee: a process it cannot open never counts as gone,
+/// unless no process has the PID (`ERROR_INVALID_PARAMETER`) and it was announced.
+#[test]
+fn a_failed_pin_fails_the_test_unless_no_such_process_is_left() {
+    // No process has this PID: far above any that Windows or Wine hands out here.
+    let nobody = ocwrap::process::Pid::new(0x7fff_fffc).expect("a PID");
+    assert!(
+        !support::Proc::pin_announced(nobody).is_running(),
+        "announced, and no such process: gone"
+    );
+    let strict = std::panic::catch_unwind(|| support::Proc::pin(nobody));
+    let message = strict
+        .err()
+        .and_then(|p| p.downcast_ref::<String>().cloned())
+        .expect("a pin of no process that must run fails the test");
+    assert!(message.contains("cannot open"), "{message:?}");
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use ocwrap::process::Pid;
 use ocwrap::sys::{self, AsWaitable, PidFd};
+use windows_sys::Win32::Foundation::ERROR_INVALID_PARAMETER;
 
 /// How long any expected event may take. Generous: Wine starts processes slowly.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -49,11 +50,35 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Pins `pid`; one that cannot be opened counts as gone.
+    /// Pins `pid`, a process that runs now (or has exited with a handle to it still
+    /// open). Any failure fails the test: a process the harness cannot watch must
+    /// never count as gone, or every later [`Proc::wait_gone`] on it would pass
+    /// whatever became of it (a misparsed PID, a process of another user).
     pub fn pin(pid: Pid) -> Proc {
-        Proc {
-            pid,
-            handle: PidFd::open(pid).ok(),
+        match PidFd::open(pid) {
+            Ok(handle) => Proc {
+                pid,
+                handle: Some(handle),
+            },
+            Err(e) => panic!("cannot open pid {pid}: {e}"),
+        }
+    }
+
+    /// Pins `pid`, named by an announcement that may be older than the process
+    /// (each fixture prints its own PID). If no process has that PID, OpenProcess
+    /// fails with `ERROR_INVALID_PARAMETER`: the process existed when it announced
+    /// itself, and has exited and lost its last handle since, so it counts as gone,
+    /// truly. Any other failure fails the test, as in [`Proc::pin`].
+    pub fn pin_announced(pid: Pid) -> Proc {
+        match PidFd::open(pid) {
+            Ok(handle) => Proc {
+                pid,
+                handle: Some(handle),
+            },
+            Err(e) if e.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) => {
+                Proc { pid, handle: None }
+            }
+            Err(e) => panic!("cannot open announced pid {pid}: {e}"),
         }
     }
 
@@ -227,7 +252,7 @@ impl Running {
             .next()
             .and_then(|w| w.parse::<Pid>().ok())
             .unwrap_or_else(|| panic!("no PID after {prefix:?}: {rest:?}"));
-        Proc::pin(pid)
+        Proc::pin_announced(pid)
     }
 
     /// Waits for it to exit; panics after [`DEADLINE`].
@@ -297,3 +322,45 @@ pub fn output(command: Command) -> Output {
         stderr: running.stderr(),
     }
 }
+
+/// A TCP port on 127.0.0.1 that nobody listens on, and that no other test takes
+/// while this test process runs (as `free_port` in the Unix harness, which says
+/// more). Binding `:0` and dropping the listener is a time-of-check race: the
+/// port is given out again, to the next `:0` bind or outgoing connection, before
+/// the server binds it. So a port is taken from [`PORT_BLOCK`], below the dynamic
+/// ranges `:0` binds and outgoing connections are given (Windows' 49152-65535,
+/// and under Wine the Linux host's, 32768-60999 by default); never twice in a run
+/// (an atomic counter); only while no concurrent run holds it (an exclusive lock on
+/// `ocwrap-test-port-PORT.lock` in the temp dir, held until the process exits);
+/// and only if a bind succeeds (nothing listens on it now).
+pub fn free_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    // The claims, held (and so the ports reserved) until the process exits.
+    static CLAIMS: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORT_BLOCK
+            .clone()
+            .nth(n)
+            .unwrap_or_else(|| panic!("no port of {PORT_BLOCK:?} is left"));
+        let path = std::env::temp_dir().join(format!("ocwrap-test-port-{port}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => panic!("lock {}: {e}", path.display()),
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMS.lock().expect("the port claims").push(file);
+            return port;
+        }
+    }
+}
+
+/// Where [`free_port`] takes ports from: below both dynamic ranges.
+pub const PORT_BLOCK: std::ops::RangeInclusive<u16> = 20000..=32767;
