@@ -1,9 +1,12 @@
-//! Typed process identities: PIDs, start times, kill targets and process snapshots.
+//! Typed process identities: PIDs, start times, kill targets, signals and process
+//! snapshots.
 //!
 //! Raw integers become types here so that "which process" is never ambiguous: a
 //! [`Pid`] is always a real process (> 0), a [`Target`] says whether a signal goes to
 //! one process or to a whole group, and the negative PID that `kill(2)` wants for a
-//! group is made in exactly one place. Nothing here talks to the OS; see `sys`.
+//! group is made in exactly one place. A [`Signal`] is a name, not a number: each
+//! platform under `sys` maps it to its own numbers, where it has any. Nothing here
+//! talks to the OS; see `sys`.
 
 use std::fmt;
 
@@ -100,6 +103,52 @@ impl Target {
     }
 }
 
+/// The signals ocwrap speaks of: POSIX's names, without their numbers, which differ
+/// between platforms (SIGUSR1 is 10 on Linux, 30 on macOS) and which Windows does
+/// not have. `sys` says what each means where it runs, and maps it to the
+/// platform's number where one is needed (`sys::signal_number`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Hup,
+    Int,
+    Quit,
+    Kill,
+    Usr1,
+    Usr2,
+    Term,
+    Chld,
+    Cont,
+    Ttin,
+    Ttou,
+    Winch,
+}
+
+impl Signal {
+    /// The POSIX name: "SIGTERM", "SIGKILL", ….
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Quit => "SIGQUIT",
+            Signal::Kill => "SIGKILL",
+            Signal::Usr1 => "SIGUSR1",
+            Signal::Usr2 => "SIGUSR2",
+            Signal::Term => "SIGTERM",
+            Signal::Chld => "SIGCHLD",
+            Signal::Cont => "SIGCONT",
+            Signal::Ttin => "SIGTTIN",
+            Signal::Ttou => "SIGTTOU",
+            Signal::Winch => "SIGWINCH",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The run state letter of `/proc/PID/stat` that matters to us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunState {
@@ -186,6 +235,12 @@ mod tests {
             .collect();
         pids.sort();
         assert_eq!(pids, [11, 12, 13]);
+    }
+
+    #[test]
+    fn signals_are_named_as_posix_names_them() {
+        assert_eq!(Signal::Term.name(), "SIGTERM");
+        assert_eq!(Signal::Winch.to_string(), "SIGWINCH");
     }
 
     #[test]

@@ -43,20 +43,9 @@ pub fn is_terminating(signal: Signal) -> bool {
     )
 }
 
+/// The POSIX name, "SIGTERM" (see [`Signal::name`]).
 pub fn name(signal: Signal) -> &'static str {
-    match signal {
-        sys::SIGINT => "SIGINT",
-        sys::SIGTERM => "SIGTERM",
-        sys::SIGHUP => "SIGHUP",
-        sys::SIGQUIT => "SIGQUIT",
-        sys::SIGUSR1 => "SIGUSR1",
-        sys::SIGUSR2 => "SIGUSR2",
-        sys::SIGWINCH => "SIGWINCH",
-        sys::SIGCONT => "SIGCONT",
-        sys::SIGCHLD => "SIGCHLD",
-        sys::SIGKILL => "SIGKILL",
-        _ => "signal",
-    }
+    signal.name()
 }
 
 /// The supervisor's signal inbox.

@@ -444,7 +444,8 @@ fn record_signals(ignore_term: bool, late_chain: u32) {
             start_late(late_chain);
         }
         if TERMINATING.contains(&signal) && !(ignore_term && signal == sys::SIGTERM) {
-            std::process::exit(128 + signal);
+            // Every signal has a number where one can arrive here (Unix).
+            std::process::exit(sys::signal_number(signal).map_or(1, |n| 128 + n));
         }
     });
     if handled.is_err() {

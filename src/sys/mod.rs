@@ -53,10 +53,11 @@ pub use os::{
 pub use family::{AsWaitable, Interest, Waitable, poll, poll_readable, reap};
 pub use os::{EventSet, PidFd, pidfd_supported};
 
-// signal: the vocabulary, signalling a process or a group, ocwrap's own stop requests.
+// signal: the vocabulary (`process::Signal`, as `SIG*`) and its numbers here, where
+// signals have any; signalling a process or a group, ocwrap's own stop requests.
 pub use family::{
     SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
-    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal,
+    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal, signal_number,
 };
 
 // spawn: the server (which cannot outlive us), the detached supervisor, logs, stdio.
@@ -107,7 +108,7 @@ pub mod fixture {
     pub use super::os::voluntary_context_switches;
     pub use super::os::{exit_this_thread, fork_idle_children, pending_signals};
     #[cfg(unix)]
-    pub use super::unix::{effective_uid, set_nonblocking};
+    pub use super::unix::{effective_uid, set_nonblocking, stop_process};
 
     /// Held by every unit test that opens or closes a loopback TCP socket, so
     /// that a test reading the kernel's socket tables sees no one else's churn.

@@ -286,7 +286,7 @@ fn a_stopped_supervisor_gets_release_and_stop_unconfirmed_and_carries_them_out()
     let mut run = dir.run(&["--name", "st", "--owner-pid", &pid], TREE);
     let procs = run.tree();
     dir.served("st");
-    run.pinned.signal(libc::SIGSTOP);
+    run.pinned.stop();
     let supervisor = run.pinned.pid;
     eventually("the supervisor is stopped", || {
         std::fs::read_to_string(format!("/proc/{supervisor}/stat"))
@@ -313,7 +313,7 @@ fn a_stopped_supervisor_gets_release_and_stop_unconfirmed_and_carries_them_out()
         procs.iter().all(Proc::is_running),
         "nothing happens while stopped"
     );
-    run.pinned.signal(libc::SIGCONT);
+    run.pinned.signal(sys::SIGCONT);
     // Both requests were whole in its socket's queue: it acts on them now.
     assert_all_gone(&procs);
     assert_eq!(run.exit_code(), 0, "{}", run.stderr());
@@ -412,7 +412,7 @@ fn a_supervisor_never_removes_files_that_are_not_its_own() {
     let a_pid = a.pinned.pid;
     served(&dir.socket("x"));
     // A cannot react while stopped: B takes the name in the wiped dir first.
-    a.pinned.signal(libc::SIGSTOP);
+    a.pinned.stop();
     std::fs::remove_dir_all(&dir.dir).expect("wipe the state dir");
     let mut b = dir.run(&["--name", "x", "--owner", "none"], TREE);
     let b_tree = b.tree();
@@ -420,10 +420,10 @@ fn a_supervisor_never_removes_files_that_are_not_its_own() {
         served(&dir.socket("x"))["supervisor"]["pid"],
         b.pinned.pid.get()
     );
-    a.pinned.signal(libc::SIGCONT);
+    a.pinned.signal(sys::SIGCONT);
     let fallback = format!("pid-{a_pid}");
     eventually("A re-registers under its pid", || dir.is_live(&fallback));
-    a.pinned.signal(libc::SIGTERM);
+    a.pinned.signal(sys::SIGTERM);
     for p in &a_tree {
         p.wait_gone("a process of A's tree");
     }
@@ -837,7 +837,7 @@ fn sigkilled_supervisor(dir: &State) -> (Running, Vec<Proc>) {
     let procs = run.tree();
     served(&dir.socket("x"));
     let (server, supervisor) = run.server_and_supervisor();
-    supervisor.signal(libc::SIGKILL);
+    supervisor.signal(sys::SIGKILL);
     supervisor.wait_gone("the SIGKILLed supervisor");
     server.wait_gone("the server, by its parent-death signal");
     let leftovers: Vec<Proc> = procs.into_iter().skip(1).collect();

@@ -12,6 +12,7 @@ use crate::support::{
     ocwrap_once, status_json,
 };
 use ocwrap::process::Pid;
+use ocwrap::sys;
 
 /// A supervisor of `fixture tree --listen P`, unowned (so only idleness or a
 /// signal ends it), in its own state dir.
@@ -170,7 +171,7 @@ fn without_idle_timeout_a_server_with_a_port_costs_no_wake_ups() {
     let mut run = served.run(&["--watch-method", "pidfd"], &[]);
     run.expect_line("ready");
     assert_no_wake_ups(&run.pinned, Duration::from_secs(5));
-    run.pinned.signal(libc::SIGTERM);
+    run.pinned.signal(sys::SIGTERM);
     run.wait_exit();
 }
 

@@ -134,7 +134,7 @@ fn an_unnamed_supervisor_writes_a_pid_record() {
     let stem = format!("pid-{}", supervisor.pid);
     state.served(&stem);
     assert_eq!(state.record(&stem)["name"], Value::Null);
-    supervisor.signal(libc::SIGTERM);
+    supervisor.signal(sys::SIGTERM);
     assert_eq!(run.exit_code(), 143);
     assert!(!state.has_record(&stem), "record removed");
 }
@@ -543,7 +543,7 @@ fn gc_kills_the_leftovers_of_a_sigkilled_supervisor_and_removes_its_record() {
     state.served("x");
     let mut decoy = owner();
     let (server, supervisor) = run.server_and_supervisor();
-    supervisor.signal(libc::SIGKILL);
+    supervisor.signal(sys::SIGKILL);
     server.wait_gone("the server, by its parent-death signal");
     let leftovers: Vec<&Proc> = procs[1..].iter().collect();
     for p in &leftovers {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     LATE, Launch, Proc, Running, TempDir, assert_all_gone, assert_no_wake_ups, eventually, field,
-    first_exit, fixture_bin, kill_and_reap, ocwrap_bin, owner, owner_dies_tree_goes,
+    first_exit, fixture_bin, kill_and_reap, number, ocwrap_bin, owner, owner_dies_tree_goes,
     sleeps_in_poll_forever, zombie_children,
 };
 use ocwrap::sys;
@@ -268,7 +268,7 @@ fn the_escapee_really_left_the_group_and_the_server_leads_its_own() {
         Some(supervisor.pid),
         "the escapee reparented to ocwrap (subreaper)"
     );
-    supervisor.signal(libc::SIGTERM);
+    supervisor.signal(sys::SIGTERM);
     server.wait_gone("server");
     escapee.wait_gone("escapee");
 }
@@ -310,7 +310,7 @@ fn sigkill_of_ocwrap_kills_its_direct_child() {
         .spawn();
     run.expect_line("ready");
     let (server, supervisor) = run.server_and_supervisor();
-    supervisor.signal(libc::SIGKILL);
+    supervisor.signal(sys::SIGKILL);
     server.wait_gone("the server after ocwrap was SIGKILLed");
 }
 
@@ -366,9 +366,9 @@ fn a_second_sigterm_during_the_grace_kills_at_once() {
         ])
         .spawn();
     let procs = run.tree();
-    run.pinned.signal(libc::SIGTERM);
+    run.pinned.signal(sys::SIGTERM);
     run.expect_line("signal TERM");
-    run.pinned.signal(libc::SIGTERM);
+    run.pinned.signal(sys::SIGTERM);
     assert_all_gone(&procs);
     assert_eq!(run.exit_code(), 137, "the server died of SIGKILL");
 }
@@ -383,9 +383,9 @@ fn usr1_usr2_winch_reach_the_server_and_it_keeps_running() {
         .spawn();
     let procs = run.tree();
     for (signal, name) in [
-        (libc::SIGUSR1, "USR1"),
-        (libc::SIGUSR2, "USR2"),
-        (libc::SIGWINCH, "WINCH"),
+        (sys::SIGUSR1, "USR1"),
+        (sys::SIGUSR2, "USR2"),
+        (sys::SIGWINCH, "WINCH"),
     ] {
         run.pinned.signal(signal);
         run.expect_line(&format!("signal {name}"));
@@ -403,10 +403,10 @@ fn usr1_usr2_winch_reach_the_server_and_it_keeps_running() {
 #[test]
 fn terminating_signals_reach_the_server_and_start_teardown() {
     for (signal, name) in [
-        (libc::SIGINT, "INT"),
-        (libc::SIGTERM, "TERM"),
-        (libc::SIGHUP, "HUP"),
-        (libc::SIGQUIT, "QUIT"),
+        (sys::SIGINT, "INT"),
+        (sys::SIGTERM, "TERM"),
+        (sys::SIGHUP, "HUP"),
+        (sys::SIGQUIT, "QUIT"),
     ] {
         let mut run = Launch::ocwrap()
             .args(["--owner", "none"])
@@ -420,7 +420,7 @@ fn terminating_signals_reach_the_server_and_start_teardown() {
         // forwarded one, or the SIGTERM of teardown right behind it.
         let code = run.exit_code();
         assert!(
-            code == 128 + signal || code == 128 + libc::SIGTERM,
+            code == 128 + number(signal) || code == 128 + number(sys::SIGTERM),
             "SIG{name}: exit {code}"
         );
     }
@@ -480,7 +480,7 @@ fn a_full_stderr_pipe_nobody_reads_neither_blocks_nor_kills_ocwrap() {
         .server(TREE)
         .spawn();
     let procs = run.tree();
-    run.pinned.signal(libc::SIGWINCH); // one more message to write, harmless to the tree
+    run.pinned.signal(sys::SIGWINCH); // one more message to write, harmless to the tree
     owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
@@ -597,7 +597,7 @@ fn owner_ancestor_picks_the_nearest_match() {
         .iter()
         .find(|p| p.pid != outer.pinned.pid)
         .expect("inner spawner");
-    inner.signal(libc::SIGKILL);
+    inner.signal(sys::SIGKILL);
     assert_all_gone(&procs);
     assert!(
         outer

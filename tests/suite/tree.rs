@@ -16,6 +16,7 @@ use crate::support::{
     owner, status_json,
 };
 use ocwrap::process::Pid;
+use ocwrap::sys;
 
 /// A tree with two grandchildren and one `setsid`+double-fork escapee whose
 /// intermediate parent exits at once.
@@ -104,7 +105,7 @@ fn after_ocwrap_is_sigkilled_its_cgroup_holds_exactly_the_leftovers_and_gc_remov
     run.tree();
     let (server, supervisor) = run.server_and_supervisor();
     let cgroup = cgroup_of(&state);
-    supervisor.signal(libc::SIGKILL);
+    supervisor.signal(sys::SIGKILL);
     supervisor.wait_gone("the SIGKILLed supervisor");
     server.wait_gone("the server, by its parent-death signal");
     let mut leftovers = run.all("child");
@@ -203,7 +204,7 @@ fn after_ocwrap_is_sigkilled_a_descendant_outside_its_cgroup_is_swept_by_its_mar
     let leaver = run.proc("leaver");
     assert!(elsewhere.holds(leaver.pid), "the leaver moved itself");
     let (server, supervisor) = run.server_and_supervisor();
-    supervisor.signal(libc::SIGKILL);
+    supervisor.signal(sys::SIGKILL);
     supervisor.wait_gone("the SIGKILLed supervisor");
     server.wait_gone("the server, by its parent-death signal");
     assert!(
@@ -336,7 +337,7 @@ fn beside_two_thousand_idle_processes_an_owner_sigkill_tears_down_the_tree_and_s
         "outside processes were signalled: {disturbed:?}"
     );
     // End them all: their parent, through its pidfd; each dies with it.
-    decoys.pinned.signal(libc::SIGKILL);
+    decoys.pinned.signal(sys::SIGKILL);
     decoys.wait_stdout_closed("the 2,000 idle processes");
 }
 

@@ -305,7 +305,7 @@ fn killing_the_callers_process_group_does_not_touch_the_server() {
     let group = caller.pinned.pid.get();
     ocwrap::sys::signal(
         ocwrap::process::Target::ProcessGroup(Pid::new(group).unwrap()),
-        libc::SIGKILL,
+        ocwrap::sys::SIGKILL,
     )
     .unwrap();
     caller.wait_exit();

@@ -123,11 +123,23 @@ impl Proc {
         );
     }
 
-    pub fn signal(&self, signal: libc::c_int) {
+    pub fn signal(&self, signal: sys::Signal) {
         if let Some(fd) = &self.fd {
             let _ = fd.send_signal(signal);
         }
     }
+
+    /// SIGSTOP, which is not in ocwrap's vocabulary: SIGCONT resumes it.
+    pub fn stop(&self) {
+        if let Some(fd) = &self.fd {
+            let _ = sys::fixture::stop_process(fd);
+        }
+    }
+}
+
+/// This platform's number for `signal` (an exit code of 128 + it means "died of it").
+pub fn number(signal: sys::Signal) -> i32 {
+    sys::signal_number(signal).expect("Unix numbers every signal")
 }
 
 /// Builds an ocwrap (or fixture) command line.
@@ -476,7 +488,7 @@ impl Drop for Running {
     /// leaves behind, so that no test leaves a cgroup.
     fn drop(&mut self) {
         for proc in &self.tracked {
-            proc.signal(libc::SIGKILL);
+            proc.signal(sys::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -578,7 +590,7 @@ pub fn owner() -> Running {
 
 /// Kills a launched process with SIGKILL and reaps it.
 pub fn kill_and_reap(running: &mut Running) {
-    running.pinned.signal(libc::SIGKILL);
+    running.pinned.signal(sys::SIGKILL);
     running.wait_exit();
 }
 

@@ -6,7 +6,8 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::process::Pid;
+use crate::process::{Pid, Signal};
+use crate::sys::unix::signal_to_number;
 
 /// A pidfd: a handle on one process that stays valid, and keeps naming that same
 /// process, even after its PID is recycled.
@@ -30,7 +31,12 @@ impl PidFd {
 
     /// Sends a signal through the pidfd: it reaches the process the pidfd was opened
     /// on, or nobody (`ESRCH`), never a newcomer with the same PID.
-    pub fn send_signal(&self, signal: libc::c_int) -> io::Result<()> {
+    pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
+        self.send_signal_number(signal_to_number(signal))
+    }
+
+    /// [`PidFd::send_signal`], with Linux's number (the tests' SIGSTOP).
+    pub(in crate::sys) fn send_signal_number(&self, signal: libc::c_int) -> io::Result<()> {
         // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
         let rc = unsafe {
             libc::syscall(

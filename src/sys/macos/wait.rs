@@ -10,7 +10,7 @@ use std::{mem, ptr};
 
 use super::proc::proc_info;
 use super::{new_kqueue, register, register_keyed};
-use crate::process::{Pid, ProcInfo, StartTime, Target};
+use crate::process::{Pid, ProcInfo, Signal, StartTime, Target};
 use crate::sys::unix::{self, poll_readable};
 
 /// The stand-in for a pidfd: a kqueue holding one `EVFILT_PROC`/`NOTE_EXIT` event
@@ -70,13 +70,18 @@ impl PidFd {
     /// space (XNU hands PIDs out in order up to 99999) within those microseconds. For
     /// the supervisor's own unreaped children there is no race at all: their PID
     /// stays taken until we reap them.
-    pub fn send_signal(&self, signal: libc::c_int) -> io::Result<()> {
+    pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
+        self.send_signal_number(unix::signal_to_number(signal))
+    }
+
+    /// [`PidFd::send_signal`], with macOS's number (the tests' SIGSTOP).
+    pub(in crate::sys) fn send_signal_number(&self, signal: libc::c_int) -> io::Result<()> {
         let exited = poll_readable(&[self.kq.as_fd()], Some(Duration::ZERO))?[0];
         let same = proc_info(self.pid).is_some_and(|now| now.is_live() && now.start == self.start);
         if exited || !same {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
-        unix::signal(Target::Process(self.pid), signal)
+        unix::signal_by_number(Target::Process(self.pid), signal)
     }
 }
 

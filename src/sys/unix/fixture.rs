@@ -1,5 +1,6 @@
 //! Unix helpers for the tests and `src/bin/ocwrap-fixture.rs` only: signal handlers
-//! for fixture servers, a new session, `argv[0]`. No product module uses them.
+//! for fixture servers, SIGSTOP, a new session, `argv[0]`. No product module uses
+//! them.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -8,15 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::Signal;
+use super::signal::{from_number, number};
+use crate::sys::os::PidFd;
 
 /// Test fixtures: calls `handler` on a thread of its own for each of `signals`.
 pub fn on_signals(
     signals: &[Signal],
     mut handler: impl FnMut(Signal) + Send + 'static,
 ) -> io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new(signals)?;
+    let mut signals = signal_hook::iterator::Signals::new(signals.iter().map(|&s| number(s)))?;
     std::thread::spawn(move || {
-        for signal in signals.forever() {
+        for signal in signals.forever().filter_map(from_number) {
             handler(signal);
         }
     });
@@ -26,7 +29,13 @@ pub fn on_signals(
 /// Test fixtures: catches `signal` and does nothing about it (a server that
 /// ignores SIGTERM, or survives SIGUSR1).
 pub fn catch_signal(signal: Signal) -> io::Result<()> {
-    signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false))).map(|_| ())
+    signal_hook::flag::register(number(signal), Arc::new(AtomicBool::new(false))).map(|_| ())
+}
+
+/// Tests: stops the process `pidfd` pins with SIGSTOP, which is not in the
+/// vocabulary (ocwrap never sends it); SIGCONT, which is, resumes it.
+pub fn stop_process(pidfd: &PidFd) -> io::Result<()> {
+    pidfd.send_signal_number(libc::SIGSTOP)
 }
 
 /// Starts a new session with this process as its leader (test fixture: the middle

@@ -24,11 +24,16 @@ pub use proc::parent_pid;
 // Waiting: descriptors, `poll`, reaping our child.
 pub use wait::{AsWaitable, Interest, Waitable, poll, poll_readable, reap};
 
-// Signals: the vocabulary, sending, the supervisor's inbox, ignoring.
+// Signals: the vocabulary and its numbers, sending, the supervisor's inbox, ignoring.
 pub use signal::{
     SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
-    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal,
+    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal, signal_number,
 };
+// The numbers themselves, for `sys/linux/` and `sys/macos/` only (macOS's `PidFd`
+// signals by PID).
+pub(in crate::sys) use signal::number as signal_to_number;
+#[cfg(target_os = "macos")]
+pub(in crate::sys) use signal::signal_by_number;
 
 // Spawning: the server, the detached supervisor, the log, ocwrap's own stdio.
 pub use spawn::{
@@ -60,7 +65,7 @@ pub use net::Connection;
 
 // For the tests and `src/bin/ocwrap-fixture.rs` only (with `set_nonblocking` and
 // `effective_uid` below, which this folder uses too).
-pub use fixture::{catch_signal, new_session, on_signals, set_arg0};
+pub use fixture::{catch_signal, new_session, on_signals, set_arg0, stop_process};
 
 // ---------------------------------------------------------------------------
 // Helpers the concerns share. Outside `sys`, only the tests use them.

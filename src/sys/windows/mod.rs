@@ -48,10 +48,11 @@ pub use wait::{
     AsWaitable, EventSet, Interest, PidFd, Waitable, pidfd_supported, poll, poll_readable, reap,
 };
 
-// Signals: the vocabulary, their delivery, ocwrap's own stop requests.
+// Signals: the vocabulary (without numbers), their delivery, ocwrap's own stop
+// requests.
 pub use signal::{
     SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
-    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal,
+    SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal, signal_number,
 };
 
 // Spawning the server, and the detached supervisor.

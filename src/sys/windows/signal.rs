@@ -15,24 +15,29 @@ use super::wait::{PidFd, Waitable};
 use super::{KILLED_EXIT_CODE, check, manual_event, raw};
 use crate::process::{Pid, Target};
 
-/// A signal number. Windows has no signals; the portable code speaks POSIX's
-/// vocabulary, with Linux's numbers (so that exit codes read 128 + n as there),
-/// and this file says what each means here: see [`signal`], [`PidFd::send_signal`]
-/// and [`SignalInbox`].
-pub type Signal = i32;
+/// Windows has no signals; the portable code speaks POSIX's vocabulary (a
+/// [`Signal`] names a signal and carries no number), and this file says what each
+/// means here: see [`signal`], [`PidFd::send_signal`] and [`SignalInbox`].
+pub use crate::process::Signal;
 
-pub const SIGHUP: Signal = 1;
-pub const SIGINT: Signal = 2;
-pub const SIGQUIT: Signal = 3;
-pub const SIGKILL: Signal = 9;
-pub const SIGUSR1: Signal = 10;
-pub const SIGUSR2: Signal = 12;
-pub const SIGTERM: Signal = 15;
-pub const SIGCHLD: Signal = 17;
-pub const SIGCONT: Signal = 18;
-pub const SIGTTIN: Signal = 21;
-pub const SIGTTOU: Signal = 22;
-pub const SIGWINCH: Signal = 28;
+pub const SIGHUP: Signal = Signal::Hup;
+pub const SIGINT: Signal = Signal::Int;
+pub const SIGQUIT: Signal = Signal::Quit;
+pub const SIGKILL: Signal = Signal::Kill;
+pub const SIGUSR1: Signal = Signal::Usr1;
+pub const SIGUSR2: Signal = Signal::Usr2;
+pub const SIGTERM: Signal = Signal::Term;
+pub const SIGCHLD: Signal = Signal::Chld;
+pub const SIGCONT: Signal = Signal::Cont;
+pub const SIGTTIN: Signal = Signal::Ttin;
+pub const SIGTTOU: Signal = Signal::Ttou;
+pub const SIGWINCH: Signal = Signal::Winch;
+
+/// Never a number: Windows numbers no signal, and no exit status here names one
+/// ([`exit_signal`] is always `None`).
+pub fn signal_number(_signal: Signal) -> Option<i32> {
+    None
+}
 
 impl PidFd {
     /// "Signals" the process through its handle, so it reaches that process or
@@ -55,7 +60,7 @@ impl PidFd {
 fn unsupported_signal(signal: Signal) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        format!("signal {signal} has no Windows counterpart"),
+        format!("{signal} has no Windows counterpart"),
     )
 }
 
