@@ -14,6 +14,7 @@
 //! supervisor's job to clean up.
 //! Not here: finding members and signalling them (`crate::tree`).
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,10 +58,10 @@ impl Containment {
         }
         let containment = match arg {
             ContainArg::Group => Containment::Group,
-            ContainArg::Cgroup => Cgroup::create(&name)
+            ContainArg::Cgroup => create_recordable(&name)
                 .map(Containment::Cgroup)
                 .map_err(Error::os("creating the server's cgroup (--contain cgroup)"))?,
-            ContainArg::Auto => Cgroup::create(&name).map_or_else(
+            ContainArg::Auto => create_recordable(&name).map_or_else(
                 |e| {
                     diag::note(format_args!("no cgroup for the server ({e})"));
                     Containment::Group
@@ -90,65 +91,97 @@ impl Containment {
         }
     }
 
-    /// The cgroup's path, for the record.
-    pub fn cgroup_path(&self) -> Option<String> {
+    /// The cgroup's path, for the record and the claim.
+    pub fn cgroup_path(&self) -> Option<CgroupPath> {
         match self {
-            Containment::Cgroup(cgroup) => Some(cgroup.path().to_string_lossy().into_owned()),
+            // `choose` keeps only a cgroup whose path can be recorded.
+            Containment::Cgroup(cgroup) => CgroupPath::of(cgroup.path()),
             Containment::Group => None,
         }
     }
 }
 
+/// A new cgroup named `name`, if its path can be recorded ([`CgroupPath::of`]): a
+/// cgroup the record could not name would be lost to the clean-up after a crash.
+fn create_recordable(name: &str) -> io::Result<Cgroup> {
+    let cgroup = Cgroup::create(name)?;
+    if CgroupPath::of(cgroup.path()).is_none() {
+        // Dropping it removes it.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "its path {} is not UTF-8 or has a line break, so no record could name it",
+                cgroup.path().display()
+            ),
+        ));
+    }
+    Ok(cgroup)
+}
+
+/// Where a server's cgroup is, as the record and the lock's claim say it: an
+/// absolute path in UTF-8 without a line break (the claim is one line per field).
+/// Made from a live cgroup's path without loss ([`CgroupPath::of`]), or read from a
+/// record or a claim as written there ([`CgroupPath::recorded`]): a path read back
+/// is a record's word only, and `sys::kill_leftover` checks what it names before
+/// anything is touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CgroupPath(String);
+
+impl CgroupPath {
+    /// `path`, if it can be recorded as it is (UTF-8, no line break).
+    pub fn of(path: &Path) -> Option<CgroupPath> {
+        path.to_str()
+            .filter(|text| !text.contains(['\n', '\r']))
+            .map(|text| CgroupPath(text.to_string()))
+    }
+
+    /// A path as a record or a claim names it.
+    pub fn recorded(text: &str) -> CgroupPath {
+        CgroupPath(text.to_string())
+    }
+
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CgroupPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Kills what is left in the cgroup of a dead supervisor, waits until it is empty,
-/// removes it, and returns the PIDs that were in it.
+/// removes it, and returns the PIDs that were in it (`sys::kill_leftover`).
 ///
-/// Refuses (`InvalidInput`) a path that is not a cgroup2 directory named exactly
-/// after `marker` ([`TreeMarker::cgroup_name`]) below a cgroup2 mount, and a supervisor that is still
-/// alive: a record's word alone never leads to a kill. A cgroup that no longer
-/// exists has nothing left: `Ok` with no PIDs.
-pub fn kill_leftover_cgroup(path: &str, marker: TreeMarker) -> io::Result<Vec<Pid>> {
+/// Refuses (`InvalidInput`) a supervisor that is still alive, and (in `sys`) a path
+/// that is not a cgroup2 directory named exactly after `marker`
+/// ([`TreeMarker::cgroup_name`]) below a cgroup2 mount: a record's word alone never
+/// leads to a kill. A cgroup that no longer exists has nothing left: `Ok` with no
+/// PIDs.
+pub fn kill_leftover_cgroup(path: &CgroupPath, marker: TreeMarker) -> io::Result<Vec<Pid>> {
     if marker.0.is_running() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("the supervisor of {path} is alive"),
         ));
     }
-    let Some(cgroup) = Cgroup::open_existing(Path::new(path), &marker.cgroup_name())? else {
-        return Ok(Vec::new());
-    };
-    let found = cgroup.members()?;
-    if !cgroup.kill()? {
-        for &pid in &found {
-            let _ = signal_member(&cgroup, pid, sys::SIGKILL);
-        }
-    }
-    if !cgroup.wait_empty(LEFTOVER_KILL_WAIT)? {
-        return Err(io::Error::other(format!(
-            "processes in {path} outlived SIGKILL for {LEFTOVER_KILL_WAIT:?}"
-        )));
-    }
-    cgroup.remove()?;
-    Ok(found)
+    sys::kill_leftover(path.as_path(), &marker.cgroup_name(), LEFTOVER_KILL_WAIT)
 }
 
 /// Removes the empty cgroups that dead supervisors left inside our own cgroup
 /// (after a SIGKILL or an OOM kill nothing else removes them); returns their paths.
-/// Only empty ones: the kernel refuses to remove a cgroup that still holds
-/// processes, and those leftovers are for `gc` to kill, from their record.
+/// Only empty ones: those still holding processes are for `gc` to kill, from their
+/// record. Only a cgroup named after a supervisor that is not running is touched.
 pub fn remove_dead_cgroups() -> Vec<PathBuf> {
-    let Ok(cgroups) = sys::own_child_cgroups() else {
-        return Vec::new();
-    };
-    cgroups
-        .into_iter()
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .and_then(TreeMarker::of_cgroup_name)
-                .is_some_and(|marker| !marker.0.is_running())
-        })
-        .filter(|path| sys::remove_empty_cgroup(path).is_ok())
-        .collect()
+    sys::remove_empty_leftovers(&|name| {
+        TreeMarker::of_cgroup_name(name).is_some_and(|marker| !marker.0.is_running())
+    })
 }
 
 /// Sends `signal` to `pid` only if, once pinned by a pidfd, it is still in `cgroup`:
@@ -170,7 +203,8 @@ mod tests {
     #[test]
     fn a_live_supervisor_is_refused() {
         let me = SupervisorId::current().unwrap();
-        let err = kill_leftover_cgroup("/sys/fs/cgroup/ocwrap-x", me.marker()).unwrap_err();
+        let path = CgroupPath::recorded("/sys/fs/cgroup/ocwrap-x");
+        let err = kill_leftover_cgroup(&path, me.marker()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

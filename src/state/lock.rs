@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::entry::{Unreadable, open_entry, remove_if_same};
+use crate::contain::CgroupPath;
 use crate::identity::SupervisorId;
 use crate::sys::{self, FileId};
 
@@ -191,7 +192,7 @@ pub fn wait_until_free(path: &Path, deadline: Instant) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     pub id: SupervisorId,
-    pub cgroup: Option<String>,
+    pub cgroup: Option<CgroupPath>,
 }
 
 impl std::fmt::Display for Claim {
@@ -219,7 +220,7 @@ impl std::str::FromStr for Claim {
         }?;
         let cgroup = match (lines.next(), lines.next()) {
             (None, _) => None,
-            (Some(path), None) if path.starts_with('/') => Some(path.to_string()),
+            (Some(path), None) if path.starts_with('/') => Some(CgroupPath::recorded(path)),
             _ => return Err("a claim has at most two lines, the second a path".into()),
         };
         Ok(Claim { id, cgroup })
@@ -248,7 +249,7 @@ mod tests {
         let bare = Claim { id, cgroup: None };
         let with_cgroup = Claim {
             id,
-            cgroup: Some("/sys/fs/cgroup/x/ocwrap-42.777".into()),
+            cgroup: Some(CgroupPath::recorded("/sys/fs/cgroup/x/ocwrap-42.777")),
         };
         assert_eq!(bare.to_string(), "42.777\n");
         for claim in [&bare, &with_cgroup] {

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::entry::{Unreadable, open_entry};
-use crate::contain::ContainKind;
+use crate::contain::{CgroupPath, ContainKind};
 use crate::identity::{ServerId, SupervisorId};
 use crate::owner::Owner;
 use crate::sys::{self, FileId};
@@ -83,7 +83,7 @@ pub struct Record {
     pub contain: ContainKind,
     /// The server's cgroup, with `cgroup` containment.
     #[serde(default)]
-    pub cgroup: Option<String>,
+    pub cgroup: Option<CgroupPath>,
     /// Why the tree is being torn down; only while `state` is `stopping`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_cause: Option<StopCause>,

@@ -11,6 +11,7 @@ use super::entry::remove_if_same;
 use super::junk::{self, Cleared, Role};
 use super::lock::{self, Claim, Lock};
 use super::record::{self, Record, RecordState};
+use crate::contain::CgroupPath;
 use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
@@ -115,7 +116,7 @@ impl Registration {
     /// Adds the server's cgroup to the claim, before the server starts: after our
     /// own death, the sweep finds exactly what is left in it.
     /// Without a cgroup the claim already says all there is: nothing is written.
-    pub fn claim_cgroup(&mut self, cgroup: Option<String>) -> io::Result<()> {
+    pub fn claim_cgroup(&mut self, cgroup: Option<CgroupPath>) -> io::Result<()> {
         if cgroup == self.claim.cgroup {
             return Ok(());
         }

@@ -7,6 +7,7 @@ use super::entry::Unreadable;
 use super::junk::{self, Role};
 use super::lock::{self, Claim};
 use super::record::{self, Record};
+use crate::contain::CgroupPath;
 use crate::identity::SupervisorId;
 use crate::process::Pid;
 use crate::sys::{self, FileId};
@@ -30,7 +31,7 @@ pub struct Found {
 pub struct DeadSupervisor {
     pub id: SupervisorId,
     /// Its server's cgroup, when it used cgroup containment.
-    pub cgroup: Option<String>,
+    pub cgroup: Option<CgroupPath>,
 }
 
 /// What is at a lock's path.

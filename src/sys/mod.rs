@@ -3,7 +3,8 @@
 //!
 //! This file is the contract: what every platform provides, one group per concern,
 //! named as the files of each platform's folder are (`proc`, `wait`, `signal`,
-//! `spawn`, `contain`, `fs`, `control`, `handoff`, `net`, `memory`, `diag`) and as the rows
+//! `spawn`, `contain`, `leftover`, `fs`, `control`, `handoff`, `net`, `memory`,
+//! `diag`) and as the rows
 //! of the seam table in docs/DESIGN.md ("Platform seam") are. Linux (`linux/`) is
 //! built and tested; macOS (`macos/`) is type-checked and linted by
 //! `shell/xcheck.sh` but has never run; what the two answer alike is `unix/`.
@@ -54,7 +55,8 @@ pub use family::{AsWaitable, Interest, Waitable, poll, poll_readable, reap};
 pub use os::{EventSet, PidFd, pidfd_supported};
 
 // signal: the vocabulary (`process::Signal`, as `SIG*`) and its numbers here, where
-// signals have any; signalling a process or a group, ocwrap's own stop requests.
+// signals have any; signalling a process or a group (a pinned process through
+// `PidFd::send_signal`, in each platform's `signal.rs`), ocwrap's own stop requests.
 pub use family::{
     SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1,
     SIGUSR2, SIGWINCH, Signal, SignalInbox, exit_signal, ignore_signal, signal, signal_number,
@@ -67,9 +69,13 @@ pub use family::{
 };
 pub use os::become_child_subreaper;
 
-// contain: the tree's containment (Linux's cgroup, Windows' job object, macOS: none)
-// and the clean-up of what a dead supervisor's containment left (only Linux has any).
-pub use os::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+// contain: the tree's containment (Linux's cgroup, Windows' job object, macOS: none).
+pub use os::Cgroup;
+
+// leftover: what a dead supervisor's containment left. A Linux cgroup outlives its
+// supervisor; a Windows job dies with its last handle and macOS has no containment,
+// so there the answer is that nothing is left.
+pub use os::{kill_leftover, remove_empty_leftovers};
 
 // fs: the state dir's place and privacy, safe entry opens, file identity, locks,
 // watching for removal or replacement.

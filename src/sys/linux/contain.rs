@@ -10,9 +10,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use crate::process::Pid;
 
@@ -68,45 +67,7 @@ impl Cgroup {
         }
     }
 
-    /// Opens the existing cgroup at `path` if it is a cgroup2 directory named
-    /// exactly `name`, below a cgroup2 mount, with no `.`, `..` or symlink on the
-    /// way. `Ok(None)` when it does not exist (any more).
-    pub fn open_existing(path: &Path, name: &str) -> io::Result<Option<Cgroup>> {
-        let invalid = |why: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not an ocwrap cgroup: {why}", path.display()),
-            )
-        };
-        if !path.is_absolute()
-            || path
-                .components()
-                .any(|c| !matches!(c, Component::RootDir | Component::Normal(_)))
-        {
-            return Err(invalid("not a plain absolute path"));
-        }
-        if path.file_name().map(OsStrExt::as_bytes) != Some(name.as_bytes()) {
-            return Err(invalid("not the expected name"));
-        }
-        let Some(mount) = mounts()?
-            .into_iter()
-            .find(|m| path.starts_with(m) && path != m)
-        else {
-            return Err(invalid("not below a cgroup2 mount"));
-        };
-        match fs::canonicalize(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-            Ok(real) if real != path => return Err(invalid("reached through a symlink")),
-            Ok(_) => {}
-        }
-        if !is_cgroup2(path)? {
-            return Err(invalid("not on a cgroup2 file system"));
-        }
-        Cgroup::at(&mount, path.to_path_buf()).map(Some)
-    }
-
-    fn at(mount: &Path, path: PathBuf) -> io::Result<Cgroup> {
+    pub(super) fn at(mount: &Path, path: PathBuf) -> io::Result<Cgroup> {
         let relative = path
             .strip_prefix(mount)
             .map_err(|_| io::Error::other("cgroup outside its mount"))?;
@@ -208,33 +169,6 @@ impl Cgroup {
         Ok(true)
     }
 
-    /// Waits until the cgroup is empty, at most `timeout`; returns whether it is.
-    pub fn wait_empty(&self, timeout: Duration) -> io::Result<bool> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.is_populated()? {
-                return Ok(true);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            let mut pfd = libc::pollfd {
-                fd: self.events.as_raw_fd(),
-                events: libc::POLLPRI,
-                revents: 0,
-            };
-            let millis = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-            // SAFETY: one valid pollfd for the call.
-            if unsafe { libc::poll(&mut pfd, 1, millis) } < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
-        }
-    }
-
     /// Removes the emptied cgroup, and first any cgroup a member made inside it
     /// (a nested ocwrap, a container runtime).
     pub fn remove(mut self) -> io::Result<()> {
@@ -262,25 +196,9 @@ impl Drop for Cgroup {
     }
 }
 
-/// The cgroups directly inside this process's own cgroup.
-pub fn own_child_cgroups() -> io::Result<Vec<PathBuf>> {
-    let (_, own) = own_cgroup_dir()?;
-    Ok(fs::read_dir(own)?
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|entry| entry.path())
-        .collect())
-}
-
-/// Removes the cgroup at `path` if it is empty: the kernel refuses (`EBUSY`) while
-/// it holds a process or another cgroup.
-pub fn remove_empty_cgroup(path: &Path) -> io::Result<()> {
-    fs::remove_dir(path)
-}
-
 /// The cgroup2 mount that holds this process's own cgroup, and that cgroup's
 /// directory below it.
-fn own_cgroup_dir() -> io::Result<(PathBuf, PathBuf)> {
+pub(super) fn own_cgroup_dir() -> io::Result<(PathBuf, PathBuf)> {
     let own = own_cgroup()?;
     mounts()?
         .into_iter()
@@ -293,7 +211,7 @@ fn own_cgroup_dir() -> io::Result<(PathBuf, PathBuf)> {
 }
 
 /// Whether `path` is on a cgroup2 file system (`statfs(2)`).
-fn is_cgroup2(path: &Path) -> io::Result<bool> {
+pub(super) fn is_cgroup2(path: &Path) -> io::Result<bool> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with a NUL byte"))?;
     // SAFETY: statfs is plain data; zeroed is a valid value to be overwritten.
@@ -319,7 +237,7 @@ fn parse_own_cgroup(text: &str) -> Option<String> {
 }
 
 /// Every cgroup2 mount point, in `/proc/self/mounts` order.
-fn mounts() -> io::Result<Vec<PathBuf>> {
+pub(super) fn mounts() -> io::Result<Vec<PathBuf>> {
     let mut text = String::new();
     File::open("/proc/self/mounts")?.read_to_string(&mut text)?;
     let found = parse_mounts(&text);
@@ -393,18 +311,5 @@ mod tests {
             Some("/user.slice/session-2.scope")
         );
         assert_eq!(parse_own_cgroup("4:memory:/x\n"), None);
-    }
-
-    #[test]
-    fn only_a_plain_path_named_as_expected_is_opened() {
-        for (path, name) in [
-            ("relative/ocwrap-1.2", "ocwrap-1.2"),
-            ("/sys/fs/cgroup/unified/../ocwrap-1.2", "ocwrap-1.2"),
-            ("/sys/fs/cgroup/unified/ocwrap-1.3", "ocwrap-1.2"),
-            ("/tmp/ocwrap-1.2", "ocwrap-1.2"),
-        ] {
-            let err = Cgroup::open_existing(Path::new(path), name).expect_err(path);
-            assert_ne!(err.kind(), io::ErrorKind::NotFound, "{path}");
-        }
     }
 }

@@ -7,9 +7,11 @@ mod contain;
 mod control;
 mod fixture;
 mod fs;
+mod leftover;
 mod memory;
 mod net;
 mod proc;
+mod signal;
 mod spawn;
 mod wait;
 
@@ -28,8 +30,9 @@ pub(in crate::sys) use wait::{exited_successfully, has_exited, writable_now};
 pub use spawn::become_child_subreaper;
 pub(in crate::sys) use spawn::die_with_supervisor;
 
-// Containment: the server's cgroup, and the clean-up of dead supervisors' cgroups.
-pub use contain::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+// Containment: the server's cgroup; and what a dead supervisor's cgroup left.
+pub use contain::Cgroup;
+pub use leftover::{kill_leftover, remove_empty_leftovers};
 
 // The state dir: file watching (inotify).
 pub use fs::FileWatch;

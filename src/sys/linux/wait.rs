@@ -6,8 +6,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::process::{Pid, Signal};
-use crate::sys::unix::signal_to_number;
+use crate::process::Pid;
 
 /// A pidfd: a handle on one process that stays valid, and keeps naming that same
 /// process, even after its PID is recycled.
@@ -27,31 +26,6 @@ impl PidFd {
 
     pub fn try_clone(&self) -> io::Result<PidFd> {
         Ok(PidFd(self.0.try_clone()?))
-    }
-
-    /// Sends a signal through the pidfd: it reaches the process the pidfd was opened
-    /// on, or nobody (`ESRCH`), never a newcomer with the same PID.
-    pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
-        self.send_signal_number(signal_to_number(signal))
-    }
-
-    /// [`PidFd::send_signal`], with Linux's number (the tests' SIGSTOP).
-    pub(in crate::sys) fn send_signal_number(&self, signal: libc::c_int) -> io::Result<()> {
-        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
     }
 }
 

@@ -12,10 +12,12 @@ mod contain;
 mod control;
 mod fixture;
 mod fs;
+mod leftover;
 mod memory;
 mod net;
 mod proc;
 mod procargs;
+mod signal;
 mod spawn;
 mod wait;
 
@@ -46,9 +48,10 @@ pub(in crate::sys) use wait::{exited_successfully, has_exited, writable_now};
 pub use spawn::become_child_subreaper;
 pub(in crate::sys) use spawn::die_with_supervisor;
 
-// Containment: no cgroups. `Cgroup` exists but can never be made, and the clean-up of
-// dead supervisors' cgroups finds none.
-pub use contain::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+// Containment: no cgroups. `Cgroup` exists but can never be made, and a dead
+// supervisor leaves none.
+pub use contain::Cgroup;
+pub use leftover::{kill_leftover, remove_empty_leftovers};
 
 // The state dir: files removed or replaced, a kqueue with `EVFILT_VNODE` on each.
 pub use fs::FileWatch;

@@ -9,7 +9,6 @@ use std::os::windows::io::{AsHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::ERROR_MORE_DATA;
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
@@ -31,10 +30,8 @@ use windows_sys::Win32::System::Threading::{
     TerminateProcess,
 };
 
-use super::wait::{Waitable, wait_any};
-use super::{
-    KILLED_EXIT_CODE, check, manual_event, owned_or_invalid, owned_or_null, raw, wait_millis,
-};
+use super::wait::Waitable;
+use super::{KILLED_EXIT_CODE, check, manual_event, owned_or_invalid, owned_or_null, raw};
 use crate::process::Pid;
 
 /// The completion key of a job's own messages on its port.
@@ -104,12 +101,6 @@ impl Cgroup {
         })
     }
 
-    /// Nothing to open: an unnamed job cannot be reached by another process, and
-    /// the one a dead supervisor held was emptied by the kernel when it died.
-    pub fn open_existing(_path: &Path, _name: &str) -> io::Result<Option<Cgroup>> {
-        Ok(None)
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -153,21 +144,6 @@ impl Cgroup {
         Ok(true)
     }
 
-    /// Waits until no member runs, at most `timeout`; whether none does.
-    pub fn wait_empty(&self, timeout: Duration) -> io::Result<bool> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.is_populated()? {
-                return Ok(true);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            wait_any(&[self.events_fd()], wait_millis(Some(left)))?;
-        }
-    }
-
     /// Closes the job (its members are gone by now).
     pub fn remove(self) -> io::Result<()> {
         Ok(())
@@ -205,19 +181,6 @@ fn forward_job_events(port: &OwnedHandle, changed: &OwnedHandle) {
             unsafe { SetEvent(raw(changed)) };
         }
     }
-}
-
-/// No job is left behind by a dead supervisor (see [`Cgroup`]): none to list.
-pub fn own_child_cgroups() -> io::Result<Vec<PathBuf>> {
-    Ok(Vec::new())
-}
-
-/// Nothing to remove (see [`own_child_cgroups`]).
-pub fn remove_empty_cgroup(_path: &Path) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "jobs are not left behind on Windows",
-    ))
 }
 
 /// A job object that holds the server and everything it starts. Its only handle is

@@ -22,6 +22,7 @@ mod diag;
 mod fixture;
 mod fs;
 mod handoff;
+mod leftover;
 mod memory;
 mod net;
 mod pipe;
@@ -61,8 +62,10 @@ pub use spawn::{
     ensure_stdio_open, open_log, spawn_detached, spawn_server,
 };
 
-// Containment: the job object (the seam's `Cgroup`).
-pub use contain::{Cgroup, own_child_cgroups, remove_empty_cgroup};
+// Containment: the job object (the seam's `Cgroup`); what a dead supervisor's job
+// left (nothing).
+pub use contain::Cgroup;
+pub use leftover::{kill_leftover, remove_empty_leftovers};
 
 // The state dir: its place and privacy, entries, file identity, locks, watching.
 pub use fs::{
