@@ -75,36 +75,11 @@ fn main() -> ExitCode {
     let Some((mode, rest)) = args.split_first() else {
         return usage();
     };
-    let has = |flag: &str| rest.iter().any(|a| a == flag);
-    let value = |flag: &str| {
-        rest.iter()
-            .position(|a| a == flag)
-            .and_then(|i| rest.get(i + 1))
-            .and_then(|v| v.parse::<u32>().ok())
-    };
-    let text = |flag: &str| {
-        rest.iter()
-            .position(|a| a == flag)
-            .and_then(|i| rest.get(i + 1))
-            .cloned()
-    };
+    let flags = Flags(rest);
+    let has = |flag: &str| flags.has(flag);
+    let value = |flag: &str| flags.value(flag);
     match mode.as_str() {
-        "tree" => tree(&Options {
-            leave_cgroup: text("--leave-cgroup"),
-            daemonize: has("--daemonize"),
-            children: value("--children").unwrap_or(0),
-            escape: has("--escape"),
-            transient: has("--transient"),
-            ignore_term: has("--ignore-term"),
-            signals: has("--signals"),
-            read_stdin: has("--read-stdin"),
-            exit: value("--exit"),
-            listen: value("--listen").and_then(|p| u16::try_from(p).ok()),
-            mute: has("--mute"),
-            listen_after: value("--listen-after")
-                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
-            late_chain: value("--late-chain").unwrap_or(0),
-        }),
+        "tree" => tree(&Options::from(&flags)),
         "wide" => match rest.first().and_then(|n| n.parse::<u32>().ok()) {
             Some(total) if total >= 1 => wide(
                 total,
@@ -131,27 +106,7 @@ fn main() -> ExitCode {
             say(format_args!("sleeper {}", std::process::id()));
             block()
         }
-        "grandchild" => {
-            ignore_term_if(has("--ignore-term"));
-            survive_usr_if(has("--survive-usr"));
-            if let Some(parent) = value("--after-parent") {
-                wait_for_exit(parent);
-            }
-            if let Some(port) = value("--listen-at").and_then(|p| u16::try_from(p).ok()) {
-                say(format_args!("{} {}", label(rest), std::process::id()));
-                listen(port, false);
-                return block();
-            }
-            if let Some(dir) = text("--into-cgroup") {
-                let procs = std::path::Path::new(&dir).join("cgroup.procs");
-                if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
-                    say(format_args!("leaving the cgroup failed: {e}"));
-                    return ExitCode::FAILURE;
-                }
-            }
-            say(format_args!("{} {}", label(rest), std::process::id()));
-            block()
-        }
+        "grandchild" => grandchild(&flags),
         "announce" => {
             say(format_args!("{} {}", label(rest), std::process::id()));
             ExitCode::SUCCESS
@@ -164,6 +119,76 @@ fn main() -> ExitCode {
         }
         _ => usage(),
     }
+}
+
+/// A mode's arguments after the mode: `--flag`, `--flag N`, `--flag TEXT`.
+struct Flags<'a>(&'a [String]);
+
+impl Flags<'_> {
+    fn has(&self, flag: &str) -> bool {
+        self.0.iter().any(|a| a == flag)
+    }
+
+    fn text(&self, flag: &str) -> Option<String> {
+        self.0
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| self.0.get(i + 1))
+            .cloned()
+    }
+
+    fn value(&self, flag: &str) -> Option<u32> {
+        self.text(flag).and_then(|v| v.parse::<u32>().ok())
+    }
+}
+
+impl Options {
+    fn from(flags: &Flags<'_>) -> Options {
+        Options {
+            leave_cgroup: flags.text("--leave-cgroup"),
+            daemonize: flags.has("--daemonize"),
+            children: flags.value("--children").unwrap_or(0),
+            escape: flags.has("--escape"),
+            transient: flags.has("--transient"),
+            ignore_term: flags.has("--ignore-term"),
+            signals: flags.has("--signals"),
+            read_stdin: flags.has("--read-stdin"),
+            exit: flags.value("--exit"),
+            listen: flags.value("--listen").and_then(|p| u16::try_from(p).ok()),
+            mute: flags.has("--mute"),
+            listen_after: flags
+                .value("--listen-after")
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+            late_chain: flags.value("--late-chain").unwrap_or(0),
+        }
+    }
+}
+
+/// `grandchild`: a member that waits, perhaps after its parent's exit, perhaps
+/// listening, perhaps after leaving the cgroup for another.
+fn grandchild(flags: &Flags<'_>) -> ExitCode {
+    ignore_term_if(flags.has("--ignore-term"));
+    survive_usr_if(flags.has("--survive-usr"));
+    if let Some(parent) = flags.value("--after-parent") {
+        wait_for_exit(parent);
+    }
+    if let Some(port) = flags
+        .value("--listen-at")
+        .and_then(|p| u16::try_from(p).ok())
+    {
+        say(format_args!("{} {}", label(flags.0), std::process::id()));
+        listen(port, false);
+        return block();
+    }
+    if let Some(dir) = flags.text("--into-cgroup") {
+        let procs = std::path::Path::new(&dir).join("cgroup.procs");
+        if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
+            say(format_args!("leaving the cgroup failed: {e}"));
+            return ExitCode::FAILURE;
+        }
+    }
+    say(format_args!("{} {}", label(flags.0), std::process::id()));
+    block()
 }
 
 struct Options {
