@@ -201,6 +201,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cgroup_path_is_recorded_only_as_it_is() {
+        let plain = Path::new("/sys/fs/cgroup/a b/ocwrap-1.2");
+        assert_eq!(CgroupPath::of(plain).unwrap().as_path(), plain);
+        // The claim is one field per line: a path with a line break would read back
+        // as another path.
+        assert_eq!(CgroupPath::of(Path::new("/sys/fs/cgroup/a\nb")), None);
+        assert_eq!(CgroupPath::of(Path::new("/sys/fs/cgroup/a\rb")), None);
+    }
+
+    #[test]
     fn a_live_supervisor_is_refused() {
         let me = SupervisorId::current().unwrap();
         let path = CgroupPath::recorded("/sys/fs/cgroup/ocwrap-x");

@@ -9,6 +9,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::identity::Name;
 use crate::process::Pid;
 
 #[derive(Debug)]
@@ -61,13 +62,13 @@ pub enum Error {
     /// `what` says what and where ("a directory where the name's lock belongs").
     InTheWay { path: PathBuf, what: String },
     /// A live supervisor holds the name.
-    AlreadyRunning { name: String, pid: Option<Pid> },
+    AlreadyRunning { name: Name, pid: Option<Pid> },
     /// No live supervisor holds the name.
-    NotRunning(String),
+    NotRunning(Name),
     /// A live supervisor refused a control request or could not be reached.
-    Control { name: String, message: String },
+    Control { name: Name, message: String },
     /// `release` of an owner that holds no lease.
-    NotOwner { name: String, message: String },
+    NotOwner { name: Name, message: String },
     /// A system call the supervisor depends on failed.
     Os {
         what: &'static str,

@@ -1,5 +1,6 @@
 //! The identities ocwrap passes between its parts, each with one text form
-//! (`Display` and `FromStr`): a supervisor's [`Name`], a supervisor's and a
+//! (`Display` and `FromStr`): a supervisor's [`Name`] and the state-dir [`Stem`]
+//! every name is, a supervisor's and a
 //! server's identity ([`SupervisorId`], [`ServerId`]), and the [`TreeMarker`]
 //! every process of a server's tree inherits (docs/DESIGN.md, "Records and
 //! locks" and "Containment").
@@ -17,13 +18,13 @@ use crate::sys;
 /// (`<name>.lock`, …), so it can never be a path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Name(String);
+pub struct Name(Stem);
 
 impl Name {
     /// For clap and serde: the name, or why it is not one.
     pub fn parse(text: &str) -> Result<Name, String> {
         if valid_name(text) {
-            Ok(Name(text.to_string()))
+            Ok(Name(Stem(text.to_string())))
         } else {
             Err(format!(
                 "'{text}' is not a name: use [A-Za-z0-9._-]{{1,64}}, not starting with '.'"
@@ -33,15 +34,20 @@ impl Name {
 
     /// The name a `--port P` supervisor gets.
     pub fn of_port(port: u16) -> Name {
-        Name(format!("port-{port}"))
+        Name(Stem(format!("port-{port}")))
     }
 
     /// The name of an unnamed supervisor: `pid-<its pid>`.
     pub fn unnamed(pid: Pid) -> Name {
-        Name(format!("pid-{pid}"))
+        Name(Stem(format!("pid-{pid}")))
     }
 
     pub fn as_str(&self) -> &str {
+        &self.0.0
+    }
+
+    /// The stem of this name's files in the state dir.
+    pub fn stem(&self) -> &Stem {
         &self.0
     }
 }
@@ -50,13 +56,13 @@ impl std::ops::Deref for Name {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl std::fmt::Display for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -70,7 +76,72 @@ impl TryFrom<String> for Name {
 
 impl From<Name> for String {
     fn from(name: Name) -> String {
-        name.0
+        name.0.0
+    }
+}
+
+/// The part of a state-dir entry's name before its extension (`<stem>.lock`,
+/// `<stem>.json`, …): every [`Name`] is one ([`Name::stem`]), and so is what a
+/// listing of the state dir finds there ([`Stem::listed`]), which a foreign or
+/// hostile file may have made and which need not be a valid name (`gc` and
+/// `status` still speak of it). Every path `state` makes takes a stem, so none is
+/// built from text with a path separator in it, or from `.`, `..` or nothing.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Stem(String);
+
+impl Stem {
+    /// The stem of an entry named `<text>.<ext>` that a listing found: `None` for
+    /// an empty one, one starting with `.` (hidden, `.`/`..`) or one holding this
+    /// platform's path separator or a NUL (which no listing gives).
+    pub fn listed(text: &str) -> Option<Stem> {
+        let plain = !text.is_empty()
+            && !text.starts_with('.')
+            && !text
+                .chars()
+                .any(|c| c == '\0' || std::path::is_separator(c));
+        plain.then(|| Stem(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name this stem is, if it is a valid one.
+    pub fn name(&self) -> Option<Name> {
+        Name::parse(&self.0).ok()
+    }
+}
+
+impl std::ops::Deref for Stem {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Stem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<Stem> for Stem {
+    fn as_ref(&self) -> &Stem {
+        self
+    }
+}
+
+impl AsRef<Stem> for Name {
+    fn as_ref(&self) -> &Stem {
+        self.stem()
+    }
+}
+
+impl From<&Name> for Stem {
+    fn from(name: &Name) -> Stem {
+        name.stem().clone()
     }
 }
 
@@ -220,6 +291,21 @@ mod tests {
         ] {
             assert!(bad.parse::<SupervisorId>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_listed_stem_is_never_a_path_and_a_name_is_a_stem() {
+        for bad in ["", ".", "..", ".hidden", "a/b", "/abs", "nul\0"] {
+            assert_eq!(Stem::listed(bad), None, "{bad:?}");
+        }
+        // Not a name, but what a listing may find: kept, for gc and status.
+        let foreign = Stem::listed("two words").unwrap();
+        assert_eq!(foreign.as_str(), "two words");
+        assert_eq!(foreign.name(), None);
+        let name = Name::parse("api").unwrap();
+        assert_eq!(Stem::listed("api").as_ref(), Some(name.stem()));
+        assert_eq!(name.stem().name(), Some(name.clone()));
+        assert_eq!(serde_json::to_string(name.stem()).unwrap(), "\"api\"");
     }
 
     #[test]

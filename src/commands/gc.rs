@@ -30,7 +30,7 @@ use super::{print_json, print_line};
 use crate::cli::GcArgs;
 use crate::error::Error;
 use crate::exit;
-use crate::identity::Name;
+use crate::identity::{Name, Stem};
 use crate::process::Pid;
 use crate::state::StateDir;
 use crate::state::junk::{self, Action, Cleared, Entry, Outcome, Role};
@@ -43,13 +43,13 @@ struct GcJson {
     dry_run: bool,
     cleaned: Vec<Report>,
     not_cleaned: Vec<Report>,
-    live: Vec<String>,
+    live: Vec<Stem>,
 }
 
 /// What gc did (or, with `--dry-run`, would do) for one name.
 #[derive(Serialize)]
 struct Report {
-    name: String,
+    name: Stem,
     problem: Option<String>,
     killed: Vec<Pid>,
     /// Directories that were not empty, renamed beside themselves.
@@ -74,7 +74,7 @@ struct Left {
 }
 
 impl Report {
-    fn new(name: String, problem: Option<String>, killed: Vec<Pid>) -> Report {
+    fn new(name: Stem, problem: Option<String>, killed: Vec<Pid>) -> Report {
         Report {
             name,
             problem,
@@ -138,8 +138,8 @@ pub fn run(args: GcArgs) -> Result<u8, Error> {
             fate => reports.extend(clean(&state, found, fate, args.dry_run)),
         }
     }
-    let registered: Vec<&str> = registrations.iter().map(|f| f.stem.as_str()).collect();
-    let reported: Vec<String> = reports.iter().map(|r| r.name.clone()).collect();
+    let registered: Vec<&Stem> = registrations.iter().map(|f| &f.stem).collect();
+    let reported: Vec<Stem> = reports.iter().map(|r| r.name.clone()).collect();
     for (stem, path, role) in strays(&state, &registered, &reported) {
         reports.extend(clean_stray(stem, &path, role, args.dry_run));
     }
@@ -183,7 +183,7 @@ fn clean(state: &StateDir, found: &Found, fate: Fate, dry_run: bool) -> Option<R
 }
 
 /// Clears (or plans to clear) one piece of junk that is part of no registration.
-fn clean_stray(stem: String, path: &Path, role: Role, dry_run: bool) -> Option<Report> {
+fn clean_stray(stem: Stem, path: &Path, role: Role, dry_run: bool) -> Option<Report> {
     let report = |kind| Report::new(stem, Some(junk::describe(kind, role)), Vec::new());
     if dry_run {
         Entry::at(path).map(|e| report(e.kind).with_planned(vec![e]))
@@ -196,11 +196,7 @@ fn clean_stray(stem: String, path: &Path, role: Role, dry_run: bool) -> Option<R
 /// a name not already cleaned (a live one's too: no `up` can hold a junk turn lock),
 /// and a directory where the socket of a name with no registration belongs. (A live
 /// supervisor's socket path is left alone, whatever is there.)
-fn strays(
-    state: &StateDir,
-    registered: &[&str],
-    reported: &[String],
-) -> Vec<(String, PathBuf, Role)> {
+fn strays(state: &StateDir, registered: &[&Stem], reported: &[Stem]) -> Vec<(Stem, PathBuf, Role)> {
     let turns = state
         .stems_of(&["up"])
         .into_iter()
@@ -209,7 +205,7 @@ fn strays(
     let sockets = state
         .stems_of(&["sock"])
         .into_iter()
-        .filter(|stem| !registered.contains(&stem.as_str()))
+        .filter(|stem| !registered.contains(&stem))
         .map(|stem| (state.socket_path(&stem), stem, Role::Socket));
     turns
         .chain(sockets)
@@ -223,8 +219,10 @@ fn strays(
 /// re-registers; it is left alone.)
 fn is_copy(found: &Found) -> bool {
     found.record().is_some_and(|r| {
-        let unnamed = Name::unnamed(r.supervisor.pid).to_string();
-        r.name.as_deref().unwrap_or(&unnamed) != found.stem && found.stem != unnamed
+        // The record's name is its word only: compared as text, never trusted as a name.
+        let unnamed = Name::unnamed(r.supervisor.pid);
+        let own = r.name.as_deref().unwrap_or(&unnamed);
+        own != found.stem.as_str() && unnamed.stem() != &found.stem
     })
 }
 

@@ -41,6 +41,7 @@ use crate::config::RunConfig;
 use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
+use crate::identity::Name;
 use crate::owner::{Caller, FoundBy};
 use crate::process::Pid;
 use crate::state::StateDir;
@@ -148,7 +149,7 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
 /// or a session that holds no lease (the server was external, or already
 /// released), is nothing to do: success.
 fn end_session(
-    stem: &str,
+    stem: &Name,
     owner: Option<(Pid, FoundBy)>,
     outcome: Result<Released, Error>,
     json: bool,

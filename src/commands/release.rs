@@ -23,6 +23,7 @@ use crate::config::{self, OwnerSpec};
 use crate::control::{self, Peer, Refusal, Request};
 use crate::error::Error;
 use crate::exit;
+use crate::identity::Name;
 use crate::owner::OwnerRef;
 use crate::owner::{self, FoundBy, Owner};
 use crate::process::Pid;
@@ -88,7 +89,7 @@ pub fn whose(spec: &OwnerSpec, caller: owner::Caller<'_>) -> Result<Option<(Pid,
 /// Says what became of a release, as `ocwrap release` does (one JSON object with
 /// `json`, else a line on stdout and errors on stderr); returns the exit code.
 pub fn report(
-    stem: &str,
+    stem: &Name,
     owner: Option<(Pid, FoundBy)>,
     outcome: Result<Released, Error>,
     json: bool,
@@ -149,7 +150,7 @@ pub enum Released {
 
 impl Released {
     /// One line on what was done for `owner` (none: every lease).
-    pub fn summary(&self, stem: &str, owner: Option<Pid>) -> String {
+    pub fn summary(&self, stem: &Name, owner: Option<Pid>) -> String {
         let what = owner.map_or_else(|| "every owner".to_string(), |p| format!("owner {p}"));
         match self {
             Released::Confirmed(owners) if owners.is_empty() => {
@@ -168,17 +169,17 @@ impl Released {
 /// unconfirmed).
 pub fn release(
     state: &StateDir,
-    stem: &str,
+    name: &Name,
     owner: Option<(Pid, FoundBy)>,
     deadline: Instant,
 ) -> Result<Released, Error> {
     let owner = owner.map(|(pid, _)| pid);
-    let peer = Peer::new(state, stem);
+    let peer = Peer::new(state, name.stem());
     if !peer.is_live() {
-        return Err(Error::NotRunning(stem.to_string()));
+        return Err(Error::NotRunning(name.clone()));
     }
     let control_error = |message: String| Error::Control {
-        name: stem.to_string(),
+        name: name.clone(),
         message,
     };
     let request = Request::Release {
@@ -192,7 +193,7 @@ pub fn release(
         // its lock is free, there is nothing to release.
         Err(e) => {
             return Err(if peer.wait_gone(deadline) {
-                Error::NotRunning(stem.to_string())
+                Error::NotRunning(name.clone())
             } else {
                 control_error(e.to_string())
             });
@@ -201,7 +202,7 @@ pub fn release(
     match (reply.ok, reply.record) {
         (true, Some(record)) => Ok(Released::Confirmed(record.owners)),
         _ if reply.kind == Some(Refusal::NotOwner) => Err(Error::NotOwner {
-            name: stem.to_string(),
+            name: name.clone(),
             message: reply.error.unwrap_or_else(|| "holds no lease".into()),
         }),
         _ => Err(control_error(

@@ -40,10 +40,10 @@ struct EntryJson<'a> {
 pub fn run(args: StatusArgs) -> Result<u8, Error> {
     let only = args.select.stem();
     let state = open_state(args.state.state_dir.as_deref())?;
-    let entries = survey(&state, only.as_deref());
+    let entries = survey(&state, only.as_ref());
     let missing = only
         .filter(|_| !entries.iter().any(|e| e.live))
-        .map(|stem| Error::NotRunning(stem.to_string()));
+        .map(Error::NotRunning);
     if args.json {
         let supervisors = entries
             .iter()
@@ -99,7 +99,7 @@ fn row(entry: &Found) -> [String; 7] {
     let note = entry.problem().unwrap_or_default();
     match entry.record() {
         Some(r) => [
-            entry.stem.clone(),
+            entry.stem.to_string(),
             r.server.pid.to_string(),
             r.port.map_or_else(dash, |p| p.to_string()),
             if entry.live {
@@ -120,7 +120,7 @@ fn row(entry: &Found) -> [String; 7] {
             note,
         ],
         None => [
-            entry.stem.clone(),
+            entry.stem.to_string(),
             dash(),
             dash(),
             dash(),

@@ -19,6 +19,7 @@ use crate::cli::StopArgs;
 use crate::control::{self, Peer, Request};
 use crate::error::Error;
 use crate::exit;
+use crate::identity::Stem;
 use crate::process::Pid;
 use crate::state::StateDir;
 use crate::state::survey::survey;
@@ -27,24 +28,24 @@ use crate::state::survey::survey;
 struct StopJson {
     status: &'static str,
     stopped: Vec<Stopped>,
-    not_running: Vec<String>,
+    not_running: Vec<Stem>,
     /// Sent whole and not answered in time (stopped, say); with `--wait`, gone
     /// since: `stopped_unconfirmed`.
     unconfirmed: Vec<Failure>,
-    stopped_unconfirmed: Vec<String>,
+    stopped_unconfirmed: Vec<Stem>,
     errors: Vec<Failure>,
 }
 
 #[derive(Serialize)]
 struct Stopped {
-    name: String,
+    name: Stem,
     supervisor_pid: Pid,
     server_pid: Pid,
 }
 
 #[derive(Serialize)]
 struct Failure {
-    name: String,
+    name: Stem,
     /// `control_failed` (see `crate::error::kind`).
     kind: &'static str,
     error: String,
@@ -53,8 +54,8 @@ struct Failure {
 pub fn run(args: StopArgs) -> Result<u8, Error> {
     let only = args.select.stem();
     let state = open_state(args.state.state_dir.as_deref())?;
-    let targets: Vec<String> = match &only {
-        Some(stem) => vec![stem.to_string()],
+    let targets: Vec<Stem> = match &only {
+        Some(name) => vec![name.stem().clone()],
         None => survey(&state, None)
             .into_iter()
             .filter(|e| e.live)
@@ -82,13 +83,13 @@ pub fn run(args: StopArgs) -> Result<u8, Error> {
 
 /// Asks one supervisor to stop (and with `wait`, waits for its lock to go), and
 /// files the outcome under stopped, not running, or errors.
-fn stop_one(state: &StateDir, stem: String, wait: bool, out: &mut StopJson) {
+fn stop_one(state: &StateDir, stem: Stem, wait: bool, out: &mut StopJson) {
     let peer = Peer::new(state, &stem);
     if !peer.is_live() {
         out.not_running.push(stem);
         return;
     }
-    let error = |name: String, error: String| Failure {
+    let error = |name: Stem, error: String| Failure {
         name,
         kind: crate::error::kind::CONTROL_FAILED,
         error,

@@ -30,6 +30,7 @@ use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
 use crate::handoff::{self, Channel, Event, Handoff};
+use crate::identity::Name;
 use crate::owner::{self, Lease, Owner};
 use crate::process::Pid;
 use crate::spawn;
@@ -133,30 +134,28 @@ pub fn up_with(
     timeout: Duration,
     caller: owner::Caller<'_>,
 ) -> Result<Result<Answer, Failure>, Error> {
-    if config.name.is_none() {
+    let Some(name) = &config.name else {
         return Err(config::usage(
             clap::error::ErrorKind::MissingRequiredArgument,
             "up needs --port or --name".into(),
         ));
-    }
+    };
     let state = open_state(config.state_dir.as_deref())?;
-    if let Some(stem) = &config.name {
-        state.checked_socket_path(stem)?;
-    }
+    state.checked_socket_path(name)?;
     let leases = owner::resolve(&config.owners, caller)?;
     let owners = owner::owners_of(&leases);
-    Ok(bring_up(config, &state, &owners, timeout).map(|outcome| Answer { outcome, leases }))
+    Ok(bring_up(config, name, &state, &owners, timeout).map(|outcome| Answer { outcome, leases }))
 }
 
 fn bring_up(
     config: &RunConfig,
+    stem: &Name,
     state: &StateDir,
     owners: &[Owner],
     timeout: Duration,
 ) -> Result<Outcome, Failure> {
-    let stem = config.name.as_deref().unwrap_or_default();
     let lock = state.lock_path(stem);
-    let peer = Peer::new(state, stem);
+    let peer = Peer::new(state, stem.stem());
     let deadline = crate::duration::deadline_after(Instant::now(), timeout);
     loop {
         let turn_path = state.turn_path(stem);
@@ -211,7 +210,7 @@ fn bring_up(
 /// away, so the caller should decide again.
 fn attach(
     peer: &Peer,
-    stem: &str,
+    stem: &Name,
     owners: &[Owner],
     deadline: Instant,
 ) -> Result<Option<Record>, Failure> {
@@ -285,7 +284,7 @@ fn attach(
     }
 }
 
-fn log_path(config: &RunConfig, state: &StateDir, stem: &str) -> PathBuf {
+fn log_path(config: &RunConfig, state: &StateDir, stem: &Name) -> PathBuf {
     config.log.clone().unwrap_or_else(|| state.log_path(stem))
 }
 
@@ -348,7 +347,7 @@ impl Started {
     fn until_ready(
         &mut self,
         state: &StateDir,
-        stem: &str,
+        stem: &Name,
         turn: Lock,
         deadline: Instant,
         timeout: Duration,
@@ -424,8 +423,8 @@ impl Started {
     /// (which means SIGKILL) if its tree does not go at once; SIGKILL to the
     /// supervisor itself as the last resort (its server then dies of its
     /// parent-death signal, the rest is swept by the next command).
-    fn stop(&mut self, state: &StateDir, stem: &str) {
-        let peer = Peer::new(state, stem);
+    fn stop(&mut self, state: &StateDir, stem: &Name) {
+        let peer = Peer::new(state, stem.stem());
         for _ in 0..2 {
             let _ = peer.ask(&Request::Stop, Instant::now() + control::IO_TIMEOUT);
             if self.ended_by(Instant::now() + STOP_WAIT) {

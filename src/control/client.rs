@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{IO_TIMEOUT, MAX_MESSAGE, Refusal, Reply, Request};
+use crate::identity::Stem;
 use crate::state::{StateDir, lock, record};
 use crate::sys::ControlStream;
 
@@ -20,10 +21,10 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(state: &StateDir, name: &str) -> Peer {
+    pub fn new(state: &StateDir, stem: &Stem) -> Peer {
         Peer {
-            lock: state.lock_path(name),
-            socket: state.socket_path(name),
+            lock: state.lock_path(stem),
+            socket: state.socket_path(stem),
         }
     }
 

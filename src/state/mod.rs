@@ -20,6 +20,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::Error;
+use crate::identity::Stem;
 use crate::sys;
 
 #[derive(Debug, Clone)]
@@ -105,25 +106,25 @@ impl StateDir {
         &self.path
     }
 
-    pub fn lock_path(&self, stem: &str) -> PathBuf {
-        self.path.join(format!("{stem}.lock"))
+    pub fn lock_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
+        self.path.join(format!("{}.lock", stem.as_ref()))
     }
 
-    pub fn record_path(&self, stem: &str) -> PathBuf {
-        self.path.join(format!("{stem}.json"))
+    pub fn record_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
+        self.path.join(format!("{}.json", stem.as_ref()))
     }
 
-    pub fn socket_path(&self, stem: &str) -> PathBuf {
-        self.path.join(format!("{stem}.sock"))
+    pub fn socket_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
+        self.path.join(format!("{}.sock", stem.as_ref()))
     }
 
     /// `up`'s turn lock for a name: concurrent `up`s decide one at a time.
-    pub fn turn_path(&self, stem: &str) -> PathBuf {
-        self.path.join(format!("{stem}.up"))
+    pub fn turn_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
+        self.path.join(format!("{}.up", stem.as_ref()))
     }
 
     /// The control socket's path, if it fits in a Unix socket address.
-    pub fn checked_socket_path(&self, stem: &str) -> Result<PathBuf, Error> {
+    pub fn checked_socket_path(&self, stem: impl AsRef<Stem>) -> Result<PathBuf, Error> {
         let path = self.socket_path(stem);
         if path.as_os_str().len() > sys::MAX_CONTROL_PATH {
             return Err(Error::SocketPathTooLong {
@@ -134,28 +135,27 @@ impl StateDir {
         Ok(path)
     }
 
-    pub fn log_path(&self, stem: &str) -> PathBuf {
-        self.path.join(format!("{stem}.log"))
+    pub fn log_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
+        self.path.join(format!("{}.log", stem.as_ref()))
     }
 
     /// The stems of every `*.json` and `*.lock` here (records and locks of live,
     /// dead and half-started supervisors alike), sorted, without duplicates.
-    pub fn stems(&self) -> Vec<String> {
+    pub fn stems(&self) -> Vec<Stem> {
         self.stems_of(&["json", "lock"])
     }
 
     /// The stems of every entry here named `<stem>.<ext>` for one of `exts` (`up`,
     /// `sock`, …), whatever kind of file it is; sorted, without duplicates.
-    pub fn stems_of(&self, exts: &[&str]) -> Vec<String> {
-        let mut stems: Vec<String> = fs::read_dir(&self.path)
+    pub fn stems_of(&self, exts: &[&str]) -> Vec<Stem> {
+        let mut stems: Vec<Stem> = fs::read_dir(&self.path)
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
                 let (stem, ext) = name.rsplit_once('.')?;
-                (exts.contains(&ext) && !stem.is_empty() && !stem.starts_with('.'))
-                    .then(|| stem.to_string())
+                exts.contains(&ext).then(|| Stem::listed(stem)).flatten()
             })
             .collect();
         stems.sort();

@@ -15,7 +15,7 @@ use crate::contain::CgroupPath;
 use crate::control::ControlSocket;
 use crate::diag;
 use crate::error::Error;
-use crate::identity::{Name, SupervisorId};
+use crate::identity::{Name, Stem, SupervisorId};
 use crate::sys::{FileId, FileWatch, Waitable};
 
 /// How long `run` waits for a name whose lock is held by a sweeper (cleaning up a
@@ -318,7 +318,7 @@ impl Registration {
             socket: self.socket.id(),
         };
         drop(self.socket);
-        remove_registration(&self.state, &self.stem, files, Some(self.lock));
+        remove_registration(&self.state, self.stem.stem(), files, Some(self.lock));
     }
 }
 
@@ -352,7 +352,7 @@ pub enum Clearing {
 /// Returns what became of each entry cleared as junk ([`Clearing::Junk`]).
 pub(super) fn remove_registration(
     state: &StateDir,
-    stem: &str,
+    stem: &Stem,
     files: Files,
     lock: Option<Lock>,
 ) -> Vec<Cleared> {
@@ -391,7 +391,7 @@ pub(super) fn remove_registration(
 
 /// What removing `stem` with [`Clearing::Junk`] clears besides the lock, in
 /// order: the record, the socket, and the turn lock when it is junk.
-fn junk_paths(state: &StateDir, stem: &str) -> Vec<std::path::PathBuf> {
+fn junk_paths(state: &StateDir, stem: &Stem) -> Vec<std::path::PathBuf> {
     let turn = state.turn_path(stem);
     let turn_is_junk = junk::in_the_way(&turn, Role::Turn).is_some();
     let mut paths = vec![state.record_path(stem), state.socket_path(stem)];
@@ -401,7 +401,7 @@ fn junk_paths(state: &StateDir, stem: &str) -> Vec<std::path::PathBuf> {
 
 /// Every entry that removing `stem` with [`Clearing::Junk`] clears, as it is
 /// now, and what clearing it does: what `gc --dry-run` reports.
-pub fn junk_plan(state: &StateDir, stem: &str) -> Vec<junk::Entry> {
+pub fn junk_plan(state: &StateDir, stem: &Stem) -> Vec<junk::Entry> {
     let mut paths = junk_paths(state, stem);
     paths.push(state.lock_path(stem));
     paths.iter().filter_map(|p| junk::Entry::at(p)).collect()
@@ -411,7 +411,7 @@ pub fn junk_plan(state: &StateDir, stem: &str) -> Vec<junk::Entry> {
 /// someone whose claim names no running supervisor (a sweeper removing a dead
 /// supervisor's registration, or a newcomer in the instant before it writes its
 /// claim): wait for it, up to [`SWEEPER_WAIT`].
-fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
+fn take_name(state: &StateDir, stem: &Name) -> Result<Lock, Error> {
     let path = state.lock_path(stem);
     let give_up = Instant::now() + SWEEPER_WAIT;
     loop {
@@ -427,7 +427,7 @@ fn take_name(state: &StateDir, stem: &str) -> Result<Lock, Error> {
             .filter(SupervisorId::is_running);
         if holder.is_some() || Instant::now() >= give_up {
             return Err(Error::AlreadyRunning {
-                name: stem.to_string(),
+                name: stem.clone(),
                 pid: holder.map(|id| id.pid),
             });
         }

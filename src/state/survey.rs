@@ -8,14 +8,14 @@ use super::junk::{self, Role};
 use super::lock::{self, Claim};
 use super::record::{self, Record};
 use crate::contain::CgroupPath;
-use crate::identity::SupervisorId;
+use crate::identity::{Name, Stem, SupervisorId};
 use crate::process::Pid;
 use crate::sys::{self, FileId};
 
 /// One stem of the state dir as found now.
 #[derive(Debug)]
 pub struct Found {
-    pub stem: String,
+    pub stem: Stem,
     /// A live process holds the lock (or a shortage of descriptors kept us from
     /// telling: see [`lock::may_be_held`]).
     pub live: bool,
@@ -71,11 +71,11 @@ pub enum Fate {
 }
 
 impl Found {
-    pub fn look(state: &StateDir, stem: &str) -> Found {
+    pub fn look(state: &StateDir, stem: &Stem) -> Found {
         let lock_path = state.lock_path(stem);
         let record_path = state.record_path(stem);
         Found {
-            stem: stem.to_string(),
+            stem: stem.clone(),
             live: lock::may_be_held(&lock_path),
             record: FileId::at(&record_path).map(|_| record::read(&record_path)),
             lock_file: LockFile::at(&lock_path),
@@ -86,7 +86,7 @@ impl Found {
     /// [`Found::look`] by the holder of the stem's lock (a sweeper, `gc`), or by
     /// `gc` finding it junk: nobody else holds it, so it is not live, and what is
     /// said about it is what its files say.
-    pub(super) fn look_holding(state: &StateDir, stem: &str) -> Found {
+    pub(super) fn look_holding(state: &StateDir, stem: &Stem) -> Found {
         Found {
             live: false,
             ..Found::look(state, stem)
@@ -165,11 +165,11 @@ impl Found {
 }
 
 /// Every stem of the state dir (or just `only`), as it is now.
-pub fn survey(state: &StateDir, only: Option<&str>) -> Vec<Found> {
+pub fn survey(state: &StateDir, only: Option<&Name>) -> Vec<Found> {
     state
         .stems()
         .into_iter()
-        .filter(|stem| only.is_none_or(|o| o == stem))
+        .filter(|stem| only.is_none_or(|o| o.stem() == stem))
         .map(|stem| Found::look(state, &stem))
         .collect()
 }

@@ -15,6 +15,7 @@ use super::registration::{Clearing, Files, remove_registration};
 use super::survey::{DeadSupervisor, Fate, Found, LockFile};
 use crate::contain;
 use crate::diag;
+use crate::identity::Stem;
 use crate::identity::{SupervisorId, TreeMarker};
 use crate::pins::Pins;
 use crate::process::{Pid, ProcInfo, StartTime};
@@ -24,7 +25,7 @@ use crate::teardown::{Teardown, Tree};
 /// A registration removed by [`sweep`] or `gc`.
 #[derive(Debug)]
 pub struct Removed {
-    pub stem: String,
+    pub stem: Stem,
     pub problem: Option<String>,
     /// The leftover processes that were torn down.
     pub killed: Vec<Pid>,
@@ -56,7 +57,7 @@ pub fn sweep(state: &StateDir) -> Vec<Removed> {
 /// (it may have changed), tears down the dead supervisors' leftovers and removes
 /// the files (and junk, with [`Clearing::Junk`]). `None` when someone else holds
 /// the lock or it is not dead after all.
-pub fn remove_dead(state: &StateDir, stem: &str, clearing: Clearing) -> Option<Removed> {
+pub fn remove_dead(state: &StateDir, stem: &Stem, clearing: Clearing) -> Option<Removed> {
     let lock_path = state.lock_path(stem);
     let lock = if LockFile::at(&lock_path) == LockFile::Regular {
         Lock::try_existing(lock_path).ok()??
@@ -84,7 +85,7 @@ pub fn remove_dead(state: &StateDir, stem: &str, clearing: Clearing) -> Option<R
 /// signalled. For `gc` only.
 pub fn remove_untrusted(
     state: &StateDir,
-    stem: &str,
+    stem: &Stem,
     still_so: impl Fn(&Found) -> bool,
 ) -> Option<Removed> {
     let lock_path = state.lock_path(stem);
@@ -107,7 +108,7 @@ pub fn remove_untrusted(
     }
     let cleared = remove_registration(state, stem, Files::AtPaths(Clearing::Junk), lock);
     Some(Removed {
-        stem: stem.to_string(),
+        stem: stem.clone(),
         problem: found.problem(),
         killed: Vec::new(),
         cleared,

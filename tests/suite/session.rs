@@ -216,7 +216,7 @@ impl World {
         let Ok(state) = StateDir::open(Some(&self.state())) else {
             return false;
         };
-        lock::is_held(&state.lock_path(&format!("port-{}", self.port)))
+        lock::is_held(&state.lock_path(ocwrap::identity::Name::of_port(self.port)))
     }
 
     fn record(&self) -> Value {

@@ -81,7 +81,7 @@ impl Up {
         lock::is_held(
             &StateDir::open(Some(&self.dir))
                 .unwrap()
-                .lock_path(&format!("port-{}", self.port)),
+                .lock_path(ocwrap::identity::Name::of_port(self.port)),
         )
     }
 
