@@ -441,6 +441,8 @@ fn a_server_that_daemonizes_is_followed_not_torn_down() {
     let answer = one_object(&run.seen.join("\n"));
     assert_eq!(answer["status"], "started", "{answer}");
     // It exits once its daemon listens: it may be gone already.
+    let supervisor =
+        Proc::pin(Pid::new(answer["supervisor_pid"].as_i64().unwrap() as i32).unwrap());
     let leader = Proc::pin_announced(Pid::new(answer["pid"].as_i64().unwrap() as i32).unwrap());
     leader.wait_gone("the server's leader, which exits 0 once its daemon listens");
     let daemon = Proc::pin(daemon_in_log(&up).expect("the daemon named itself in the log"));
@@ -454,7 +456,8 @@ fn a_server_that_daemonizes_is_followed_not_torn_down() {
     assert!(up.lock_held(), "its supervisor holds the name");
     kill_and_reap(&mut session);
     daemon.wait_gone("the daemon, once its only owner is gone");
-    crate::support::eventually("the name is free", || !up.lock_held());
+    supervisor.wait_gone("the supervisor, once its tree is gone");
+    assert!(!up.lock_held(), "the supervisor exited holding the name");
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Test support for the Windows suite: launch ocwrap (or the fixture), read what
 //! the fixture says line by line, and wait for processes to vanish — always on an
 //! event (a line, a process handle) with a deadline and a message, never on a
-//! sleep (only the clean-up of a state dir retries its removal, see
-//! [`StateDir`]'s `Drop`). Every process a test learns about is pinned by a handle when it is
+//! sleep. Every process a test learns about is pinned by a handle when it is
 //! learned, so checks and the clean-up on drop can never hit a reused PID.
 
 use std::io::{BufRead, BufReader, Read};
@@ -147,13 +146,19 @@ impl StateDir {
 impl Drop for StateDir {
     /// `stop --wait` returns once every supervisor has released its lock, and
     /// Windows removes no directory while a file in it is open: a supervisor that
-    /// released its lock may not have exited yet. So the removal (clean-up only,
-    /// nothing is asserted) is tried again until it succeeds, for at most
-    /// [`DEADLINE`].
+    /// released its lock may not have exited yet. So the live supervisors are
+    /// pinned first (from `status --json`, before they are asked to stop), and the
+    /// dir is removed once each of them has exited. Clean-up only: nothing is
+    /// asserted, and what cannot be removed is said on stderr.
     fn drop(&mut self) {
         if !self.0.exists() {
             return;
         }
+        let supervisors: Vec<Proc> = self
+            .live_supervisors()
+            .into_iter()
+            .map(Proc::pin_announced)
+            .collect();
         let _ = output(ocwrap(&[
             "stop",
             "--all",
@@ -161,10 +166,35 @@ impl Drop for StateDir {
             "--state-dir",
             self.arg(),
         ]));
-        let give_up = Instant::now() + DEADLINE;
-        while std::fs::remove_dir_all(&self.0).is_err() && Instant::now() < give_up {
-            std::thread::sleep(Duration::from_millis(50));
+        for supervisor in &supervisors {
+            if !supervisor.exited_within(DEADLINE) {
+                eprintln!(
+                    "supervisor {} still runs {DEADLINE:?} after stop --wait",
+                    supervisor.pid
+                );
+            }
         }
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+impl StateDir {
+    /// The supervisor PIDs that the records of live entries name.
+    fn live_supervisors(&self) -> Vec<Pid> {
+        let status = output(ocwrap(&["status", "--json", "--state-dir", self.arg()]));
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&status.stdout) else {
+            return Vec::new();
+        };
+        json["supervisors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["live"] == true)
+            .filter_map(|entry| entry["record"]["supervisor"]["pid"].as_i64())
+            .filter_map(|pid| Pid::new(i32::try_from(pid).ok()?))
+            .collect()
     }
 }
 
