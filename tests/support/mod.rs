@@ -129,11 +129,18 @@ impl Proc {
         }
     }
 
-    /// SIGSTOP, which is not in ocwrap's vocabulary: SIGCONT resumes it.
+    /// SIGSTOP, which is not in ocwrap's vocabulary: SIGCONT resumes it. Returns
+    /// once the process is stopped (`T` in `/proc/PID/stat`): a signal sent is
+    /// not yet a signal taken, and the process may run on for a moment.
     pub fn stop(&self) {
         if let Some(fd) = &self.fd {
-            let _ = sys::fixture::stop_process(fd);
+            sys::fixture::stop_process(fd).expect("send SIGSTOP");
         }
+        let pid = self.pid;
+        eventually("the process is stopped", || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|r| r.starts_with(" T")))
+        });
     }
 }
 
