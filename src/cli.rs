@@ -84,6 +84,12 @@ pub enum Command {
     /// The supervisor `up` starts: its config comes over descriptor 3 (internal)
     #[command(name = "__supervise", hide = true)]
     Supervise,
+    /// A supervisor's guard: tears its tree down when it dies (internal)
+    #[command(name = "__guard", hide = true)]
+    Guard {
+        #[arg(num_args = 0.., allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 impl Command {
@@ -96,7 +102,11 @@ impl Command {
             Command::Release(a) => a.json,
             Command::Gc(a) => a.json,
             Command::Hook(a) => a.json,
-            Command::Run(_) | Command::Completions(_) | Command::Man | Command::Supervise => false,
+            Command::Run(_)
+            | Command::Completions(_)
+            | Command::Man
+            | Command::Supervise
+            | Command::Guard { .. } => false,
         }
     }
 }
@@ -298,6 +308,12 @@ pub struct RunArgs {
     /// Start the server in a new session (setsid) instead of a new process group
     #[arg(long, env = "OCWRAP_SESSION", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub session: bool,
+
+    /// Start a guard process that tears the tree down when ocwrap is killed, even
+    /// by SIGKILL (always on macOS; on Linux it also reaches descendants that left
+    /// the group; Windows' job object needs none)
+    #[arg(long, env = "OCWRAP_GUARD", action = ArgAction::SetTrue, value_parser = parse_bool)]
+    pub guard: bool,
 
     /// The server's stdin
     #[arg(

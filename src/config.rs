@@ -52,6 +52,9 @@ pub struct RunConfig {
     #[serde(with = "os_path")]
     pub log: Option<PathBuf>,
     pub session: bool,
+    /// `--guard` (`crate::guard`).
+    #[serde(default)]
+    pub guard: bool,
     pub stdin: StdinMode,
     pub watch_method: WatchMethodArg,
     pub contain: ContainArg,
@@ -111,6 +114,7 @@ impl RunConfig {
             idle_timeout: raw.idle_timeout,
             log: raw.log,
             session: raw.session,
+            guard: raw.guard,
             stdin: raw.stdin,
             watch_method: raw.watch_method,
             contain: raw.contain,

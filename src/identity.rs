@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::{Pid, StartTime};
+use crate::process::{Pid, ProcInfo, StartTime};
 use crate::sys;
 
 /// A supervisor's name, checked once where it enters (the command line, a record):
@@ -256,6 +256,48 @@ impl TreeMarker {
     }
 }
 
+impl TreeMarker {
+    /// Every live process that carries this marker, found by reading the
+    /// environment of each process on the host (one scan: for a dead
+    /// supervisor's leftovers, and where no child subreaper keeps the tree
+    /// below its supervisor, at teardown's known moments). `except` (the
+    /// caller, a supervisor's guard) is never among them.
+    pub fn carriers(&self, except: &[Pid]) -> Vec<ProcInfo> {
+        let entry = self.to_string();
+        carriers_in(sys::all_processes(), self.0.start, except, |pid| {
+            sys::environ_has(pid, &entry)
+        })
+    }
+
+    /// Whether `pid` is a live process that carries this marker (one read).
+    pub fn is_carried_by(&self, pid: Pid) -> bool {
+        let entry = self.to_string();
+        sys::proc_info(pid).is_some_and(|p| {
+            !carriers_in(vec![p], self.0.start, &[], |pid| {
+                sys::environ_has(pid, &entry)
+            })
+            .is_empty()
+        })
+    }
+}
+
+/// The processes of `snapshot` that carry a marker (`has_marker`), are live, are
+/// not in `except`, and started no earlier than the supervisor (`born_after`): a
+/// process older than the supervisor cannot be of its tree, whatever its
+/// environment says (it inherited the text, or wrote it).
+fn carriers_in(
+    snapshot: Vec<ProcInfo>,
+    born_after: StartTime,
+    except: &[Pid],
+    has_marker: impl Fn(Pid) -> bool,
+) -> Vec<ProcInfo> {
+    snapshot
+        .into_iter()
+        .filter(|p| p.is_live() && p.start >= born_after && !except.contains(&p.pid))
+        .filter(|p| has_marker(p.pid))
+        .collect()
+}
+
 /// The whole environment entry, `OCWRAP_TREE=<pid>.<start>`.
 impl fmt::Display for TreeMarker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -306,6 +348,34 @@ mod tests {
         assert_eq!(Stem::listed("api").as_ref(), Some(name.stem()));
         assert_eq!(name.stem().name(), Some(name.clone()));
         assert_eq!(serde_json::to_string(name.stem()).unwrap(), "\"api\"");
+    }
+
+    #[test]
+    fn carriers_are_live_marked_processes_born_after_the_supervisor_and_never_the_excepted() {
+        use crate::process::RunState;
+        let info = |pid: i32, start: u64, state: RunState| ProcInfo {
+            pid: Pid::new(pid).unwrap(),
+            ppid: Pid::new(1),
+            pgid: None,
+            sid: None,
+            start: StartTime(start),
+            state,
+        };
+        let snapshot = vec![
+            info(10, 500, RunState::Live), // marked, born after: a carrier
+            info(11, 499, RunState::Live), // marked, but older than the supervisor
+            info(12, 600, RunState::Dead), // marked, but a zombie
+            info(13, 600, RunState::Live), // unmarked
+            info(14, 700, RunState::Live), // marked, but the guard
+            info(15, 800, RunState::Live), // marked, born after: a carrier
+        ];
+        let marked = |pid: Pid| pid.get() != 13;
+        let found: Vec<i32> =
+            carriers_in(snapshot, StartTime(500), &[Pid::new(14).unwrap()], marked)
+                .iter()
+                .map(|p| p.pid.get())
+                .collect();
+        assert_eq!(found, [10, 15]);
     }
 
     #[test]

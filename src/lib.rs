@@ -13,6 +13,7 @@ pub mod diag;
 pub mod duration;
 pub mod error;
 pub mod exit;
+pub mod guard;
 pub mod handoff;
 pub mod identity;
 pub mod idle;
@@ -59,6 +60,7 @@ pub fn run() -> i32 {
         Some(Command::Completions(args)) => commands::completions::run(args.shell).map(i32::from),
         Some(Command::Man) => commands::man::run().map(i32::from),
         Some(Command::Supervise) => supervisor::run_handed_off(),
+        Some(Command::Guard { args }) => Ok(guard::run(&args)),
     };
     match outcome {
         Ok(code) => code,

@@ -29,6 +29,9 @@ pub enum Cause {
     Signal(Signal),
     /// The server exited by itself: exit with its status.
     ServerExited,
+    /// The supervisor's guard died (`crate::guard`): exit with the server's
+    /// status, as for a signal.
+    GuardGone,
 }
 
 impl Cause {
@@ -40,6 +43,7 @@ impl Cause {
             Cause::Idle => StopCause::Idle,
             Cause::Signal(_) => StopCause::Signal,
             Cause::ServerExited => StopCause::ServerExited,
+            Cause::GuardGone => StopCause::GuardGone,
         }
     }
 }
@@ -95,6 +99,8 @@ pub enum Input {
     Signal(Signal),
     /// The server (the group leader) exited.
     ServerExited,
+    /// The supervisor's guard died.
+    GuardGone,
 }
 
 /// What the supervisor must do about it.
@@ -207,6 +213,7 @@ impl Stage {
             Input::Signal(sys::SIGTERM) => stop(Cause::Signal(sys::SIGTERM), Vec::new()),
             Input::Signal(signal) => stop(Cause::Signal(signal), vec![Action::Forward(signal)]),
             Input::ServerExited => stop(Cause::ServerExited, Vec::new()),
+            Input::GuardGone => stop(Cause::GuardGone, Vec::new()),
         }
     }
 }
@@ -333,6 +340,7 @@ mod tests {
             Input::Tick,
             Input::Idle,
             Input::ServerExited,
+            Input::GuardGone,
         ] {
             assert_eq!(stopping.step(input, now, &OWNED), (stopping, Vec::new()));
         }
@@ -345,6 +353,7 @@ mod tests {
         assert_eq!(exit_code(Some(Cause::Idle), Some(143)), 0);
         assert_eq!(exit_code(Some(Cause::ServerExited), Some(3)), 3);
         assert_eq!(exit_code(Some(Cause::Signal(sys::SIGINT)), Some(130)), 130);
+        assert_eq!(exit_code(Some(Cause::GuardGone), Some(143)), 143);
         assert_eq!(
             exit_code(Some(Cause::ServerExited), None),
             i32::from(exit::INTERNAL)
@@ -363,6 +372,22 @@ mod tests {
             assert_eq!(actions, [Action::AnnounceReady, Action::BeginTeardown]);
             assert_eq!(stage.cause(), Some(Cause::Idle));
             assert!(stage.is_ready());
+        }
+    }
+
+    #[test]
+    fn a_dead_guard_tears_down_whoever_owns_the_server_and_whatever_its_stage() {
+        let now = Instant::now();
+        let unowned = Rules {
+            owned: false,
+            linger: Duration::ZERO,
+        };
+        for (rules, before) in [(OWNED, &[][..]), (unowned, &[Input::Ready][..])] {
+            let (stage, _) = run(Stage::START, before, now, &rules);
+            let (stage, actions) = stage.step(Input::GuardGone, now, &rules);
+            assert_eq!(actions, [Action::BeginTeardown]);
+            assert_eq!(stage.cause(), Some(Cause::GuardGone));
+            assert_eq!(Cause::GuardGone.to_string(), "guard_gone");
         }
     }
 

@@ -6,8 +6,13 @@
 //! - cgroup containment: the cgroup's own list of processes. The kernel kills the
 //!   whole cgroup with one write and says when it is empty;
 //! - group containment: a walk down from the supervisor through each process's
-//!   children. The supervisor is a child subreaper, so a descendant that
-//!   `setsid`+double-forked out of the group reparents to it and stays below it;
+//!   children. Where the supervisor is a child subreaper (Linux), a descendant
+//!   that `setsid`+double-forked out of the group reparents to it and stays below
+//!   it. Where there is none (macOS), such a descendant reparents to launchd and
+//!   leaves the walk; each full look of teardown (its first, and the one before
+//!   the tree is declared empty) then also scans the host for the tree marker
+//!   its environment carries. An escapee that cleared its environment before it
+//!   escaped is not found there;
 //! - last resort, where the kernel lists no children: a scan of every process on
 //!   the host, which `-v` reports.
 //!
@@ -30,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::contain::{self, Containment};
 use crate::diag;
+use crate::identity::SupervisorId;
 use crate::pins::Pins;
 use crate::process::{self, Pid, ProcInfo, RunState, Target};
 use crate::sys::{self, Cgroup, ServerChild, Signal, Waitable};
@@ -53,6 +59,14 @@ enum Finder {
 #[derive(Debug)]
 pub struct ServerTree {
     supervisor: Pid,
+    /// The supervisor's identity: its tree's marker.
+    id: SupervisorId,
+    /// Whether the supervisor is a child subreaper. Without one, looks also scan
+    /// for the marker (see the module header).
+    subreaper: bool,
+    /// The supervisor's guard (`crate::guard`): its unreaped child, so its PID
+    /// cannot be recycled, and never a member of the tree.
+    guard: Option<Pid>,
     /// The server: the leader of its own group (or session), our child.
     server: ServerChild,
     leader: Pid,
@@ -73,9 +87,16 @@ pub struct ServerTree {
 }
 
 impl ServerTree {
-    /// `server` must be the leader of its own group or session, and `containment`
-    /// the one it was spawned into.
-    pub fn new(server: ServerChild, containment: Containment) -> ServerTree {
+    /// `server` must be the leader of its own group or session, `containment`
+    /// the one it was spawned into, `id` the supervisor (this process), and
+    /// `guard` its guard if it has one.
+    pub fn new(
+        server: ServerChild,
+        containment: Containment,
+        id: SupervisorId,
+        subreaper: bool,
+        guard: Option<Pid>,
+    ) -> ServerTree {
         let finder = match containment {
             Containment::Cgroup(cgroup) => Finder::Cgroup(cgroup),
             Containment::Group if sys::children_listed() => Finder::Walk,
@@ -87,7 +108,10 @@ impl ServerTree {
             }
         };
         ServerTree {
-            supervisor: Pid::current(),
+            supervisor: id.pid,
+            id,
+            subreaper,
+            guard,
             leader: server.pid(),
             server,
             finder,
@@ -104,11 +128,15 @@ impl ServerTree {
     }
 
     /// Whether `pid` is a process of the server's tree: the leader, a member of
-    /// its cgroup (or job), or any process whose parents lead up to the
-    /// supervisor, which as a child subreaper is an ancestor of every descendant
-    /// of the server, also of one that double-forked away.
+    /// its cgroup (or job), any process whose parents lead up to the supervisor
+    /// (as a child subreaper, an ancestor of every descendant of the server, also
+    /// of one that double-forked away), or one that carries the tree's marker.
+    /// Never the guard.
     pub fn contains(&self, pid: Pid) -> bool {
-        if pid == self.leader {
+        if Some(pid) == self.guard {
+            return false;
+        }
+        if pid == self.leader || self.id.marker().is_carried_by(pid) {
             return true;
         }
         if let Finder::Cgroup(cgroup) = &self.finder
@@ -117,6 +145,11 @@ impl ServerTree {
             return true;
         }
         descends_from(pid, self.supervisor, |p| sys::proc_info(p)?.ppid)
+    }
+
+    /// The PIDs of the tree's live members now, for counting its connections.
+    pub fn pids(&mut self) -> Vec<Pid> {
+        self.look().iter().map(|p| p.pid).collect()
     }
 
     /// Forwards a signal to the server's group (docs/DESIGN.md, "Signals").
@@ -189,7 +222,11 @@ impl ServerTree {
                 .collect(),
             Finder::Cgroup(_) | Finder::Walk => sys::children(self.supervisor),
         };
-        for child in children.into_iter().filter(|&c| c != self.leader) {
+        // The guard is reaped by its own handle (`crate::guard`).
+        for child in children
+            .into_iter()
+            .filter(|&c| c != self.leader && Some(c) != self.guard)
+        {
             let _ = sys::reap(child);
         }
     }
@@ -210,17 +247,17 @@ impl ServerTree {
     /// The live members now, sorted by PID (the leader included while it runs),
     /// read with the reserve descriptor free (see [`Pins`]).
     fn look(&mut self) -> Vec<ProcInfo> {
-        let (finder, supervisor) = (&self.finder, self.supervisor);
-        self.pins.with_room(|| look(finder, supervisor))
+        let (finder, supervisor, guard) = (&self.finder, self.supervisor, self.guard);
+        self.pins.with_room(|| look(finder, supervisor, guard))
     }
 
     /// Every live process below the supervisor, found by the walk whatever the
     /// containment: with a cgroup, what is in the subreaper tree but not in the
     /// cgroup (a descendant that moved itself to another cgroup) is found here.
     fn walk(&mut self) -> Vec<ProcInfo> {
-        let supervisor = self.supervisor;
+        let (supervisor, guard) = (self.supervisor, self.guard);
         self.pins
-            .with_room(|| walk_once(supervisor, sys::children, sys::proc_info))
+            .with_room(|| walk_once(supervisor, spare(guard, sys::children), sys::proc_info))
     }
 
     /// Pins the processes of the tree that are not in its cgroup (`inside`,
@@ -234,8 +271,27 @@ impl ServerTree {
     }
 }
 
-/// The live members `finder` finds now below `supervisor`, sorted by PID.
-fn look(finder: &Finder, supervisor: Pid) -> Vec<ProcInfo> {
+/// The children of a process as `children` lists them, without `guard`.
+fn spare(guard: Option<Pid>, children: impl Fn(Pid) -> Vec<Pid>) -> impl Fn(Pid) -> Vec<Pid> {
+    move |parent| {
+        let mut found = children(parent);
+        found.retain(|&c| Some(c) != guard);
+        found
+    }
+}
+
+/// The processes that carry the tree's marker (`marked`) but that a look
+/// (`found`) did not find: escapees that left the walk. Never the guard.
+fn outside(found: &[ProcInfo], marked: Vec<ProcInfo>, guard: Option<Pid>) -> Vec<ProcInfo> {
+    marked
+        .into_iter()
+        .filter(|m| Some(m.pid) != guard && !found.iter().any(|f| f.pid == m.pid))
+        .collect()
+}
+
+/// The live members `finder` finds now below `supervisor`, sorted by PID, never
+/// the guard.
+fn look(finder: &Finder, supervisor: Pid, guard: Option<Pid>) -> Vec<ProcInfo> {
     {
         let mut found: Vec<ProcInfo> = match finder {
             Finder::Cgroup(cgroup) => cgroup
@@ -245,10 +301,10 @@ fn look(finder: &Finder, supervisor: Pid) -> Vec<ProcInfo> {
                 .filter_map(sys::proc_info)
                 .filter(ProcInfo::is_live)
                 .collect(),
-            Finder::Walk => walk_once(supervisor, sys::children, sys::proc_info),
+            Finder::Walk => walk_once(supervisor, spare(guard, sys::children), sys::proc_info),
             Finder::Scan => process::descendants(&sys::all_processes(), supervisor)
                 .into_iter()
-                .filter(ProcInfo::is_live)
+                .filter(|p| p.is_live() && Some(p.pid) != guard)
                 .collect(),
         };
         found.sort_by_key(|p| p.pid);
@@ -264,6 +320,12 @@ impl ServerTree {
         let look = agreed_look(previous, || self.look());
         for info in &look {
             self.pins.pin(*info);
+        }
+        if !self.subreaper && !matches!(self.finder, Finder::Cgroup(_)) {
+            let marked = self.id.marker().carriers(&[self.supervisor]);
+            for info in outside(&look, marked, self.guard) {
+                self.pins.pin(info);
+            }
         }
         self.last_look = Some(look);
         self.just_found = true;
@@ -533,6 +595,33 @@ mod tests {
 
     fn pids(found: &[ProcInfo]) -> Vec<i32> {
         found.iter().map(|p| p.pid.get()).collect()
+    }
+
+    #[test]
+    fn without_a_subreaper_the_marked_escapees_the_walk_missed_are_added_and_never_the_guard() {
+        // The supervisor is 10, its guard 11. The walk found the leader 20 and
+        // its child 21; 30 double-forked away (its parent is now init), 21 also
+        // carries the marker, and so does the guard's copy of the environment
+        // in a world where it had one.
+        let children: HashMap<i32, Vec<i32>> =
+            HashMap::from([(10, vec![11, 20]), (20, vec![21]), (1, vec![30])]);
+        let parents = HashMap::from([(11, 10), (20, 10), (21, 20), (30, 1)]);
+        let guard = Pid::new(11);
+        let walked = walk_once(
+            Pid::new(10).unwrap(),
+            spare(guard, |p| {
+                children
+                    .get(&p.get())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&c| Pid::new(c))
+                    .collect()
+            }),
+            |p| parents.get(&p.get()).map(|&pp| info(p.get(), pp)),
+        );
+        assert_eq!(pids(&walked), [20, 21], "the walk spares the guard");
+        let marked = vec![info(21, 20), info(30, 1), info(11, 10)];
+        assert_eq!(pids(&outside(&walked, marked, guard)), [30]);
     }
 
     #[test]

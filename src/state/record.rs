@@ -49,6 +49,8 @@ pub enum StopCause {
     Signal,
     /// The server exited by itself.
     ServerExited,
+    /// The supervisor's guard died (`crate::guard`).
+    GuardGone,
 }
 
 impl StopCause {
@@ -60,6 +62,7 @@ impl StopCause {
             StopCause::Idle => "idle",
             StopCause::Signal => "signal",
             StopCause::ServerExited => "server_exited",
+            StopCause::GuardGone => "guard_gone",
         }
     }
 }
@@ -177,6 +180,7 @@ mod tests {
             StopCause::Idle,
             StopCause::Signal,
             StopCause::ServerExited,
+            StopCause::GuardGone,
         ] {
             let json = serde_json::to_string(&cause).unwrap();
             assert_eq!(json, format!("\"{}\"", cause.as_str()));

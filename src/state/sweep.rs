@@ -18,8 +18,8 @@ use crate::diag;
 use crate::identity::Stem;
 use crate::identity::{SupervisorId, TreeMarker};
 use crate::pins::Pins;
-use crate::process::{Pid, ProcInfo, StartTime};
-use crate::sys::{self, Signal, Waitable};
+use crate::process::{Pid, ProcInfo};
+use crate::sys::{Signal, Waitable};
 use crate::teardown::{Teardown, Tree};
 
 /// A registration removed by [`sweep`] or `gc`.
@@ -141,25 +141,30 @@ fn tear_down(dead: &DeadSupervisor) -> Vec<Pid> {
             Err(e) => diag::say(format_args!("leftover cgroup {path}: {e}")),
         }
     }
-    let mut leftovers = Leftovers::of(dead.id);
-    let escaped: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
-    if escaped.is_empty() {
-        return pids;
-    }
-    pids.extend(escaped);
+    pids.extend(tear_down_marked(dead.id));
     // A cgroup member just killed may still show its marker.
     pids.sort();
     pids.dedup();
-    let mut teardown = Teardown::new(Duration::ZERO);
-    teardown.begin(Instant::now(), &mut leftovers);
-    teardown.run_to_end(&mut leftovers);
+    pids
+}
+
+/// Tears down every process that carries `dead`'s tree marker (see the module
+/// header) and returns their PIDs: what a supervisor's guard does the moment its
+/// supervisor dies (docs/DESIGN.md, "The guard").
+pub fn tear_down_marked(dead: SupervisorId) -> Vec<Pid> {
+    let mut leftovers = Leftovers::of(dead);
+    let pids: Vec<Pid> = leftovers.members().iter().map(|p| p.pid).collect();
+    if !pids.is_empty() {
+        let mut teardown = Teardown::new(Duration::ZERO);
+        teardown.begin(Instant::now(), &mut leftovers);
+        teardown.run_to_end(&mut leftovers);
+    }
     pids
 }
 
 /// The verified leftovers of one dead supervisor's tree (see the module header).
 struct Leftovers {
     marker: TreeMarker,
-    born_after: StartTime,
     me: Pid,
     /// The leftovers signalled so far, pinned; teardown wakes when one exits.
     pins: Pins,
@@ -169,24 +174,13 @@ impl Leftovers {
     fn of(dead: SupervisorId) -> Leftovers {
         Leftovers {
             marker: dead.marker(),
-            born_after: dead.start,
             me: Pid::current(),
             pins: Pins::new(),
         }
     }
 
-    fn is_member(&self, p: &ProcInfo) -> bool {
-        p.is_live()
-            && p.pid != self.me
-            && p.start >= self.born_after
-            && sys::environ_has(p.pid, &self.marker.to_string())
-    }
-
     fn members(&self) -> Vec<ProcInfo> {
-        sys::all_processes()
-            .into_iter()
-            .filter(|p| self.is_member(p))
-            .collect()
+        self.marker.carriers(&[self.me])
     }
 }
 

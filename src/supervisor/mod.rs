@@ -8,6 +8,7 @@ mod run_loop;
 
 use run_loop::Supervisor;
 
+use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 use crate::config::RunConfig;
@@ -15,6 +16,7 @@ use crate::contain::Containment;
 use crate::diag;
 use crate::error::{self, Error};
 use crate::exit;
+use crate::guard::{self, Guard};
 use crate::handoff::{Event, Reporter};
 use crate::identity::{Name, ServerId, SupervisorId};
 use crate::owner::{self, Owner};
@@ -85,9 +87,10 @@ fn register_and_run(
     let me = SupervisorId::current().ok_or_else(|| {
         Error::os("reading our own start time")(std::io::Error::other("no entry"))
     })?;
+    let state_path = state.path().to_path_buf();
     let mut registration = Registration::take(state, stem, me)?;
     reporter.send(&Event::Registered);
-    match start(&config, owners, me, &mut registration) {
+    match start(&config, owners, me, &state_path, &mut registration) {
         Ok(parts) => {
             let reporter = std::mem::replace(reporter, Reporter::none());
             Ok(Supervisor::new(&config, registration, parts, reporter).run())
@@ -108,15 +111,21 @@ pub(super) struct Started {
     pub(super) record: Record,
     pub(super) ready: Option<ReadyProbe>,
     pub(super) containment: Containment,
+    pub(super) me: SupervisorId,
+    /// Whether this process is a child subreaper.
+    pub(super) subreaper: bool,
+    pub(super) guard: Option<Guard>,
 }
 
 fn start(
     config: &RunConfig,
     owners: Owners,
     me: SupervisorId,
+    state: &Path,
     registration: &mut Registration,
 ) -> Result<Started, Error> {
-    sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
+    let subreaper =
+        sys::become_child_subreaper().map_err(Error::os("prctl(PR_SET_CHILD_SUBREAPER)"))?;
     let signals = Signals::install().map_err(Error::os("installing signal handlers"))?;
     let method = WatchMethod::choose(config.watch_method)?;
     // Given owners are not looked up again: one whose PID now shows another start
@@ -139,6 +148,7 @@ fn start(
     registration
         .claim_cgroup(containment.cgroup_path())
         .map_err(Error::os("writing the lock file"))?;
+    let guard = start_guard(config, me, state);
     let child = spawn::spawn_server(config, me.marker(), &containment)?;
     let leader = child.pid();
     diag::note(format_args!(
@@ -170,7 +180,32 @@ fn start(
         record,
         ready,
         containment,
+        me,
+        subreaper,
+        guard,
     })
+}
+
+/// Starts the guard, where one is wanted (docs/DESIGN.md, "The guard"). One that
+/// cannot be started or armed is said and done without: the server still starts,
+/// and the sweep of the next ocwrap command remains what ends its tree should
+/// this supervisor be killed.
+fn start_guard(config: &RunConfig, me: SupervisorId, state: &Path) -> Option<Guard> {
+    if !guard::wanted(config.guard) {
+        return None;
+    }
+    match Guard::start(me, state) {
+        Ok(guard) => {
+            diag::note(format_args!("guard pid {} is armed", guard.pid()));
+            Some(guard)
+        }
+        Err(e) => {
+            diag::say(format_args!(
+                "no guard (the tree outlives a SIGKILL of ocwrap until the next ocwrap command): {e}"
+            ));
+            None
+        }
+    }
 }
 
 /// The record of a supervisor that has just started its server.

@@ -24,6 +24,7 @@ use crate::control::{ClientId, Clients, Refusal, Reply};
 use crate::diag;
 use crate::error::{self};
 use crate::exit;
+use crate::guard::Guard;
 use crate::handoff::{Event, Reporter};
 use crate::idle::IdleClock;
 use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
@@ -72,12 +73,15 @@ pub(super) struct Supervisor {
     /// The server daemonized: its leader exited 0 and left the tree running,
     /// which is followed until it ends by itself or a rule tears it down.
     pub(super) following: bool,
+    /// The guard (`crate::guard`), while it lives.
+    pub(super) guard: Option<Guard>,
 }
 
 /// Which of the loop's sources were ready after a `poll`.
 #[derive(Default)]
 struct Woken {
     pub(super) state_dir: bool,
+    pub(super) guard: bool,
     /// The server's exit handle (where its exit sends no SIGCHLD).
     pub(super) server_exited: bool,
 }
@@ -91,7 +95,14 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             reporter,
-            tree: ServerTree::new(started.server, started.containment),
+            tree: ServerTree::new(
+                started.server,
+                started.containment,
+                started.me,
+                started.subreaper,
+                started.guard.as_ref().map(Guard::pid),
+            ),
+            guard: started.guard,
             registration,
             clients: Clients::default(),
             waiting: Vec::new(),
@@ -142,6 +153,11 @@ impl Supervisor {
             }
             let woken = self.wait(now);
             self.child_event |= woken.server_exited;
+            if woken.guard && self.guard.as_mut().is_some_and(Guard::has_gone) {
+                diag::say("the guard process died: tearing down");
+                self.guard = None;
+                self.apply(Input::GuardGone, Instant::now());
+            }
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
@@ -191,6 +207,10 @@ impl Supervisor {
             (self.signals.waitable(), Interest::Read),
             (self.registration.socket().waitable(), Interest::Read),
         ];
+        let guard = push_read(
+            &mut sources,
+            self.guard.iter().map(Guard::waitable).collect(),
+        );
         sources.extend(self.ready.as_ref().and_then(ReadyProbe::waitable));
         let dir = push_read(&mut sources, self.registration.watch_waitables());
         sources.extend(self.watch.waitables().map(|w| (w, Interest::Read)));
@@ -210,6 +230,7 @@ impl Supervisor {
         match sys::poll(&sources, timeout) {
             Ok(woke) => Woken {
                 state_dir: woke[dir].iter().any(|&w| w),
+                guard: woke[guard].iter().any(|&w| w),
                 server_exited: woke[exit].iter().any(|&w| w),
             },
             Err(e) => {
@@ -386,6 +407,9 @@ impl Supervisor {
         self.tree.reap_orphans();
         self.tree.close();
         self.registration.remove();
+        if let Some(guard) = self.guard.take() {
+            guard.dismiss();
+        }
         let cause = self.stage.cause();
         diag::note(format_args!("server status: {status:?}; cause: {cause:?}"));
         let code = lifecycle::exit_code(cause, status.map(exit::from_status));
@@ -421,6 +445,11 @@ fn failure_before_ready(cause: Option<Cause>, code: i32) -> Event {
         ),
         Some(Cause::Signal(signal)) => (
             format!("{} before the server was ready", signals::name(signal)),
+            None,
+            error::kind::STOPPED,
+        ),
+        Some(Cause::GuardGone) => (
+            "the supervisor's guard died before the server was ready".into(),
             None,
             error::kind::STOPPED,
         ),

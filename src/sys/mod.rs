@@ -67,7 +67,7 @@ pub use family::{
     Detached, ServerChild, command_not_executable, command_not_found, ensure_stdio_open, open_log,
     spawn_detached, spawn_server,
 };
-pub use os::become_child_subreaper;
+pub use os::{GUARDING, become_child_subreaper};
 
 // contain: the tree's containment (Linux's cgroup, Windows' job object, macOS: none).
 pub use os::Cgroup;

@@ -2,6 +2,7 @@
 
 mod completions;
 mod faults;
+mod guard;
 mod handoff;
 mod harness;
 mod idle;

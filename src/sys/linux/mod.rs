@@ -27,8 +27,8 @@ pub use wait::{EventSet, PidFd, pidfd_supported};
 pub(in crate::sys) use wait::{exited_successfully, has_exited, writable_now};
 
 // Spawning: the subreaper, and the hook `sys/unix/spawn.rs` runs between fork and exec.
-pub use spawn::become_child_subreaper;
 pub(in crate::sys) use spawn::die_with_supervisor;
+pub use spawn::{GUARDING, become_child_subreaper};
 
 // Containment: the server's cgroup; and what a dead supervisor's cgroup left.
 pub use contain::Cgroup;

@@ -7,17 +7,25 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use crate::guard::Guarding;
 use crate::process::Pid;
+
+/// Where a supervisor starts a guard (`crate::guard`): with `--guard` only on
+/// Linux, which has a parent-death signal for the server and a child subreaper
+/// for the rest. With it, the escapees of group containment end too when ocwrap
+/// is SIGKILLed.
+pub const GUARDING: Guarding = Guarding::OnRequest;
 
 /// Makes this process a child subreaper: orphans below it (a server's grandchildren,
 /// or a descendant that `setsid`+double-forked out of the group) reparent to it
-/// instead of to init, so it can find them, tear them down and reap them.
-pub fn become_child_subreaper() -> io::Result<()> {
+/// instead of to init, so it can find them, tear them down and reap them. `true`:
+/// there is one.
+pub fn become_child_subreaper() -> io::Result<bool> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument and
     // touches no memory of ours.
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
     if rc == 0 {
-        Ok(())
+        Ok(true)
     } else {
         Err(io::Error::last_os_error())
     }

@@ -43,10 +43,10 @@ pub use wait::{EventSet, PidFd, pidfd_supported};
 pub(in crate::sys) use wait::{exited_successfully, has_exited, writable_now};
 
 // Spawning: macOS has no child subreaper and no parent-death signal; see
-// `become_child_subreaper` and `die_with_supervisor` for what holds instead, and for
-// the design of the guard process that would close the gap.
-pub use spawn::become_child_subreaper;
+// `become_child_subreaper` and `die_with_supervisor` for what holds instead (the
+// tree marker, and the guard of `crate::guard`).
 pub(in crate::sys) use spawn::die_with_supervisor;
+pub use spawn::{GUARDING, become_child_subreaper};
 
 // Containment: no cgroups. `Cgroup` exists but can never be made, and a dead
 // supervisor leaves none.

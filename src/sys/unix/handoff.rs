@@ -61,6 +61,14 @@ impl HandoffChannel {
     }
 }
 
+/// Readable when a line or the end of the channel is there (the guard's link,
+/// `crate::guard`, waits on it in a poll set).
+impl AsFd for HandoffChannel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.reader.get_ref().as_fd()
+    }
+}
+
 /// The descriptor number a handed-off channel has in the child.
 const HANDOFF_FD: RawFd = 3;
 

@@ -123,6 +123,11 @@ impl std::fmt::Debug for Detached {
 }
 
 impl Detached {
+    /// Its PID (our child's, so it names this process until we reap it).
+    pub fn pid(&self) -> Option<Pid> {
+        Pid::from_u32(self.0.id())
+    }
+
     /// Waits for it to exit.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         self.0.wait()

@@ -3,7 +3,7 @@
 //! section "The `__supervise` handshake".
 
 use std::io;
-use std::os::windows::io::{FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::{AsHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation};
@@ -21,6 +21,14 @@ const HANDOFF_WRITE_WAIT: Duration = Duration::from_secs(10);
 /// One end of the handoff channel: a connected pipe.
 #[derive(Debug)]
 pub struct HandoffChannel(pub(super) PipeStream);
+
+/// For the guard's link (`crate::guard`) only, which Windows never starts
+/// (`sys::GUARDING`): the pipe's handle is never waited on.
+impl AsHandle for HandoffChannel {
+    fn as_handle(&self) -> BorrowedHandle<'_> {
+        self.0.handle.as_handle()
+    }
+}
 
 impl HandoffChannel {
     /// Two connected ends: ours (the pipe's server end), and the one for the child.

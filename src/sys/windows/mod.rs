@@ -58,8 +58,8 @@ pub use signal::{
 
 // Spawning the server, and the detached supervisor.
 pub use spawn::{
-    Detached, ServerChild, become_child_subreaper, command_not_executable, command_not_found,
-    ensure_stdio_open, open_log, spawn_detached, spawn_server,
+    Detached, GUARDING, ServerChild, become_child_subreaper, command_not_executable,
+    command_not_found, ensure_stdio_open, open_log, spawn_detached, spawn_server,
 };
 
 // Containment: the job object (the seam's `Cgroup`); what a dead supervisor's job

@@ -27,7 +27,12 @@ use super::contain::{Cgroup, Job};
 use super::handoff::{HANDOFF_ENV, HandoffChannel};
 use super::wait::Waitable;
 use super::{check, is_signalled, raw};
+use crate::guard::Guarding;
 use crate::process::Pid;
+
+/// Where a supervisor starts a guard (`crate::guard`): never on Windows, whose
+/// kill-on-close job ends the whole tree with ocwrap.
+pub const GUARDING: Guarding = Guarding::NotNeeded;
 
 /// The jobs of servers started without a job of their own (`--contain group`):
 /// kept open for ocwrap's whole life, so that those servers die with it too.
@@ -166,6 +171,11 @@ pub fn open_log(path: &Path) -> io::Result<File> {
 pub struct Detached(Child);
 
 impl Detached {
+    /// Its PID.
+    pub fn pid(&self) -> Option<Pid> {
+        Pid::from_u32(self.0.id())
+    }
+
     /// Waits for it to exit.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         self.0.wait()
@@ -204,8 +214,8 @@ pub fn spawn_detached(mut command: Command, channel: HandoffChannel) -> io::Resu
     child.map(Detached)
 }
 
-/// No-op: Windows has no subreaper. The job is what keeps every descendant in
-/// ocwrap's tree, wherever its parent went.
-pub fn become_child_subreaper() -> io::Result<()> {
-    Ok(())
+/// No-op: Windows has no subreaper (`false`). The job is what keeps every
+/// descendant in ocwrap's tree, wherever its parent went.
+pub fn become_child_subreaper() -> io::Result<bool> {
+    Ok(false)
 }
