@@ -378,7 +378,8 @@ impl Supervisor {
         if !clock.sample_due(now) {
             return;
         }
-        let idle = match sys::established_connections(port) {
+        let tree = &mut self.tree;
+        let idle = match sys::established_connections(port, || tree.pids()) {
             Ok(count) => clock.observe(count, now),
             Err(e) => {
                 diag::note(format_args!(

@@ -95,7 +95,9 @@ pub use family::{
 // handoff: the channel from `up` to `__supervise`.
 pub use family::HandoffChannel;
 
-// net: the readiness probe's connection, established TCP connections on a port.
+// net: the readiness probe's connection, established TCP connections on a port
+// (Linux and Windows read the host's tables; macOS the descriptors of the tree the
+// caller names).
 pub use family::Connection;
 pub use os::established_connections;
 
@@ -128,3 +130,8 @@ pub mod fixture {
 #[cfg(all(test, not(target_os = "macos")))]
 #[path = "macos/procargs.rs"]
 mod procargs;
+// Likewise the layout of macOS's socket answers and the count of a port's
+// connections read from them.
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "macos/sockinfo.rs"]
+mod sockinfo;

@@ -44,7 +44,13 @@ const RECEIVE_BUFFER: usize = 64 * 1024;
 /// `/proc/net/tcp6` are read instead. Nothing here waits: the kernel answers a dump
 /// while the request is sent and as each part is read, so every receive is
 /// non-blocking, and one that would block counts as a refusal.
-pub fn established_connections(port: u16) -> io::Result<usize> {
+///
+/// `_tree` (the server's processes, for platforms that count through them) is not
+/// needed: the kernel's tables are filtered by port.
+pub fn established_connections(
+    port: u16,
+    _tree: impl FnOnce() -> Vec<crate::process::Pid>,
+) -> io::Result<usize> {
     let from_netlink = || -> io::Result<usize> {
         let socket = DiagSocket::open()?;
         Ok(socket.count(libc::AF_INET as u8, port, 1)?
@@ -333,7 +339,7 @@ mod tests {
         let _quiet = crate::sys::fixture::LOOPBACK_TCP.lock();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert_eq!(established_connections(port).unwrap(), 0);
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 0);
         let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (_accepted, _) = listener.accept().unwrap();
         let socket = DiagSocket::open().unwrap();
@@ -341,7 +347,7 @@ mod tests {
         assert_eq!(socket.count(libc::AF_INET6 as u8, port, 2).unwrap(), 0);
         let proc = count_in_proc_table(&read_table("/proc/net/tcp").unwrap(), port);
         assert_eq!(proc, 1);
-        assert_eq!(established_connections(port).unwrap(), 1);
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
     }
 
     #[test]
@@ -358,6 +364,6 @@ mod tests {
         assert_eq!(socket.count(libc::AF_INET6 as u8, port, 1).unwrap(), 1);
         let proc = count_in_proc_table(&read_table("/proc/net/tcp6").unwrap(), port);
         assert_eq!(proc, 1);
-        assert_eq!(established_connections(port).unwrap(), 1);
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
     }
 }

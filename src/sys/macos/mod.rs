@@ -18,6 +18,7 @@ mod net;
 mod proc;
 mod procargs;
 mod signal;
+mod sockinfo;
 mod spawn;
 mod wait;
 
@@ -62,7 +63,8 @@ pub(in crate::sys) use control::{
     BACKLOG_FULL, MAX_SOCKET_PATH, peer_pid, peer_uid, unix_socket_address,
 };
 
-// The network: no count of established connections.
+// The network: a port's established connections, counted over the descriptors of
+// the server's tree (`proc_pidfdinfo(PROC_PIDFDSOCKETINFO)`, read by `sockinfo.rs`).
 pub use net::established_connections;
 
 // Memory: nothing is given back after start-up.

@@ -1,16 +1,110 @@
-//! The network, on macOS: no count of a port's established connections (not built:
-//! `--idle-timeout` then counts the server as busy). The readiness probe's connect is
-//! `sys/unix/net.rs`. Type-checked only. See `docs/DESIGN.md`, section "Platform seam".
+//! The network, on macOS: how many TCP connections are established on the server's
+//! port, counted over the descriptors of the server's tree (for `--idle-timeout`,
+//! see `crate::idle`), so the cost follows the tree and never the host. The
+//! readiness probe's connect is `sys/unix/net.rs`. Type-checked only. See
+//! `docs/DESIGN.md`, section "Platform seam".
 
 use std::io;
+use std::mem;
 
-/// How many TCP connections are established with local port `port`. Not built on
-/// macOS (it would read the kernel's PCB list through `sysctl net.inet.tcp.pcblist_n`):
-/// the error makes `--idle-timeout` count the server as busy, so it never tears
-/// down early, and never on idleness.
-pub fn established_connections(_port: u16) -> io::Result<usize> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "counting a port's connections is not built on macOS",
-    ))
+use super::sockinfo::{SocketFdInfo, count_established};
+use crate::process::Pid;
+
+/// The most descriptors read of one process: far more than a server holds, and a
+/// bound on what a sample costs.
+const MAX_FDS: usize = 65_536;
+
+/// How many TCP connections are established with local port `port`, IPv4 and IPv6
+/// together, in the processes `tree` names (the server's tree, read only when a
+/// sample is due): for each, its descriptors (`proc_pidinfo(PROC_PIDLISTFDS)`),
+/// and for each socket among them `proc_pidfdinfo(PROC_PIDFDSOCKETINFO)`, read
+/// by `sockinfo.rs`. A connection the server accepted is a descriptor of one of
+/// its processes, so none is missed; one socket shared by several descriptors
+/// counts once. A process that exited in between is skipped; one whose
+/// descriptors cannot be read at all makes the count unknown (an error), which
+/// `--idle-timeout` takes as busy.
+pub fn established_connections(port: u16, tree: impl FnOnce() -> Vec<Pid>) -> io::Result<usize> {
+    let mut answers = Vec::new();
+    for pid in tree() {
+        match sockets_of(pid) {
+            Ok(found) => answers.extend(found),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(count_established(&answers, port))
+}
+
+/// What `proc_pidfdinfo` says of each socket descriptor of `pid`.
+fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
+    let entry = mem::size_of::<libc::proc_fdinfo>();
+    // SAFETY: a NULL buffer of size 0 asks only for the size the list needs.
+    let needed =
+        unsafe { libc::proc_pidinfo(pid.get(), libc::PROC_PIDLISTFDS, 0, std::ptr::null_mut(), 0) };
+    if needed <= 0 {
+        return Err(last_error_or(libc::ESRCH));
+    }
+    // Room for a few more descriptors opened since the size was asked.
+    let count = (usize::try_from(needed).unwrap_or(0) / entry + 16).min(MAX_FDS);
+    let mut fds = vec![
+        libc::proc_fdinfo {
+            proc_fd: 0,
+            proc_fdtype: 0,
+        };
+        count
+    ];
+    let size = libc::c_int::try_from(count * entry).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the kernel writes at most `size` bytes into `fds`, which holds
+    // `count` entries of `entry` bytes and lives for the call.
+    let written = unsafe {
+        libc::proc_pidinfo(
+            pid.get(),
+            libc::PROC_PIDLISTFDS,
+            0,
+            fds.as_mut_ptr().cast(),
+            size,
+        )
+    };
+    if written <= 0 {
+        return Err(last_error_or(libc::ESRCH));
+    }
+    fds.truncate(usize::try_from(written).unwrap_or(0) / entry);
+    let mut sockets = Vec::new();
+    for fd in fds
+        .iter()
+        .filter(|fd| fd.proc_fdtype == libc::PROX_FDTYPE_SOCKET as u32)
+    {
+        let mut info = SocketFdInfo::zeroed();
+        let want = mem::size_of::<SocketFdInfo>() as libc::c_int;
+        // SAFETY: the kernel writes at most `want` bytes into `info`, a plain
+        // `repr(C)` struct of that size (checked at compile time in
+        // `sockinfo.rs`) that lives for the call.
+        let got = unsafe {
+            libc::proc_pidfdinfo(
+                pid.get(),
+                fd.proc_fd,
+                PROC_PIDFDSOCKETINFO,
+                (&raw mut info).cast(),
+                want,
+            )
+        };
+        // A descriptor closed in between, or replaced by another kind, is skipped.
+        if got == want {
+            sockets.push(info);
+        }
+    }
+    Ok(sockets)
+}
+
+/// `PROC_PIDFDSOCKETINFO` from `sys/proc_info.h` (not in the `libc` crate).
+const PROC_PIDFDSOCKETINFO: libc::c_int = 3;
+
+/// The error the last call left, or `fallback` if it left none.
+fn last_error_or(fallback: i32) -> io::Error {
+    let e = io::Error::last_os_error();
+    if e.raw_os_error().is_some_and(|n| n != 0) {
+        e
+    } else {
+        io::Error::from_raw_os_error(fallback)
+    }
 }

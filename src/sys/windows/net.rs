@@ -126,7 +126,11 @@ impl Connection {
 
 /// How many TCP connections are established with local port `port` (IPv4 and
 /// IPv6), from the IP Helper's connection tables: for `--idle-timeout`.
-pub fn established_connections(port: u16) -> io::Result<usize> {
+/// `_tree` (the server's processes) is not needed: the tables are filtered by port.
+pub fn established_connections(
+    port: u16,
+    _tree: impl FnOnce() -> Vec<crate::process::Pid>,
+) -> io::Result<usize> {
     let v4 = tcp_table(|table: *mut MIB_TCPTABLE, size| {
         // SAFETY: `table` is NULL (a size query) or a buffer of `*size` bytes.
         unsafe { GetTcpTable(table, size, 0) }
@@ -244,11 +248,11 @@ mod tests {
     fn established_connections_are_counted_on_their_port() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert_eq!(established_connections(port).unwrap(), 0);
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 0);
         let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (_server, _) = listener.accept().unwrap();
         // The accepted side has the listening port as its local port; the
         // client's local port is another.
-        assert_eq!(established_connections(port).unwrap(), 1);
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
     }
 }
