@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ocwrap::process::Pid;
@@ -32,11 +32,23 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub const LATE: Duration = Duration::from_secs(3);
 
 pub fn ocwrap_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ocwrap")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| copied("ocwrap", env!("CARGO_BIN_EXE_ocwrap")))
 }
 
 pub fn fixture_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ocwrap-fixture")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| copied("ocwrap-fixture", env!("CARGO_BIN_EXE_ocwrap-fixture")))
+}
+
+/// The binary `name` in `$SUITE_BIN_DIR` where that is set (shell/test.sh copies
+/// the built binaries there to run tests as another user, who may not reach the
+/// build directory), else the one cargo built (`built`).
+fn copied(name: &str, built: &str) -> String {
+    match std::env::var_os("SUITE_BIN_DIR") {
+        Some(dir) => Path::new(&dir).join(name).to_string_lossy().into_owned(),
+        None => built.to_string(),
+    }
 }
 
 /// A process pinned by a pidfd.
