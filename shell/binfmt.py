@@ -10,7 +10,10 @@ by reading the file itself (no tool of the target platform is needed):
             or LC_VERSION_MIN_MACOSX) no higher than the package states, every
             library it loads under /usr/lib (libSystem, never a framework), and
             for arm64 an embedded code signature with a code directory (the
-            ad-hoc signature arm64 macOS requires before it runs anything);
+            ad-hoc signature arm64 macOS requires before it runs anything), and
+            the parts of the promise only macOS needs linked in: the guard (its
+            message), the marker scan of teardown (its message) and the idle count
+            (the `proc_pidfdinfo` import);
   win32-*   PE32+ for the package's machine, a console program, importing only
             DLLs that every Windows has (no MinGW runtime DLL beside it).
 
@@ -37,6 +40,15 @@ WINDOWS_DLLS = {
     "oleaut32.dll", "iphlpapi.dll", "secur32.dll", "shell32.dll", "synchronization.dll",
     "ucrtbase.dll", "user32.dll", "userenv.dll", "ws2_32.dll", "psapi.dll",
 }
+
+
+# What must be in every Apple binary, so that a build that lost a macOS-only part
+# of the promise fails: (bytes, what they show).
+MACHO_PARTS = [
+    (b"its guard tore down", "the guard"),
+    (b"carrying the tree marker outside the walk", "teardown's marker scan"),
+    (b"_proc_pidfdinfo", "the idle count (proc_pidfdinfo)"),
+]
 
 
 class Bad(Exception):
@@ -155,8 +167,12 @@ def check_macho(platform, data):
         signed = "signed ad hoc" if flags & 0x2 else "signed"
     elif platform == "darwin-arm64":
         raise Bad("no code signature: arm64 macOS runs no unsigned binary")
+    missing = [what for needle, what in MACHO_PARTS if needle not in data]
+    if missing:
+        raise Bad(f"not linked in: {', '.join(missing)}")
     cpu_name = {0x01000007: "x86_64", 0x0100000C: "arm64"}[cpu]
-    return f"Mach-O {cpu_name} executable, macOS {shown_version(minos)} or later, loads {', '.join(dylibs)}, {signed}"
+    parts = ", ".join(what for _, what in MACHO_PARTS)
+    return f"Mach-O {cpu_name} executable, macOS {shown_version(minos)} or later, loads {', '.join(dylibs)}, {signed}; linked: {parts}"
 
 
 def check_pe(platform, data):

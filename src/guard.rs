@@ -32,22 +32,10 @@ use crate::diag;
 use crate::identity::SupervisorId;
 use crate::process::Pid;
 use crate::state::{StateDir, sweep};
-use crate::sys::{self, AsWaitable, Detached, HandoffChannel, PidFd, Waitable};
+use crate::sys::{self, AsWaitable, Detached, Guarding, HandoffChannel, PidFd, Waitable};
 
 /// The hidden subcommand that runs a guard.
 pub const SUBCOMMAND: &str = "__guard";
-
-/// Where a supervisor starts a guard (`sys::GUARDING`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guarding {
-    /// Always: nothing else ends the tree when the supervisor is killed (macOS).
-    Always,
-    /// With `--guard`: a parent-death signal ends the server, the guard also
-    /// reaches what left its group (Linux).
-    OnRequest,
-    /// Never: the containment dies with the supervisor (Windows' job object).
-    NotNeeded,
-}
 
 /// How long a supervisor waits for its guard to say `armed`.
 const ARM_WAIT: Duration = Duration::from_secs(5);

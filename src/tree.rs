@@ -323,7 +323,14 @@ impl ServerTree {
         }
         if !self.subreaper && !matches!(self.finder, Finder::Cgroup(_)) {
             let marked = self.id.marker().carriers(&[self.supervisor]);
-            for info in outside(&look, marked, self.guard) {
+            let escaped = outside(&look, marked, self.guard);
+            if !escaped.is_empty() {
+                diag::note(format_args!(
+                    "{} processes carrying the tree marker outside the walk",
+                    escaped.len()
+                ));
+            }
+            for info in escaped {
                 self.pins.pin(info);
             }
         }

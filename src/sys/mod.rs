@@ -69,6 +69,18 @@ pub use family::{
 };
 pub use os::{GUARDING, become_child_subreaper};
 
+/// Where a supervisor starts a guard (`GUARDING`; see `crate::guard`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guarding {
+    /// Always: nothing else ends the tree when the supervisor is killed (macOS).
+    Always,
+    /// With `--guard`: a parent-death signal ends the server, the guard also
+    /// reaches what left its group (Linux).
+    OnRequest,
+    /// Never: the containment dies with the supervisor (Windows' job object).
+    NotNeeded,
+}
+
 // contain: the tree's containment (Linux's cgroup, Windows' job object, macOS: none).
 pub use os::Cgroup;
 

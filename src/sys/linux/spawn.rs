@@ -7,14 +7,13 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use crate::guard::Guarding;
 use crate::process::Pid;
 
 /// Where a supervisor starts a guard (`crate::guard`): with `--guard` only on
 /// Linux, which has a parent-death signal for the server and a child subreaper
 /// for the rest. With it, the escapees of group containment end too when ocwrap
 /// is SIGKILLed.
-pub const GUARDING: Guarding = Guarding::OnRequest;
+pub const GUARDING: crate::sys::Guarding = crate::sys::Guarding::OnRequest;
 
 /// Makes this process a child subreaper: orphans below it (a server's grandchildren,
 /// or a descendant that `setsid`+double-forked out of the group) reparent to it

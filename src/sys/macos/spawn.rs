@@ -7,12 +7,11 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use crate::guard::Guarding;
 use crate::process::Pid;
 
 /// Where a supervisor starts a guard (`crate::guard`): always on macOS, which
 /// has no parent-death signal.
-pub const GUARDING: Guarding = Guarding::Always;
+pub const GUARDING: crate::sys::Guarding = crate::sys::Guarding::Always;
 
 /// macOS has no child subreaper: orphans always reparent to launchd, so this says
 /// `false` and the supervisor runs without one. A descendant that `setsid`s and

@@ -27,12 +27,11 @@ use super::contain::{Cgroup, Job};
 use super::handoff::{HANDOFF_ENV, HandoffChannel};
 use super::wait::Waitable;
 use super::{check, is_signalled, raw};
-use crate::guard::Guarding;
 use crate::process::Pid;
 
 /// Where a supervisor starts a guard (`crate::guard`): never on Windows, whose
 /// kill-on-close job ends the whole tree with ocwrap.
-pub const GUARDING: Guarding = Guarding::NotNeeded;
+pub const GUARDING: crate::sys::Guarding = crate::sys::Guarding::NotNeeded;
 
 /// The jobs of servers started without a job of their own (`--contain group`):
 /// kept open for ocwrap's whole life, so that those servers die with it too.
