@@ -179,7 +179,7 @@ export type ReleaseResult =
 
 export type RecordState = "starting" | "ready" | "stopping";
 
-export type StopCause = "owners_gone" | "stop" | "idle" | "signal" | "server_exited";
+export type StopCause = "owners_gone" | "stop" | "idle" | "signal" | "server_exited" | "guard_gone";
 
 /** A supervisor's record (`<name>.json`). */
 export interface SupervisorRecord {

@@ -192,6 +192,9 @@ fn start(
 /// this supervisor be killed.
 fn start_guard(config: &RunConfig, me: SupervisorId, state: &Path) -> Option<Guard> {
     if !guard::wanted(config.guard) {
+        if config.guard {
+            diag::note("--guard: the containment ends the tree with ocwrap here; no guard");
+        }
         return None;
     }
     match Guard::start(me, state) {
