@@ -127,7 +127,9 @@ impl Guard {
     }
 
     /// After [`Guard::waitable`] woke: whether the guard has gone (its end is
-    /// closed). It is then reaped.
+    /// closed). It is not reaped: a zombie until the supervisor exits, its PID
+    /// cannot be recycled by a process of the tree, which the tree's walk would
+    /// then leave out.
     pub fn has_gone(&mut self) -> bool {
         // Readable now, so the read returns at once: the end (empty), or bytes
         // a guard never sends after `armed`, which are dropped.
@@ -135,11 +137,8 @@ impl Guard {
             .link
             .read_line_until(MAX_LINE, Instant::now() + Duration::from_millis(100))
         {
-            Ok(line) if line.is_empty() => {
-                let _ = self.child.wait();
-                true
-            }
-            _ => false,
+            Ok(line) => line.is_empty(),
+            Err(_) => false,
         }
     }
 

@@ -149,7 +149,16 @@ fn start(
         .claim_cgroup(containment.cgroup_path())
         .map_err(Error::os("writing the lock file"))?;
     let guard = start_guard(config, me, state);
-    let child = spawn::spawn_server(config, me.marker(), &containment)?;
+    let child = match spawn::spawn_server(config, me.marker(), &containment) {
+        Ok(child) => child,
+        Err(e) => {
+            // No tree to look for.
+            if let Some(guard) = guard {
+                guard.dismiss();
+            }
+            return Err(e);
+        }
+    };
     let leader = child.pid();
     diag::note(format_args!(
         "started {} as pid {leader} in its own {} ({method:?} watch)",
