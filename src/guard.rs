@@ -223,6 +223,15 @@ fn watch(id: SupervisorId, state: &Path, mut link: HandoffChannel, supervisor: &
     {
         sweep::sweep(&state);
     }
+    // Once more: a process the first scan caught between fork and exec, or
+    // whose environment could not be read yet, shows its marker by now.
+    let late = sweep::tear_down_marked(id);
+    if !late.is_empty() {
+        diag::say(format_args!(
+            "supervisor {id}: its guard tore down {} more process(es)",
+            late.len()
+        ));
+    }
     0
 }
 

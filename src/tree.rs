@@ -222,7 +222,8 @@ impl ServerTree {
                 .collect(),
             Finder::Cgroup(_) | Finder::Walk => sys::children(self.supervisor),
         };
-        // The guard is reaped by its own handle (`crate::guard`).
+        // The guard is never reaped while we live (`crate::guard`): its PID,
+        // left out of the walk, must not be recycled into the tree.
         for child in children
             .into_iter()
             .filter(|&c| c != self.leader && Some(c) != self.guard)
@@ -321,7 +322,12 @@ impl ServerTree {
         for info in &look {
             self.pins.pin(*info);
         }
-        if !self.subreaper && !matches!(self.finder, Finder::Cgroup(_)) {
+        // Where no environment can carry the marker (Windows, whose job holds
+        // the tree anyway: no guard is needed there) the scan would find nothing.
+        if !self.subreaper
+            && !matches!(self.finder, Finder::Cgroup(_))
+            && sys::GUARDING != sys::Guarding::NotNeeded
+        {
             let marked = self.id.marker().carriers(&[self.supervisor]);
             let escaped = outside(&look, marked, self.guard);
             if !escaped.is_empty() {

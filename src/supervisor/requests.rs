@@ -134,6 +134,14 @@ impl Supervisor {
                     ),
                 ));
             }
+            if self.guard.as_ref().is_some_and(|g| g.pid() == pid) {
+                return Err((
+                    Refusal::OwnerInTree,
+                    format!(
+                        "owner pid {pid} is this supervisor's guard, which never exits while the supervisor lives"
+                    ),
+                ));
+            }
             if self.tree.contains(pid) {
                 return Err((
                     Refusal::OwnerInTree,

@@ -3,11 +3,11 @@
 //! escapees that left its group included, with no other command; a dead guard
 //! makes the supervisor tear down; a clean end lets the guard go without a look.
 //! The guard is in a session of its own, so no group signal reaches it with
-//! ocwrap or the server.
+//! ocwrap or the server, and it can never be an owner.
 
 use std::path::Path;
 
-use crate::support::{Proc, Running, State, assert_all_gone};
+use crate::support::{Proc, Running, State, assert_all_gone, attach_line, raw_request};
 use ocwrap::process::Pid;
 use ocwrap::sys;
 
@@ -92,6 +92,17 @@ fn a_sigkilled_ocwrap_takes_its_whole_tree_with_it_escapees_included_and_leaves_
             "{contain}: the guard swept the dead registration"
         );
     }
+}
+
+#[test]
+fn the_guard_cannot_be_an_owner() {
+    let dir = State::new();
+    let (mut run, procs, supervisor, guard) = guarded(&dir, "group");
+    let reply = raw_request(&dir.socket("g"), &attach_line(&[guard.pid]));
+    assert_eq!(reply["kind"], "owner_in_tree", "{reply}");
+    supervisor.signal(sys::SIGTERM);
+    assert_eq!(run.exit_code(), 128 + crate::support::number(sys::SIGTERM));
+    assert_all_gone(&procs);
 }
 
 #[test]

@@ -20,7 +20,8 @@ const MAX_FDS: usize = 65_536;
 /// and for each socket among them `proc_pidfdinfo(PROC_PIDFDSOCKETINFO)`, read
 /// by `sockinfo.rs`. A connection the server accepted is a descriptor of one of
 /// its processes, so none is missed; one socket shared by several descriptors
-/// counts once. A process that exited in between is skipped; one whose
+/// counts once (a connection held only by a descendant that double-forked out of
+/// the walk is not seen). A process that exited in between is skipped; one whose
 /// descriptors cannot be read at all makes the count unknown (an error), which
 /// `--idle-timeout` takes as busy.
 pub fn established_connections(port: u16, tree: impl FnOnce() -> Vec<Pid>) -> io::Result<usize> {
@@ -38,11 +39,16 @@ pub fn established_connections(port: u16, tree: impl FnOnce() -> Vec<Pid>) -> io
 /// What `proc_pidfdinfo` says of each socket descriptor of `pid`.
 fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
     let entry = mem::size_of::<libc::proc_fdinfo>();
+    clear_errno();
     // SAFETY: a NULL buffer of size 0 asks only for the size the list needs.
     let needed =
         unsafe { libc::proc_pidinfo(pid.get(), libc::PROC_PIDLISTFDS, 0, std::ptr::null_mut(), 0) };
     if needed <= 0 {
-        return Err(last_error_or(libc::ESRCH));
+        // libproc answers 0 both for a failure (errno set) and for an empty list.
+        return match failure() {
+            Some(e) => Err(e),
+            None => Ok(Vec::new()),
+        };
     }
     // Room for a few more descriptors opened since the size was asked.
     let count = (usize::try_from(needed).unwrap_or(0) / entry + 16).min(MAX_FDS);
@@ -54,6 +60,7 @@ fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
         count
     ];
     let size = libc::c_int::try_from(count * entry).unwrap_or(libc::c_int::MAX);
+    clear_errno();
     // SAFETY: the kernel writes at most `size` bytes into `fds`, which holds
     // `count` entries of `entry` bytes and lives for the call.
     let written = unsafe {
@@ -66,7 +73,10 @@ fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
         )
     };
     if written <= 0 {
-        return Err(last_error_or(libc::ESRCH));
+        return match failure() {
+            Some(e) => Err(e),
+            None => Ok(Vec::new()),
+        };
     }
     fds.truncate(usize::try_from(written).unwrap_or(0) / entry);
     let mut sockets = Vec::new();
@@ -99,12 +109,17 @@ fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
 /// `PROC_PIDFDSOCKETINFO` from `sys/proc_info.h` (not in the `libc` crate).
 const PROC_PIDFDSOCKETINFO: libc::c_int = 3;
 
-/// The error the last call left, or `fallback` if it left none.
-fn last_error_or(fallback: i32) -> io::Error {
-    let e = io::Error::last_os_error();
-    if e.raw_os_error().is_some_and(|n| n != 0) {
-        e
-    } else {
-        io::Error::from_raw_os_error(fallback)
+/// Sets `errno` to 0, so that a libproc call that answers 0 can be told a
+/// failure (`errno` set) from an empty answer.
+fn clear_errno() {
+    // SAFETY: `__error` returns this thread's `errno` slot, always valid to write.
+    unsafe {
+        *libc::__error() = 0;
     }
+}
+
+/// The error a libproc call that answered 0 left, if it failed.
+fn failure() -> Option<io::Error> {
+    let e = io::Error::last_os_error();
+    e.raw_os_error().is_some_and(|n| n != 0).then_some(e)
 }

@@ -74,12 +74,19 @@ pub struct InSockInfo {
     pub rfu_1: u32,
     pub insi_faddr: [u32; 4],
     pub insi_laddr: [u32; 4],
+    /// `insi_v4`: the type of service.
     pub insi_v4_tos: u8,
-    /// `insi_v6`: hop limit, checksum, interface index, hops.
-    pub insi_v6_hlim: u8,
-    pub insi_v6_cksum: i32,
-    pub insi_v6_ifindex: u16,
-    pub insi_v6_hops: i16,
+    pub insi_v6: InSockInfoV6,
+}
+
+/// `insi_v6` of `struct in_sockinfo`, a struct of its own (4-byte aligned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InSockInfoV6 {
+    pub in6_hlim: u8,
+    pub in6_cksum: i32,
+    pub in6_ifindex: u16,
+    pub in6_hops: i16,
 }
 
 /// `struct tcp_sockinfo`.
@@ -146,7 +153,13 @@ pub struct SocketFdInfo {
 
 // The layout XNU's header gives on every 64-bit Mac (LP64, natural alignment):
 // 792 bytes in all, as `lsof` and psutil rely on too.
+const _: () = assert!(std::mem::offset_of!(InSockInfo, insi_lport) == 4);
+const _: () = assert!(std::mem::offset_of!(InSockInfo, insi_faddr) == 32);
+const _: () = assert!(std::mem::offset_of!(InSockInfo, insi_v6) == 68);
 const _: () = assert!(std::mem::size_of::<InSockInfo>() == 80);
+const _: () = assert!(std::mem::offset_of!(TcpSockInfo, tcpsi_state) == 80);
+const _: () = assert!(std::mem::offset_of!(SocketInfo, soi_so) == 136);
+const _: () = assert!(std::mem::offset_of!(SocketInfo, soi_family) == 160);
 const _: () = assert!(std::mem::size_of::<TcpSockInfo>() == 120);
 const _: () = assert!(std::mem::size_of::<VinfoStat>() == 136);
 const _: () = assert!(std::mem::offset_of!(SocketInfo, soi_kind) == 232);
