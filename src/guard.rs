@@ -165,7 +165,11 @@ pub fn run(args: &[OsString]) -> i32 {
         return 2;
     };
     match arm(id) {
-        Ok((link, supervisor)) => watch(id, &state, link, &supervisor),
+        Ok((link, supervisor)) => {
+            // From here on it only waits: give back the code start-up mapped.
+            sys::release_startup_pages();
+            watch(id, &state, link, &supervisor)
+        }
         Err(e) => {
             diag::say(format_args!("the guard of supervisor {id} cannot arm: {e}"));
             2
