@@ -143,7 +143,7 @@ impl Guard {
     }
 
     /// The tree is gone: tells the guard so, and lets it go. It exits at once;
-    /// the supervisor exits next, and its exit reaps it.
+    /// the supervisor exits next, which hands the guard to init to be reaped.
     pub fn dismiss(mut self) {
         let _ = self.link.write_line(DONE);
     }
@@ -216,12 +216,10 @@ fn watch(id: SupervisorId, state: &Path, mut link: HandoffChannel, supervisor: &
         }
     }
     let killed = sweep::tear_down_marked(id);
-    if !killed.is_empty() {
-        diag::say(format_args!(
-            "supervisor {id} died; its guard tore down {} process(es) of its tree",
-            killed.len()
-        ));
-    }
+    diag::say(format_args!(
+        "supervisor {id} died; its guard tore down {} process(es) of its tree",
+        killed.len()
+    ));
     if supervisor_exited(supervisor, EXIT_WAIT)
         && let Ok(state) = StateDir::open(Some(state))
     {

@@ -272,19 +272,20 @@ impl TreeMarker {
     /// Whether `pid` is a live process that carries this marker (one read).
     pub fn is_carried_by(&self, pid: Pid) -> bool {
         let entry = self.to_string();
-        sys::proc_info(pid).is_some_and(|p| {
-            !carriers_in(vec![p], self.0.start, &[], |pid| {
-                sys::environ_has(pid, &entry)
-            })
-            .is_empty()
-        })
+        sys::proc_info(pid)
+            .is_some_and(|p| carries(&p, self.0.start, |pid| sys::environ_has(pid, &entry)))
     }
 }
 
-/// The processes of `snapshot` that carry a marker (`has_marker`), are live, are
-/// not in `except`, and started no earlier than the supervisor (`born_after`): a
-/// process older than the supervisor cannot be of its tree, whatever its
-/// environment says (it inherited the text, or wrote it).
+/// Whether `p` is live, started no earlier than the supervisor (`born_after`), and
+/// carries a marker (`has_marker`): a process older than the supervisor cannot be
+/// of its tree, whatever its environment says (it inherited the text, or wrote
+/// it).
+fn carries(p: &ProcInfo, born_after: StartTime, has_marker: impl Fn(Pid) -> bool) -> bool {
+    p.is_live() && p.start >= born_after && has_marker(p.pid)
+}
+
+/// The processes of `snapshot` not in `except` that [`carries`] a marker.
 fn carriers_in(
     snapshot: Vec<ProcInfo>,
     born_after: StartTime,
@@ -293,8 +294,7 @@ fn carriers_in(
 ) -> Vec<ProcInfo> {
     snapshot
         .into_iter()
-        .filter(|p| p.is_live() && p.start >= born_after && !except.contains(&p.pid))
-        .filter(|p| has_marker(p.pid))
+        .filter(|p| !except.contains(&p.pid) && carries(p, born_after, &has_marker))
         .collect()
 }
 

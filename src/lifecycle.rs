@@ -237,6 +237,11 @@ mod tests {
         linger: Duration::ZERO,
     };
 
+    const UNOWNED: Rules = Rules {
+        owned: false,
+        linger: Duration::ZERO,
+    };
+
     fn run(stage: Stage, inputs: &[Input], now: Instant, rules: &Rules) -> (Stage, Vec<Action>) {
         inputs
             .iter()
@@ -298,15 +303,11 @@ mod tests {
     #[test]
     fn an_unowned_server_ignores_the_lease_rule() {
         let now = Instant::now();
-        let rules = Rules {
-            owned: false,
-            linger: Duration::ZERO,
-        };
         let (stage, actions) = run(
             Stage::START,
             &[Input::Leases(1), Input::Leases(0), Input::Tick],
             now,
-            &rules,
+            &UNOWNED,
         );
         assert!(actions.is_empty());
         assert!(!stage.is_stopping());
@@ -363,11 +364,7 @@ mod tests {
     #[test]
     fn idle_tears_a_ready_server_down_whoever_owns_it() {
         let now = Instant::now();
-        let unowned = Rules {
-            owned: false,
-            linger: Duration::ZERO,
-        };
-        for rules in [OWNED, unowned] {
+        for rules in [OWNED, UNOWNED] {
             let (stage, actions) = run(Stage::START, &[Input::Ready, Input::Idle], now, &rules);
             assert_eq!(actions, [Action::AnnounceReady, Action::BeginTeardown]);
             assert_eq!(stage.cause(), Some(Cause::Idle));
@@ -378,11 +375,7 @@ mod tests {
     #[test]
     fn a_dead_guard_tears_down_whoever_owns_the_server_and_whatever_its_stage() {
         let now = Instant::now();
-        let unowned = Rules {
-            owned: false,
-            linger: Duration::ZERO,
-        };
-        for (rules, before) in [(OWNED, &[][..]), (unowned, &[Input::Ready][..])] {
+        for (rules, before) in [(OWNED, &[][..]), (UNOWNED, &[Input::Ready][..])] {
             let (stage, _) = run(Stage::START, before, now, &rules);
             let (stage, actions) = stage.step(Input::GuardGone, now, &rules);
             assert_eq!(actions, [Action::BeginTeardown]);

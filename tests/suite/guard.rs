@@ -134,6 +134,10 @@ fn after_a_clean_stop_the_guard_goes_without_tearing_anything_down() {
     assert_eq!(run.exit_code(), 0, "{}", run.stderr());
     assert_all_gone(&procs);
     guard.wait_gone("the dismissed guard");
+    // All it could have said is in: the guard and the tree held the same stderr.
+    run.wait_stderr_closed("the guard and the tree");
+    // A guard that missed `done` would take the end of the link for a death and
+    // say so, whatever it found.
     assert!(
         !run.stderr().contains("its guard tore down"),
         "{}",

@@ -39,19 +39,12 @@ pub fn established_connections(port: u16, tree: impl FnOnce() -> Vec<Pid>) -> io
 /// What `proc_pidfdinfo` says of each socket descriptor of `pid`.
 fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
     let entry = mem::size_of::<libc::proc_fdinfo>();
-    clear_errno();
-    // SAFETY: a NULL buffer of size 0 asks only for the size the list needs.
-    let needed =
-        unsafe { libc::proc_pidinfo(pid.get(), libc::PROC_PIDLISTFDS, 0, std::ptr::null_mut(), 0) };
-    if needed <= 0 {
-        // libproc answers 0 both for a failure (errno set) and for an empty list.
-        return match failure() {
-            Some(e) => Err(e),
-            None => Ok(Vec::new()),
-        };
+    let needed = list_fds(pid, None)?;
+    if needed == 0 {
+        return Ok(Vec::new());
     }
     // Room for a few more descriptors opened since the size was asked.
-    let count = (usize::try_from(needed).unwrap_or(0) / entry + 16).min(MAX_FDS);
+    let count = (needed / entry + 16).min(MAX_FDS);
     let mut fds = vec![
         libc::proc_fdinfo {
             proc_fd: 0,
@@ -59,26 +52,8 @@ fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
         };
         count
     ];
-    let size = libc::c_int::try_from(count * entry).unwrap_or(libc::c_int::MAX);
-    clear_errno();
-    // SAFETY: the kernel writes at most `size` bytes into `fds`, which holds
-    // `count` entries of `entry` bytes and lives for the call.
-    let written = unsafe {
-        libc::proc_pidinfo(
-            pid.get(),
-            libc::PROC_PIDLISTFDS,
-            0,
-            fds.as_mut_ptr().cast(),
-            size,
-        )
-    };
-    if written <= 0 {
-        return match failure() {
-            Some(e) => Err(e),
-            None => Ok(Vec::new()),
-        };
-    }
-    fds.truncate(usize::try_from(written).unwrap_or(0) / entry);
+    let written = list_fds(pid, Some(&mut fds))?;
+    fds.truncate(written / entry);
     let mut sockets = Vec::new();
     for fd in fds
         .iter()
@@ -109,17 +84,31 @@ fn sockets_of(pid: Pid) -> io::Result<Vec<SocketFdInfo>> {
 /// `PROC_PIDFDSOCKETINFO` from `sys/proc_info.h` (not in the `libc` crate).
 const PROC_PIDFDSOCKETINFO: libc::c_int = 3;
 
-/// Sets `errno` to 0, so that a libproc call that answers 0 can be told a
-/// failure (`errno` set) from an empty answer.
-fn clear_errno() {
+/// `proc_pidinfo(PROC_PIDLISTFDS)`: the bytes of `pid`'s descriptor list written
+/// into `into`, or with `None` the bytes the list needs. libproc answers 0 both
+/// for a failure and for an empty list; `errno`, cleared first, tells them apart.
+fn list_fds(pid: Pid, into: Option<&mut [libc::proc_fdinfo]>) -> io::Result<usize> {
+    let (buffer, size) = match into {
+        Some(fds) => (
+            fds.as_mut_ptr().cast(),
+            libc::c_int::try_from(mem::size_of_val(fds)).unwrap_or(libc::c_int::MAX),
+        ),
+        None => (std::ptr::null_mut(), 0),
+    };
     // SAFETY: `__error` returns this thread's `errno` slot, always valid to write.
     unsafe {
         *libc::__error() = 0;
     }
-}
-
-/// The error a libproc call that answered 0 left, if it failed.
-fn failure() -> Option<io::Error> {
+    // SAFETY: `buffer` is NULL with size 0 (a size query), or `fds`, which holds
+    // `size` bytes (at most) and lives for the call; the kernel writes no more.
+    let answered = unsafe { libc::proc_pidinfo(pid.get(), libc::PROC_PIDLISTFDS, 0, buffer, size) };
+    if answered > 0 {
+        return Ok(usize::try_from(answered).unwrap_or(0));
+    }
     let e = io::Error::last_os_error();
-    e.raw_os_error().is_some_and(|n| n != 0).then_some(e)
+    if e.raw_os_error().is_some_and(|n| n != 0) {
+        Err(e)
+    } else {
+        Ok(0)
+    }
 }
