@@ -296,9 +296,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", default_value = "0s", env = "OCWRAP_LINGER", value_parser = parse_duration)]
     pub linger: Duration,
 
-    /// Tear the tree down once the port has had no established TCP connection this
-    /// long (needs --port; checked every tenth of DUR, at most once a second)
-    #[arg(long, value_name = "DUR", env = "OCWRAP_IDLE_TIMEOUT", value_parser = parse_duration, requires = "port")]
+    /// Tear the tree down once the port or socket has had no established
+    /// connection this long (needs --port or --socket; checked every tenth of DUR,
+    /// at most once a second)
+    #[arg(long, value_name = "DUR", env = "OCWRAP_IDLE_TIMEOUT", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
 
     /// Append the server's stdout and stderr to FILE instead of sharing ocwrap's
@@ -342,7 +343,8 @@ pub struct RunArgs {
     )]
     pub contain: ContainArg,
 
-    /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port
+    /// Lock/record name (`[A-Za-z0-9._-]{1,64}`); `port-P` with --port, `sock-…`
+    /// with --socket
     #[arg(long, value_name = "N", env = "OCWRAP_NAME", value_parser = Name::parse)]
     pub name: Option<Name>,
 
@@ -362,6 +364,23 @@ pub struct RunArgs {
     /// HTTP GET path for readiness (2xx = ready) instead of a TCP connect
     #[arg(long, value_name = "PATH", env = "OCWRAP_HEALTH", requires = "port")]
     pub health: Option<String>,
+
+    /// Local socket the server listens on instead of a TCP port (Unix: a socket
+    /// path; Windows: a named pipe, \\.\pipe\NAME): readiness and the default name
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "OCWRAP_SOCKET",
+        conflicts_with = "port"
+    )]
+    pub socket: Option<PathBuf>,
+
+    /// When the server is ready: `connect` (the port or socket accepts; the
+    /// default with one), `exec` (once started; the default without), `notify`
+    /// (it sends READY=1 to $NOTIFY_SOCKET), `fd:N` (it writes a newline to its
+    /// descriptor N)
+    #[arg(long, value_name = "HOW", env = "OCWRAP_READY", value_parser = parse_ready)]
+    pub ready: Option<ReadyArg>,
 
     #[command(flatten)]
     pub state: StateArgs,
@@ -440,5 +459,28 @@ mod tests {
         for bad in ["", "2", "y", "t", "maybe", " true", "enabled"] {
             assert!(parse_bool(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+}
+
+/// `--ready`: how readiness is judged, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyArg {
+    Connect,
+    Exec,
+    Notify,
+    Fd(u32),
+}
+
+fn parse_ready(text: &str) -> Result<ReadyArg, String> {
+    match text {
+        "connect" => Ok(ReadyArg::Connect),
+        "exec" => Ok(ReadyArg::Exec),
+        "notify" => Ok(ReadyArg::Notify),
+        _ => text
+            .strip_prefix("fd:")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+            .map(ReadyArg::Fd)
+            .ok_or_else(|| format!("'{text}': use connect, exec, notify or fd:N")),
     }
 }

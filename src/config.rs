@@ -12,11 +12,14 @@ use clap::CommandFactory;
 use clap::error::ErrorKind;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, ContainArg, OwnerArgs, OwnerMode, RunArgs, StdinMode, WatchMethodArg};
+use crate::cli::{
+    Cli, ContainArg, OwnerArgs, OwnerMode, ReadyArg, RunArgs, StdinMode, WatchMethodArg,
+};
 use crate::error::Error;
 use crate::identity::Name;
 use crate::process::Pid;
-use crate::ready::Readiness;
+use crate::ready::{Endpoint, Readiness, ReadyBy, SocketPath};
+use crate::sys;
 
 /// Who owns the server: the leases ocwrap starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -59,10 +62,12 @@ pub struct RunConfig {
     pub watch_method: WatchMethodArg,
     pub contain: ContainArg,
     pub verbose: bool,
-    /// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
+    /// The record/lock name: `--name`, else `port-P` or `sock-…`, else none (a
+    /// `pid-N` record).
     pub name: Option<Name>,
-    /// `--port` (on `--host`, with `--health`): what readiness waits for.
-    pub ready: Option<Readiness>,
+    /// `--port` (on `--host`) or `--socket`, and `--ready` or `--health`: where
+    /// the server is reached and when it is ready.
+    pub ready: Readiness,
     #[serde(with = "os_path")]
     pub state_dir: Option<PathBuf>,
     #[serde(with = "os_text")]
@@ -75,32 +80,21 @@ impl RunConfig {
     pub fn from_args(raw: RunArgs) -> Result<RunConfig, Error> {
         let owners = owner_spec(&raw.owners)?;
         let cwd = raw.cwd.as_deref().map(working_dir).transpose()?;
-        let name = record_name(&raw);
         if raw.idle_timeout.is_some_and(|d| d.is_zero()) {
             return Err(usage(
                 ErrorKind::InvalidValue,
                 "--idle-timeout must be longer than 0 (leave it unset to turn it off)".into(),
             ));
         }
-        if let Some(path) = raw
-            .health
-            .as_ref()
-            .filter(|p| !p.starts_with('/') || p.chars().any(char::is_whitespace))
-        {
-            return Err(usage(
-                ErrorKind::InvalidValue,
-                format!("--health takes an absolute URL path like /health, not '{path}'"),
-            ));
+        let ready = readiness(&raw)?;
+        if raw.idle_timeout.is_some() {
+            idle_countable(&ready)?;
         }
-        let host = loopback_host(&raw.host).ok_or_else(|| {
-            usage(
-                ErrorKind::InvalidValue,
-                format!(
-                    "--host must be a loopback address (127.0.0.0/8, ::1 or [::1], localhost), not '{}'",
-                    raw.host
-                ),
-            )
-        })?;
+        let name = raw.name.clone().or_else(|| match ready.endpoint() {
+            Some(Endpoint::Tcp { port, .. }) => Some(Name::of_port(*port)),
+            Some(Endpoint::Socket(path)) => Some(Name::of_socket(path.as_str())),
+            None => None,
+        });
         let mut command = raw.command.into_iter();
         let program = command
             .next()
@@ -120,11 +114,7 @@ impl RunConfig {
             contain: raw.contain,
             verbose: raw.verbose,
             name,
-            ready: raw.port.map(|port| Readiness {
-                host,
-                port,
-                health: raw.health,
-            }),
+            ready,
             state_dir: raw
                 .state
                 .state_dir
@@ -137,9 +127,75 @@ impl RunConfig {
     }
 }
 
-/// The record/lock name: `--name`, else `port-P`, else none (a `pid-N` record).
-fn record_name(raw: &RunArgs) -> Option<Name> {
-    raw.name.clone().or_else(|| raw.port.map(Name::of_port))
+/// `--port`/`--host` or `--socket`, with `--ready` or `--health`, as one value.
+fn readiness(raw: &RunArgs) -> Result<Readiness, Error> {
+    let invalid = |message: String| usage(ErrorKind::InvalidValue, message);
+    let host = loopback_host(&raw.host).ok_or_else(|| {
+            usage(
+                ErrorKind::InvalidValue,
+                format!(
+                    "--host must be a loopback address (127.0.0.0/8, ::1 or [::1], localhost), not '{}'",
+                    raw.host
+                ),
+            )
+        })?;
+    let endpoint = match (raw.port, &raw.socket) {
+        (Some(port), _) => Some(Endpoint::Tcp { host, port }),
+        (None, Some(path)) => Some(Endpoint::Socket(SocketPath::new(path).map_err(invalid)?)),
+        (None, None) => None,
+    };
+    let by = match (raw.ready, &raw.health) {
+        (Some(ReadyArg::Connect) | None, Some(path)) => ReadyBy::Health(path.clone()),
+        (Some(other), Some(_)) => {
+            return Err(usage(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--health is a readiness of its own; it cannot be combined with --ready {}",
+                    ready_word(other)
+                ),
+            ));
+        }
+        (None, None) if endpoint.is_some() => ReadyBy::Connect,
+        (None, None) | (Some(ReadyArg::Exec), None) => ReadyBy::Exec,
+        (Some(ReadyArg::Connect), None) => ReadyBy::Connect,
+        (Some(ReadyArg::Notify), None) if !sys::NOTIFY_READINESS => {
+            return Err(invalid(not_built("--ready notify")));
+        }
+        (Some(ReadyArg::Notify), None) => ReadyBy::Notify,
+        (Some(ReadyArg::Fd(_)), None) if !sys::FD_READINESS => {
+            return Err(invalid(not_built("--ready fd:N")));
+        }
+        (Some(ReadyArg::Fd(n)), None) => ReadyBy::Fd(n),
+    };
+    Readiness::new(endpoint, by).map_err(invalid)
+}
+
+fn ready_word(arg: ReadyArg) -> String {
+    match arg {
+        ReadyArg::Connect => "connect".into(),
+        ReadyArg::Exec => "exec".into(),
+        ReadyArg::Notify => "notify".into(),
+        ReadyArg::Fd(n) => format!("fd:{n}"),
+    }
+}
+
+fn not_built(what: &str) -> String {
+    format!("{what} is not built on this platform (see README, \"Platforms\")")
+}
+
+/// `--idle-timeout` needs an endpoint whose connections this platform counts.
+fn idle_countable(ready: &Readiness) -> Result<(), Error> {
+    match ready.endpoint() {
+        None => Err(usage(
+            ErrorKind::MissingRequiredArgument,
+            "--idle-timeout needs --port or --socket: it counts their connections".into(),
+        )),
+        Some(Endpoint::Socket(_)) if !sys::SOCKET_CONNECTIONS_COUNTED => Err(usage(
+            ErrorKind::InvalidValue,
+            not_built("--idle-timeout with --socket"),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// `--cwd DIR` made absolute (against ocwrap's own working directory) and checked
@@ -405,9 +461,11 @@ mod tests {
             ("0:0:0:0:0:0:0:1", "::1", "http://[::1]:4096"),
         ] {
             let c = parse(&["ocwrap", "--host", given, "--port", "4096", "--", "x"]).unwrap();
-            let ready = c.ready.expect("--port gives readiness");
-            assert_eq!(ready.host, stored, "{given}");
-            assert_eq!(ready.url(), url, "{given}");
+            let Some(Endpoint::Tcp { host, .. }) = c.ready.endpoint() else {
+                panic!("--port gives a TCP endpoint")
+            };
+            assert_eq!(host, stored, "{given}");
+            assert_eq!(c.ready.url().as_deref(), Some(url), "{given}");
         }
     }
 

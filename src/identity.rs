@@ -37,6 +37,32 @@ impl Name {
         Name(Stem(format!("port-{port}")))
     }
 
+    /// The name a `--socket PATH` supervisor gets: `sock-<last component>-<hash>`,
+    /// the component cut to 40 characters of `[A-Za-z0-9._-]` (others become
+    /// `_`), and the hash (FNV-1a, 32 bits, in hex) of the whole path, so that two
+    /// sockets of one file name in two directories get two names.
+    pub fn of_socket(path: &str) -> Name {
+        let last = path
+            .rsplit(['/', '\\'])
+            .find(|part| !part.is_empty())
+            .unwrap_or("");
+        let shown: String = last
+            .chars()
+            .take(40)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = path.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        Name(Stem(format!("sock-{shown}-{hash:08x}")))
+    }
+
     /// The name of an unnamed supervisor: `pid-<its pid>`.
     pub fn unnamed(pid: Pid) -> Name {
         Name(Stem(format!("pid-{pid}")))
@@ -308,6 +334,26 @@ impl fmt::Display for TreeMarker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_path_names_its_supervisor_safely_and_distinctly() {
+        let a = Name::of_socket("/tmp/cxc-1/broker.sock");
+        let b = Name::of_socket("/tmp/cxc-2/broker.sock");
+        assert!(a.starts_with("sock-broker.sock-"), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(a, Name::of_socket("/tmp/cxc-1/broker.sock"));
+        for odd in [
+            "/",
+            "",
+            "/run/a b/\u{fc}n\u{ef} c\u{f6}d\u{e9}\n",
+            r"\\.\pipe\codex broker",
+        ] {
+            let name = Name::of_socket(odd);
+            assert!(Name::parse(&name).is_ok(), "{odd:?} gave {name}");
+        }
+        let long = format!("/{}", "x".repeat(200));
+        assert!(Name::of_socket(&long).len() <= 64);
+    }
 
     #[test]
     fn names_follow_the_spec_pattern() {

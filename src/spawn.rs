@@ -17,15 +17,18 @@ use crate::contain::Containment;
 use crate::error::Error;
 use crate::identity::TreeMarker;
 use crate::process::Pid;
+use crate::ready::declared::{self, Declared};
 use crate::sys::{self, ServerChild};
 
 /// Starts the server; its PID is also its process group's ID. `marker` goes into
 /// its environment, inherited by its whole tree; with cgroup
-/// `containment` the server is in its cgroup before it runs any code.
+/// `containment` the server is in its cgroup before it runs any code. `declared`
+/// is readiness the server declares: `NOTIFY_SOCKET`, or descriptor N.
 pub fn spawn_server(
     config: &RunConfig,
     marker: TreeMarker,
     containment: &Containment,
+    declared: Option<&Declared>,
 ) -> Result<ServerChild, Error> {
     let log = match &config.log {
         Some(path) => Some(open_log(path).map_err(|source| Error::Log {
@@ -40,6 +43,9 @@ pub fn spawn_server(
         command.current_dir(dir);
     }
     command.env(TreeMarker::KEY, marker.value());
+    if let Some(path) = declared.and_then(Declared::notify_socket) {
+        command.env(declared::NOTIFY_SOCKET, path);
+    }
     command.stdin(match config.stdin {
         StdinMode::Inherit => Stdio::inherit(),
         StdinMode::Null => Stdio::null(),
@@ -57,7 +63,8 @@ pub fn spawn_server(
         }
         Containment::Group => None,
     };
-    sys::spawn_server(command, config.session, Pid::current(), cgroup)
+    let ready_fd = declared.and_then(Declared::ready_fd);
+    sys::spawn_server(command, config.session, Pid::current(), cgroup, ready_fd)
         .map_err(|source| classify(config, source))
 }
 

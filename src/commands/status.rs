@@ -77,7 +77,10 @@ fn print_table(entries: &[Found]) {
         return;
     }
     let rows: Vec<[String; 7]> = entries.iter().map(row).collect();
-    let header = ["NAME", "PID", "PORT", "STATE", "OWNERS", "UPTIME", "NOTE"].map(String::from);
+    let header = [
+        "NAME", "PID", "ENDPOINT", "STATE", "OWNERS", "UPTIME", "NOTE",
+    ]
+    .map(String::from);
     let mut widths = [0; 7];
     for r in std::iter::once(&header).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -101,7 +104,10 @@ fn row(entry: &Found) -> [String; 7] {
         Some(r) => [
             entry.stem.to_string(),
             r.server.pid.to_string(),
-            r.port.map_or_else(dash, |p| p.to_string()),
+            r.port
+                .map(|p| p.to_string())
+                .or_else(|| r.socket.clone())
+                .unwrap_or_else(dash),
             if entry.live {
                 format!("{:?}", r.state).to_lowercase()
             } else {

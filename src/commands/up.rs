@@ -4,8 +4,9 @@
 //!
 //! 1. A live supervisor holds the name: attach the caller's owners; the reply comes
 //!    once the server is ready; report `attached`.
-//! 2. Else the port already answers: report `external`; nothing is started,
-//!    recorded or ever signalled.
+//! 2. Else the port or socket already answers: report `external`; nothing is
+//!    started, recorded or ever signalled. Something at the socket path that is
+//!    not a socket of this user fails `up`, with nothing started.
 //! 3. Else start `ocwrap __supervise` detached (own session, stdio to the log),
 //!    hand it the validated config and the resolved owners, and block on its
 //!    answer (see [`crate::handoff`]): report `started`.
@@ -33,6 +34,7 @@ use crate::handoff::{self, Channel, Event, Handoff};
 use crate::identity::Name;
 use crate::owner::{self, Lease, Owner};
 use crate::process::Pid;
+use crate::ready::{Readiness, socket};
 use crate::spawn;
 use crate::state::StateDir;
 use crate::state::junk::{self, Role};
@@ -53,6 +55,9 @@ struct UpJson<'a> {
     name: Option<&'a str>,
     url: Option<String>,
     port: Option<u16>,
+    socket: Option<String>,
+    /// How readiness was judged (`connect`, `health`, `notify`, `fd:N`, `exec`).
+    ready: Option<String>,
     pid: Option<Pid>,
     pgid: Option<Pid>,
     supervisor_pid: Option<Pid>,
@@ -74,7 +79,7 @@ struct ErrorJson {
 enum Outcome {
     Started(Record),
     Attached(Record),
-    External { url: String, port: u16 },
+    External(Readiness),
 }
 
 /// Why `up` failed, with what a plugin needs to show its user.
@@ -137,7 +142,7 @@ pub fn up_with(
     let Some(name) = &config.name else {
         return Err(config::usage(
             clap::error::ErrorKind::MissingRequiredArgument,
-            "up needs --port or --name".into(),
+            "up needs --port, --socket or --name".into(),
         ));
     };
     let state = open_state(config.state_dir.as_deref())?;
@@ -181,13 +186,13 @@ fn bring_up(
                 None => continue,
             }
         }
-        let answering = config.ready.as_ref().filter(|ready| ready.probe().check());
-        if let Some(ready) = answering {
+        if let Err(e) = socket_clear(&config.ready) {
             turn.remove();
-            return Ok(Outcome::External {
-                url: ready.url(),
-                port: ready.port,
-            });
+            return Err(Failure::from_error(e));
+        }
+        if config.ready.answering() {
+            turn.remove();
+            return Ok(Outcome::External(config.ready.clone()));
         }
         // Junk under the name's lock or socket would fail the supervisor at once:
         // said here, with nothing started.
@@ -281,6 +286,22 @@ fn attach(
         )),
         // It went away between the lock check and the request: decide again.
         Err(_) => Ok(None),
+    }
+}
+
+/// Refuses what stands at `--socket`'s path and is not a socket of this user (a
+/// symlink, a directory, a FIFO, a file, another user's socket): the server could
+/// not bind there, and it is not ours to remove or to report as `external`.
+fn socket_clear(ready: &Readiness) -> Result<(), Error> {
+    let Some(path) = ready.socket() else {
+        return Ok(());
+    };
+    match socket::look(path) {
+        socket::Look::InTheWay(what) => Err(Error::InTheWay {
+            path: path.path().to_path_buf(),
+            what: format!("{what} where --socket expects the server's socket"),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -513,17 +534,23 @@ pub fn report(outcome: Result<Answer, Failure>, json: bool) -> u8 {
             let Answer { outcome, leases } = answer;
             let (record, external) = match &outcome {
                 Outcome::Started(r) | Outcome::Attached(r) => (Some(r), None),
-                Outcome::External { url, port } => (None, Some((url.clone(), *port))),
+                Outcome::External(ready) => (None, Some(ready)),
             };
             let out = UpJson {
                 status,
                 name: record.and_then(|r| r.name.as_deref()),
                 url: record
                     .and_then(|r| r.url.clone())
-                    .or(external.as_ref().map(|e| e.0.clone())),
+                    .or(external.and_then(Readiness::url)),
                 port: record
                     .and_then(|r| r.port)
-                    .or(external.as_ref().map(|e| e.1)),
+                    .or(external.and_then(Readiness::port)),
+                socket: record
+                    .and_then(|r| r.socket.clone())
+                    .or(external.and_then(|e| e.socket().map(ToString::to_string))),
+                ready: record
+                    .map(|r| r.ready.clone())
+                    .or(external.map(|e| e.by().to_string())),
                 pid: record.map(|r| r.server.pid),
                 pgid: record.map(|r| r.server.pgid),
                 supervisor_pid: record.map(|r| r.supervisor.pid),
@@ -538,7 +565,7 @@ pub fn report(outcome: Result<Answer, Failure>, json: bool) -> u8 {
                 super::print_line(&format!(
                     "{status} {}: {} (server pid {}, supervisor pid {}, log {})",
                     out.name.unwrap_or("-"),
-                    out.url.as_deref().unwrap_or("-"),
+                    out.url.as_deref().or(out.socket.as_deref()).unwrap_or("-"),
                     out.pid.map_or("-".into(), |p| p.to_string()),
                     out.supervisor_pid.map_or("-".into(), |p| p.to_string()),
                     out.log.as_deref().unwrap_or("-"),

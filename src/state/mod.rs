@@ -118,6 +118,11 @@ impl StateDir {
         self.path.join(format!("{}.sock", stem.as_ref()))
     }
 
+    /// The notify socket of `--ready notify`.
+    pub fn notify_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
+        self.path.join(format!("{}.notify", stem.as_ref()))
+    }
+
     /// `up`'s turn lock for a name: concurrent `up`s decide one at a time.
     pub fn turn_path(&self, stem: impl AsRef<Stem>) -> PathBuf {
         self.path.join(format!("{}.up", stem.as_ref()))

@@ -77,6 +77,13 @@ pub struct Record {
     pub cwd: String,
     pub port: Option<u16>,
     pub url: Option<String>,
+    /// The local socket (`--socket`), where the server is reached through one.
+    #[serde(default)]
+    pub socket: Option<String>,
+    /// How readiness is judged: `exec`, `connect`, `health`, `notify`, `fd:N`
+    /// (empty in records from before).
+    #[serde(default)]
+    pub ready: String,
     pub owners: Vec<Owner>,
     pub started_at: String,
     pub state: RecordState,

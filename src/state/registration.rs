@@ -113,6 +113,11 @@ impl Registration {
         self.watch_all();
     }
 
+    /// Where `--ready notify` binds its socket: `<name>.notify`.
+    pub fn notify_path(&self) -> std::path::PathBuf {
+        self.state.notify_path(&self.stem)
+    }
+
     /// Adds the server's cgroup to the claim, before the server starts: after our
     /// own death, the sweep finds exactly what is left in it.
     /// Without a cgroup the claim already says all there is: nothing is written.
@@ -371,6 +376,8 @@ pub(super) fn remove_registration(
         Files::AtPaths(Clearing::Files) => {
             let _ = std::fs::remove_file(&record);
             let _ = std::fs::remove_file(&socket);
+            // A dead supervisor's notify socket, if it had one.
+            let _ = std::fs::remove_file(state.notify_path(stem));
         }
         Files::AtPaths(Clearing::Junk) => {
             cleared.extend(
@@ -394,7 +401,11 @@ pub(super) fn remove_registration(
 fn junk_paths(state: &StateDir, stem: &Stem) -> Vec<std::path::PathBuf> {
     let turn = state.turn_path(stem);
     let turn_is_junk = junk::in_the_way(&turn, Role::Turn).is_some();
-    let mut paths = vec![state.record_path(stem), state.socket_path(stem)];
+    let mut paths = vec![
+        state.record_path(stem),
+        state.socket_path(stem),
+        state.notify_path(stem),
+    ];
     paths.extend(turn_is_junk.then_some(turn));
     paths
 }

@@ -21,8 +21,8 @@ use crate::handoff::{Event, Reporter};
 use crate::identity::{Name, ServerId, SupervisorId};
 use crate::owner::{self, Owner};
 use crate::process::Pid;
-use crate::ready::Readiness;
-use crate::ready::ReadyProbe;
+use crate::ready::Watch;
+use crate::ready::declared::Declared;
 use crate::signals::Signals;
 use crate::spawn;
 use crate::state::StateDir;
@@ -109,7 +109,7 @@ pub(super) struct Started {
     pub(super) owners: Vec<Owner>,
     pub(super) watch: OwnerWatch,
     pub(super) record: Record,
-    pub(super) ready: Option<ReadyProbe>,
+    pub(super) ready: Option<Watch>,
     pub(super) containment: Containment,
     pub(super) me: SupervisorId,
     /// Whether this process is a child subreaper.
@@ -148,8 +148,10 @@ fn start(
     registration
         .claim_cgroup(containment.cgroup_path())
         .map_err(Error::os("writing the lock file"))?;
+    let mut declared = Declared::prepare(config.ready.by(), &registration.notify_path())?;
     let guard = start_guard(config, me, state);
-    let child = match spawn::spawn_server(config, me.marker(), &containment) {
+    let spawned = spawn::spawn_server(config, me.marker(), &containment, declared.as_ref());
+    let child = match spawned {
         Ok(child) => child,
         Err(e) => {
             // No tree to look for.
@@ -171,10 +173,10 @@ fn start(
     ));
     // The leader is our unreaped child, so its /proc entry exists even if it exited.
     let server_start = sys::proc_info(leader).map_or(me.start, |i| i.start);
-    let ready = config
-        .ready
-        .as_ref()
-        .map(|ready| ReadyProbe::new(ready.probe(), Instant::now()));
+    if let Some(declared) = &mut declared {
+        declared.spawned();
+    }
+    let ready = Watch::start(&config.ready, declared, Instant::now());
     let server = ServerId {
         pid: leader,
         pgid: leader,
@@ -247,8 +249,10 @@ fn new_record(
             .or_else(|| std::env::current_dir().ok())
             .map(|d| text(d.as_os_str()))
             .unwrap_or_default(),
-        port: config.ready.as_ref().map(|r| r.port),
-        url: config.ready.as_ref().map(Readiness::url),
+        port: config.ready.port(),
+        url: config.ready.url(),
+        socket: config.ready.socket().map(ToString::to_string),
+        ready: config.ready.by().to_string(),
         owners: owners.to_vec(),
         started_at: crate::time::rfc3339(SystemTime::now()),
         // Written first when ready (see `Registration::save`).

@@ -29,8 +29,7 @@ use crate::handoff::{Event, Reporter};
 use crate::idle::IdleClock;
 use crate::lifecycle::{self, Action, Cause, Input, Rules, Stage};
 use crate::owner::Leases;
-use crate::ready::Readiness;
-use crate::ready::{Probe, ReadyProbe};
+use crate::ready::{Endpoint, Watch};
 use crate::signals::{self, Signals};
 use crate::state::record::{Record, RecordState};
 use crate::state::registration::Registration;
@@ -55,7 +54,7 @@ pub(super) struct Supervisor {
     pub(super) leases: Leases,
     pub(super) watch: OwnerWatch,
     pub(super) signals: Signals,
-    pub(super) ready: Option<ReadyProbe>,
+    pub(super) ready: Option<Watch>,
     /// `--idle-timeout`, if given.
     pub(super) idle_timeout: Option<Duration>,
     /// Runs from readiness until teardown when `--idle-timeout` is given.
@@ -67,9 +66,9 @@ pub(super) struct Supervisor {
     pub(super) child_event: bool,
     /// Start-up pages were given back ([`sys::release_startup_pages`]).
     pub(super) started_up: bool,
-    /// A TCP connect to the port (`--host`, resolved at start), for telling a
-    /// server that daemonized.
-    pub(super) port_probe: Option<Probe>,
+    /// Where the server accepts connections, for telling a server that
+    /// daemonized and for `--idle-timeout`.
+    pub(super) endpoint: Option<Endpoint>,
     /// The server daemonized: its leader exited 0 and left the tree running,
     /// which is followed until it ends by itself or a rule tears it down.
     pub(super) following: bool,
@@ -121,14 +120,14 @@ impl Supervisor {
             teardown: Teardown::new(config.grace),
             child_event: true,
             started_up: false,
-            port_probe: config.ready.as_ref().map(Readiness::port_probe),
+            endpoint: config.ready.endpoint().cloned(),
             following: false,
         }
     }
 
     pub(super) fn run(mut self) -> i32 {
         if self.ready.is_none() {
-            // No port to probe: ready once started.
+            // Ready once exec'd (`--ready exec`, or nothing to probe).
             self.apply(Input::Ready, Instant::now());
         }
         loop {
@@ -161,10 +160,11 @@ impl Supervisor {
             for signal in self.signals.drain() {
                 self.on_signal(signal, Instant::now());
             }
+            let tree = &self.tree;
             if self
                 .ready
                 .as_mut()
-                .is_some_and(|probe| probe.advance(Instant::now()))
+                .is_some_and(|watch| watch.advance(Instant::now(), |pid| tree.contains(pid)))
             {
                 self.apply(Input::Ready, Instant::now());
             }
@@ -197,7 +197,7 @@ impl Supervisor {
                 .map(|clock| clock.next_sample().saturating_duration_since(now)),
             self.ready
                 .as_ref()
-                .and_then(ReadyProbe::next_wake)
+                .and_then(Watch::next_wake)
                 .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
@@ -211,7 +211,7 @@ impl Supervisor {
             &mut sources,
             self.guard.iter().map(Guard::waitable).collect(),
         );
-        sources.extend(self.ready.as_ref().and_then(ReadyProbe::waitable));
+        sources.extend(self.ready.as_ref().and_then(Watch::waitable));
         let dir = push_read(&mut sources, self.registration.watch_waitables());
         sources.extend(self.watch.waitables().map(|w| (w, Interest::Read)));
         sources.extend(self.clients.waitables());
@@ -342,16 +342,16 @@ impl Supervisor {
     }
 
     /// Whether the server daemonized (docs/DESIGN.md, "Lifecycle", rule 9): it
-    /// has a port, its leader exited 0, processes of its tree run on, and, once
-    /// it was ready, one of them still accepts on the port (before readiness the
-    /// probe goes on, as for any server).
+    /// has an endpoint, its leader exited 0, processes of its tree run on, and,
+    /// once it was ready, something still accepts there (before readiness the
+    /// watch goes on, as for any server).
     pub(super) fn daemonized(&mut self) -> bool {
-        if self.port_probe.is_none() {
+        let Some(endpoint) = &self.endpoint else {
             return false;
-        }
+        };
         self.tree.leader_succeeded()
             && self.tree.has_live_members()
-            && (!self.stage.is_ready() || self.port_probe.as_ref().is_some_and(Probe::check))
+            && (!self.stage.is_ready() || endpoint.accepts())
     }
 
     pub(super) fn check_owners(&mut self, now: Instant) {
@@ -369,21 +369,31 @@ impl Supervisor {
         self.apply(Input::Tick, now);
     }
 
-    /// Counts the port's established connections when the idle clock wants a
+    /// Counts the endpoint's established connections when the idle clock wants a
     /// sample, and tears down once it has been idle for `--idle-timeout`.
     pub(super) fn check_idle(&mut self, now: Instant) {
-        let (Some(clock), Some(port)) = (&mut self.idle, self.record.port) else {
+        let (Some(clock), Some(endpoint)) = (&mut self.idle, &self.endpoint) else {
             return;
         };
         if !clock.sample_due(now) {
             return;
         }
         let tree = &mut self.tree;
-        let idle = match sys::established_connections(port, || tree.pids()) {
+        let (counted, place) = match endpoint {
+            Endpoint::Tcp { port, .. } => (
+                sys::established_connections(*port, || tree.pids()),
+                format!("port {port}"),
+            ),
+            Endpoint::Socket(path) => (
+                sys::socket_connections(path.path()),
+                format!("socket {path}"),
+            ),
+        };
+        let idle = match counted {
             Ok(count) => clock.observe(count, now),
             Err(e) => {
                 diag::note(format_args!(
-                    "cannot count the connections on port {port} (taken as busy): {e}"
+                    "cannot count the connections on {place} (taken as busy): {e}"
                 ));
                 clock.unknown(now);
                 false
@@ -391,7 +401,7 @@ impl Supervisor {
         };
         if idle {
             diag::note(format_args!(
-                "port {port} had no established connection for {:?}",
+                "{place} had no established connection for {:?}",
                 self.idle_timeout.unwrap_or_default()
             ));
             self.apply(Input::Idle, now);

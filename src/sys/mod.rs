@@ -110,8 +110,26 @@ pub use family::HandoffChannel;
 // net: the readiness probe's connection, established TCP connections on a port
 // (Linux and Windows read the host's tables; macOS the descriptors of the tree the
 // caller names).
-pub use family::Connection;
-pub use os::established_connections;
+pub use family::{
+    Connection, MAX_SOCKET_PATH, is_socket, socket_connect, socket_in_the_way, socket_name_problem,
+};
+pub use os::{SOCKET_CONNECTIONS_COUNTED, established_connections, socket_connections};
+
+// ready: readiness the server declares (a notify socket, a descriptor's pipe),
+// where built.
+pub use family::{FD_READINESS, ReadyFd};
+pub use os::{NOTIFY_READINESS, NotifySocket};
+
+/// One message read from the notify socket.
+#[derive(Debug)]
+pub struct NotifyMessage {
+    /// How many bytes of the buffer it filled.
+    pub len: usize,
+    /// It was larger than the buffer (the rest is lost).
+    pub truncated: bool,
+    /// Who sent it, as the kernel says.
+    pub sender: Option<crate::process::Pid>,
+}
 
 // memory: giving back the code start-up mapped.
 pub use os::release_startup_pages;

@@ -11,6 +11,7 @@ mod leftover;
 mod memory;
 mod net;
 mod proc;
+mod ready;
 mod signal;
 mod spawn;
 mod wait;
@@ -42,8 +43,11 @@ pub(in crate::sys) use control::{
     BACKLOG_FULL, MAX_SOCKET_PATH, peer_pid, peer_uid, unix_socket_address,
 };
 
-// The network: established connections on a port.
-pub use net::established_connections;
+// The network: established connections on a port or a local socket.
+pub use net::{SOCKET_CONNECTIONS_COUNTED, established_connections, socket_connections};
+
+// Declared readiness: the notify socket.
+pub use ready::{NOTIFY_READINESS, NotifySocket};
 
 // Memory: the start-up pages given back once idle.
 pub use memory::release_startup_pages;

@@ -1,6 +1,7 @@
-//! The network, on Linux: how many TCP connections are established on a local port,
-//! as the kernel counts them (netlink `sock_diag`, else `/proc/net/tcp{,6}`; for
-//! `--idle-timeout`, see `crate::idle`). The readiness probe's connect is
+//! The network, on Linux: how many connections are established on a local TCP
+//! port or a Unix socket, as the kernel counts them (netlink `sock_diag`, else
+//! `/proc/net/tcp{,6}` and `/proc/net/unix`; for `--idle-timeout`, see
+//! `crate::idle`). The readiness probe's connect is
 //! `sys/unix/net.rs`. See `docs/DESIGN.md`, section "Platform seam".
 
 use std::fs;
@@ -53,8 +54,8 @@ pub fn established_connections(
 ) -> io::Result<usize> {
     let from_netlink = || -> io::Result<usize> {
         let socket = DiagSocket::open()?;
-        Ok(socket.count(libc::AF_INET as u8, port, 1)?
-            + socket.count(libc::AF_INET6 as u8, port, 2)?)
+        Ok(socket.count_tcp(libc::AF_INET as u8, port, 1)?
+            + socket.count_tcp(libc::AF_INET6 as u8, port, 2)?)
     };
     from_netlink().or_else(|_| {
         let table = |path: &str| match read_table(path) {
@@ -87,10 +88,22 @@ impl DiagSocket {
         Ok(DiagSocket(unsafe { OwnedFd::from_raw_fd(raw) }))
     }
 
-    /// Dumps the established sockets of `family` on local port `port` and counts
-    /// them. An unconnected netlink socket sends to the kernel.
-    fn count(&self, family: u8, port: u16, seq: u32) -> io::Result<usize> {
-        let request = dump_request(family, port, seq);
+    /// Dumps the established TCP sockets of `family` on local port `port` and
+    /// counts them.
+    fn count_tcp(&self, family: u8, port: u16, seq: u32) -> io::Result<usize> {
+        self.count(&dump_request(family, port, seq), seq, &|payload| {
+            tcp_matches(payload, port)
+        })
+    }
+
+    /// Sends a dump request and counts the messages of the reply that `matches`
+    /// accepts. An unconnected netlink socket sends to the kernel.
+    fn count(
+        &self,
+        request: &[u8],
+        seq: u32,
+        matches: &dyn Fn(&[u8]) -> io::Result<bool>,
+    ) -> io::Result<usize> {
         // SAFETY: `request` is a valid buffer of `request.len()` bytes for the call.
         let sent = unsafe {
             libc::send(
@@ -127,7 +140,7 @@ impl DiagSocket {
                     "sock_diag reply larger than the buffer",
                 ));
             }
-            match read_part(&buffer[..n], port, seq)? {
+            match read_part(&buffer[..n], seq, matches)? {
                 Part::More(count) => total += count,
                 Part::Done(count) => return Ok(total + count),
             }
@@ -174,10 +187,22 @@ enum Part {
     Done(usize),
 }
 
-/// Counts the sockets in one datagram of a dump that are established on `port`
-/// (checked again here, whatever the kernel's filter did). Messages of another
-/// request are skipped; an error message is returned as the error it carries.
-fn read_part(datagram: &[u8], port: u16, seq: u32) -> io::Result<Part> {
+/// Whether an `inet_diag_msg` is a socket established on `port` (checked again
+/// here, whatever the kernel's filter did).
+fn tcp_matches(payload: &[u8], port: u16) -> io::Result<bool> {
+    let short = || io::Error::new(io::ErrorKind::InvalidData, "short sock_diag message");
+    let sport = payload.get(MSG_SPORT..MSG_SPORT + 2).ok_or_else(short)?;
+    Ok(payload[MSG_STATE] == TCP_ESTABLISHED && u16::from_be_bytes([sport[0], sport[1]]) == port)
+}
+
+/// Counts the sockets in one datagram of a dump that `matches` accepts. Messages
+/// of another request are skipped; an error message is returned as the error it
+/// carries.
+fn read_part(
+    datagram: &[u8],
+    seq: u32,
+    matches: &dyn Fn(&[u8]) -> io::Result<bool>,
+) -> io::Result<Part> {
     let short = || io::Error::new(io::ErrorKind::InvalidData, "short sock_diag message");
     let mut rest = datagram;
     let mut count = 0;
@@ -199,10 +224,7 @@ fn read_part(datagram: &[u8], port: u16, seq: u32) -> io::Result<Part> {
                     return Err(io::Error::from_raw_os_error(code.saturating_neg()));
                 }
                 _ if kind == SOCK_DIAG_BY_FAMILY => {
-                    let sport = payload.get(MSG_SPORT..MSG_SPORT + 2).ok_or_else(short)?;
-                    if payload[MSG_STATE] == TCP_ESTABLISHED
-                        && u16::from_be_bytes([sport[0], sport[1]]) == port
-                    {
+                    if matches(payload)? {
                         count += 1;
                     }
                 }
@@ -252,9 +274,113 @@ fn count_in_proc_table(text: &str, port: u16) -> usize {
         .count()
 }
 
+/// `--idle-timeout` can count a local socket's connections here.
+pub const SOCKET_CONNECTIONS_COUNTED: bool = true;
+/// `UDIAG_SHOW_VFS` and `UNIX_DIAG_VFS` from `linux/unix_diag.h`: ask for, and
+/// find, the inode and device of the socket file a socket is bound to.
+const UDIAG_SHOW_VFS: u32 = 0x2;
+const UNIX_DIAG_VFS: u16 = 1;
+/// `struct unix_diag_req`: family, protocol, padding, the state mask, an inode,
+/// what to show, a cookie.
+const UNIX_REQ_LEN: usize = 24;
+/// `struct unix_diag_msg`: family, type, state, padding, inode, cookie.
+const UNIX_MSG_LEN: usize = 16;
+
+/// How many connections are established on the Unix socket at `path`: the
+/// accepted connections of the server listening there.
+///
+/// An accepted Unix socket shares its listener's socket file, so the count is
+/// of the stream sockets in state ESTABLISHED whose socket file is `path`'s
+/// (inode and device, from netlink `sock_diag` with `UDIAG_SHOW_VFS`); a client's
+/// own end is bound to no file and is never counted. Where netlink is refused,
+/// the rows of `/proc/net/unix` in state connected whose path is `path` are
+/// counted instead (the path as the server bound it, so a relative bind is
+/// missed there).
+pub fn socket_connections(path: &std::path::Path) -> io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path)?;
+    let (ino, dev) = (meta.ino(), meta.dev());
+    let from_netlink = || -> io::Result<usize> {
+        let socket = DiagSocket::open()?;
+        socket.count(&unix_dump_request(3), 3, &|payload| {
+            unix_matches(payload, ino, dev)
+        })
+    };
+    from_netlink().or_else(|_| {
+        let text = read_table("/proc/net/unix")?;
+        Ok(count_in_unix_table(&text, path))
+    })
+}
+
+/// A dump request for every established Unix socket, with its socket file.
+fn unix_dump_request(seq: u32) -> Vec<u8> {
+    let len = NLMSG_HDRLEN + UNIX_REQ_LEN;
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]);
+    m.extend_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&UDIAG_SHOW_VFS.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 8]);
+    m
+}
+
+/// Whether a `unix_diag_msg` is an established stream socket bound to the file
+/// `ino` on `dev`. The kernel gives the device in its own encoding (major << 20
+/// | minor), `stat` in the one user space sees; both are compared.
+fn unix_matches(payload: &[u8], ino: u64, dev: u64) -> io::Result<bool> {
+    let short = || io::Error::new(io::ErrorKind::InvalidData, "short unix_diag message");
+    let head = payload.get(..UNIX_MSG_LEN).ok_or_else(short)?;
+    if head[1] != libc::SOCK_STREAM as u8 || head[2] != TCP_ESTABLISHED {
+        return Ok(false);
+    }
+    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
+    let mut attrs = &payload[UNIX_MSG_LEN..];
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return Err(short());
+        }
+        if kind == UNIX_DIAG_VFS && len >= 12 {
+            let vfs_ino = u32::from_ne_bytes([attrs[4], attrs[5], attrs[6], attrs[7]]);
+            let vfs_dev = u32::from_ne_bytes([attrs[8], attrs[9], attrs[10], attrs[11]]);
+            return Ok(u64::from(vfs_ino) == ino & 0xffff_ffff
+                && (u64::from(vfs_dev) == kernel_dev || u64::from(vfs_dev) == dev));
+        }
+        attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
+    }
+    Ok(false)
+}
+
+/// Counts the rows of `/proc/net/unix` of a stream socket in state connected
+/// (`01` type, `03` state) bound to `path`.
+fn count_in_unix_table(text: &str, path: &std::path::Path) -> usize {
+    let Some(path) = path.to_str() else {
+        return 0;
+    };
+    text.lines()
+        .skip(1)
+        .filter(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            fields.get(4) == Some(&"0001")
+                && fields.get(5) == Some(&"03")
+                && fields.get(7) == Some(&path)
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tcp_part(datagram: &[u8], port: u16, seq: u32) -> io::Result<Part> {
+        read_part(datagram, seq, &|payload| tcp_matches(payload, port))
+    }
 
     fn message(kind: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
         let len = NLMSG_HDRLEN + payload.len();
@@ -301,21 +427,21 @@ mod tests {
         part.extend(socket(TCP_ESTABLISHED, 4097));
         part.extend(socket(8, 4096));
         part.extend(socket(TCP_ESTABLISHED, 4096));
-        assert_eq!(read_part(&part, 4096, 7).unwrap(), Part::More(2));
+        assert_eq!(tcp_part(&part, 4096, 7).unwrap(), Part::More(2));
         part.extend(message(libc::NLMSG_DONE as u16, 7, &[0; 4]));
-        assert_eq!(read_part(&part, 4096, 7).unwrap(), Part::Done(2));
+        assert_eq!(tcp_part(&part, 4096, 7).unwrap(), Part::Done(2));
         // Another request's messages are not ours.
-        assert_eq!(read_part(&part, 4096, 8).unwrap(), Part::More(0));
+        assert_eq!(tcp_part(&part, 4096, 8).unwrap(), Part::More(0));
     }
 
     #[test]
     fn an_error_message_is_the_error_it_carries_and_a_short_one_is_refused() {
         let error = message(libc::NLMSG_ERROR as u16, 7, &(-libc::EPERM).to_ne_bytes());
-        let e = read_part(&error, 4096, 7).unwrap_err();
+        let e = tcp_part(&error, 4096, 7).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPERM));
         let mut cut = socket(TCP_ESTABLISHED, 4096);
         cut.truncate(40);
-        assert!(read_part(&cut, 4096, 7).is_err());
+        assert!(tcp_part(&cut, 4096, 7).is_err());
     }
 
     #[test]
@@ -343,8 +469,8 @@ mod tests {
         let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (_accepted, _) = listener.accept().unwrap();
         let socket = DiagSocket::open().unwrap();
-        assert_eq!(socket.count(libc::AF_INET as u8, port, 1).unwrap(), 1);
-        assert_eq!(socket.count(libc::AF_INET6 as u8, port, 2).unwrap(), 0);
+        assert_eq!(socket.count_tcp(libc::AF_INET as u8, port, 1).unwrap(), 1);
+        assert_eq!(socket.count_tcp(libc::AF_INET6 as u8, port, 2).unwrap(), 0);
         let proc = count_in_proc_table(&read_table("/proc/net/tcp").unwrap(), port);
         assert_eq!(proc, 1);
         assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
@@ -361,9 +487,45 @@ mod tests {
         let _client = std::net::TcpStream::connect(("::1", port)).unwrap();
         let (_accepted, _) = listener.accept().unwrap();
         let socket = DiagSocket::open().unwrap();
-        assert_eq!(socket.count(libc::AF_INET6 as u8, port, 1).unwrap(), 1);
+        assert_eq!(socket.count_tcp(libc::AF_INET6 as u8, port, 1).unwrap(), 1);
         let proc = count_in_proc_table(&read_table("/proc/net/tcp6").unwrap(), port);
         assert_eq!(proc, 1);
         assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
+    }
+
+    #[test]
+    fn unix_rows_are_read_by_state_and_path() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 100 /run/b.sock\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 101 /run/b.sock\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 102\n\
+            0000000000000000: 00000003 00000000 00000000 0002 03 103 /run/b.sock\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 104 /run/c.sock\n";
+        assert_eq!(
+            count_in_unix_table(table, std::path::Path::new("/run/b.sock")),
+            1
+        );
+    }
+
+    #[test]
+    fn the_kernel_counts_a_unix_sockets_accepted_connections_only() {
+        let dir = std::env::temp_dir().join(format!("ocwrap-udiag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(socket_connections(&path).unwrap(), 0);
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+            .collect();
+        let accepted: Vec<_> = (0..3).map(|_| listener.accept().unwrap()).collect();
+        assert_eq!(socket_connections(&path).unwrap(), 3);
+        let proc = count_in_unix_table(&read_table("/proc/net/unix").unwrap(), &path);
+        assert_eq!(proc, 3);
+        drop(accepted);
+        drop(clients);
+        assert_eq!(socket_connections(&path).unwrap(), 0);
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,6 +17,7 @@ mod memory;
 mod net;
 mod proc;
 mod procargs;
+mod ready;
 mod signal;
 mod sockinfo;
 mod spawn;
@@ -65,7 +66,10 @@ pub(in crate::sys) use control::{
 
 // The network: a port's established connections, counted over the descriptors of
 // the server's tree (`proc_pidfdinfo(PROC_PIDFDSOCKETINFO)`, read by `sockinfo.rs`).
-pub use net::established_connections;
+pub use net::{SOCKET_CONNECTIONS_COUNTED, established_connections, socket_connections};
+
+// Declared readiness: no notify socket here.
+pub use ready::{NOTIFY_READINESS, NotifySocket};
 
 // Memory: nothing is given back after start-up.
 pub use memory::release_startup_pages;

@@ -112,3 +112,14 @@ fn list_fds(pid: Pid, into: Option<&mut [libc::proc_fdinfo]>) -> io::Result<usiz
         Ok(0)
     }
 }
+
+/// `--idle-timeout` cannot count a local socket's connections here: not built.
+pub const SOCKET_CONNECTIONS_COUNTED: bool = false;
+
+/// Not built on macOS (`SOCKET_CONNECTIONS_COUNTED`): config refuses the option.
+pub fn socket_connections(_path: &std::path::Path) -> io::Result<usize> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "counting a local socket's connections is not built on macOS",
+    ))
+}

@@ -14,6 +14,7 @@ mod fs;
 mod handoff;
 mod net;
 mod proc;
+mod ready;
 mod signal;
 mod spawn;
 mod wait;
@@ -60,8 +61,13 @@ pub use control::{
 // The handoff channel on descriptor 3.
 pub use handoff::HandoffChannel;
 
-// The network: the readiness probe's connection.
-pub use net::Connection;
+// The network: the readiness probe's connections.
+pub use net::{
+    Connection, MAX_SOCKET_PATH, is_socket, socket_connect, socket_in_the_way, socket_name_problem,
+};
+
+// Declared readiness: the pipe behind `--ready fd:N`.
+pub use ready::{FD_READINESS, ReadyFd};
 
 // For the tests and `src/bin/ocwrap-fixture.rs` only (with `set_nonblocking` and
 // `effective_uid` below, which this folder uses too).

@@ -173,3 +173,41 @@ fn socket_address(addr: &SocketAddr) -> (libc::c_int, libc::sockaddr_storage, li
         }
     }
 }
+
+/// Longest local socket path (`sun_path` less its NUL).
+pub const MAX_SOCKET_PATH: usize = crate::sys::os::MAX_SOCKET_PATH;
+
+/// Why `path` cannot name a local socket here: on Unix any path can (its length
+/// is checked against [`MAX_SOCKET_PATH`] by the caller).
+pub fn socket_name_problem(_path: &str) -> Option<&'static str> {
+    None
+}
+
+/// Whether `meta` (from `lstat`) is a socket.
+pub fn is_socket(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_socket()
+}
+
+/// What is at `path` (never followed) when it is not a socket of this user: a
+/// symlink, a directory, a FIFO, a file, another user's socket. `NotFound` when
+/// nothing is there.
+pub fn socket_in_the_way(path: &std::path::Path) -> io::Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !is_socket(&meta) {
+        return Ok(Some(super::file_kind(&meta).to_string()));
+    }
+    let me = super::effective_uid();
+    Ok((meta.uid() != me).then(|| format!("a socket of another user (uid {})", meta.uid())))
+}
+
+/// One connect to the Unix socket at `path`, never waiting, closed at once: `Ok`
+/// when something listens there (a full backlog is a listener too).
+pub fn socket_connect(path: &std::path::Path) -> io::Result<()> {
+    match super::ControlStream::connect(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -62,9 +62,23 @@ impl CommandWrapper for DieWithSupervisor {
     }
 }
 
+/// The pipe of `--ready fd:N` as the server's descriptor N: the last step before
+/// exec.
+#[derive(Debug)]
+struct PassReadyFd(super::ready::ChildEnd);
+
+impl CommandWrapper for PassReadyFd {
+    fn pre_spawn(&mut self, command: &mut Command, _core: &CommandWrap) -> io::Result<()> {
+        self.0.pass_to(command);
+        Ok(())
+    }
+}
+
 /// Starts the server in its own process group (or, with `session`, its own
 /// session), with the guard that makes it die with `supervisor` (process-wrap sets
-/// up the group; our own wrapper adds the guard). A cgroup was entered already by
+/// up the group; our own wrapper adds the guard), and `ready_fd` as its
+/// descriptor N (`--ready fd:N`), passed last so that no earlier step's
+/// descriptor can be in its place. A cgroup was entered already by
 /// [`Cgroup::enter_before_exec`], so `_cgroup` is not needed here. The child handle
 /// process-wrap returns is dropped on purpose: the supervisor reaps every child it
 /// inherits through its own loop, this one included.
@@ -73,6 +87,7 @@ pub fn spawn_server(
     session: bool,
     supervisor: Pid,
     _cgroup: Option<&Cgroup>,
+    ready_fd: Option<&super::ReadyFd>,
 ) -> io::Result<ServerChild> {
     let mut command = CommandWrap::from(command);
     if session {
@@ -81,6 +96,10 @@ pub fn spawn_server(
         command.wrap(ProcessGroup::leader());
     }
     command.wrap(DieWithSupervisor { supervisor });
+    // Wrappers run in the order they were added: this one last.
+    if let Some(end) = ready_fd.and_then(super::ReadyFd::child_end) {
+        command.wrap(PassReadyFd(end));
+    }
     let child = command.spawn()?;
     let pid = Pid::from_u32(child.id()).ok_or_else(|| io::Error::other("child has no pid"))?;
     Ok(ServerChild { pid })

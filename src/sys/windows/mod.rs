@@ -27,6 +27,7 @@ mod memory;
 mod net;
 mod pipe;
 mod proc;
+mod ready;
 mod security;
 mod signal;
 mod spawn;
@@ -85,7 +86,13 @@ pub use security::{UserId, current_user};
 pub use handoff::HandoffChannel;
 
 // Readiness probes and established connections.
-pub use net::{Connection, established_connections};
+pub use net::{
+    Connection, MAX_SOCKET_PATH, SOCKET_CONNECTIONS_COUNTED, established_connections, is_socket,
+    socket_connect, socket_connections, socket_in_the_way, socket_name_problem,
+};
+
+// Declared readiness: neither form is built here.
+pub use ready::{FD_READINESS, NOTIFY_READINESS, NotifySocket, ReadyFd};
 
 // Memory: nothing to give back.
 pub use memory::release_startup_pages;

@@ -256,3 +256,57 @@ mod tests {
         assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
     }
 }
+
+/// The longest local socket name here: a named pipe's (`\\.\pipe\` and up to 256
+/// characters in all).
+pub const MAX_SOCKET_PATH: usize = 256;
+/// How every named pipe's name starts.
+const PIPE_NAMESPACE: &str = r"\\.\pipe\";
+
+/// Why `name` cannot name a local socket here: on Windows it is a named pipe,
+/// `\\.\pipe\NAME`.
+pub fn socket_name_problem(name: &str) -> Option<&'static str> {
+    let rest = name
+        .get(..PIPE_NAMESPACE.len())
+        .filter(|head| head.eq_ignore_ascii_case(PIPE_NAMESPACE))
+        .map(|_| &name[PIPE_NAMESPACE.len()..]);
+    match rest {
+        None => Some(r"on Windows --socket takes a named pipe, \\.\pipe\NAME"),
+        Some("") => Some("the pipe needs a name"),
+        Some(_) => None,
+    }
+}
+
+/// A named pipe is no file: nothing is ever "a socket" in the file system here.
+pub fn is_socket(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Nothing can stand in a named pipe's place: the pipe namespace holds pipes only.
+pub fn socket_in_the_way(_path: &std::path::Path) -> io::Result<Option<String>> {
+    Ok(None)
+}
+
+/// One connect to the named pipe, never waiting, closed at once: `Ok` when a
+/// server has it (every instance busy is a server too).
+pub fn socket_connect(path: &std::path::Path) -> io::Result<()> {
+    let name = path
+        .to_str()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match super::pipe::PipeStream::connect(name, std::time::Duration::ZERO) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `--idle-timeout` cannot count a named pipe's connections here: not built.
+pub const SOCKET_CONNECTIONS_COUNTED: bool = false;
+
+/// Not built on Windows (`SOCKET_CONNECTIONS_COUNTED`): config refuses the option.
+pub fn socket_connections(_path: &std::path::Path) -> io::Result<usize> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "counting a named pipe's connections is not built on Windows",
+    ))
+}

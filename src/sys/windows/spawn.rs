@@ -92,6 +92,7 @@ pub fn spawn_server(
     _session: bool,
     _supervisor: Pid,
     cgroup: Option<&Cgroup>,
+    _ready_fd: Option<&super::ReadyFd>,
 ) -> io::Result<ServerChild> {
     command.creation_flags(CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP);
     // The handoff handle was for this supervisor only.

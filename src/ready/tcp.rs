@@ -1,8 +1,6 @@
-//! Readiness: when a supervised server counts as ready (record state `ready`).
-//!
-//! Without `--port` the server is ready once it has been exec'd. With `--port`, once
-//! a TCP connection to it succeeds, or, with `--health PATH`, once `GET PATH` answers
-//! 2xx. The supervisor probes from its own event loop ([`ReadyProbe`]): a
+//! The TCP readiness probe: the port accepting a connection, or with `--health
+//! PATH`, `GET PATH` answering 2xx. The supervisor probes from its own event loop
+//! ([`ReadyProbe`]): a
 //! non-blocking connect, then (with a health path) a request and the status line,
 //! each step waited on by `poll` with everything else, so a slow or mute server
 //! never blocks the loop. A refused attempt is retried after a short pause that
@@ -28,47 +26,6 @@ const FIRST_PAUSE: Duration = Duration::from_millis(1);
 /// The most of a response that is read to find its status line.
 const MAX_STATUS_LINE: usize = 512;
 
-/// What readiness waits for: the port accepting a TCP connection on a loopback
-/// host, and with a health path, answering it 2xx (docs/DESIGN.md, "Readiness").
-/// One value, so that a health path never exists without the port it is asked on.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Readiness {
-    /// A loopback address, stored bare (`::1`, not `[::1]`).
-    pub host: String,
-    pub port: u16,
-    /// The absolute URL path that must answer 2xx, with `--health`.
-    pub health: Option<String>,
-}
-
-impl Readiness {
-    /// `http://HOST:PORT`, with an IPv6 host in brackets.
-    pub fn url(&self) -> String {
-        format!("http://{}:{}", self.authority_host(), self.port)
-    }
-
-    /// The host as a URL or a `Host:` header writes it: an IPv6 one in brackets.
-    pub fn authority_host(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        }
-    }
-
-    /// The probe readiness uses: a connect, and the health request if any.
-    pub fn probe(&self) -> Probe {
-        Probe::new(self)
-    }
-
-    /// A connect-only probe of the port (for telling a server that daemonized).
-    pub fn port_probe(&self) -> Probe {
-        Probe::new(&Readiness {
-            health: None,
-            ..self.clone()
-        })
-    }
-}
-
 /// Where and how to probe.
 #[derive(Clone, Debug)]
 pub struct Probe {
@@ -78,15 +35,24 @@ pub struct Probe {
 }
 
 impl Probe {
-    pub fn new(ready: &Readiness) -> Probe {
-        let addrs = (ready.host.as_str(), ready.port)
+    /// A connect to `host:port` (resolved now).
+    pub fn connect(host: &str, port: u16) -> Probe {
+        let addrs = (host, port)
             .to_socket_addrs()
             .map(Iterator::collect)
             .unwrap_or_default();
         Probe {
             addrs,
-            host_header: format!("{}:{}", ready.authority_host(), ready.port),
-            health: ready.health.clone(),
+            host_header: format!("{}:{port}", super::authority(host)),
+            health: None,
+        }
+    }
+
+    /// A connect to `host:port` and `GET path` answering 2xx.
+    pub fn health(host: &str, port: u16, path: &str) -> Probe {
+        Probe {
+            health: Some(path.to_string()),
+            ..Probe::connect(host, port)
         }
     }
 
@@ -415,11 +381,10 @@ mod tests {
     use std::net::TcpListener;
 
     fn probe_of(host: &str, port: u16, health: Option<&str>) -> Probe {
-        Probe::new(&Readiness {
-            host: host.into(),
-            port,
-            health: health.map(str::to_string),
-        })
+        match health {
+            Some(path) => Probe::health(host, port, path),
+            None => Probe::connect(host, port),
+        }
     }
 
     /// Drives a probe until ready or `within` passes, sleeping in poll like the loop.
