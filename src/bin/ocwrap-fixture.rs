@@ -56,11 +56,16 @@
 //! `late <pid>` and starting the next; then it exits. A chain that escapes during
 //! teardown, bounded by K.
 //!
+//! `broker SOCKET …` is a broker on a local socket: see `ocwrap-fixture/broker.rs`.
+//!
 //! `tree --listen PORT` also listens on 127.0.0.1:PORT (printing `listening PORT`)
 //! and answers any HTTP request with 200; with `--mute` it accepts and never answers;
 //! `--listen-after MS` waits that long first, and the line ends with `at <ns since
 //! the epoch>` when the port started accepting (for the readiness benchmark).
 //! ```
+
+#[path = "ocwrap-fixture/broker.rs"]
+mod broker;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
             _ => usage(),
         },
         "late" => late(value_at(rest, 0).unwrap_or(1)),
+        "broker" => broker::broker(rest),
         "decoys" => decoys(value_at(rest, 0).unwrap_or(0) as usize),
         "identify" => identify(rest),
         "wait-gone" => wait_gone(rest, value("--within").unwrap_or(20)),

@@ -141,7 +141,10 @@ pub use family::write_stderr_line;
 /// uses them.
 #[doc(hidden)]
 pub mod fixture {
-    pub use super::family::{catch_signal, new_session, on_signals, set_arg0};
+    pub use super::family::{
+        catch_signal, new_session, on_signals, send_notify, serve_local_socket, set_arg0,
+        write_descriptor,
+    };
     #[cfg(unix)]
     pub use super::os::voluntary_context_switches;
     pub use super::os::{exit_this_thread, fork_idle_children, pending_signals};

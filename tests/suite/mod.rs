@@ -10,5 +10,6 @@ mod inputs;
 mod records;
 mod run;
 mod session;
+mod socket;
 mod tree;
 mod up;

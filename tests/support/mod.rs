@@ -487,8 +487,9 @@ impl Running {
 }
 
 /// The labels of fixture lines that announce a process.
-const ANNOUNCED: [&str; 10] = [
+const ANNOUNCED: [&str; 11] = [
     "server",
+    "broker",
     "child",
     "escapee",
     "transient",
@@ -888,6 +889,12 @@ impl State {
         let text = std::fs::read_to_string(self.dir.join(format!("{stem}.json")))
             .expect("read the record");
         serde_json::from_str(&text).expect("the record is JSON")
+    }
+
+    /// The record if there is one now (a supervisor writes it first once ready).
+    pub fn record_now(&self, stem: &str) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.join(format!("{stem}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     pub fn has_record(&self, stem: &str) -> bool {

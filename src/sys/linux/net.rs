@@ -223,11 +223,7 @@ fn read_part(
                     let code = i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
                     return Err(io::Error::from_raw_os_error(code.saturating_neg()));
                 }
-                _ if kind == SOCK_DIAG_BY_FAMILY => {
-                    if matches(payload)? {
-                        count += 1;
-                    }
-                }
+                _ if kind == SOCK_DIAG_BY_FAMILY => count += usize::from(matches(payload)?),
                 _ => {}
             }
         }

@@ -54,3 +54,46 @@ pub fn set_arg0(command: &mut Command, arg0: &str) -> io::Result<()> {
     command.arg0(arg0);
     Ok(())
 }
+
+/// Test fixtures: a broker's socket. Removes a socket left at `path` (as brokers
+/// do before they bind), listens there, and serves each connection on a thread
+/// of its own until the peer closes it, then closes its end. Returns once it
+/// listens.
+pub fn serve_local_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::net::UnixListener;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                while io::Read::read(&mut &stream, &mut buf).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Test fixtures: sends one datagram to the notify socket at `path`, as
+/// `sd_notify` does.
+pub fn send_notify(path: &std::path::Path, message: &[u8]) -> io::Result<()> {
+    let socket = std::os::unix::net::UnixDatagram::unbound()?;
+    socket.send_to(message, path).map(|_| ())
+}
+
+/// Test fixtures: writes `bytes` to this process's descriptor `number` (the
+/// readiness descriptor of `--ready fd:N`), then closes it.
+pub fn write_descriptor(number: i32, bytes: &[u8]) -> io::Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only asks whether `number` is open.
+    if unsafe { libc::fcntl(number, libc::F_GETFD) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open and was handed to this process for this use;
+    // the file takes it over and closes it.
+    let mut file = unsafe { std::fs::File::from_raw_fd(number) };
+    io::Write::write_all(&mut file, bytes)
+}

@@ -86,3 +86,18 @@ pub(super) fn scratch(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Test fixtures: a broker's local socket is not built on Windows.
+pub fn serve_local_socket(_path: &std::path::Path) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Test fixtures: there is no notify socket on Windows.
+pub fn send_notify(_path: &std::path::Path, _message: &[u8]) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Test fixtures: there is no readiness descriptor on Windows.
+pub fn write_descriptor(_number: i32, _bytes: &[u8]) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}

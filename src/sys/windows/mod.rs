@@ -104,7 +104,7 @@ pub use diag::write_stderr_line;
 // product module.
 pub use fixture::{
     catch_signal, exit_this_thread, fork_idle_children, new_session, on_signals, pending_signals,
-    set_arg0,
+    send_notify, serve_local_socket, set_arg0, write_descriptor,
 };
 
 // ---------------------------------------------------------------------------
