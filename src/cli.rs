@@ -12,6 +12,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::duration::parse_duration;
 use crate::identity::Name;
 use crate::process::Pid;
+use crate::ready::SocketPath;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,26 +112,36 @@ impl Command {
     }
 }
 
-/// Which supervisor a command is about: `--name N` or `--port P` (name `port-P`).
+/// Which supervisor a command is about: `--name N`, `--port P` (name `port-P`) or
+/// `--socket PATH` (the name `up --socket PATH` gives).
 #[derive(Debug, Clone, Args)]
 pub struct Selector {
     /// The supervisor's name
-    #[arg(long, value_name = "N", conflicts_with = "port", value_parser = Name::parse)]
+    #[arg(long, value_name = "N", conflicts_with_all = ["port", "socket"], value_parser = Name::parse)]
     pub name: Option<Name>,
 
     /// The supervisor of this port (its name is `port-P`)
-    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "P", conflicts_with = "socket", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
+
+    /// The supervisor of this local socket (named as `up --socket PATH` names it)
+    #[arg(long, value_name = "PATH", value_parser = parse_socket)]
+    pub socket: Option<SocketPath>,
 }
 
 impl Selector {
     pub fn stem(&self) -> Option<Name> {
-        match (&self.name, self.port) {
-            (Some(name), _) => Some(name.clone()),
-            (None, Some(port)) => Some(Name::of_port(port)),
-            (None, None) => None,
+        match (&self.name, self.port, &self.socket) {
+            (Some(name), _, _) => Some(name.clone()),
+            (None, Some(port), _) => Some(Name::of_port(port)),
+            (None, None, Some(path)) => Some(Name::of_socket(path.as_str())),
+            (None, None, None) => None,
         }
     }
+}
+
+fn parse_socket(text: &str) -> Result<SocketPath, String> {
+    SocketPath::new(std::path::Path::new(text))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -147,7 +158,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port", "all"]))]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port", "socket", "all"]))]
 pub struct StopArgs {
     #[command(flatten)]
     pub select: Selector,
@@ -169,7 +180,7 @@ pub struct StopArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port"]))]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["name", "port", "socket"]))]
 #[command(mut_arg("owner_pids", |a| a.help("Drop this owner's lease").value_delimiter(None)))]
 #[command(mut_arg("owner_ancestor", |a| a.help("Drop the lease of the nearest ancestor whose executable or argv[0] basename is NAME")))]
 #[command(mut_arg("owner", |a| a.help("Drop the lease of `session` (the Claude Code session this caller runs under, else the caller's parent) or of `parent`, found as `up` finds them").long_help(None)))]

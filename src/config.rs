@@ -451,6 +451,87 @@ mod tests {
     }
 
     #[test]
+    fn socket_and_ready_options_make_one_readiness_or_a_usage_error() {
+        for bad in [
+            &[
+                "ocwrap",
+                "--port",
+                "80",
+                "--socket",
+                "/tmp/b.sock",
+                "--",
+                "x",
+            ][..],
+            &["ocwrap", "--ready", "connect", "--", "x"],
+            &["ocwrap", "--ready", "fd:2", "--", "x"],
+            &["ocwrap", "--ready", "fd:", "--", "x"],
+            &["ocwrap", "--ready", "fd:-3", "--", "x"],
+            &["ocwrap", "--ready", "maybe", "--", "x"],
+            &["ocwrap", "--socket", "", "--", "x"],
+            &[
+                "ocwrap",
+                "--socket",
+                "/tmp/b.sock",
+                "--health",
+                "/h",
+                "--",
+                "x",
+            ],
+            &[
+                "ocwrap", "--port", "80", "--health", "/h", "--ready", "notify", "--", "x",
+            ],
+            &[
+                "ocwrap",
+                "--ready",
+                "notify",
+                "--idle-timeout",
+                "5s",
+                "--",
+                "x",
+            ],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} should fail"));
+            assert_eq!(err.exit_code(), crate::exit::USAGE, "{bad:?}");
+        }
+        let c = parse(&["ocwrap", "--socket", "/tmp/b.sock", "--", "x"]).unwrap();
+        assert_eq!(c.ready.by(), &ReadyBy::Connect);
+        assert_eq!(
+            c.ready.socket().map(SocketPath::as_str),
+            Some("/tmp/b.sock")
+        );
+        assert!(c.name.as_deref().unwrap().starts_with("sock-b.sock-"));
+        let c = parse(&["ocwrap", "--ready", "fd:3", "--name", "n", "--", "x"]).unwrap();
+        assert_eq!(c.ready.by(), &ReadyBy::Fd(3));
+        assert_eq!(c.ready.endpoint(), None);
+        let c = parse(&["ocwrap", "--port", "80", "--ready", "exec", "--", "x"]).unwrap();
+        assert_eq!(c.ready.by(), &ReadyBy::Exec);
+        assert_eq!(c.ready.port(), Some(80));
+        assert_eq!(
+            parse(&["ocwrap", "--", "x"]).unwrap().ready,
+            Readiness::exec()
+        );
+        let c = parse(&["ocwrap", "--port", "80", "--health", "/h", "--", "x"]).unwrap();
+        assert_eq!(c.ready.by(), &ReadyBy::Health("/h".into()));
+        if sys::SOCKET_CONNECTIONS_COUNTED {
+            let idle = [
+                "ocwrap",
+                "--socket",
+                "/tmp/b.sock",
+                "--idle-timeout",
+                "5s",
+                "--",
+                "x",
+            ];
+            assert!(parse(&idle).is_ok());
+        }
+        if sys::NOTIFY_READINESS {
+            let notify = ["ocwrap", "--port", "80", "--ready", "notify", "--", "x"];
+            let c = parse(&notify).unwrap();
+            assert_eq!((c.ready.by(), c.ready.port()), (&ReadyBy::Notify, Some(80)));
+        }
+    }
+
+    #[test]
     fn loopback_hosts_are_stored_without_brackets() {
         for (given, stored, url) in [
             ("localhost", "localhost", "http://localhost:4096"),

@@ -461,8 +461,8 @@ fn a_server_that_daemonizes_is_followed_not_torn_down() {
 }
 
 #[test]
-fn up_needs_a_port_or_a_name() {
+fn up_needs_a_port_a_socket_or_a_name() {
     let (code, _, err) = ocwrap_once(&["up", "--", "true"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--port or --name"), "{err}");
+    assert!(err.contains("--port, --socket or --name"), "{err}");
 }
