@@ -63,10 +63,12 @@ log=$(mktemp)
 npm_log=$(mktemp)
 trap 'rm -f "$log" "$npm_log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
-# The guard's tests once more as nobody: a user's guard acts with a user's rights
-# (the sweep's reads of other processes, its own session).
+# The guard's and the local-socket tests once more as nobody, in group
+# containment: a user's guard acts with a user's rights (the sweep's reads of
+# other processes, its own session), and a user's broker, notify socket and
+# readiness pipe are a user's.
 if [ "$(id -u)" = 0 ]; then
-  echo "== the guard's tests again, as nobody"
+  echo "== the guard's and the local-socket tests again, as nobody"
   suite=$(cargo test --locked --no-run --test ocwrap 2>&1 | sed -n 's/.*Executable tests\/ocwrap\.rs (\(.*\))$/\1/p')
   [ -n "$suite" ] || { echo "cannot find the integration suite's executable" >&2; exit 1; }
   # Copies nobody can reach, wherever the checkout is (SUITE_BIN_DIR: see
@@ -75,7 +77,7 @@ if [ "$(id -u)" = 0 ]; then
   chmod 755 "$bins"
   install -m 755 "$suite" target/debug/ocwrap target/debug/ocwrap-fixture "$bins/"
   (cd "$bins" && SUITE_BIN_DIR=$bins setpriv --reuid nobody --regid nogroup --clear-groups \
-    "$bins/$(basename "$suite")" guard::) 2>&1 | tee -a "$log"
+    "$bins/$(basename "$suite")" guard:: socket::) 2>&1 | tee -a "$log"
   rm -rf "$bins"
 fi
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
