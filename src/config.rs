@@ -450,33 +450,26 @@ mod tests {
         assert!(parse(&["ocwrap", "--host", "localhost", "--", "x"]).is_ok());
     }
 
+    /// A socket path this platform takes: a Unix path, or a named pipe.
+    fn a_socket() -> &'static str {
+        ["/tmp/b.sock", r"\\.\pipe\b.sock"]
+            .into_iter()
+            .find(|s| sys::socket_name_problem(s).is_none())
+            .unwrap()
+    }
+
     #[test]
     fn socket_and_ready_options_make_one_readiness_or_a_usage_error() {
+        let socket = a_socket();
         for bad in [
-            &[
-                "ocwrap",
-                "--port",
-                "80",
-                "--socket",
-                "/tmp/b.sock",
-                "--",
-                "x",
-            ][..],
+            &["ocwrap", "--port", "80", "--socket", socket, "--", "x"][..],
             &["ocwrap", "--ready", "connect", "--", "x"],
             &["ocwrap", "--ready", "fd:2", "--", "x"],
             &["ocwrap", "--ready", "fd:", "--", "x"],
             &["ocwrap", "--ready", "fd:-3", "--", "x"],
             &["ocwrap", "--ready", "maybe", "--", "x"],
             &["ocwrap", "--socket", "", "--", "x"],
-            &[
-                "ocwrap",
-                "--socket",
-                "/tmp/b.sock",
-                "--health",
-                "/h",
-                "--",
-                "x",
-            ],
+            &["ocwrap", "--socket", socket, "--health", "/h", "--", "x"],
             &[
                 "ocwrap", "--port", "80", "--health", "/h", "--ready", "notify", "--", "x",
             ],
@@ -493,16 +486,18 @@ mod tests {
             let err = parse(bad).expect_err(&format!("{bad:?} should fail"));
             assert_eq!(err.exit_code(), crate::exit::USAGE, "{bad:?}");
         }
-        let c = parse(&["ocwrap", "--socket", "/tmp/b.sock", "--", "x"]).unwrap();
+        let c = parse(&["ocwrap", "--socket", socket, "--", "x"]).unwrap();
         assert_eq!(c.ready.by(), &ReadyBy::Connect);
-        assert_eq!(
-            c.ready.socket().map(SocketPath::as_str),
-            Some("/tmp/b.sock")
-        );
+        assert_eq!(c.ready.socket().map(SocketPath::as_str), Some(socket));
         assert!(c.name.as_deref().unwrap().starts_with("sock-b.sock-"));
-        let c = parse(&["ocwrap", "--ready", "fd:3", "--name", "n", "--", "x"]).unwrap();
-        assert_eq!(c.ready.by(), &ReadyBy::Fd(3));
-        assert_eq!(c.ready.endpoint(), None);
+        let fd = parse(&["ocwrap", "--ready", "fd:3", "--name", "n", "--", "x"]);
+        if sys::FD_READINESS {
+            let c = fd.unwrap();
+            assert_eq!(c.ready.by(), &ReadyBy::Fd(3));
+            assert_eq!(c.ready.endpoint(), None);
+        } else {
+            assert_eq!(fd.unwrap_err().exit_code(), crate::exit::USAGE);
+        }
         let c = parse(&["ocwrap", "--port", "80", "--ready", "exec", "--", "x"]).unwrap();
         assert_eq!(c.ready.by(), &ReadyBy::Exec);
         assert_eq!(c.ready.port(), Some(80));
@@ -512,22 +507,22 @@ mod tests {
         );
         let c = parse(&["ocwrap", "--port", "80", "--health", "/h", "--", "x"]).unwrap();
         assert_eq!(c.ready.by(), &ReadyBy::Health("/h".into()));
-        if sys::SOCKET_CONNECTIONS_COUNTED {
-            let idle = [
-                "ocwrap",
-                "--socket",
-                "/tmp/b.sock",
-                "--idle-timeout",
-                "5s",
-                "--",
-                "x",
-            ];
-            assert!(parse(&idle).is_ok());
-        }
+        let idle = [
+            "ocwrap",
+            "--socket",
+            socket,
+            "--idle-timeout",
+            "5s",
+            "--",
+            "x",
+        ];
+        assert_eq!(parse(&idle).is_ok(), sys::SOCKET_CONNECTIONS_COUNTED);
+        let notify = parse(&["ocwrap", "--port", "80", "--ready", "notify", "--", "x"]);
         if sys::NOTIFY_READINESS {
-            let notify = ["ocwrap", "--port", "80", "--ready", "notify", "--", "x"];
-            let c = parse(&notify).unwrap();
+            let c = notify.unwrap();
             assert_eq!((c.ready.by(), c.ready.port()), (&ReadyBy::Notify, Some(80)));
+        } else {
+            assert_eq!(notify.unwrap_err().exit_code(), crate::exit::USAGE);
         }
     }
 

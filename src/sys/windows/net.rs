@@ -239,24 +239,6 @@ fn socket_address(addr: &SocketAddr) -> (ADDRESS_FAMILY, SOCKADDR_STORAGE, i32) 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-
-    #[test]
-    fn established_connections_are_counted_on_their_port() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        assert_eq!(established_connections(port, Vec::new).unwrap(), 0);
-        let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (_server, _) = listener.accept().unwrap();
-        // The accepted side has the listening port as its local port; the
-        // client's local port is another.
-        assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
-    }
-}
-
 /// The longest local socket name here: a named pipe's (`\\.\pipe\` and up to 256
 /// characters in all).
 pub const MAX_SOCKET_PATH: usize = 256;
@@ -309,4 +291,39 @@ pub fn socket_connections(_path: &std::path::Path) -> io::Result<usize> {
         io::ErrorKind::Unsupported,
         "counting a named pipe's connections is not built on Windows",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn established_connections_are_counted_on_their_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 0);
+        let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        // The accepted side has the listening port as its local port; the
+        // client's local port is another.
+        assert_eq!(established_connections(port, Vec::new).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_named_pipe_accepts_by_its_name_and_a_missing_one_is_not_found() {
+        let name = super::super::pipe::unique_pipe_name("probe").unwrap();
+        let path = std::path::Path::new(&name);
+        assert_eq!(
+            socket_connect(path).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        let _listener = super::super::pipe::PipeListener::create(&name).unwrap();
+        socket_connect(path).unwrap();
+        assert_eq!(socket_name_problem(&name), None);
+        assert_eq!(socket_in_the_way(path).unwrap(), None);
+        for bad in [r"C:\tmp\b.sock", r"\\.\pipe\", "/tmp/b.sock"] {
+            assert!(socket_name_problem(bad).is_some(), "{bad}");
+        }
+    }
 }
