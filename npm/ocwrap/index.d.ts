@@ -28,12 +28,24 @@ export interface CommonOptions {
 
 /**
  * Which supervisor a call is about: its name (`[A-Za-z0-9._-]{1,64}`, not starting
- * with "."), or its port 1..65535 (name `port-P`); never both.
+ * with "."), its port 1..65535 (name `port-P`), or its local socket (named as
+ * `up` with that socket names it); only one of them.
  */
-export type Selector = { name: string; port?: never } | { port: number; name?: never };
+export type Selector =
+  | { name: string; port?: never; socket?: never }
+  | { port: number; name?: never; socket?: never }
+  | { socket: string; name?: never; port?: never };
 
 /** Selects one supervisor, or (status) none: every one. */
-export type SelectOptions = CommonOptions & (Selector | { name?: never; port?: never });
+export type SelectOptions = CommonOptions & (Selector | { name?: never; port?: never; socket?: never });
+
+/**
+ * When the server is ready: "connect" (its port or socket accepts; the default
+ * with one), "exec" (once started; the default without), "notify" (it sends
+ * READY=1 to $NOTIFY_SOCKET; Linux), "fd:N" (it writes a newline to its
+ * descriptor N, 3 to 1023; Unix).
+ */
+export type Ready = "connect" | "exec" | "notify" | `fd:${number}`;
 
 /** The options of `up` besides the server's port and what needs it. */
 export interface UpSettings extends CommonOptions {
@@ -54,6 +66,8 @@ export interface UpSettings extends CommonOptions {
   cwd?: string;
   /** Where to probe the port; must be loopback (default 127.0.0.1). */
   host?: string;
+  /** When the server counts as ready (see Ready). */
+  ready?: Ready;
   readyTimeout?: Duration;
   grace?: Duration;
   linger?: Duration;
@@ -67,9 +81,10 @@ export interface UpSettings extends CommonOptions {
 }
 
 /**
- * The options of `up`: the port (and the record's name, default `port-P`), or a
- * name alone for a server without a port to probe, which then can have no health
- * path and no idle timeout.
+ * The options of `up`: the port (and the record's name, default `port-P`), the
+ * local socket (a Unix socket path; on Windows a named pipe, `\\.\pipe\NAME`),
+ * or a name alone for a server with neither, which then can have no health path
+ * and no idle timeout.
  */
 export type UpOptions = UpSettings &
   (
@@ -83,7 +98,17 @@ export type UpOptions = UpSettings &
         /** Tear down once the port has had no established connection this long (longer than 0). */
         idleTimeout?: Duration;
       }
-    | { name: string; port?: never; health?: never; idleTimeout?: never }
+    | {
+        /** The local socket the server listens on: readiness, and the default name. */
+        socket: string;
+        /** The record's name (default `sock-<file name>-<hash of the path>`). */
+        name?: string;
+        port?: never;
+        health?: never;
+        /** Tear down once the socket has had no established connection this long (Linux). */
+        idleTimeout?: Duration;
+      }
+    | { name: string; port?: never; socket?: never; health?: never; idleTimeout?: never }
   );
 
 /** How an owner was found (`--verbose` says it too). */
@@ -104,8 +129,13 @@ export interface UpResult {
   status: "started" | "attached" | "external";
   /** null for an external server, as are pid, pgid, supervisor_pid and log. */
   name: string | null;
-  url: string;
+  /** The TCP endpoint's; null with a socket or with neither. */
+  url: string | null;
   port: number | null;
+  /** The local socket's; null without one. */
+  socket: string | null;
+  /** How readiness was judged. */
+  ready: Ready | "health";
   pid: number | null;
   pgid: number | null;
   supervisor_pid: number | null;
@@ -191,6 +221,9 @@ export interface SupervisorRecord {
   cwd: string;
   port: number | null;
   url: string | null;
+  socket: string | null;
+  /** How readiness is judged ("" in records of older versions). */
+  ready: Ready | "health" | "";
   owners: Owner[];
   started_at: string;
   state: RecordState;
@@ -216,7 +249,7 @@ export interface StatusResult {
 export type StopOptions = CommonOptions & {
   /** Resolve only once the whole tree is gone. */
   wait?: boolean;
-} & ((Selector & { all?: false }) | { all: true; name?: never; port?: never });
+} & ((Selector & { all?: false }) | { all: true; name?: never; port?: never; socket?: never });
 
 export interface StopResult {
   status: "stopped" | "not_running";

@@ -331,6 +331,18 @@ const health = rule((v) =>
     : wrong('must be an absolute URL path like "/health", with no whitespace'),
 );
 
+const socket = rule((v) =>
+  typeof v === "string" && v !== "" && noNul(v)
+    ? v
+    : wrong("must be the server's local socket: a non-empty path (on Windows a pipe name, \\\\.\\pipe\\NAME) with no NUL character"),
+);
+
+const ready = rule((v) => {
+  if (v === "connect" || v === "exec" || v === "notify") return v;
+  const fd = typeof v === "string" && /^fd:[0-9]{1,4}$/.test(v) ? Number(v.slice(3)) : NaN;
+  return fd >= 3 && fd <= 1023 ? v : wrong('must be "connect", "exec", "notify" or "fd:N" with N from 3 to 1023');
+});
+
 const processName = rule((v) =>
   typeof v === "string" && v !== "" && !v.includes("/") && noNul(v)
     ? v
@@ -380,7 +392,7 @@ const env = rule((v) => {
 });
 
 const COMMON = { stateDir: file, env };
-const SELECT = { name, port };
+const SELECT = { name, port, socket };
 const RULES = {
   up: {
     ...COMMON,
@@ -392,6 +404,7 @@ const RULES = {
     cwd: file,
     host,
     health,
+    ready,
     readyTimeout: duration(),
     grace: duration(),
     linger: duration(),
@@ -452,10 +465,16 @@ function checked(call, options) {
   return out;
 }
 
-/** Which supervisor: name or port, never both (they would name it twice). */
+/** The selectors given: name, port, socket. */
+function selectors(o) {
+  return ["name", "port", "socket"].filter((key) => o[key] !== undefined);
+}
+
+/** Which supervisor: name, port or socket, never two (they would name it twice). */
 function checkSelector(call, o) {
-  if (o.name !== undefined && o.port !== undefined) {
-    throw refuse(call, "name", "options.name and options.port both say which supervisor: give one of them");
+  const given = selectors(o);
+  if (given.length > 1) {
+    throw refuse(call, given[0], `options.${given[0]} and options.${given[1]} both say which supervisor: give one of them`);
   }
 }
 
@@ -463,13 +482,21 @@ function checkUp(o) {
   if (o.command === undefined) {
     throw refuse("up", "command", "options.command is required: the server's program and its arguments, as an array");
   }
-  if (o.port === undefined && o.name === undefined) {
-    throw refuse("up", "port", "options.port or options.name is required: which server (its port, or a name for its record)");
+  if (o.port === undefined && o.name === undefined && o.socket === undefined) {
+    throw refuse(
+      "up",
+      "port",
+      "options.port, options.socket or options.name is required: which server (its port, its socket, or a name for its record)",
+    );
   }
-  for (const needsPort of ["idleTimeout", "health"]) {
-    if (o[needsPort] !== undefined && o.port === undefined) {
-      throw refuse("up", needsPort, `options.${needsPort} needs options.port (it is about the server's port)`);
-    }
+  if (o.port !== undefined && o.socket !== undefined) {
+    throw refuse("up", "socket", "options.port and options.socket both say where the server listens: give one of them");
+  }
+  if (o.health !== undefined && o.port === undefined) {
+    throw refuse("up", "health", "options.health needs options.port (it is an HTTP request to the server's port)");
+  }
+  if (o.idleTimeout !== undefined && o.port === undefined && o.socket === undefined) {
+    throw refuse("up", "idleTimeout", "options.idleTimeout needs options.port or options.socket (it counts their connections)");
   }
   if (o.owner === "none") {
     for (const owner of ["ownerPid", "ownerAncestor"]) {
@@ -480,8 +507,8 @@ function checkUp(o) {
 
 function checkRelease(o) {
   checkSelector("release", o);
-  if (o.port === undefined && o.name === undefined) {
-    throw refuse("release", "port", "options.port or options.name is required: which supervisor's lease to drop");
+  if (selectors(o).length === 0) {
+    throw refuse("release", "port", "options.port, options.socket or options.name is required: which supervisor's lease to drop");
   }
   const given = ["ownerPid", "ownerAncestor", "owner", "all"].filter((key) => o[key] !== undefined);
   if (given.length > 1) {
@@ -502,12 +529,16 @@ function checkRelease(o) {
 
 function checkStop(o) {
   checkSelector("stop", o);
-  const selected = o.port !== undefined || o.name !== undefined;
+  const [selected] = selectors(o);
   if (o.all === true && selected) {
-    throw refuse("stop", "all", `options.all: true stops every supervisor: leave out options.${o.port !== undefined ? "port" : "name"}`);
+    throw refuse("stop", "all", `options.all: true stops every supervisor: leave out options.${selected}`);
   }
   if (o.all !== true && !selected) {
-    throw refuse("stop", "port", "options.port or options.name is required: which supervisor to stop (or all: true for every one)");
+    throw refuse(
+      "stop",
+      "port",
+      "options.port, options.socket or options.name is required: which supervisor to stop (or all: true for every one)",
+    );
   }
 }
 
@@ -524,11 +555,12 @@ function valued(o, flags) {
   return args;
 }
 
-/** The state dir and the selector (`--name`, `--port`), which most commands take. */
+/** The state dir and the selector (`--name`, `--port`, `--socket`), which most commands take. */
 function selectorArgs(o) {
   return valued(o, [
     ["name", "--name"],
     ["port", "--port"],
+    ["socket", "--socket"],
     ["stateDir", "--state-dir"],
   ]);
 }
@@ -558,6 +590,8 @@ function upArgs(o) {
       ["port", "--port"],
       ["host", "--host"],
       ["health", "--health"],
+      ["socket", "--socket"],
+      ["ready", "--ready"],
       ["stateDir", "--state-dir"],
     ]),
     ...(o.verbose ? ["--verbose"] : []),

@@ -191,6 +191,41 @@ test("idleTimeout tears an unused server down", async () => {
   assert.ok(Date.now() - began >= 1000, "not before the idle timeout");
 });
 
+test("a broker on a Unix socket: up waits for its socket, a second session attaches, the sessions' end tears it down", async () => {
+  const stateDir = setUp();
+  const socket = join(dirname(stateDir), `broker-${process.pid}.sock`);
+  const [first, second] = [owner(), owner()];
+  const command = [fixture, "broker", socket, "--after", "200"];
+  const started = await up({ socket, stateDir, ownerPid: first.pid, command });
+  assert.equal(started.status, "started");
+  assert.equal(started.socket, socket);
+  assert.equal(started.ready, "connect");
+  assert.equal(started.url, null);
+  assert.match(started.name, /^sock-broker-\d+\.sock-[0-9a-f]{8}$/);
+  const attached = await up({ socket, stateDir, ownerPid: second.pid, command });
+  assert.equal(attached.status, "attached");
+  assert.equal(attached.pid, started.pid);
+  const { supervisors } = await status({ socket, stateDir });
+  assert.equal(supervisors[0].record.socket, socket);
+  first.end();
+  second.end();
+  await gone("after both sessions ended", started.pid);
+});
+
+test("ready: \"fd:3\" waits for the server's newline", async () => {
+  const stateDir = setUp();
+  const started = await up({
+    name: "fd",
+    stateDir,
+    owner: "none",
+    ready: "fd:3",
+    command: [fixture, "broker", "-", "--after", "100", "--fd", "3"],
+  });
+  assert.equal(started.ready, "fd:3");
+  await stop({ name: "fd", stateDir, wait: true });
+  await gone("after stop", started.pid);
+});
+
 test("OCWRAP_BINARY wins, and without a binary the error names the platform", () => {
   const pkg = dirname(createRequire(import.meta.url).resolve("ocwrap/package.json"));
   // The main package alone, as npm leaves it with --omit=optional.

@@ -63,7 +63,7 @@ export async function until(what, condition, deadlineMs = DEADLINE_MS) {
 /** Waits until the process is gone and nothing answers on the port. */
 export async function gone(what, pid, port) {
   await until(`${what}: pid ${pid} gone`, () => !exists(pid));
-  await until(`${what}: port ${port} free`, async () => !(await answers(port)));
+  if (port !== undefined) await until(`${what}: port ${port} free`, async () => !(await answers(port)));
 }
 
 /**

@@ -63,8 +63,21 @@ status({ name: "port-4096", port: 4096 });
 stop({});
 // @ts-expect-error: all: true stops every supervisor, so a port is a contradiction.
 stop({ port: 4096, all: true });
-// @ts-expect-error: up needs the port (or a name).
+// @ts-expect-error: up needs the port (or a socket, or a name).
 up({ command: ["x"] });
+// @ts-expect-error: a port and a socket say twice where the server listens.
+up({ port: 4096, socket: "/run/b.sock", command: ["x"] });
+// @ts-expect-error: a health path is an HTTP request to a port, not a socket.
+up({ socket: "/run/b.sock", health: "/h", command: ["x"] });
+// @ts-expect-error: readiness is one of the forms ocwrap knows.
+up({ name: "x", ready: "soon", command: ["x"] });
+
+export async function broker(): Promise<string | null> {
+  const started = await up({ socket: "/run/b.sock", ready: "notify", idleTimeout: "30m", command: ["broker"] });
+  await up({ name: "n", ready: "fd:3", command: ["x"] });
+  await stop({ socket: "/run/b.sock", wait: true });
+  return started.socket;
+}
 // @ts-expect-error: an idle timeout is about a port.
 up({ name: "x", command: ["x"], idleTimeout: "30m" });
 
