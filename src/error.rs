@@ -56,7 +56,8 @@ pub enum Error {
         path: PathBuf,
         problem: &'static str,
     },
-    /// The control socket's path is longer than a socket address can hold.
+    /// A socket path in the state dir (the control socket, the notify socket) is
+    /// longer than a socket address can hold.
     SocketPathTooLong { path: PathBuf, limit: usize },
     /// Junk (a directory, a FIFO…) is where ocwrap keeps one of a name's files;
     /// `what` says what and where ("a directory where the name's lock belongs").
@@ -171,7 +172,7 @@ impl fmt::Display for Error {
             }
             Error::SocketPathTooLong { path, limit } => write!(
                 f,
-                "the control socket path {} is longer than {limit} bytes; use a shorter --state-dir",
+                "the socket path {} is longer than {limit} bytes; use a shorter --state-dir",
                 path.display()
             ),
             Error::AlreadyRunning {

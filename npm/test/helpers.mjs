@@ -60,7 +60,7 @@ export async function until(what, condition, deadlineMs = DEADLINE_MS) {
   }
 }
 
-/** Waits until the process is gone and nothing answers on the port. */
+/** Waits until the process is gone and (given a port) nothing answers on the port. */
 export async function gone(what, pid, port) {
   await until(`${what}: pid ${pid} gone`, () => !exists(pid));
   if (port !== undefined) await until(`${what}: port ${port} free`, async () => !(await answers(port)));

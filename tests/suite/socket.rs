@@ -373,7 +373,7 @@ fn what_stands_at_the_socket_path_and_is_not_our_socket_fails_up_with_nothing_st
         (&link, "a symlink"),
     ] {
         let (code, v) = up_refused(&broker, path);
-        assert_ne!(code, 0, "{what}: {v}");
+        assert_eq!(code, 125, "{what}: {v}");
         assert_eq!(v["kind"], "in_the_way", "{what}: {v}");
         let error = v["error"].as_str().unwrap();
         assert!(error.contains(what), "{error}");

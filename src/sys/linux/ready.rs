@@ -93,9 +93,10 @@ impl NotifySocket {
         // SAFETY: msghdr is plain data; all zeroes is a valid value.
         let mut header: libc::msghdr = unsafe { mem::zeroed() };
         header.msg_iov = &mut iov;
-        header.msg_iovlen = 1;
+        header.msg_iovlen = 1 as _;
         header.msg_control = control.as_mut_ptr().cast();
-        header.msg_controllen = mem::size_of_val(&control);
+        // `as _`: the field is `size_t` under glibc and `socklen_t` under musl.
+        header.msg_controllen = mem::size_of_val(&control) as _;
         // SAFETY: `header` points at `iov` (our buffer) and `control`, which live
         // for the call.
         let n = unsafe {
