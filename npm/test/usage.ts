@@ -15,9 +15,11 @@ const options: UpOptions = {
 export async function ensureServer(): Promise<string> {
   try {
     const server: UpResult = await up(options);
-    if (server.status === "external") return server.url;
+    // null only for a server without a port (a socket, or neither).
+    const url: string | null = server.url;
+    if (server.status === "external") return url ?? "";
     const pid: number | null = server.pid;
-    return `${server.url} (pid ${pid ?? "?"}, owners ${server.owners.map((o) => o.pid).join(",")})`;
+    return `${url} (pid ${pid ?? "?"}, owners ${server.owners.map((o) => o.pid).join(",")})`;
   } catch (e) {
     if (e instanceof OcwrapError) {
       const status: number | null = e.exit_status;

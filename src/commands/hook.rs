@@ -85,7 +85,7 @@ pub fn run(args: HookArgs) -> Result<u8, Error> {
     let Some(stem) = config.name.clone() else {
         return Err(crate::config::usage(
             clap::error::ErrorKind::MissingRequiredArgument,
-            "hook needs --port or --name".into(),
+            "hook needs --port, --socket or --name".into(),
         ));
     };
     let input = read_input()?;

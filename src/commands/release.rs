@@ -54,11 +54,11 @@ enum ReleaseJson {
 }
 
 pub fn run(args: ReleaseArgs) -> Result<u8, Error> {
-    // clap requires --name or --port, so there is always a name.
+    // clap requires --name, --port or --socket, so there is always a name.
     let Some(stem) = args.select.stem() else {
         return Err(crate::config::usage(
             clap::error::ErrorKind::MissingRequiredArgument,
-            "release needs --name or --port".into(),
+            "release needs --name, --port or --socket".into(),
         ));
     };
     let owner = if args.owners.is_empty() {

@@ -2,8 +2,8 @@
 //!
 //! JSON (one object): `{"supervisors":[{"name":…,"live":…,"problem":…,
 //! "record":{…}|null}]}`: `name` is the record's stem (`pid-N` for an unnamed
-//! supervisor), `problem` is null for a healthy live supervisor. With `--name` or
-//! `--port` and no live supervisor of that name, the same object also has
+//! supervisor), `problem` is null for a healthy live supervisor. With `--name`,
+//! `--port` or `--socket` and no live supervisor of that name, the same object also has
 //! `"status":"error","kind":"not_running","error":…`, and the exit code is 1.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,7 +19,7 @@ use crate::state::survey::{Found, survey};
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
-    /// With `--name`/`--port` when no live supervisor has the name: "error".
+    /// With `--name`/`--port`/`--socket` when no live supervisor has the name: "error".
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
