@@ -70,6 +70,23 @@ impl Broker {
         (v, took)
     }
 
+    /// After a failed `up` of `stem`: the broker its log tail names is gone, and
+    /// none of the name's files is left.
+    fn assert_nothing_left(&self, tail: &str, stem: &str) {
+        let pid = tail
+            .lines()
+            .find_map(|l| l.strip_prefix("broker "))
+            .and_then(|pid| pid.trim().parse::<Pid>().ok())
+            .expect("the broker's pid in the log");
+        assert!(
+            !Proc::pin_announced(pid).is_running(),
+            "nothing is left running"
+        );
+        assert_eq!(self.state.files(stem), Vec::<String>::new());
+        let notify = self.state.dir.join(format!("{stem}.notify"));
+        assert!(!notify.exists(), "no notify socket is left");
+    }
+
     fn connect(&self) -> UnixStream {
         UnixStream::connect(&self.socket).expect("connect to the broker's socket")
     }
@@ -251,16 +268,34 @@ fn fd_readiness_waits_for_a_newline_and_a_closed_descriptor_fails_cleanly() {
         tail.contains("closed descriptor 7 without writing a newline"),
         "{tail}"
     );
-    let gone = tail
-        .lines()
-        .find_map(|l| l.strip_prefix("broker "))
-        .and_then(|pid| pid.trim().parse::<Pid>().ok())
-        .expect("the broker's pid in the log");
-    assert!(
-        !Proc::pin_announced(gone).is_running(),
-        "nothing is left running"
+    broker.assert_nothing_left(tail, "g");
+}
+
+#[test]
+fn a_server_that_never_sends_ready_1_fails_at_the_deadline_with_nothing_left() {
+    let broker = Broker::new();
+    let began = Instant::now();
+    let (code, failed, _) = broker.up(
+        &[
+            "--owner",
+            "none",
+            "--name",
+            "q",
+            "--ready",
+            "notify",
+            "--ready-timeout",
+            "1s",
+        ],
+        &["-"],
     );
-    assert_eq!(broker.state.files("g"), Vec::<String>::new());
+    assert_eq!(code, 1, "{failed}");
+    assert_eq!(failed["kind"], "not_ready", "{failed}");
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "not before the deadline"
+    );
+    let tail = failed["log_tail"].as_str().unwrap();
+    broker.assert_nothing_left(tail, "q");
 }
 
 /// `run -v --stdin inherit --ready notify --name N -- broker - --wait-go --notify
