@@ -322,12 +322,6 @@ fn say_go(run: &mut Running) {
     stdin.write_all(b"go\n").expect("write go");
 }
 
-fn wait_stderr(run: &Running, text: &str) {
-    eventually(&format!("{text:?} on ocwrap's stderr"), || {
-        run.stderr().contains(text)
-    });
-}
-
 #[test]
 fn ready_1_from_outside_the_tree_is_ignored() {
     let state = State::new();
@@ -335,8 +329,8 @@ fn ready_1_from_outside_the_tree_is_ignored() {
     run.expect_line("broker ");
     let notify = state.dir.join("o.notify");
     sys::fixture::send_notify(&notify, b"READY=1\n").expect("send READY=1 as the test");
-    wait_stderr(&run, &format!("READY=1 from pid {}", Pid::current()));
-    wait_stderr(&run, "which is not in the server's tree: ignored");
+    run.expect_stderr(&format!("READY=1 from pid {}", Pid::current()));
+    run.expect_stderr("which is not in the server's tree: ignored");
     assert_eq!(state.served("o")["record"]["state"], "starting");
     say_go(&mut run);
     run.expect_line("notified");
@@ -360,7 +354,7 @@ fn an_oversized_notify_message_is_ignored_whole() {
     let big = run.expect_line("huge 1048576 ");
     let cut = run.expect_line("huge 65536 ");
     assert!(cut.ends_with("sent"), "{cut} ({big})");
-    wait_stderr(&run, "a notify message larger than 4096 bytes: ignored");
+    run.expect_stderr("a notify message larger than 4096 bytes: ignored");
     assert_eq!(state.served("h")["record"]["state"], "starting");
     say_go(&mut run);
     eventually("the record says ready", || {

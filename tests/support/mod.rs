@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ocwrap::process::Pid;
@@ -259,16 +259,18 @@ impl Launch {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Stderr::default());
         let (eof_tx, stderr_eof) = channel();
         if let Some(mut err) = child.stderr.take() {
             let sink = Arc::clone(&stderr);
             std::thread::spawn(move || {
                 let mut chunk = [0u8; 4096];
                 while let Ok(n @ 1..) = err.read(&mut chunk) {
-                    sink.lock()
+                    sink.text
+                        .lock()
                         .expect("stderr buffer")
                         .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    sink.grew.notify_all();
                 }
                 let _ = eof_tx.send(());
             });
@@ -286,13 +288,20 @@ impl Launch {
     }
 }
 
+/// What a launched process wrote to stderr so far, and a signal on each write.
+#[derive(Default)]
+struct Stderr {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
 /// A launched process, what it has printed so far, and the processes it named.
 pub struct Running {
     pub child: Child,
     pub pinned: Proc,
     lines: Receiver<String>,
     pub seen: Vec<String>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<Stderr>,
     stderr_eof: Receiver<()>,
     /// Every process the output announced, pinned when it was announced.
     tracked: Vec<Proc>,
@@ -398,7 +407,22 @@ impl Running {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr buffer").clone()
+        self.stderr.text.lock().expect("stderr buffer").clone()
+    }
+
+    /// Waits until stderr holds `text` (woken by each write to it); panics after
+    /// [`DEADLINE`].
+    pub fn expect_stderr(&self, text: &str) {
+        let held = self.stderr.text.lock().expect("stderr buffer");
+        let (held, waited) = self
+            .stderr
+            .grew
+            .wait_timeout_while(held, DEADLINE, |seen| !seen.contains(text))
+            .expect("stderr buffer");
+        assert!(
+            !waited.timed_out(),
+            "{text:?} not on stderr within {DEADLINE:?}; stderr {held:?}"
+        );
     }
 
     /// Waits for the launched process to exit; panics after [`DEADLINE`].
