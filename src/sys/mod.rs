@@ -3,8 +3,8 @@
 //!
 //! This file is the contract: what every platform provides, one group per concern,
 //! named as the files of each platform's folder are (`proc`, `wait`, `signal`,
-//! `spawn`, `contain`, `leftover`, `fs`, `control`, `handoff`, `net`, `memory`,
-//! `diag`) and as the rows
+//! `spawn`, `contain`, `leftover`, `fs`, `control`, `handoff`, `net`, `ready`,
+//! `memory`, `diag`) and as the rows
 //! of the seam table in docs/DESIGN.md ("Platform seam") are. Linux (`linux/`) is
 //! built and tested; macOS (`macos/`) is type-checked and linted by
 //! `shell/xcheck.sh` but has never run; what the two answer alike is `unix/`.
@@ -37,6 +37,10 @@ mod unix;
 use unix as family;
 #[cfg(windows)]
 use windows as family;
+
+// What macOS and Windows do not build, as types with no value.
+#[cfg(not(target_os = "linux"))]
+mod unbuilt;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!(

@@ -53,7 +53,7 @@ impl Served {
 }
 
 /// Asserts that ocwrap ended by the idle rule: exit 0, cause `idle` said with -v.
-fn assert_ended_idle(run: &mut Running) {
+pub(super) fn assert_ended_idle(run: &mut Running) {
     assert_eq!(run.exit_code(), 0, "idle is our own rule: {}", run.stderr());
     assert!(
         run.stderr().contains("tearing down: idle"),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::idle::assert_ended_idle;
 use crate::support::{
     Launch, Proc, Running, State, eventually, fixture_bin, kill_and_reap, mkfifo, owner,
     status_json,
@@ -203,12 +204,7 @@ fn an_idle_broker_is_stopped_by_the_idle_timeout_and_a_connection_keeps_it() {
         "gone after {:?}",
         closed.elapsed()
     );
-    assert_eq!(run.exit_code(), 0, "{}", run.stderr());
-    assert!(
-        run.stderr().contains("tearing down: idle"),
-        "{}",
-        run.stderr()
-    );
+    assert_ended_idle(&mut run);
 }
 
 #[test]

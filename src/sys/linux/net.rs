@@ -152,12 +152,7 @@ impl DiagSocket {
 /// `port`: `nlmsghdr`, `inet_diag_req_v2`, and the bytecode attribute, in the
 /// kernel's (native) byte order except where the kernel says otherwise.
 fn dump_request(family: u8, port: u16, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(REQUEST_LEN);
-    m.extend_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+    let mut m = dump_header(REQUEST_LEN, seq);
     m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
     m.extend_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
     m.extend_from_slice(&[0u8; 48]);
@@ -175,6 +170,18 @@ fn dump_request(family: u8, port: u16, seq: u32) -> Vec<u8> {
     };
     m.extend(port_operation(INET_DIAG_BC_S_GE, 16 + 4));
     m.extend(port_operation(INET_DIAG_BC_S_LE, 8 + 4));
+    m
+}
+
+/// The `nlmsghdr` of a `sock_diag` dump request of `len` bytes in all (port ID
+/// 0: the kernel), in a buffer with room for the rest.
+fn dump_header(len: usize, seq: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
     m
 }
 
@@ -310,13 +317,7 @@ pub fn socket_connections(path: &std::path::Path) -> io::Result<usize> {
 
 /// A dump request for every established Unix socket, with its socket file.
 fn unix_dump_request(seq: u32) -> Vec<u8> {
-    let len = NLMSG_HDRLEN + UNIX_REQ_LEN;
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+    let mut m = dump_header(NLMSG_HDRLEN + UNIX_REQ_LEN, seq);
     m.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]);
     m.extend_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());

@@ -39,20 +39,7 @@ impl NotifySocket {
         }
         // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let on: libc::c_int = 1;
-        // SAFETY: setsockopt reads one int from `on`, which lives for the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PASSCRED,
-                (&on as *const libc::c_int).cast(),
-                mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::sys::unix::turn_on_socket_option(fd.as_fd(), libc::SO_PASSCRED)?;
         // SAFETY: `addr` is a valid Unix socket address of `len` bytes for the call.
         let rc = unsafe {
             libc::bind(

@@ -5,7 +5,6 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Instant;
 
@@ -75,29 +74,9 @@ const HANDOFF_FD: RawFd = 3;
 /// Arranges for `channel` to be descriptor 3 of the spawned command: how `up`
 /// hands its validated config to the detached supervisor (`__supervise`), and how
 /// the supervisor answers. The parent keeps its own descriptor open until `spawn`
-/// returns, so the number stays valid in the child between fork and exec. (A
-/// `pre_exec` hook makes std fork and exec rather than `posix_spawn`, so the hook
-/// does run in the child.)
+/// returns, so the number stays valid in the child between fork and exec.
 fn pass_channel(command: &mut Command, channel: BorrowedFd<'_>) {
-    let raw = channel.as_raw_fd();
-    let hook = move || -> io::Result<()> {
-        // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
-        // descriptor table; `raw` is open in this (forked) process.
-        unsafe {
-            if raw == HANDOFF_FD {
-                if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(raw, HANDOFF_FD) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    };
-    // SAFETY: the hook above only makes async-signal-safe calls.
-    unsafe {
-        command.pre_exec(hook);
-    }
+    super::pass_as(command, channel.as_raw_fd(), HANDOFF_FD);
 }
 
 /// Takes descriptor 3 as the channel `up` handed us, if it is a Unix socket, and

@@ -5,7 +5,7 @@
 //! (here `crate::sys::os`); see `docs/DESIGN.md`, section "Platform seam".
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 mod control;
 mod diag;
@@ -98,6 +98,56 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Arranges for descriptor `raw` of this process to be descriptor `number` of the
+/// command spawned next, without close-on-exec: `dup2` between fork and exec, or,
+/// when it already has that number, its close-on-exec flag cleared. `raw` must
+/// stay open until the spawn returns. (A `pre_exec` hook makes std fork and exec
+/// rather than `posix_spawn`, so the hook does run in the child.)
+pub(in crate::sys) fn pass_as(command: &mut std::process::Command, raw: RawFd, number: RawFd) {
+    use std::os::unix::process::CommandExt;
+    let hook = move || -> io::Result<()> {
+        // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
+        // descriptor table; `raw` is open in this (forked) process.
+        unsafe {
+            if raw == number {
+                if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, number) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// Turns on the `SOL_SOCKET` option `option` (an int flag) of socket `fd`.
+pub(in crate::sys) fn turn_on_socket_option(
+    fd: BorrowedFd<'_>,
+    option: libc::c_int,
+) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one int from `on`, which lives for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The effective user ID of this process.

@@ -114,20 +114,7 @@ fn stream_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     super::set_nonblocking(fd.as_fd(), true)?;
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads one int from `on`, which lives for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NOSIGPIPE,
-            (&on as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    super::turn_on_socket_option(fd.as_fd(), libc::SO_NOSIGPIPE)?;
     Ok(fd)
 }
 

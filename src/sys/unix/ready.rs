@@ -4,7 +4,6 @@
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use super::Waitable;
@@ -77,25 +76,7 @@ impl ChildEnd {
     /// be the last step before exec, after every other step has used its own
     /// descriptors; the write end must stay open until the spawn returns.
     pub(super) fn pass_to(self, command: &mut Command) {
-        let ChildEnd { raw, number } = self;
-        let hook = move || -> io::Result<()> {
-            // SAFETY: dup2 and fcntl are async-signal-safe and touch only the
-            // descriptor table; `raw` is open in this (forked) process.
-            unsafe {
-                if raw == number {
-                    if libc::fcntl(raw, libc::F_SETFD, 0) == -1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else if libc::dup2(raw, number) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        };
-        // SAFETY: the hook above only makes async-signal-safe calls.
-        unsafe {
-            command.pre_exec(hook);
-        }
+        super::pass_as(command, self.raw, self.number);
     }
 }
 
