@@ -233,12 +233,16 @@ fn notify_readiness_waits_for_ready_1_and_removes_its_socket() {
 #[test]
 fn fd_readiness_waits_for_a_newline_and_a_closed_descriptor_fails_cleanly() {
     let broker = Broker::new();
-    let (code, started, _) = broker.up(
+    let (code, started, took) = broker.up(
         &["--owner", "none", "--name", "f", "--ready", "fd:3"],
-        &["-", "--after", "100", "--fd", "3"],
+        &["-", "--after", "300", "--fd", "3"],
     );
     assert_eq!(code, 0, "{started}");
     assert_eq!(started["ready"], "fd:3");
+    assert!(
+        took >= Duration::from_millis(300),
+        "up returned after {took:?}"
+    );
     let server = Proc::pin(pid_of(&started, "pid"));
     broker.state.cmd("stop", &["--name", "f", "--wait"]);
     server.wait_gone("the server after stop");
