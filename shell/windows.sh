@@ -9,8 +9,8 @@
 #          x86_64-pc-windows-gnu and runs under Wine: the toolchain and the prefix
 #          work (a diagnosis when `test` fails to build or to start anything)
 #   test   `cargo test` for x86_64-pc-windows-gnu, each test binary run by Wine (the
-#          unit tests and tests/windows/), then `kill -9` of ocwrap's Linux process
-#          checked from the shell
+#          unit tests and the shared integration suite, tests/ocwrap.rs), then
+#          `kill -9` of ocwrap's Linux process checked from the shell
 #   all    check, then test
 #   packages
 #          installs MinGW and Wine (what shell/dist.sh needs before it builds)

@@ -70,6 +70,12 @@ pub struct ServerTree {
     /// The server: the leader of its own group (or session), our child.
     server: ServerChild,
     leader: Pid,
+    /// Where walks down the tree start: the supervisor, where it is the child
+    /// subreaper every orphan of the tree reparents to (Linux); else the leader,
+    /// below which its descendants stay linked (Windows keeps a dead parent's
+    /// PID; macOS's orphans leave for launchd from either). So the supervisor's
+    /// other children, Windows' console host among them, are never the tree.
+    root: Pid,
     finder: Finder,
     /// Members found so far, pinned (walk and scan; a cgroup keeps its own list).
     pins: Pins,
@@ -113,6 +119,7 @@ impl ServerTree {
             subreaper,
             guard,
             leader: server.pid(),
+            root: if subreaper { id.pid } else { server.pid() },
             server,
             finder,
             pins: Pins::new(),
@@ -144,7 +151,7 @@ impl ServerTree {
         {
             return true;
         }
-        descends_from(pid, self.supervisor, |p| sys::proc_info(p)?.ppid)
+        descends_from(pid, self.root, |p| sys::proc_info(p)?.ppid)
     }
 
     /// The PIDs of the tree's live members now, for counting its connections.
@@ -249,16 +256,17 @@ impl ServerTree {
     /// read with the reserve descriptor free (see [`Pins`]).
     fn look(&mut self) -> Vec<ProcInfo> {
         let (finder, supervisor, guard) = (&self.finder, self.supervisor, self.guard);
-        self.pins.with_room(|| look(finder, supervisor, guard))
+        let (root, leader) = (self.root, self.leader);
+        self.pins
+            .with_room(|| look(finder, supervisor, guard, walk_from(root, leader, guard)))
     }
 
-    /// Every live process below the supervisor, found by the walk whatever the
+    /// Every live process of the tree, found by the walk whatever the
     /// containment: with a cgroup, what is in the subreaper tree but not in the
     /// cgroup (a descendant that moved itself to another cgroup) is found here.
     fn walk(&mut self) -> Vec<ProcInfo> {
-        let (supervisor, guard) = (self.supervisor, self.guard);
-        self.pins
-            .with_room(|| walk_once(supervisor, spare(guard, sys::children), sys::proc_info))
+        let walked = walk_from(self.root, self.leader, self.guard);
+        self.pins.with_room(walked)
     }
 
     /// Pins the processes of the tree that are not in its cgroup (`inside`,
@@ -290,9 +298,30 @@ fn outside(found: &[ProcInfo], marked: Vec<ProcInfo>, guard: Option<Pid>) -> Vec
         .collect()
 }
 
-/// The live members `finder` finds now below `supervisor`, sorted by PID, never
-/// the guard.
-fn look(finder: &Finder, supervisor: Pid, guard: Option<Pid>) -> Vec<ProcInfo> {
+/// Every live process below `root` (see [`ServerTree`]'s field), and the leader
+/// itself when it is the root, sorted by PID; never the guard. Called when the
+/// walk is wanted: it reads the process table at once.
+fn walk_from(root: Pid, leader: Pid, guard: Option<Pid>) -> impl FnOnce() -> Vec<ProcInfo> {
+    move || {
+        let mut found = walk_once(root, spare(guard, sys::children), sys::proc_info);
+        if root == leader
+            && let Some(info) = sys::proc_info(leader).filter(ProcInfo::is_live)
+        {
+            found.push(info);
+            found.sort_by_key(|p| p.pid);
+        }
+        found
+    }
+}
+
+/// The live members `finder` finds now below `supervisor` (the walk, `walk`,
+/// where it walks), sorted by PID, never the guard.
+fn look(
+    finder: &Finder,
+    supervisor: Pid,
+    guard: Option<Pid>,
+    walk: impl FnOnce() -> Vec<ProcInfo>,
+) -> Vec<ProcInfo> {
     {
         let mut found: Vec<ProcInfo> = match finder {
             Finder::Cgroup(cgroup) => cgroup
@@ -302,7 +331,7 @@ fn look(finder: &Finder, supervisor: Pid, guard: Option<Pid>) -> Vec<ProcInfo> {
                 .filter_map(sys::proc_info)
                 .filter(ProcInfo::is_live)
                 .collect(),
-            Finder::Walk => walk_once(supervisor, spare(guard, sys::children), sys::proc_info),
+            Finder::Walk => walk(),
             Finder::Scan => process::descendants(&sys::all_processes(), supervisor)
                 .into_iter()
                 .filter(|p| p.is_live() && Some(p.pid) != guard)

@@ -4,10 +4,14 @@
 //! none of them. A shell that is not installed is skipped with a message
 //! (`shell/test.sh` installs zsh, fish and groff first).
 
+#[cfg(unix)]
 use std::path::Path;
+#[cfg(unix)]
 use std::process::{Command, Stdio};
 
-use crate::support::{TempDir, ocwrap_once};
+#[cfg(unix)]
+use crate::support::TempDir;
+use crate::support::ocwrap_once;
 
 /// Every command a user can type, and the top level (`""`).
 const COMMANDS: [&str; 9] = [
@@ -89,6 +93,7 @@ fn lists(text: &str, option: &str) -> bool {
     })
 }
 
+#[cfg(unix)] // Unix only: groff, bash, zsh and fish check them
 #[test]
 fn the_man_page_renders() {
     let tmp = TempDir::new();
@@ -105,6 +110,7 @@ fn the_man_page_renders() {
     assert!(out.contains("COMMANDS") && out.contains("idle"), "{out}");
 }
 
+#[cfg(unix)] // Unix only: groff, bash, zsh and fish check them
 #[test]
 fn completion_scripts_are_valid_in_their_shells() {
     let tmp = TempDir::new();
@@ -138,6 +144,7 @@ fn completions_offer_the_commands_and_options_but_no_hidden_command() {
     assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
 }
 
+#[cfg(unix)]
 /// Runs `program ARGS… file` if `program` is installed: (success, stdout,
 /// stderr). Otherwise says it skipped and returns `None`.
 fn run_if_installed(program: &str, args: &[&str], file: &Path) -> Option<(bool, String, String)> {

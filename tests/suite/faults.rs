@@ -3,8 +3,6 @@
 //! what their names say, inputs that are too large, and supervisors SIGKILLed at
 //! any moment — after which the next ordinary command leaves nothing behind.
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +11,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    DEADLINE, Launch, Proc, Running, State, TempDir, assert_all_gone, attach_line, eventually,
-    fixture_bin, free_port, kill_and_reap, mkfifo, ocwrap_bin, ocwrap_once, owner,
-    owner_dies_tree_goes, raw_request,
+    Client, DEADLINE, Launch, Proc, State, assert_all_gone, attach_line, eventually, fixture_bin,
+    free_port, kill_and_reap, ocwrap_once, owner, owner_dies_tree_goes, raw_request,
 };
+#[cfg(unix)]
+use crate::support::{Running, TempDir, mkfifo, ocwrap_bin};
 use ocwrap::process::Pid;
 use ocwrap::sys;
 
@@ -84,7 +83,9 @@ fn an_owner_that_can_never_exit_is_refused_on_attach() {
     let mut run = dir.run(&["--name", "i", "--owner", "none"], TREE);
     let procs = run.tree();
     let (_, supervisor) = run.server_and_supervisor();
-    for pid in [Pid::new(1).expect("init"), supervisor.pid] {
+    // Init, where there is one (Windows has none), and the supervisor itself.
+    let init = Pid::new(1).filter(|_| cfg!(unix));
+    for pid in init.into_iter().chain([supervisor.pid]) {
         let reply = raw_request(&dir.socket("i"), &attach_line(&[pid]));
         assert_eq!(reply["ok"], false, "{reply}");
         assert_eq!(reply["kind"], "immortal_owner", "{reply}");
@@ -164,6 +165,7 @@ fn no_process_of_the_servers_own_tree_can_be_its_owner() {
     assert_all_gone(&procs);
 }
 
+#[cfg(unix)] // Linux only: PID namespaces
 #[test]
 fn a_client_in_another_pid_namespace_is_refused_and_its_pids_never_misread() {
     let dir = State::new();
@@ -220,13 +222,12 @@ fn replies_held_until_readiness_cannot_shut_out_stop() {
         b"{\"op\":\"status\",\"wait_ready\":true,\"wait_ms\":50}\n",
     );
     assert_eq!(short["kind"], "timeout", "{short}");
-    let mut waiting: Vec<UnixStream> = (0..256)
+    let mut waiting: Vec<Client> = (0..256)
         .map(|_| {
-            let mut stream = UnixStream::connect(&socket).expect("connect");
+            let mut stream = Client::connect(&socket).expect("connect");
             stream
-                .write_all(b"{\"op\":\"status\",\"wait_ready\":true}\n")
+                .send(b"{\"op\":\"status\",\"wait_ready\":true}\n")
                 .expect("send");
-            stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
             stream
         })
         .collect();
@@ -236,8 +237,7 @@ fn replies_held_until_readiness_cannot_shut_out_stop() {
     assert_all_gone(&procs);
     let mut kinds = std::collections::BTreeMap::new();
     for stream in &mut waiting {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
+        let line = stream.line();
         let reply: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         *kinds.entry(reply["kind"].to_string()).or_insert(0) += 1;
     }
@@ -278,6 +278,7 @@ fn a_reply_that_would_wait_for_readiness_during_teardown_is_refused_at_once() {
     assert_all_gone(&procs);
 }
 
+#[cfg(unix)] // Unix only: SIGSTOP
 #[test]
 fn a_stopped_supervisor_gets_release_and_stop_unconfirmed_and_carries_them_out() {
     let dir = State::new();
@@ -344,6 +345,7 @@ fn gc_never_acts_on_a_copy_of_a_live_record() {
     assert!(run.pinned.is_running());
 }
 
+#[cfg(unix)] // Unix only: Windows removes no file a process holds open
 #[test]
 fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_duplicate() {
     let dir = State::new();
@@ -399,6 +401,7 @@ fn a_wiped_state_dir_is_re_registered_and_up_attaches_instead_of_starting_a_dupl
     assert_eq!(dir.files(&stem), Vec::<String>::new());
 }
 
+#[cfg(unix)] // Unix only: SIGSTOP
 #[test]
 fn a_supervisor_never_removes_files_that_are_not_its_own() {
     let dir = State::new();
@@ -443,9 +446,9 @@ fn a_supervisor_never_removes_files_that_are_not_its_own() {
 // 3. Control clients that never finish cannot stall the loop.
 
 /// Connects `n` clients that send nothing.
-fn silent_clients(socket: &Path, n: usize) -> Vec<UnixStream> {
+fn silent_clients(socket: &Path, n: usize) -> Vec<Client> {
     (0..n)
-        .map(|_| UnixStream::connect(socket).expect("connect a silent client"))
+        .map(|_| Client::connect(socket).expect("connect a silent client"))
         .collect()
 }
 
@@ -463,10 +466,10 @@ impl Drip {
             let began = Instant::now();
             // Reconnects when dropped at the deadline: the pressure never lets up.
             while !stopped.load(Ordering::Relaxed) && began.elapsed() < DEADLINE {
-                let Ok(mut stream) = UnixStream::connect(&socket) else {
+                let Ok(mut stream) = Client::connect(&socket) else {
                     return;
                 };
-                while !stopped.load(Ordering::Relaxed) && stream.write_all(b" ").is_ok() {
+                while !stopped.load(Ordering::Relaxed) && stream.send(b" ").is_ok() {
                     // The pace of the drip is the load under test, not a wait for
                     // anything: every assertion waits on an event.
                     std::thread::sleep(Duration::from_millis(100));
@@ -503,6 +506,7 @@ fn silent_and_dripping_clients_cannot_delay_the_teardown_after_an_owner_dies() {
     owner_dies_tree_goes(&mut session, &mut run, &procs);
 }
 
+#[cfg(unix)] // Unix only: SIGSTOP
 #[test]
 fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
     let dir = State::new();
@@ -514,24 +518,18 @@ fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
     // Past the limit, one more that would have to wait for its request is
     // refused at once; one whose request is there when it is accepted is served.
     let mut late = silent_clients(&socket, 1).remove(0);
-    late.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let mut refusal = String::new();
-    std::io::Read::read_to_string(&mut late, &mut refusal).expect("a refusal, then EOF");
+    let refusal = late.until_closed();
     assert_eq!(json_line(refusal.trim_end())["kind"], "busy", "{refusal}");
     // "There when it is accepted" is made so, not hoped for: the supervisor is
     // stopped while the request goes into the socket, so it cannot accept the
     // connection between connect and write.
     run.pinned.stop();
-    let mut prompt = UnixStream::connect(&socket).expect("connect past the limit");
-    prompt.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut prompt = Client::connect(&socket).expect("connect past the limit");
     prompt
-        .write_all(b"{\"op\":\"status\"}\n")
+        .send(b"{\"op\":\"status\"}\n")
         .expect("the request, into the socket's buffer");
     run.pinned.signal(sys::SIGCONT);
-    let mut reply = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(prompt), &mut reply)
-        .expect("the reply");
-    let reply = json_line(reply.trim_end());
+    let reply = json_line(prompt.line().trim_end());
     assert_eq!(reply["ok"], true, "{reply}");
     drop(crowd);
     let _silent = silent_clients(&socket, 8);
@@ -544,6 +542,7 @@ fn stop_works_while_clients_hang_on_and_too_many_get_a_busy_reply() {
     assert_eq!(run.exit_code(), 0);
 }
 
+#[cfg(unix)] // Unix only: a descriptor limit (ulimit -n)
 #[test]
 fn a_client_flood_under_a_low_descriptor_limit_is_refused_and_ends_no_lease() {
     let dir = State::new();
@@ -566,9 +565,7 @@ fn a_client_flood_under_a_low_descriptor_limit_is_refused_and_ends_no_lease() {
     for mut client in flood {
         // Refused at once, or (the one served) dropped at its deadline: a reply
         // comes either way.
-        client.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        let mut reply = String::new();
-        std::io::Read::read_to_string(&mut client, &mut reply).expect("a reply, then EOF");
+        let reply = client.until_closed();
         if json_line(reply.trim_end())["kind"] == "busy" {
             busy += 1;
         }
@@ -636,10 +633,10 @@ fn a_client_that_never_reads_its_reply_is_dropped_at_its_deadline() {
     let socket = dir.socket("r");
     served(&socket);
     // Requests whose replies nobody reads: the supervisor's writes must not block.
-    let mut unread: Vec<UnixStream> = Vec::new();
+    let mut unread: Vec<Client> = Vec::new();
     for _ in 0..16 {
-        let mut stream = UnixStream::connect(&socket).unwrap();
-        stream.write_all(b"{\"op\":\"status\"}\n").unwrap();
+        let mut stream = Client::connect(&socket).unwrap();
+        stream.send(b"{\"op\":\"status\"}\n").unwrap();
         unread.push(stream);
     }
     let began = Instant::now();
@@ -652,6 +649,7 @@ fn a_client_that_never_reads_its_reply_is_dropped_at_its_deadline() {
 
 // 5-8. Files and inputs that are not what they claim, or too large.
 
+#[cfg(unix)] // Unix only: /dev/full
 #[test]
 fn up_with_a_log_that_never_ends_fails_cleanly() {
     let dir = State::new();
@@ -681,6 +679,7 @@ fn up_with_a_log_that_never_ends_fails_cleanly() {
     );
 }
 
+#[cfg(unix)] // Unix only: FIFOs
 #[test]
 fn fifos_named_like_records_or_locks_never_hang_a_command() {
     let dir = State::new();
@@ -757,6 +756,7 @@ fn up_gives_up_on_a_turn_held_past_its_ready_timeout() {
     assert!(dir.files(&format!("port-{port}")).is_empty());
 }
 
+#[cfg(unix)] // Unix only: a Windows command line holds at most 32,767 characters
 #[test]
 fn a_huge_argv_is_recorded_cut_and_up_and_stop_still_work() {
     let dir = State::new();
@@ -797,6 +797,7 @@ fn a_huge_argv_is_recorded_cut_and_up_and_stop_still_work() {
     assert_eq!(json_line(&out)["status"], "stopped");
 }
 
+#[cfg(unix)] // Unix only: the length of a socket address
 #[test]
 fn a_state_dir_too_long_for_a_socket_is_a_clear_error_for_run_and_up() {
     let tmp = TempDir::new();
@@ -836,6 +837,7 @@ fn a_state_dir_too_long_for_a_socket_is_a_clear_error_for_run_and_up() {
 
 // After ocwrap's own death: the next ordinary command sweeps.
 
+#[cfg(unix)] // Unix only: leftovers that outlive their supervisor (a Windows job leaves none)
 /// Starts a supervisor of `x` with an escapee, SIGKILLs it, and waits until it
 /// and its server are gone: what is left are the grandchildren and the escapee.
 /// The handle is returned to be dropped only after the check (its drop kills
@@ -858,6 +860,7 @@ fn sigkilled_supervisor(dir: &State) -> (Running, Vec<Proc>) {
     (run, leftovers)
 }
 
+#[cfg(unix)] // Unix only: leftovers that outlive their supervisor (a Windows job leaves none)
 #[test]
 fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
     let dir = State::new();
@@ -869,7 +872,18 @@ fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
         &["release", "--name", "other"],
         &["gc"],
         &[
-            "up", "--name", "other", "--owner", "none", "--port", &port, "--", "true",
+            "up",
+            "--name",
+            "other",
+            "--owner",
+            "none",
+            "--port",
+            &port,
+            "--",
+            fixture_bin(),
+            "tree",
+            "--exit",
+            "0",
         ],
     ];
     for command in commands {
@@ -894,6 +908,7 @@ fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
     assert_eq!(dir.files("x"), Vec::<String>::new());
 }
 
+#[cfg(unix)] // Unix only: leftovers that outlive their supervisor (a Windows job leaves none)
 #[test]
 fn a_supervisor_killed_before_its_first_record_is_swept_by_its_claim() {
     let dir = State::new();

@@ -7,12 +7,12 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
+use crate::support::assert_no_wake_ups;
 use crate::support::{
-    Launch, Proc, Running, TempDir, assert_no_wake_ups, eventually, fixture_bin, free_port,
-    ocwrap_once, status_json,
+    Launch, Proc, Running, TempDir, eventually, fixture_bin, free_port, ocwrap_once, status_json,
 };
 use ocwrap::process::Pid;
-use ocwrap::sys;
 
 /// A supervisor of `fixture tree --listen P`, unowned (so only idleness or a
 /// signal ends it), in its own state dir.
@@ -167,13 +167,14 @@ fn up_hands_the_idle_timeout_to_the_supervisor_it_starts() {
     );
 }
 
+#[cfg(unix)] // Linux only: /proc/PID/syscall and context switches
 #[test]
 fn without_idle_timeout_a_server_with_a_port_costs_no_wake_ups() {
     let served = Served::new();
     let mut run = served.run(&["--watch-method", "pidfd"], &[]);
     run.expect_line("ready");
     assert_no_wake_ups(&run.pinned, Duration::from_secs(5));
-    run.pinned.signal(sys::SIGTERM);
+    run.pinned.signal(ocwrap::sys::SIGTERM);
     run.wait_exit();
 }
 

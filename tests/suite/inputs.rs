@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, assert_state_dir_refused, fixture_bin, free_port,
-    kill_and_reap, ocwrap_bin, ocwrap_once, owner, raw_request, word,
+    Launch, Proc, Running, TempDir, fixture_bin, free_port, kill_and_reap, ocwrap_once, owner,
+    raw_request,
 };
+#[cfg(unix)]
+use crate::support::{assert_state_dir_refused, ocwrap_bin, word};
 use ocwrap::process::Pid;
+#[cfg(unix)]
 use ocwrap::sys;
 
 /// 365 days in seconds: the longest DUR (`ocwrap::duration::MAX_DURATION`).
@@ -137,11 +140,18 @@ fn the_longest_duration_is_accepted() {
         "--linger",
         "8760h",
         "--",
-        "true",
+        fixture_bin(),
+        "tree",
+        "--exit",
+        "0",
     ]);
     assert_eq!(code, 0, "{err}");
 }
 
+#[cfg_attr(
+    windows,
+    ignore = "Wine does not deliver CTRL_BREAK_EVENT, so the tree waits out its 365-day grace"
+)]
 #[test]
 fn a_teardown_with_the_longest_grace_does_not_panic() {
     let mut session = owner();
@@ -159,6 +169,10 @@ fn a_teardown_with_the_longest_grace_does_not_panic() {
     assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
 }
 
+#[cfg_attr(
+    windows,
+    ignore = "Wine does not deliver CTRL_BREAK_EVENT, so the tree waits out its 365-day grace"
+)]
 #[test]
 fn up_accepts_the_longest_ready_timeout() {
     let case = Case::new();
@@ -208,7 +222,15 @@ fn boolean_environment_values_are_read_in_every_usual_spelling() {
     ] {
         let mut run = Launch::ocwrap()
             .env("OCWRAP_VERBOSE", value)
-            .args(["--owner", "none", "--", "true"])
+            .args([
+                "--owner",
+                "none",
+                "--",
+                fixture_bin(),
+                "tree",
+                "--exit",
+                "0",
+            ])
             .spawn();
         assert_eq!(
             run.exit_code(),
@@ -225,6 +247,7 @@ fn boolean_environment_values_are_read_in_every_usual_spelling() {
     }
 }
 
+#[cfg(unix)] // Unix only: sessions
 /// `OCWRAP_SESSION=VALUE ocwrap -- fixture tree --exit 0`: whether the server led
 /// its own session.
 fn server_leads_a_session(value: &str) -> bool {
@@ -245,6 +268,7 @@ fn server_leads_a_session(value: &str) -> bool {
     word(&line, "sid") == word(&line, "server")
 }
 
+#[cfg(unix)] // Unix only: sessions
 #[test]
 fn the_session_flag_reads_its_environment_form() {
     for value in ["1", "yes", "on", "true"] {
@@ -264,7 +288,7 @@ fn up_json_reads_its_environment_form() {
         let mut up = Launch::ocwrap()
             .env("OCWRAP_JSON", value)
             .args(["up", "--state-dir", case.dir(), "--port", &case.port()])
-            .args(["--", "true"])
+            .args(["--", fixture_bin(), "tree", "--exit", "0"])
             .spawn();
         assert_eq!(up.exit_code(), 0, "OCWRAP_JSON={value}: {}", up.stderr());
         let out = up.seen.join("\n");
@@ -308,7 +332,17 @@ fn boolean_flags_take_no_value_on_the_command_line() {
     for flag in ["--verbose=1", "--session=yes"] {
         case.refused(case.launch(None, &[flag]), 2, &["unexpected value"]);
     }
-    let (code, _, err) = ocwrap_once(&["-v", "--session", "--owner", "none", "--", "true"]);
+    let (code, _, err) = ocwrap_once(&[
+        "-v",
+        "--session",
+        "--owner",
+        "none",
+        "--",
+        fixture_bin(),
+        "tree",
+        "--exit",
+        "0",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("ocwrap: started"), "{err:?}");
 }
@@ -357,6 +391,7 @@ fn a_bracketed_ipv6_host_is_stored_bare_and_bracketed_once_in_the_url() {
     assert_eq!(run.exit_code(), 0, "{}", run.stderr());
 }
 
+#[cfg(unix)] // Unix only: symlinks a user can make
 /// A real `0700` directory and a symlink to it, in a temp dir.
 fn symlinked_dir() -> (TempDir, PathBuf, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
@@ -369,6 +404,7 @@ fn symlinked_dir() -> (TempDir, PathBuf, PathBuf) {
     (tmp, real, link)
 }
 
+#[cfg(unix)]
 fn assert_empty(dir: &Path) {
     let left: Vec<_> = std::fs::read_dir(dir).expect("read the dir").collect();
     assert!(
@@ -378,6 +414,7 @@ fn assert_empty(dir: &Path) {
     );
 }
 
+#[cfg(unix)] // Unix only: symlinks a user can make
 #[test]
 fn a_symlinked_state_dir_is_refused_however_it_is_spelled() {
     let (_tmp, real, link) = symlinked_dir();
@@ -388,6 +425,7 @@ fn a_symlinked_state_dir_is_refused_however_it_is_spelled() {
     assert_empty(&real);
 }
 
+#[cfg(unix)] // Unix only: symlinks a user can make
 #[test]
 fn a_state_dir_ending_in_dot_dot_is_refused() {
     let (_tmp, real, link) = symlinked_dir();
@@ -400,6 +438,7 @@ fn a_state_dir_ending_in_dot_dot_is_refused() {
     assert_empty(&real);
 }
 
+#[cfg(unix)] // Unix only: XDG_RUNTIME_DIR and TMPDIR (Windows: the test after it)
 /// Starts a supervisor in `cwd` with this environment (XDG_RUNTIME_DIR and
 /// TMPDIR empty unless given) and asserts that it registered in `expected`: its
 /// control socket is bound there before the server starts.
@@ -423,6 +462,7 @@ fn assert_registers_in(cwd: &Path, env: &[(&str, &str)], expected: &Path) {
     assert!(registered, "with {env:?}: no {}", socket.display());
 }
 
+#[cfg(unix)] // Unix only: XDG_RUNTIME_DIR and TMPDIR (Windows: the test after it)
 #[test]
 fn the_default_state_dir_is_absolute_whatever_the_environment_says() {
     let tmp = TempDir::new();
@@ -448,6 +488,21 @@ fn the_default_state_dir_is_absolute_whatever_the_environment_says() {
         assert_registers_in(&cwd, &env, &expected);
         assert_empty(&cwd);
     }
+}
+
+#[cfg(windows)] // Windows only: %LOCALAPPDATA%
+#[test]
+fn the_default_state_dir_is_under_local_app_data() {
+    let tmp = TempDir::new();
+    let mut run = Launch::ocwrap()
+        .env("LOCALAPPDATA", tmp.path())
+        .arg("status")
+        .spawn();
+    assert_eq!(run.exit_code(), 0, "status: {}", run.stderr());
+    assert!(
+        tmp.path().join("ocwrap").is_dir(),
+        "no %LOCALAPPDATA%\\ocwrap"
+    );
 }
 
 #[test]
@@ -488,6 +543,7 @@ fn a_relative_state_dir_option_names_one_directory_from_anywhere() {
 
 // 4. Owners that can never die.
 
+#[cfg(unix)] // Unix only: init and kernel threads
 /// A kernel thread visible in /proc (kthreadd is PID 2 on most hosts).
 fn a_kernel_thread() -> Pid {
     sys::all_processes()
@@ -497,6 +553,7 @@ fn a_kernel_thread() -> Pid {
         .expect("this test needs a kernel thread visible in /proc (not a PID namespace)")
 }
 
+#[cfg(unix)] // Unix only: init and kernel threads
 #[test]
 fn init_and_kernel_threads_are_refused_as_owners_with_exit_125() {
     let case = Case::new();
@@ -526,6 +583,7 @@ fn init_and_kernel_threads_are_refused_as_owners_with_exit_125() {
     );
 }
 
+#[cfg(unix)] // Unix only: exec, which keeps the PID
 #[test]
 fn ocwrap_itself_is_refused_as_its_own_owner() {
     let case = Case::new();

@@ -1,15 +1,35 @@
 //! Integration tests, one module per area of the design (docs/DESIGN.md).
+//!
+//! Every module is shared by all platforms except those marked `cfg(unix)`, whose
+//! scenarios only Unix can show (each says why); within a shared module a
+//! scenario of one family is marked likewise, with its reason.
 
 mod completions;
+mod errors;
 mod faults;
+// The guard: a Unix mechanism (a process of its own session, linked by a socket
+// pair) for what the parent-death signal cannot reach; Windows' job needs none.
+#[cfg(unix)]
 mod guard;
+// The handshake over descriptor 3 on its own; Windows hands the channel over as
+// an inherited pipe handle inside `spawn_detached`, which `up`'s scenarios use.
+#[cfg(unix)]
 mod handoff;
 mod harness;
 mod idle;
 mod inputs;
 mod records;
 mod run;
+// The session owner: a shell named `claude` (by its argv[0]) stands for Claude
+// Code. Unix only for now: on Windows the session would be found by its image
+// name, which needs a copy of the fixture named `claude.exe`.
+#[cfg(unix)]
 mod session;
+// Servers on Unix sockets, NOTIFY_SOCKET and descriptor readiness: Unix only.
+#[cfg(unix)]
 mod socket;
+// Cgroups, process groups, sessions and the signals that reach them: what the
+// containment is on Linux. Windows' job object is shown by the shared scenarios.
+#[cfg(unix)]
 mod tree;
 mod up;

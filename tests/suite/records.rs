@@ -1,19 +1,24 @@
 //! Records, locks, the control socket, and the commands built on them: `status`,
 //! `stop`, `release` and `gc` (docs/DESIGN.md, "Records and locks").
 
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+#[cfg(unix)]
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::{
-    Junk, Launch, Proc, Running, State, TempDir, assert_state_dir_refused, attach_line, eventually,
-    fixture_bin, free_port, kill_and_reap, owner, raw_request, status_json,
+    Junk, Running, State, attach_line, eventually, fixture_bin, free_port, kill_and_reap, owner,
+    raw_request, status_json,
 };
+#[cfg(unix)]
+use crate::support::{Launch, Proc, TempDir, assert_state_dir_refused};
 use ocwrap::process::Pid;
 use ocwrap::sys;
 
+#[cfg(unix)]
 const NOBODY: u32 = 65534;
 
 fn owner_pids(record: &Value) -> Vec<i64> {
@@ -117,15 +122,19 @@ fn the_record_has_every_field_with_true_values() {
         "started_at {started} vs now {before}"
     );
     assert_eq!(r["log"], Value::Null);
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&state.dir.join(format!("{stem}.json"))), 0o600);
-    assert_eq!(mode(&state.dir), 0o700);
+    #[cfg(unix)]
+    {
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state.dir.join(format!("{stem}.json"))), 0o600);
+        assert_eq!(mode(&state.dir), 0o700);
+    }
     kill_and_reap(&mut session);
     server.wait_gone("server");
     assert_eq!(run.exit_code(), 0);
     assert!(!state.has_record(&stem), "the record is removed at exit");
 }
 
+#[cfg(unix)] // Unix only: SIGTERM sent to ocwrap, and its exit code
 #[test]
 fn an_unnamed_supervisor_writes_a_pid_record() {
     let state = State::new();
@@ -141,6 +150,7 @@ fn an_unnamed_supervisor_writes_a_pid_record() {
 
 // 3. Unsafe state dirs.
 
+#[cfg(unix)] // Unix only: modes, owners and symlinks of the state dir
 fn assert_refused(state_dir: &Path, problem: &str) {
     let before = std::fs::symlink_metadata(state_dir).expect("exists");
     assert_state_dir_refused(state_dir.to_str().unwrap(), problem);
@@ -159,6 +169,7 @@ fn assert_refused(state_dir: &Path, problem: &str) {
     }
 }
 
+#[cfg(unix)] // Unix only: modes, owners and symlinks of the state dir
 #[test]
 fn a_symlinked_state_dir_is_refused() {
     let tmp = TempDir::new();
@@ -170,6 +181,7 @@ fn a_symlinked_state_dir_is_refused() {
     assert_refused(&link, "is a symlink");
 }
 
+#[cfg(unix)] // Unix only: modes, owners and symlinks of the state dir
 #[test]
 fn a_world_writable_state_dir_is_refused() {
     let tmp = TempDir::new();
@@ -179,6 +191,7 @@ fn a_world_writable_state_dir_is_refused() {
     assert_refused(&dir, "is group- or world-writable");
 }
 
+#[cfg(unix)] // Unix only: modes, owners and symlinks of the state dir
 #[test]
 fn a_state_dir_of_another_user_is_refused() {
     assert_eq!(
@@ -196,6 +209,7 @@ fn a_state_dir_of_another_user_is_refused() {
 
 // 4. Records that are not to be trusted.
 
+#[cfg(unix)] // Unix only: modes, owners and symlinks of the state dir
 #[test]
 fn corrupt_symlinked_and_foreign_records_are_reported_removed_and_never_followed() {
     let state = State::new();
@@ -495,6 +509,7 @@ fn bad_control_messages_get_an_error_reply_and_the_supervisor_keeps_running() {
     assert!(run.pinned.is_running());
 }
 
+#[cfg(unix)] // Unix only: a peer of another user (Wine has one user)
 #[test]
 fn a_peer_of_another_user_is_refused() {
     assert_eq!(
@@ -532,6 +547,7 @@ fn a_peer_of_another_user_is_refused() {
 
 // 9. gc after a supervisor was SIGKILLed.
 
+#[cfg(unix)] // Unix only: leftovers that outlive their supervisor (a Windows job leaves none)
 #[test]
 fn gc_kills_the_leftovers_of_a_sigkilled_supervisor_and_removes_its_record() {
     let state = State::new();
@@ -861,6 +877,7 @@ fn an_oversized_lock_that_someone_holds_is_live_and_left_alone() {
     assert!(!path.exists(), "a free one is a stale lock, removed");
 }
 
+#[cfg(unix)] // Unix only: a directory another user cannot write
 #[test]
 fn junk_that_gc_cannot_clear_is_reported_with_its_path_and_gc_fails() {
     assert_eq!(

@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[cfg(unix)]
+use crate::support::ocwrap_bin;
 use crate::support::{
-    Launch, Proc, Running, TempDir, fixture_bin, free_port, kill_and_reap, ocwrap_bin, ocwrap_once,
-    owner, status_json,
+    Launch, Proc, Running, TempDir, fixture_bin, free_port, kill_and_reap, ocwrap_once, owner,
+    status_json,
 };
 use ocwrap::process::Pid;
 use ocwrap::state::StateDir;
@@ -272,6 +274,7 @@ fn sixteen_concurrent_ups_start_exactly_one_server() {
     }
 }
 
+#[cfg(unix)] // Unix only: process groups
 #[test]
 fn killing_the_callers_process_group_does_not_touch_the_server() {
     let up = Up::new();
@@ -462,7 +465,7 @@ fn a_server_that_daemonizes_is_followed_not_torn_down() {
 
 #[test]
 fn up_needs_a_port_a_socket_or_a_name() {
-    let (code, _, err) = ocwrap_once(&["up", "--", "true"]);
+    let (code, _, err) = ocwrap_once(&["up", "--", fixture_bin(), "tree", "--exit", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--port, --socket or --name"), "{err}");
 }

@@ -2,15 +2,19 @@
 //! fixture says line by line, and wait for processes to appear or vanish — always
 //! on an event (a line, a pidfd) with a deadline and a message, never on a sleep.
 //!
-//! Every process a test learns about is pinned with a pidfd when it is learned, so
-//! checks and the clean-up on drop can never hit a recycled PID.
+//! Every process a test learns about is pinned when it is learned (a pidfd on
+//! Linux, a process handle on Windows), so checks and the clean-up on drop can
+//! never hit a recycled PID.
+//!
+//! One harness for every platform: what differs is reached through the platform
+//! seam (`ocwrap::sys`, its `fixture` helpers among it), and the few helpers that
+//! only Unix has (process groups, other users, SIGSTOP, FIFOs, `/proc`) are marked
+//! `cfg(unix)`, as the scenarios that use them are.
 
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,10 +23,16 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ocwrap::process::Pid;
-use ocwrap::sys::{self, PidFd};
+use ocwrap::sys::{self, AsWaitable, PidFd};
 
-/// How long any expected event may take. Generous: CI machines are shared.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+#[cfg(unix)]
+mod asleep;
+#[cfg(unix)]
+pub use asleep::*;
+
+/// How long any expected event may take. Generous: CI machines are shared, and
+/// Wine starts a process in tens of milliseconds where Linux takes one.
+pub const DEADLINE: Duration = Duration::from_secs(if cfg!(windows) { 30 } else { 20 });
 
 /// How late after its time a timed step (the end of `--grace`, of `--linger`) may
 /// be seen to have happened: the supervisor's wake-up, its signal, the kernel's
@@ -51,7 +61,7 @@ fn copied(name: &str, built: &str) -> String {
     }
 }
 
-/// A process pinned by a pidfd.
+/// A process pinned by a pidfd (Windows: a process handle).
 #[derive(Debug)]
 pub struct Proc {
     pub pid: Pid,
@@ -75,14 +85,15 @@ impl Proc {
     /// Pins `pid`, named by an announcement that may be older than the process: a
     /// fixture's line (each process prints its own `getpid()`, or its parent's) or
     /// a supervisor's reply, read after the fact. If it cannot be opened because no
-    /// process has that PID (`ESRCH`), it has already exited and been reaped: it
-    /// existed when it announced itself, in this PID namespace (nothing here makes
+    /// process has that PID (`ESRCH`; Windows: `ERROR_INVALID_PARAMETER`), it has
+    /// already exited and been reaped (Windows: lost its last handle): it existed
+    /// when it announced itself, in this PID namespace (nothing here makes
     /// another), so it counts as gone, truly. Any other failure fails the test, as
     /// in [`Proc::pin`].
     pub fn pin_announced(pid: Pid) -> Proc {
         match PidFd::open(pid) {
             Ok(fd) => Proc { pid, fd: Some(fd) },
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Proc { pid, fd: None },
+            Err(e) if sys::fixture::is_no_such_process(&e) => Proc { pid, fd: None },
             Err(e) => panic!("cannot pin announced pid {pid} with a pidfd: {e}"),
         }
     }
@@ -90,7 +101,7 @@ impl Proc {
     fn exited_within(&self, wait: Duration) -> bool {
         match &self.fd {
             None => true,
-            Some(fd) => sys::poll_readable(&[fd.as_fd()], Some(wait))
+            Some(fd) => sys::poll_readable(&[fd.waitable()], Some(wait))
                 .expect("poll on a pidfd")
                 .first()
                 .copied()
@@ -144,6 +155,7 @@ impl Proc {
     /// SIGSTOP, which is not in ocwrap's vocabulary: SIGCONT resumes it. Returns
     /// once the process is stopped (`T` in `/proc/PID/stat`): a signal sent is
     /// not yet a signal taken, and the process may run on for a moment.
+    #[cfg(unix)]
     pub fn stop(&self) {
         if let Some(fd) = &self.fd {
             sys::fixture::stop_process(fd).expect("send SIGSTOP");
@@ -157,6 +169,7 @@ impl Proc {
 }
 
 /// This platform's number for `signal` (an exit code of 128 + it means "died of it").
+#[cfg(unix)]
 pub fn number(signal: sys::Signal) -> i32 {
     sys::signal_number(signal).expect("Unix numbers every signal")
 }
@@ -199,8 +212,9 @@ impl Launch {
         self.arg("--").arg(fixture_bin()).args(fixture_args)
     }
 
+    /// Unix: `argv[0]` apart from the program (Windows has no such thing).
     pub fn arg0(mut self, name: &str) -> Launch {
-        self.command.arg0(name);
+        sys::fixture::set_arg0(&mut self.command, name).expect("set argv[0]");
         self
     }
 
@@ -221,13 +235,17 @@ impl Launch {
 
     /// Starts it as the leader of a new process group (a stand-in for an agent's
     /// shell command, whose whole group gets killed on timeout).
+    #[cfg(unix)]
     pub fn own_group(mut self) -> Launch {
+        use std::os::unix::process::CommandExt;
         self.command.process_group(0);
         self
     }
 
     /// Runs as another user (the test must be root).
+    #[cfg(unix)]
     pub fn uid(mut self, uid: u32) -> Launch {
+        use std::os::unix::process::CommandExt;
         self.command.uid(uid).gid(uid);
         self
     }
@@ -612,7 +630,7 @@ pub fn first_exit(procs: &[Proc], what: &str) -> Instant {
     }
     let fds: Vec<_> = procs
         .iter()
-        .filter_map(|p| p.fd.as_ref().map(AsFd::as_fd))
+        .filter_map(|p| p.fd.as_ref().map(AsWaitable::waitable))
         .collect();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -669,6 +687,7 @@ impl Drop for TempDir {
 }
 
 /// Makes a FIFO at `path`.
+#[cfg(unix)]
 pub fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo")
         .arg(path)
@@ -692,6 +711,9 @@ pub enum Junk {
 }
 
 impl Junk {
+    /// Every kind this platform can plant. Windows has no FIFOs or Unix sockets
+    /// in a directory, and its symlinks need a privilege a user does not have.
+    #[cfg(unix)]
     pub const ALL: [Junk; 6] = [
         Junk::EmptyDir,
         Junk::FullDir,
@@ -700,6 +722,8 @@ impl Junk {
         Junk::Socket,
         Junk::Oversized,
     ];
+    #[cfg(windows)]
+    pub const ALL: [Junk; 3] = [Junk::EmptyDir, Junk::FullDir, Junk::Oversized];
 
     /// A word for it, to make names of: `emptydir`, `fifo`, ….
     pub fn word(self) -> &'static str {
@@ -721,10 +745,17 @@ impl Junk {
                 std::fs::create_dir(path).expect("make a directory");
                 std::fs::write(path.join("inside"), "kept").expect("write into it");
             }
+            #[cfg(unix)]
             Junk::Fifo => mkfifo(path),
+            #[cfg(unix)]
             Junk::Symlink => std::os::unix::fs::symlink(target, path).expect("make a symlink"),
+            #[cfg(unix)]
             Junk::Socket => {
                 std::os::unix::net::UnixListener::bind(path).expect("bind a socket");
+            }
+            #[cfg(windows)]
+            Junk::Fifo | Junk::Symlink | Junk::Socket => {
+                panic!("{self:?} cannot be planted here (not in Junk::ALL); target {target:?}")
             }
             Junk::Oversized => std::fs::File::create(path)
                 .and_then(|f| f.set_len(2 << 20))
@@ -785,8 +816,10 @@ pub const PORT_BLOCKS: [std::ops::RangeInclusive<u16>; 3] =
     [20000..=32767, 32768..=65535, 1024..=19999];
 
 /// The ports the kernel gives `:0` binds and outgoing connections, from
-/// `/proc/sys/net/ipv4/ip_local_port_range`; where that cannot be read, the IANA
-/// dynamic range.
+/// `/proc/sys/net/ipv4/ip_local_port_range`. Where that cannot be read (macOS,
+/// Windows), both usual ranges at once: the IANA dynamic range (49152-65535: macOS,
+/// Windows) and Linux's default (32768-60999), which Wine's Windows programs are
+/// given, as the Linux host gives them out.
 fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
     let text =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
@@ -796,7 +829,7 @@ fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
         .collect();
     match bounds.as_slice() {
         [low, high] => *low..=*high,
-        [] => 49152..=65535,
+        [] => 32768..=65535,
         _ => panic!("ip_local_port_range is not two ports: {text:?}"),
     }
 }
@@ -805,16 +838,16 @@ fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
 /// when another process holds it (or another user's file cannot be opened: its
 /// owner may hold it). The file is opened read-only when it exists (a lock needs
 /// no write access, and another user's file in the sticky temp dir cannot be
-/// opened with `O_CREAT`), so runs as root and as other users share the claims.
+/// opened with `O_CREAT`), so runs as root and as other users share the claims:
+/// it is made readable by all where the umask allows (the usual 022 does; under
+/// a stricter one, another user skips the port, as one held).
 pub fn claim_port(port: u16) -> Option<std::fs::File> {
     use std::io::ErrorKind;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = std::env::temp_dir().join(format!("ocwrap-test-port-{port}.lock"));
     let opened = match std::fs::File::open(&path) {
         Err(e) if e.kind() == ErrorKind::NotFound => std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
             .open(&path)
             .or_else(|e| match e.kind() {
                 ErrorKind::AlreadyExists => std::fs::File::open(&path),
@@ -862,6 +895,7 @@ pub fn status_json(state_dir: &Path) -> serde_json::Value {
 }
 
 /// Zombie children of `parent` right now.
+#[cfg(unix)]
 pub fn zombie_children(parent: Pid) -> Vec<Pid> {
     sys::all_processes()
         .into_iter()
@@ -875,6 +909,38 @@ pub fn zombie_children(parent: Pid) -> Vec<Pid> {
 pub struct State {
     _tmp: TempDir,
     pub dir: PathBuf,
+}
+
+impl Drop for State {
+    /// Whatever a test left running in its state dir is stopped, and the dir
+    /// removed once its supervisors have exited: Windows removes no directory
+    /// while a file in it is open, and a supervisor that released its lock (all
+    /// `stop --wait` waits for) may not have exited yet. So the live supervisors
+    /// are pinned first (from `status --json`, before they are asked to stop).
+    /// Clean-up only: nothing is asserted, and a supervisor still running after
+    /// the deadline is said on stderr.
+    fn drop(&mut self) {
+        if !self.dir.is_dir() {
+            return;
+        }
+        let supervisors: Vec<Proc> = self
+            .live_supervisors()
+            .into_iter()
+            .map(Proc::pin_announced)
+            .collect();
+        if supervisors.is_empty() {
+            return;
+        }
+        let _ = ocwrap_once(&["stop", "--all", "--wait", "--state-dir", self.arg()]);
+        for supervisor in &supervisors {
+            if !supervisor.exited_within(DEADLINE) {
+                eprintln!(
+                    "supervisor {} still runs {DEADLINE:?} after stop --wait",
+                    supervisor.pid
+                );
+            }
+        }
+    }
 }
 
 impl State {
@@ -954,6 +1020,23 @@ impl State {
         self.dir.join(format!("{stem}.sock"))
     }
 
+    /// The supervisor PIDs that the records of live entries name.
+    fn live_supervisors(&self) -> Vec<Pid> {
+        let dir = self.arg();
+        let (_, out, _) = ocwrap_once(&["status", "--json", "--state-dir", dir]);
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&out) else {
+            return Vec::new();
+        };
+        json["supervisors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["live"] == true)
+            .filter_map(|entry| entry["record"]["supervisor"]["pid"].as_i64())
+            .filter_map(|pid| Pid::new(i32::try_from(pid).ok()?))
+            .collect()
+    }
+
     /// Which of `<stem>.json`, `.lock` and `.sock` exist.
     pub fn files(&self, stem: &str) -> Vec<String> {
         ["json", "lock", "sock"]
@@ -984,133 +1067,59 @@ pub fn attach_line(pids: &[Pid]) -> Vec<u8> {
     line
 }
 
-/// One request over a control socket, as raw bytes; the parsed reply line.
+/// A raw client of a supervisor's control socket (Windows: the pipe its `.sock`
+/// file names), for tests that hold connections open, send too little or too
+/// much, or never read: every wait is bounded by [`DEADLINE`].
+pub struct Client(sys::ControlStream);
+
+impl Client {
+    pub fn connect(socket: &Path) -> std::io::Result<Client> {
+        sys::ControlStream::connect(socket).map(Client)
+    }
+
+    /// Writes all of `bytes`, waiting for room at most [`DEADLINE`].
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all_until(bytes, Instant::now() + DEADLINE)
+    }
+
+    /// The next line the supervisor sends (its newline kept), or what came before
+    /// the end of the stream; panics when nothing ends it within [`DEADLINE`].
+    pub fn line(&mut self) -> String {
+        let line = self
+            .0
+            .read_line_until(1 << 20, Instant::now() + DEADLINE)
+            .expect("a reply line within the deadline");
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
+    /// Everything until the supervisor closes the connection; panics when it does
+    /// not within [`DEADLINE`].
+    pub fn until_closed(&mut self) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        let mut all = String::new();
+        loop {
+            let chunk = self
+                .0
+                .read_line_until(1 << 20, deadline)
+                .expect("the end of the stream within the deadline");
+            if chunk.is_empty() {
+                return all;
+            }
+            all.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// One request over a control socket (Windows: the pipe its `.sock` file names),
+/// as raw bytes; the parsed reply line.
 pub fn raw_request(socket: &Path, bytes: &[u8]) -> serde_json::Value {
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(socket).expect("connect to the control socket");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut stream = sys::ControlStream::connect(socket).expect("connect to the control socket");
+    let deadline = Instant::now() + DEADLINE;
     // The supervisor may refuse before reading all of an oversize message.
-    let _ = stream.write_all(bytes);
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
+    let _ = stream.write_all_until(bytes, deadline);
+    let reply = stream
+        .read_line_until(1 << 20, deadline)
         .expect("read the reply");
+    let reply = String::from_utf8_lossy(&reply);
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
-}
-
-/// Whether `pid` is blocked in poll with no timeout, as `/proc/PID/syscall` shows
-/// it: in the system call libc's `poll(fds, n, -1)` makes, with the timeout
-/// argument that call gives. Both depend on the architecture (x86_64 has poll(2),
-/// number 7, given -1; aarch64 has only ppoll(2), number 73, which libc's poll
-/// gives a NULL timeout), so they are not written here but learnt once, at run
-/// time, from a thread of this process blocked in that very call
-/// ([`infinite_poll`]).
-pub fn sleeps_in_poll_forever(pid: Pid) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
-        return false;
-    };
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let forever = infinite_poll();
-    match fields.as_slice() {
-        [number, _, _, timeout, ..] => {
-            *number == forever.number && forever.means_no_timeout(timeout)
-        }
-        _ => false,
-    }
-}
-
-/// How a thread blocked in libc's `poll(fds, 1, -1)` shows in `/proc/…/syscall`
-/// on this machine: the system call's number and its third argument, the timeout.
-pub struct PollForever {
-    pub number: String,
-    pub timeout: String,
-}
-
-impl PollForever {
-    /// Whether `timeout`, the third argument of a call with this number, asks for
-    /// no timeout. A -1 is an `int` (poll(2)): the kernel reads its low 32 bits,
-    /// and what the upper half of the register holds depends on the calling code,
-    /// so only the low half is compared. Otherwise (ppoll(2)'s NULL timespec) the
-    /// whole argument is.
-    pub fn means_no_timeout(&self, timeout: &str) -> bool {
-        let value = |hex: &str| u64::from_str_radix(hex.trim_start_matches("0x"), 16).ok();
-        match (value(&self.timeout), value(timeout)) {
-            (Some(forever), Some(given)) if forever as u32 == u32::MAX => given as u32 == u32::MAX,
-            (Some(forever), Some(given)) => given == forever,
-            _ => false,
-        }
-    }
-}
-
-/// Learns [`PollForever`] once per process: a thread calls libc's `poll` on an
-/// empty pipe with a timeout of -1, and the one thread of this process whose
-/// `/proc/self/task/TID/syscall` names that thread's own `pollfd` (its address)
-/// and a count of 1 is it, blocked in the call. No event says when it has entered
-/// the kernel, so [`eventually`] looks. The write that wakes it ends the thread.
-pub fn infinite_poll() -> &'static PollForever {
-    static LEARNT: std::sync::OnceLock<PollForever> = std::sync::OnceLock::new();
-    LEARNT.get_or_init(|| {
-        use std::os::fd::AsRawFd;
-        let (reader, mut writer) = std::io::pipe().expect("a pipe");
-        let (address_tx, address) = channel();
-        let sleeper = std::thread::spawn(move || {
-            let mut pollfd = libc::pollfd {
-                fd: reader.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let _ = address_tx.send(format!("{:#x}", (&raw mut pollfd).addr()));
-            // SAFETY: one valid pollfd, which lives for the call.
-            unsafe { libc::poll(&raw mut pollfd, 1, -1) }
-        });
-        let address = address
-            .recv_timeout(DEADLINE)
-            .expect("the poller's pollfd address");
-        let mut seen: Option<Vec<String>> = None;
-        eventually(
-            "a thread of this test shows its poll(fds, 1, -1) in /proc",
-            || {
-                seen = own_threads_in_syscalls()
-                    .into_iter()
-                    .find(|f| f.get(1) == Some(&address) && f.get(2).is_some_and(|n| n == "0x1"));
-                seen.is_some()
-            },
-        );
-        writer.write_all(b"x").expect("wake the poller");
-        let woken = sleeper.join().expect("the poller");
-        assert_eq!(woken, 1, "poll(fds, 1, -1) on the pipe returned {woken}");
-        let fields = seen.expect("seen in poll");
-        PollForever {
-            number: fields[0].clone(),
-            timeout: fields[3].clone(),
-        }
-    })
-}
-
-/// `/proc/self/task/*/syscall` of this process's threads, split into fields (a
-/// running thread shows `running`; a thread that ended meanwhile is left out).
-fn own_threads_in_syscalls() -> Vec<Vec<String>> {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("list /proc/self/task");
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("syscall")).ok())
-        .map(|text| text.split_whitespace().map(str::to_string).collect())
-        .collect()
-}
-
-/// Asserts that the supervisor `supervisor` (pinned as `proc`) does not wake up
-/// for `window`: counting starts once its loop sleeps for good, blocked in poll(2)
-/// with no timeout (before that, start-up work may still end in a sleep of its
-/// own), and its voluntary context switches must not change.
-pub fn assert_no_wake_ups(proc: &Proc, window: Duration) {
-    let pid = proc.pid;
-    eventually("ocwrap sleeps in poll with no timeout", || {
-        sleeps_in_poll_forever(pid)
-    });
-    let before = sys::fixture::voluntary_context_switches(pid).expect("read ocwrap's switches");
-    proc.assert_survives(window, "an idle ocwrap");
-    let after = sys::fixture::voluntary_context_switches(pid).expect("read ocwrap's switches");
-    assert_eq!(
-        after, before,
-        "voluntary context switches over {window:?} of idling"
-    );
 }

@@ -103,8 +103,8 @@ pub use diag::write_stderr_line;
 // Test fixtures only: used by `src/bin/ocwrap-fixture.rs` and the tests, by no
 // product module.
 pub use fixture::{
-    catch_signal, exit_this_thread, fork_idle_children, new_session, on_signals, pending_signals,
-    send_notify, serve_local_socket, set_arg0, write_descriptor,
+    catch_signal, exit_this_thread, fork_idle_children, is_no_such_process, new_session,
+    on_signals, pending_signals, send_notify, serve_local_socket, set_arg0, write_descriptor,
 };
 
 // ---------------------------------------------------------------------------
