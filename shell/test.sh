@@ -63,6 +63,15 @@ log=$(mktemp)
 npm_log=$(mktemp)
 trap 'rm -f "$log" "$npm_log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
+# The integration suite's own result in a cargo test log: "passed ignored" of the
+# run that follows cargo's "Running tests/ocwrap.rs" (one test binary, one suite
+# for every platform: tests/ocwrap.rs).
+suite_result() {
+  awk '/Running tests\/ocwrap\.rs/ { s = 1; next } /Running / { s = 0 }
+    s && /^test result:/ { p += $4; i += $8; s = 0 } END { print p + 0, i + 0 }' "$1"
+}
+read -r linux_suite _ < <(suite_result "$log")
+nobody_suite=0
 # The guard's and the local-socket tests once more as nobody, in group
 # containment: a user's guard acts with a user's rights (the sweep's reads of
 # other processes, its own session), and a user's broker, notify socket and
@@ -79,6 +88,7 @@ if [ "$(id -u)" = 0 ]; then
   (cd "$bins" && SUITE_BIN_DIR=$bins setpriv --reuid nobody --regid nogroup --clear-groups \
     "$bins/$(basename "$suite")" guard:: socket::) 2>&1 | tee -a "$log"
   rm -rf "$bins"
+  nobody_suite=$(awk '/^test result:/ { n = $4 } END { print n + 0 }' "$log")
 fi
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 check_no_cgroup_left "cargo test"
@@ -87,10 +97,12 @@ bash shell/xcheck.sh
 echo "== Windows: type-check and clippy for both targets, tests under Wine (shell/windows.sh)"
 bash shell/windows.sh 2>&1 | tee "$log"
 read -r wpassed wfailed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+read -r wine_suite wine_ignored < <(suite_result "$log")
 echo "== npm platform packages: six binaries built, checked and packed (shell/dist.sh)"
 bash shell/dist.sh 2>&1 | tee "$log"
 dist_passed=$(awk '/^dist: [0-9]+ passed, 0 failed$/ { print $2 }' "$log")
 [ -n "$dist_passed" ] || { echo "shell/dist.sh printed no count" >&2; exit 1; }
+arm64_suite=$(awk '/arm64vm: suite: [0-9]+ passed/ { n = $3 } END { print n + 0 }' "$log")
 echo "== end-to-end against the real opencode server"
 bash shell/e2e-opencode.sh
 echo "== npm packages: installed offline from the tarballs, tested with node --test and npx"
@@ -112,5 +124,12 @@ done
 # Wine with its kill -9 check), the platform packages' checks (shell/dist.sh), the
 # three e2e scenarios, the npm checks (node tests,
 # type check, README Level 2) and the iterations of the four chaos runs (set -e has
-# already stopped the run if any failed).
-echo "tests: $((passed + wpassed + 1 + dist_passed + 3 + npm_passed + chaos_passed)) passed, $((failed + wfailed)) failed"
+# already stopped the run if any failed); then the integration scenarios each
+# platform ran: natively on Linux (and again as nobody), under Wine of those it
+# shares (the rest ignored there, each with its reason: shell/scenarios.py), on
+# the emulated arm64 kernel, and the ones macOS only type-checks.
+echo "tests: $((passed + wpassed + 1 + dist_passed + 3 + npm_passed + chaos_passed)) passed, $((failed + wfailed)) failed" \
+  "(scenarios: linux-x64 $linux_suite run natively (+$nobody_suite as nobody)," \
+  "win32-x64 $wine_suite run under Wine ($wine_ignored ignored)," \
+  "linux-arm64 $arm64_suite run on the emulated arm64 kernel," \
+  "macOS $(python3 shell/scenarios.py --count unix) type-checked)"

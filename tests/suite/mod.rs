@@ -20,10 +20,6 @@ mod idle;
 mod inputs;
 mod records;
 mod run;
-// The session owner: a shell named `claude` (by its argv[0]) stands for Claude
-// Code. Unix only for now: on Windows the session would be found by its image
-// name, which needs a copy of the fixture named `claude.exe`.
-#[cfg(unix)]
 mod session;
 // Servers on Unix sockets, NOTIFY_SOCKET and descriptor readiness: Unix only.
 #[cfg(unix)]
