@@ -11,8 +11,9 @@ mod faults;
 // pair) for what the parent-death signal cannot reach; Windows' job needs none.
 #[cfg(unix)]
 mod guard;
-// The handshake over descriptor 3 on its own; Windows hands the channel over as
-// an inherited pipe handle inside `spawn_detached`, which `up`'s scenarios use.
+// not ported to Windows: the handshake on its own, over descriptor 3 (Windows
+// hands the channel over as an inherited pipe handle inside `spawn_detached`,
+// which `up`'s scenarios use).
 #[cfg(unix)]
 mod handoff;
 mod harness;
@@ -24,8 +25,10 @@ mod session;
 // Servers on Unix sockets, NOTIFY_SOCKET and descriptor readiness: Unix only.
 #[cfg(unix)]
 mod socket;
-// Cgroups, process groups, sessions and the signals that reach them: what the
-// containment is on Linux. Windows' job object is shown by the shared scenarios.
+// Cgroups, and group mode's signals (SIGTERM counts, chains that ignore it,
+// decoys that block it): Unix only. (Its one portable scenario, a walk of a
+// thousand processes, is not ported: Windows' group mode is built, not run.)
+// Windows' job object is shown by the shared scenarios.
 #[cfg(unix)]
 mod tree;
 mod up;

@@ -570,7 +570,7 @@ fn orphans_are_reaped_while_ocwrap_runs() {
 
 // 9. Own stdio.
 
-#[cfg(unix)] // Unix only: a pipe filled through O_NONBLOCK
+#[cfg(unix)]
 /// A pipe whose buffer is full and that nobody reads: (read end, write end).
 fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
     use std::os::fd::AsFd;
@@ -582,7 +582,7 @@ fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
     (reader, writer)
 }
 
-#[cfg(unix)] // Unix only: a pipe filled through O_NONBLOCK
+#[cfg(unix)] // not ported to Windows: the test fills the pipe through O_NONBLOCK
 #[test]
 fn a_full_stderr_pipe_nobody_reads_neither_blocks_nor_kills_ocwrap() {
     let (_reader, writer) = full_pipe();
