@@ -10,8 +10,8 @@ Reads tests/suite/: a module or a test marked `#[cfg(unix)] // REASON` is Unix
 only, `#[cfg(windows)] // REASON` Windows only; a test marked
 `#[cfg_attr(windows, ignore = "REASON")]` is shared but not run on Windows (it is
 compiled there and reported as ignored, with its reason); so is a Unix-only mark
-whose reason begins "not ported" (Windows could show it; the suite does not yet,
-and it is not compiled there). Everything else is
+whose reason begins "not ported" or "Wine" (Windows could show it; the suite or
+Wine cannot yet, and it is not compiled there). Everything else is
 shared: compiled and run on every platform. What actually ran is counted by the
 runs themselves (shell/test.sh's closing line); this is the plan they follow.
 """
@@ -70,9 +70,9 @@ def scenarios():
                     kind, reason = modules[module]
                 elif (mark := next((MARK.fullmatch(a) for a in attrs if MARK.fullmatch(a)), None)):
                     kind, reason = mark.group(1), mark.group(2) or ""
-                # A Unix scenario whose reason says "not ported" is shared in
-                # principle: Windows could show it, and this suite does not yet.
-                if kind == "unix" and reason.startswith("not ported"):
+                # A Unix scenario whose reason says "not ported" (or names what
+                # Wine lacks) is shared in principle: Windows could show it.
+                if kind == "unix" and reason.startswith(("not ported", "Wine")):
                     kind = "not-on-windows"
                 elif "cfg_attr(" in text and "windows" in text:
                     found = IGNORE.search(text)

@@ -61,8 +61,9 @@ impl ControlSocket {
     }
 }
 
-/// Which connection a request came in on, to answer it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which connection a request came in on, to answer it. Numbered in the order
+/// the connections were accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClientId(u64);
 
 /// The open control connections of a supervisor.
@@ -193,8 +194,14 @@ impl Clients {
         // Newcomers last: the count that decides `busy` must not include clients
         // that have gone since the last wake.
         let known = self.open.len();
-        complete.extend(self.accept(socket, now));
-        complete.extend(self.progress(known, now));
+        let mut newcomers = self.accept(socket, now);
+        newcomers.extend(self.progress(known, now));
+        // In the order they connected: one served past the limit (by `accept`)
+        // must not overtake those accepted before it in the same turn, whose
+        // requests were already whole too. So a `stop` sent after other
+        // requests is handled after them, however late the loop came to them.
+        newcomers.sort_by_key(|(id, _)| *id);
+        complete.extend(newcomers);
         complete
     }
 
@@ -521,6 +528,41 @@ mod tests {
         assert!(
             line.starts_with(b"{\"ok\":false,\"kind\":\"busy\""),
             "{line:?}"
+        );
+    }
+
+    #[test]
+    fn requests_whole_in_one_turn_are_handled_in_the_order_they_connected() {
+        let scratch = Scratch::new("order");
+        let mut socket = ControlSocket::bind(&scratch.socket()).unwrap();
+        let mut clients = Clients {
+            limit: 2,
+            ..Clients::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let _silent = ControlStream::connect(&scratch.socket()).unwrap();
+        while clients.open.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the silent client is never accepted"
+            );
+            clients.service(&mut socket, Instant::now());
+        }
+        // Both pending at once, both whole: the status takes the last connection
+        // within the limit, the stop comes past it and is served at accept.
+        let mut status = ControlStream::connect(&scratch.socket()).unwrap();
+        status
+            .write_all_until(b"{\"op\":\"status\"}\n", deadline)
+            .unwrap();
+        let mut stop = ControlStream::connect(&scratch.socket()).unwrap();
+        stop.write_all_until(b"{\"op\":\"stop\"}\n", deadline)
+            .unwrap();
+        let served = clients.service(&mut socket, Instant::now());
+        let ops: Vec<bool> = served.iter().map(|(_, r)| *r == Request::Stop).collect();
+        assert_eq!(
+            ops,
+            [false, true],
+            "the status first, then the stop: {served:?}"
         );
     }
 

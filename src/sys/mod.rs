@@ -146,12 +146,14 @@ pub use family::write_stderr_line;
 #[doc(hidden)]
 pub mod fixture {
     pub use super::family::{
-        catch_signal, is_no_such_process, new_session, on_signals, send_notify, serve_local_socket,
-        set_arg0, write_descriptor,
+        catch_signal, new_session, on_signals, send_notify, serve_local_socket, set_arg0,
+        write_descriptor,
     };
     #[cfg(unix)]
     pub use super::os::voluntary_context_switches;
-    pub use super::os::{exit_this_thread, fork_idle_children, pending_signals};
+    pub use super::os::{
+        exit_this_thread, fork_idle_children, is_no_such_process, pending_signals,
+    };
     #[cfg(unix)]
     pub use super::unix::{effective_uid, set_nonblocking, stop_process};
 

@@ -509,7 +509,7 @@ fn bad_control_messages_get_an_error_reply_and_the_supervisor_keeps_running() {
     assert!(run.pinned.is_running());
 }
 
-#[cfg(unix)] // Unix only: a peer of another user (Wine has one user)
+#[cfg(unix)] // Wine has one user: a client of another user cannot be made there
 #[test]
 fn a_peer_of_another_user_is_refused() {
     assert_eq!(

@@ -31,7 +31,7 @@ mod asleep;
 pub use asleep::*;
 
 /// How long any expected event may take. Generous: CI machines are shared, and
-/// Wine starts a process in tens of milliseconds where Linux takes one.
+/// under Wine every process start goes through the wineserver.
 pub const DEADLINE: Duration = Duration::from_secs(if cfg!(windows) { 30 } else { 20 });
 
 /// How late after its time a timed step (the end of `--grace`, of `--linger`) may
@@ -93,7 +93,7 @@ impl Proc {
     pub fn pin_announced(pid: Pid) -> Proc {
         match PidFd::open(pid) {
             Ok(fd) => Proc { pid, fd: Some(fd) },
-            Err(e) if sys::fixture::is_no_such_process(&e) => Proc { pid, fd: None },
+            Err(e) if sys::fixture::is_no_such_process(pid, &e) => Proc { pid, fd: None },
             Err(e) => panic!("cannot pin announced pid {pid} with a pidfd: {e}"),
         }
     }

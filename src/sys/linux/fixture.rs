@@ -91,3 +91,17 @@ pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {
     }
     Ok(total)
 }
+
+/// Tests: whether pinning `pid` (`PidFd::open`) failed because no process has the
+/// PID. `ESRCH`; or `EINVAL` while `/proc/PID` is absent: an older kernel (6.1,
+/// which the arm64 VM boots; a newer one says `ESRCH`) says `EINVAL` for a PID
+/// that no process has but a process group or session still does (its leader
+/// reaped, members left), as it does for a thread's ID, which has a `/proc/PID`
+/// of its own.
+pub fn is_no_such_process(pid: Pid, error: &io::Error) -> bool {
+    match error.raw_os_error() {
+        Some(libc::ESRCH) => true,
+        Some(libc::EINVAL) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}

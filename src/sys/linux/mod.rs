@@ -54,5 +54,6 @@ pub use memory::release_startup_pages;
 
 // For the tests and `src/bin/ocwrap-fixture.rs` only.
 pub use fixture::{
-    exit_this_thread, fork_idle_children, pending_signals, voluntary_context_switches,
+    exit_this_thread, fork_idle_children, is_no_such_process, pending_signals,
+    voluntary_context_switches,
 };

@@ -147,3 +147,9 @@ pub fn voluntary_context_switches(pid: Pid) -> io::Result<u64> {
     }
     u64::try_from(info.pti_csw).map_err(|_| io::Error::other("negative context switch count"))
 }
+
+/// Tests: whether pinning `pid` (`PidFd::open`) failed because no process has the
+/// PID (`ESRCH`).
+pub fn is_no_such_process(_pid: Pid, error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ESRCH)
+}

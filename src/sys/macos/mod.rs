@@ -78,7 +78,8 @@ pub use memory::release_startup_pages;
 // pending signals here: `pending_signals` is a stand-in that only the decoys of
 // `fork_idle_children` make meaningful.
 pub use fixture::{
-    exit_this_thread, fork_idle_children, pending_signals, voluntary_context_switches,
+    exit_this_thread, fork_idle_children, is_no_such_process, pending_signals,
+    voluntary_context_switches,
 };
 
 // ---------------------------------------------------------------------------

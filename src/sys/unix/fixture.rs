@@ -97,8 +97,3 @@ pub fn write_descriptor(number: i32, bytes: &[u8]) -> io::Result<()> {
     let mut file = unsafe { std::fs::File::from_raw_fd(number) };
     io::Write::write_all(&mut file, bytes)
 }
-
-/// Tests: whether opening a pidfd failed because no process has the PID.
-pub fn is_no_such_process(error: &io::Error) -> bool {
-    error.raw_os_error() == Some(libc::ESRCH)
-}

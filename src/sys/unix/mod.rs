@@ -72,8 +72,8 @@ pub use ready::{FD_READINESS, ReadyFd};
 // For the tests and `src/bin/ocwrap-fixture.rs` only (with `set_nonblocking` and
 // `effective_uid` below, which this folder uses too).
 pub use fixture::{
-    catch_signal, is_no_such_process, new_session, on_signals, send_notify, serve_local_socket,
-    set_arg0, stop_process, write_descriptor,
+    catch_signal, new_session, on_signals, send_notify, serve_local_socket, set_arg0, stop_process,
+    write_descriptor,
 };
 
 // ---------------------------------------------------------------------------

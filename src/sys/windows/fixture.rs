@@ -101,8 +101,8 @@ pub fn write_descriptor(_number: i32, _bytes: &[u8]) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
-/// Tests: whether opening a process failed because no process has the PID
-/// (`OpenProcess` says `ERROR_INVALID_PARAMETER` then).
-pub fn is_no_such_process(error: &io::Error) -> bool {
+/// Tests: whether pinning `pid` (`PidFd::open`) failed because no process has
+/// the PID (`OpenProcess` says `ERROR_INVALID_PARAMETER` then).
+pub fn is_no_such_process(_pid: Pid, error: &io::Error) -> bool {
     error.raw_os_error() == Some(windows_sys::Win32::Foundation::ERROR_INVALID_PARAMETER as i32)
 }
