@@ -29,6 +29,10 @@
 #   - linux-arm64: from its packed tarball, on Debian's arm64 kernel under
 #     qemu-system-aarch64 (shell/arm64vm.sh): `--version`, an owner SIGKILLed with
 #     the whole tree gone in both containment modes, an up/status/release round trip;
+#     then the integration test suite, cross-built there for the same target (debug
+#     profile, into target/arm64suite), run in the same VM (its own line
+#     "arm64vm: suite: P passed, F failed, I ignored, S skipped"; the count below
+#     takes the scenarios only);
 #   - win32-x64: from its packed tarball, under Wine: `--version`, and an owner
 #     killed with the tree gone after it;
 #   - the main package lists every platform package at the same version.

@@ -1,8 +1,10 @@
 #!/bin/busybox sh
 # PID 1 of the arm64 VM that shell/arm64vm.sh boots: checks the linux-arm64 ocwrap
 # binary (/ocwrap) on a real arm64 Linux kernel, with busybox for everything else.
-# Every line it prints for the host starts with "arm64vm:"; the last one is
-# "arm64vm: N passed, M failed". The host reads them from the serial console.
+# Then, when /suite holds it, runs the integration test suite (part 4 below).
+# Every line it prints for the host starts with "arm64vm:"; the scenarios' count is
+# "arm64vm: N passed, M failed", the suite's "arm64vm: suite: P passed, F failed,
+# I ignored, S skipped". The host reads them from the serial console.
 # Each wait is bounded (a deadline and a message), and the VM powers off at the end
 # whatever happened, so the host's run never hangs on it.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /usr/bin /usr/sbin /sbin
@@ -137,5 +139,61 @@ kill -9 "$owner"
 wait "$owner" 2>/dev/null
 
 say "$passed passed, $failed failed"
+
+# 4. The integration suite (when shell/arm64vm.sh packed it under /suite): the test
+#    binary with the same build's ocwrap and ocwrap-fixture, at most the seconds in
+#    /suite/limit, its arguments from /suite/args (one a line). Its output
+#    goes to a file, not a pipe: a server a broken test leaves running must not
+#    hold the report back. Then: its result line, each failing test by name, and
+#    the line "arm64vm: suite: P passed, F failed, I ignored, S skipped".
+if [ -x /suite/ocwrap-suite ]; then
+  set --
+  while IFS= read -r arg; do set -- "$@" "$arg"; done </suite/args
+  limit=$(cat /suite/limit)
+  # Every skipped name must still be a test: a renamed test would otherwise run
+  # here unnoticed, or a stale name hide nothing.
+  /suite/ocwrap-suite --list --format terse 2>/dev/null | sed -n 's/: test$//p' >/tmp/suite.tests
+  stale=0 skipped=0
+  while IFS= read -r name; do
+    if grep -qxF "$name" /tmp/suite.tests; then
+      skipped=$((skipped + 1))
+    else
+      say "suite: the skipped $name is no test"
+      stale=$((stale + 1))
+    fi
+  done </suite/skip
+  say "suite: $(grep -c . /tmp/suite.tests) tests, $skipped skipped, at most ${limit}s: ocwrap-suite $*"
+  began=$(date +%s)
+  # /suite/sh: bash as the suite's `sh` (see shell/arm64vm.sh); busybox for the rest.
+  (cd /tmp && PATH=/suite/sh:$PATH SUITE_BIN_DIR=/suite RUST_BACKTRACE=1 RUSTC_BOOTSTRAP=1 timeout "$limit" /suite/ocwrap-suite "$@" \
+    >/tmp/suite.log 2>&1 </dev/null)
+  code=$?
+  took=$(($(date +%s) - began))
+  # The whole output for the host's log, marked so that none of it reads as a
+  # report line.
+  sed 's/^/suite| /' /tmp/suite.log
+  sed -n 's/^test \(.*\) \.\.\. FAILED\( <.*>\)\{0,1\}$/\1/p' /tmp/suite.log | while IFS= read -r name; do
+    say "suite: FAILED: $name"
+  done
+  result=$(grep '^test result:' /tmp/suite.log | tail -n1)
+  if [ -n "$result" ]; then
+    say "suite: $result (exit $code)"
+    set -- $(echo "$result" | sed 's/.* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/')
+    spassed=$1 sfailed=$2 signored=$3
+  else
+    say "suite: no result after ${took}s (exit $code; $limit s is its bound); tests running for over 60 s then:"
+    grep 'has been running for over' /tmp/suite.log | sed 's/^/arm64vm: suite:   /'
+    spassed=$(grep -c '^test .* \.\.\. ok' /tmp/suite.log)
+    sfailed=$(($(grep -c '^test .* \.\.\. FAILED' /tmp/suite.log) + 1))
+    signored=$(grep -c '^test .* \.\.\. ignored' /tmp/suite.log)
+  fi
+  sfailed=$((sfailed + stale))
+  left=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -name 'ocwrap-*' | wc -l)
+  if [ "$left" -ne 0 ]; then
+    say "suite: $left ocwrap cgroups left: $(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -name 'ocwrap-*' | tr '\n' ' ')"
+    sfailed=$((sfailed + 1))
+  fi
+  say "suite: $spassed passed, $sfailed failed, $signored ignored, $skipped skipped in ${took}s"
+fi
 sync
 poweroff -f
