@@ -14,7 +14,8 @@
 #      line `arm64vm: N passed, M failed` counts them (shell/dist.sh reads it);
 #   2. the integration suite (tests/ocwrap.rs, the test binary `cargo test --test
 #      ocwrap` builds) cross-built here for aarch64-unknown-linux-musl, debug
-#      profile, with that build's ocwrap and ocwrap-fixture (SUITE_BIN_DIR, see
+#      profile, with that build's ocwrap-fixture and BINARY itself as the
+#      ocwrap under test (SUITE_BIN_DIR, see
 #      tests/support/mod.rs), as root, minus the tests in `skip` below (each with
 #      its reason); the line `arm64vm: suite: P passed, F failed, I ignored, S
 #      skipped` counts them, with each failing test's name before it, and no
@@ -260,7 +261,11 @@ if [ "$suite" = 1 ]; then
   began=$SECONDS
   build_suite
   say "built the integration suite for aarch64-unknown-linux-musl in $((SECONDS - began))s:" \
-    "$(cd "$work/fs/suite" && du -k ocwrap-suite ocwrap ocwrap-fixture | awk '{ printf "%s %s KiB; ", $2, $1 }')"
+    "$(cd "$work/fs/suite" && du -k ocwrap-suite ocwrap-fixture | awk '{ printf "%s %s KiB; ", $2, $1 }')"
+  # The ocwrap the suite runs is the binary under test, the one from the tarball
+  # (/ocwrap), not the debug build that came with the test binary.
+  rm "$work/fs/suite/ocwrap"
+  ln -s ../ocwrap "$work/fs/suite/ocwrap"
   # The test binary's arguments, one a line: the filters or --exact, the skips.
   {
     echo "--test-threads=$suite_threads"
