@@ -104,8 +104,8 @@ pub use os::FileWatch;
 
 // control: the control channel, who is at its other end, descriptor limits.
 pub use family::{
-    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId, current_user,
-    descriptor_limit, is_out_of_descriptors,
+    CONTROL_BACKLOG, ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId,
+    current_user, descriptor_limit, is_out_of_descriptors,
 };
 
 // handoff: the channel from `up` to `__supervise`.

@@ -24,6 +24,10 @@ pub fn current_user() -> UserId {
 /// Longest control socket path (`sun_path` less its NUL).
 pub const MAX_CONTROL_PATH: usize = os::MAX_SOCKET_PATH;
 
+/// Whether several connections can wait for the control listener at once: a Unix
+/// socket's listen backlog holds them until they are accepted.
+pub const CONTROL_BACKLOG: bool = true;
+
 /// The supervisor's listening control socket, non-blocking, with one descriptor
 /// held in reserve (a duplicate of the listener) for accepting when the process
 /// is out of descriptors.

@@ -54,8 +54,8 @@ pub use fs::{
 
 // The control channel: its socket, the reserve descriptors, users.
 pub use control::{
-    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId, current_user,
-    descriptor_limit, is_out_of_descriptors,
+    CONTROL_BACKLOG, ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, UserId,
+    current_user, descriptor_limit, is_out_of_descriptors,
 };
 
 // The handoff channel on descriptor 3.

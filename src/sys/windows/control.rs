@@ -23,6 +23,11 @@ use crate::process::Pid;
 /// std's long-path support).
 pub const MAX_CONTROL_PATH: usize = 32_000;
 
+/// Whether several connections can wait for the control listener at once: no.
+/// One pipe instance waits at a time, and the next client's connect waits (at
+/// most 5 s) until that one is accepted and a new instance is made.
+pub const CONTROL_BACKLOG: bool = false;
+
 /// The prefix of every pipe name ocwrap makes (see [`unique_pipe_name`]).
 const PIPE_PREFIX: &str = r"\\.\pipe\ocwrap-";
 

@@ -77,8 +77,8 @@ pub use fs::{
 
 // The control channel, who is at its other end, and descriptor limits.
 pub use control::{
-    ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH, descriptor_limit,
-    is_out_of_descriptors,
+    CONTROL_BACKLOG, ControlListener, ControlStream, DescriptorReserve, MAX_CONTROL_PATH,
+    descriptor_limit, is_out_of_descriptors,
 };
 pub use security::{UserId, current_user};
 
