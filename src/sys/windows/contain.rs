@@ -221,7 +221,8 @@ impl Job {
     pub(super) fn adopt(&self, child: &Child) -> io::Result<()> {
         // SAFETY: a valid job handle and the child's valid process handle.
         let joined = check(unsafe { AssignProcessToJobObject(raw(&self.0), raw(child)) })
-            .and_then(|()| resume_suspended(child.id()));
+            .map_err(|e| step_failed("joining the job", e))
+            .and_then(|()| resume_suspended(child.id()).map_err(|e| step_failed("resuming it", e)));
         if joined.is_err() {
             // SAFETY: the child's valid process handle; it has not run yet.
             unsafe { TerminateProcess(raw(child), 1) };
@@ -294,6 +295,13 @@ impl Job {
         // SAFETY: a valid job handle.
         check(unsafe { TerminateJobObject(raw(&self.0), exit_code) })
     }
+}
+
+/// `error` with the step of the start it came from, so that a failure after
+/// `CreateProcess` is told apart from one of `CreateProcess` itself (which keeps
+/// its bare code: "not found" and "not executable" are read from it).
+fn step_failed(step: &str, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{step}: {error}"))
 }
 
 /// Resumes the (single) thread of a process created suspended. std does not hand
