@@ -478,6 +478,25 @@ mod tests {
         complete
     }
 
+    /// A client that sends nothing, connected and served until it is accepted
+    /// (the first connection of `clients`).
+    fn silent_client(
+        clients: &mut Clients,
+        socket: &mut ControlSocket,
+        path: &std::path::Path,
+    ) -> ControlStream {
+        let silent = ControlStream::connect(path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while clients.open.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the silent client is never accepted"
+            );
+            clients.service(socket, Instant::now());
+        }
+        silent
+    }
+
     #[test]
     fn past_the_limit_a_request_complete_on_arrival_is_served() {
         let scratch = Scratch::new("limit");
@@ -487,15 +506,8 @@ mod tests {
             ..Clients::default()
         };
         // A silent client takes the one connection.
-        let _silent = ControlStream::connect(&scratch.socket()).unwrap();
+        let _silent = silent_client(&mut clients, &mut socket, &scratch.socket());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while clients.open.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the silent client is never accepted"
-            );
-            clients.service(&mut socket, Instant::now());
-        }
         // A stop whose bytes are there when it is accepted gets through.
         let mut stop = ControlStream::connect(&scratch.socket()).unwrap();
         stop.write_all_until(b"{\"op\":\"stop\"}\n", deadline)
@@ -539,15 +551,8 @@ mod tests {
             limit: 2,
             ..Clients::default()
         };
+        let _silent = silent_client(&mut clients, &mut socket, &scratch.socket());
         let deadline = Instant::now() + Duration::from_secs(10);
-        let _silent = ControlStream::connect(&scratch.socket()).unwrap();
-        while clients.open.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the silent client is never accepted"
-            );
-            clients.service(&mut socket, Instant::now());
-        }
         // Both pending at once, both whole: the status takes the last connection
         // within the limit, the stop comes past it and is served at accept.
         let mut status = ControlStream::connect(&scratch.socket()).unwrap();

@@ -872,18 +872,7 @@ fn after_a_sigkilled_supervisor_the_next_ordinary_command_leaves_nothing() {
         &["release", "--name", "other"],
         &["gc"],
         &[
-            "up",
-            "--name",
-            "other",
-            "--owner",
-            "none",
-            "--port",
-            &port,
-            "--",
-            fixture_bin(),
-            "tree",
-            "--exit",
-            "0",
+            "up", "--name", "other", "--owner", "none", "--port", &port, "--", "true",
         ],
     ];
     for command in commands {

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::{
-    Launch, Proc, Running, TempDir, fixture_bin, free_port, kill_and_reap, ocwrap_once, owner,
-    raw_request,
+    Launch, Proc, Running, TempDir, free_port, kill_and_reap, owner, raw_request,
 };
 #[cfg(unix)]
-use crate::support::{assert_state_dir_refused, ocwrap_bin, word};
+use crate::support::{assert_state_dir_refused, fixture_bin, ocwrap_bin, word};
 use ocwrap::process::Pid;
 #[cfg(unix)]
 use ocwrap::sys;
@@ -132,19 +131,18 @@ fn a_duration_over_365_days_is_a_usage_error_naming_option_and_limit() {
 
 #[test]
 fn the_longest_duration_is_accepted() {
-    let (code, _, err) = ocwrap_once(&[
-        "--owner",
-        "none",
-        "--grace",
-        MAX_SECONDS,
-        "--linger",
-        "8760h",
-        "--",
-        fixture_bin(),
-        "tree",
-        "--exit",
-        "0",
-    ]);
+    let mut run = Launch::ocwrap()
+        .args([
+            "--owner",
+            "none",
+            "--grace",
+            MAX_SECONDS,
+            "--linger",
+            "8760h",
+        ])
+        .server(&["tree", "--exit", "0"])
+        .spawn();
+    let (code, err) = (run.exit_code(), run.stderr());
     assert_eq!(code, 0, "{err}");
 }
 
@@ -222,15 +220,8 @@ fn boolean_environment_values_are_read_in_every_usual_spelling() {
     ] {
         let mut run = Launch::ocwrap()
             .env("OCWRAP_VERBOSE", value)
-            .args([
-                "--owner",
-                "none",
-                "--",
-                fixture_bin(),
-                "tree",
-                "--exit",
-                "0",
-            ])
+            .args(["--owner", "none"])
+            .server(&["tree", "--exit", "0"])
             .spawn();
         assert_eq!(
             run.exit_code(),
@@ -288,7 +279,7 @@ fn up_json_reads_its_environment_form() {
         let mut up = Launch::ocwrap()
             .env("OCWRAP_JSON", value)
             .args(["up", "--state-dir", case.dir(), "--port", &case.port()])
-            .args(["--", fixture_bin(), "tree", "--exit", "0"])
+            .server(&["tree", "--exit", "0"])
             .spawn();
         assert_eq!(up.exit_code(), 0, "OCWRAP_JSON={value}: {}", up.stderr());
         let out = up.seen.join("\n");
@@ -332,17 +323,11 @@ fn boolean_flags_take_no_value_on_the_command_line() {
     for flag in ["--verbose=1", "--session=yes"] {
         case.refused(case.launch(None, &[flag]), 2, &["unexpected value"]);
     }
-    let (code, _, err) = ocwrap_once(&[
-        "-v",
-        "--session",
-        "--owner",
-        "none",
-        "--",
-        fixture_bin(),
-        "tree",
-        "--exit",
-        "0",
-    ]);
+    let mut run = Launch::ocwrap()
+        .args(["-v", "--session", "--owner", "none"])
+        .server(&["tree", "--exit", "0"])
+        .spawn();
+    let (code, err) = (run.exit_code(), run.stderr());
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("ocwrap: started"), "{err:?}");
 }
